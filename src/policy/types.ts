@@ -1,0 +1,94 @@
+/**
+ * The compiled, immutable policy. `parsePolicy` (src/policy/parsePolicy.ts) builds it from YAML;
+ * everything else reads it. A new policy replaces the old one as a whole object, never in parts.
+ */
+
+export type CredentialSigning = "sigv4" | "sigv4:body" | "sigv4:no_body";
+
+export interface StaticCredentialSpec {
+  readonly kind: "static";
+  readonly accessKeyIdEnv: string;
+  readonly secretAccessKeyEnv: string;
+  readonly sessionTokenEnv?: string;
+}
+
+export interface FileCredentialSpec {
+  readonly kind: "file";
+  /** AWS shared-credentials file (INI). Re-read when it changes. */
+  readonly path: string;
+  readonly profile: string;
+}
+
+export interface DefaultChainCredentialSpec {
+  readonly kind: "default_chain";
+}
+
+export interface AssumeRoleCredentialSpec {
+  readonly kind: "assume_role";
+  readonly roleArn: string;
+  /** Default: countersign-<hostname> (cut to 64 characters). */
+  readonly sessionName?: string;
+  readonly externalId?: string;
+  /** 900..43200; at most 3600 when the source is itself a role. Default 3600. */
+  readonly durationSeconds: number;
+  /** Default 300. */
+  readonly refreshBeforeSeconds: number;
+  /** Name of another credentials entry. */
+  readonly source: string;
+  /** Default us-east-1. */
+  readonly stsRegion: string;
+  readonly stsEndpoint?: string;
+  readonly policy?: string;
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+export type CredentialSpec =
+  | StaticCredentialSpec
+  | FileCredentialSpec
+  | DefaultChainCredentialSpec
+  | AssumeRoleCredentialSpec;
+
+export interface Endpoint {
+  /** Position in the policy's `endpoints` list (0-based); the first match wins. */
+  readonly index: number;
+  /** The pattern as written, e.g. "*.s3.*.amazonaws.com". */
+  readonly host: string;
+  /** Omitted: any port. */
+  readonly port?: number;
+  readonly credentialSigning: CredentialSigning;
+  /** A SigV4 service name, or "auto" (taken from the client's own credential scope). */
+  readonly signingService: string;
+  /** Omitted: derived from the host. */
+  readonly region?: string;
+  /** Name of a credentials entry. */
+  readonly credentials: string;
+  /** Omitted: any placeholder key id is accepted. */
+  readonly clientAccessKeyIds?: ReadonlySet<string>;
+}
+
+export interface Limits {
+  /** Largest body countersign asks Envoy to buffer (bytes). Must match Envoy's buffer limit. Default 1 MiB. */
+  readonly maxBufferedBodyBytes: number;
+}
+
+export interface Policy {
+  readonly version: 1;
+  readonly credentials: ReadonlyMap<string, CredentialSpec>;
+  readonly endpoints: readonly Endpoint[];
+  readonly limits: Limits;
+  /** Hex SHA-256 of the source text, for the policy-info metric and logs. */
+  readonly sha256: string;
+}
+
+export interface PolicyError {
+  readonly file: string;
+  /** 1-based. */
+  readonly line: number;
+  /** 1-based. */
+  readonly col: number;
+  readonly message: string;
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly policy: Policy }
+  | { readonly ok: false; readonly errors: readonly PolicyError[] };
