@@ -1,0 +1,116 @@
+import type { CredentialSigning } from "../policy/types.js";
+import {
+  EMPTY_SHA256,
+  STREAMING_EVENTS,
+  STREAMING_SIGNED,
+  STREAMING_SIGNED_TRAILER,
+  STREAMING_SIGV4A_PREFIX,
+  STREAMING_UNSIGNED_TRAILER,
+  UNSIGNED_PAYLOAD,
+} from "./constants.js";
+
+/**
+ * How the payload takes part in the signature, chosen from the policy's `credential_signing` and
+ * the client's `x-amz-content-sha256`. `hash` is the value signed (and sent) as the payload hash.
+ */
+export type PayloadMode =
+  /** Sign now with `payloadHash`; no body crosses gRPC. */
+  | { readonly kind: "header"; readonly name: PayloadModeName; readonly payloadHash: string }
+  /** Ask Envoy for the whole body (BUFFERED), hash it, sign in the body response. */
+  | { readonly kind: "buffer"; readonly name: "buffered-body" }
+  /** aws-chunked with per-chunk signatures: new seed now, every chunk re-signed in flight. */
+  | { readonly kind: "chunked"; readonly name: "streaming-signed" | "streaming-signed-trailer"; readonly payloadHash: string; readonly trailer: boolean }
+  /** Refused: the reason says why, for a 400/501-style answer. */
+  | { readonly kind: "refuse"; readonly status: 400 | 501; readonly code: string; readonly message: string };
+
+export type PayloadModeName =
+  | "client-hash"
+  | "unsigned-payload"
+  | "streaming-unsigned-trailer"
+  | "empty-body";
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export interface PayloadModeInput {
+  readonly signing: CredentialSigning;
+  /** The client's `x-amz-content-sha256`, if any. */
+  readonly contentSha256: string | undefined;
+  /** Envoy said `end_of_stream` on the headers: no body follows. */
+  readonly endOfStream: boolean;
+}
+
+export function selectPayloadMode({ signing, contentSha256, endOfStream }: PayloadModeInput): PayloadMode {
+  const client = contentSha256?.trim();
+
+  if (client !== undefined && client.startsWith(STREAMING_SIGV4A_PREFIX)) {
+    return {
+      kind: "refuse",
+      status: 400,
+      code: "SigV4aNotSupported",
+      message: `x-amz-content-sha256 "${client}" is a SigV4A streaming upload, which countersign cannot re-sign yet; configure the client to use SigV4 (HMAC) signing or STREAMING-UNSIGNED-PAYLOAD-TRAILER`,
+    };
+  }
+  const chunkSigned = client === STREAMING_SIGNED || client === STREAMING_SIGNED_TRAILER;
+
+  if (signing === "sigv4:no_body") {
+    if (chunkSigned) {
+      return {
+        kind: "refuse",
+        status: 400,
+        code: "InvalidRequest",
+        message: `credential_signing sigv4:no_body cannot carry a chunk-signed body (x-amz-content-sha256 ${client}): re-signing it as UNSIGNED-PAYLOAD would make S3 store the aws-chunked framing; use credential_signing sigv4 for this endpoint`,
+      };
+    }
+    if (client === STREAMING_UNSIGNED_TRAILER) {
+      return { kind: "header", name: "streaming-unsigned-trailer", payloadHash: STREAMING_UNSIGNED_TRAILER };
+    }
+    return { kind: "header", name: "unsigned-payload", payloadHash: UNSIGNED_PAYLOAD };
+  }
+
+  if (signing === "sigv4:body") {
+    if (endOfStream) return { kind: "header", name: "empty-body", payloadHash: EMPTY_SHA256 };
+    if (chunkSigned || client === STREAMING_UNSIGNED_TRAILER || client === STREAMING_EVENTS) {
+      return {
+        kind: "refuse",
+        status: 400,
+        code: "InvalidRequest",
+        message: `credential_signing sigv4:body hashes the whole body, which cannot be done for an aws-chunked streaming upload (x-amz-content-sha256 ${client}); use credential_signing sigv4 for this endpoint`,
+      };
+    }
+    return { kind: "buffer", name: "buffered-body" };
+  }
+
+  // signing === "sigv4": auto-detect from the client's header.
+  if (client === undefined || client === "") {
+    if (endOfStream) return { kind: "header", name: "empty-body", payloadHash: EMPTY_SHA256 };
+    return { kind: "buffer", name: "buffered-body" };
+  }
+  const lower = client.toLowerCase();
+  if (HEX64.test(lower)) return { kind: "header", name: "client-hash", payloadHash: lower };
+  if (client === UNSIGNED_PAYLOAD) return { kind: "header", name: "unsigned-payload", payloadHash: UNSIGNED_PAYLOAD };
+  if (client === STREAMING_UNSIGNED_TRAILER) {
+    return { kind: "header", name: "streaming-unsigned-trailer", payloadHash: STREAMING_UNSIGNED_TRAILER };
+  }
+  if (chunkSigned) {
+    const trailer = client === STREAMING_SIGNED_TRAILER;
+    return { kind: "chunked", name: trailer ? "streaming-signed-trailer" : "streaming-signed", payloadHash: client, trailer };
+  }
+  if (client === STREAMING_EVENTS) {
+    return {
+      kind: "refuse",
+      status: 501,
+      code: "NotImplemented",
+      message: "x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-EVENTS (signed event streams) is not supported by countersign",
+    };
+  }
+  return {
+    kind: "refuse",
+    status: 400,
+    code: "InvalidArgument",
+    message: `x-amz-content-sha256 must be a 64-hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-* value; got "${truncate(client, 80)}"`,
+  };
+}
+
+function truncate(s: string, n: number): string {
+  return s.length <= n ? s : `${s.slice(0, n)}…`;
+}

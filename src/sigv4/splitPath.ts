@@ -1,0 +1,72 @@
+import { PRESIGN_QUERY_PARAMS } from "./constants.js";
+
+/** Query values in the shape the signer wants: percent-decoded, repeated keys as arrays. */
+export type DecodedQuery = Record<string, string | string[]>;
+
+export type SplitPath =
+  | {
+      readonly ok: true;
+      /** The path part of `:path`, exactly as sent (still percent-encoded). */
+      readonly path: string;
+      /** Decoded query for signing, without presigned-URL parameters. */
+      readonly query: DecodedQuery;
+      /** Decoded presigned-URL parameters (`X-Amz-Credential`, …) the client sent, by their sent name. */
+      readonly presign: ReadonlyMap<string, string>;
+      /** The `:path` to forward when presign parameters were removed; undefined when unchanged. */
+      readonly rewrittenPath: string | undefined;
+    }
+  | { readonly ok: false; readonly message: string };
+
+/**
+ * Splits Envoy's `:path` into the path and the canonical-query input. Only `%XX` escapes are decoded
+ * (a literal `+` stays `+`, as AWS signs it). Presigned-URL parameters are taken out so the request
+ * can be signed again with header auth; the rest of the query is forwarded byte for byte.
+ */
+export function splitPath(rawPath: string): SplitPath {
+  if (rawPath === "" || (rawPath[0] !== "/" && rawPath !== "*")) {
+    return { ok: false, message: `:path "${clip(rawPath)}" does not start with "/"` };
+  }
+  if (rawPath.includes("#")) return { ok: false, message: ":path must not contain a fragment (#)" };
+  const q = rawPath.indexOf("?");
+  const path = q < 0 ? rawPath : rawPath.slice(0, q);
+  const query: DecodedQuery = Object.create(null) as DecodedQuery;
+  const presign = new Map<string, string>();
+  if (q < 0) return { ok: true, path, query, presign, rewrittenPath: undefined };
+
+  const kept: string[] = [];
+  for (const pair of rawPath.slice(q + 1).split("&")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    const rawKey = eq < 0 ? pair : pair.slice(0, eq);
+    const rawValue = eq < 0 ? "" : pair.slice(eq + 1);
+    const key = decode(rawKey);
+    const value = decode(rawValue);
+    if (key === undefined || value === undefined) {
+      return { ok: false, message: `query parameter "${clip(pair)}" has a malformed percent-escape or bytes that are not UTF-8` };
+    }
+    if (PRESIGN_QUERY_PARAMS.has(key.toLowerCase())) {
+      presign.set(key, value);
+      continue;
+    }
+    kept.push(pair);
+    const prev = query[key];
+    if (prev === undefined) query[key] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else query[key] = [prev, value];
+  }
+  const rewrittenPath = presign.size === 0 ? undefined : kept.length === 0 ? path : `${path}?${kept.join("&")}`;
+  return { ok: true, path, query, presign, rewrittenPath };
+}
+
+function decode(s: string): string | undefined {
+  if (!s.includes("%")) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function clip(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
+}
