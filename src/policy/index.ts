@@ -1,0 +1,13 @@
+export type * from "./types.js";
+export { parsePolicy, formatPolicyError } from "./parsePolicy.js";
+export { loadPolicyFile } from "./loadPolicyFile.js";
+export { matchEndpoint, splitAuthority, type EndpointMatch } from "./matchEndpoint.js";
+export type { HostAndPort } from "./splitAuthority.js";
+export { compileHostPattern, validateHostPattern, normaliseHost, type HostMatcher } from "./hostPattern.js";
+export {
+  DEFAULT_MAX_BUFFERED_BODY_BYTES,
+  DEFAULT_ASSUME_ROLE_DURATION_SECONDS,
+  DEFAULT_REFRESH_BEFORE_SECONDS,
+  DEFAULT_STS_REGION,
+  DEFAULT_FILE_PROFILE,
+} from "./buildPolicy.js";

@@ -1,0 +1,53 @@
+import { compileHostPattern } from "./hostPattern.js";
+import { splitAuthority } from "./splitAuthority.js";
+import type { Endpoint, Policy } from "./types.js";
+
+export { splitAuthority } from "./splitAuthority.js";
+
+export interface EndpointMatch {
+  readonly endpoint: Endpoint;
+  /** Normalised host (lower-case, no trailing dot, IPv6 without brackets). */
+  readonly host: string;
+  readonly port: number;
+}
+
+interface CompiledEndpoint {
+  readonly endpoint: Endpoint;
+  readonly port: number | undefined;
+  readonly matchesHost: (normalisedHost: string) => boolean;
+}
+
+/** Matchers compiled once per policy object; a replaced policy's entry goes with it. */
+const compiledByPolicy = new WeakMap<Policy, readonly CompiledEndpoint[]>();
+
+/** The policy's endpoints with their host matchers, compiled on first use and then cached. */
+export function compiledEndpoints(policy: Policy): readonly CompiledEndpoint[] {
+  let compiled = compiledByPolicy.get(policy);
+  if (compiled === undefined) {
+    compiled = Object.freeze(
+      policy.endpoints.map((endpoint) => ({
+        endpoint,
+        port: endpoint.port,
+        matchesHost: compileHostPattern(endpoint.host).matchesNormalised,
+      })),
+    );
+    compiledByPolicy.set(policy, compiled);
+  }
+  return compiled;
+}
+
+/**
+ * The first endpoint of the policy (in order) whose host pattern and port match the request's
+ * `:authority`; undefined when none does or the authority is malformed. Without a port in the
+ * authority the scheme's default port is used (443 https, 80 http).
+ */
+export function matchEndpoint(policy: Policy, authority: string, scheme: string): EndpointMatch | undefined {
+  const split = splitAuthority(authority, scheme);
+  if (split === undefined) return undefined;
+  const { host, port } = split;
+  for (const candidate of compiledEndpoints(policy)) {
+    if (candidate.port !== undefined && candidate.port !== port) continue;
+    if (candidate.matchesHost(host)) return { endpoint: candidate.endpoint, host, port };
+  }
+  return undefined;
+}

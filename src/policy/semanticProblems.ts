@@ -1,0 +1,222 @@
+import { DEFAULT_ASSUME_ROLE_DURATION_SECONDS } from "./buildPolicy.js";
+import { normalisePattern, validateHostPattern } from "./hostPattern.js";
+import { problemAtKey, problemAtValue, type Problem } from "./problem.js";
+import { didYouMean, listOr } from "./suggest.js";
+
+/**
+ * Rules the JSON Schema cannot express: host pattern shapes, references between entries, source
+ * cycles, role-chaining limits, duplicate endpoints. Runs on the raw data even when the schema
+ * found problems, skipping whatever has the wrong shape (the schema has reported it), so that a
+ * person sees every problem in one go.
+ */
+export function semanticProblems(data: unknown): Problem[] {
+  const root = asRecord(data);
+  if (root === undefined) return [];
+  const credentials = asRecord(root["credentials"]) ?? {};
+  return [...credentialsProblems(credentials), ...endpointsProblems(root["endpoints"], Object.keys(credentials))];
+}
+
+export const SOURCE_KINDS = ["static", "file", "default_chain", "assume_role"] as const;
+
+/** Longest session AWS grants a role assumed with another role's credentials (role chaining). */
+const ROLE_CHAINING_MAX_SECONDS = 3600;
+
+function credentialsProblems(credentials: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const names = Object.keys(credentials);
+  for (const name of names) {
+    const entry = asRecord(credentials[name]);
+    if (entry === undefined) continue;
+    problems.push(...sourceCountProblems(name, entry));
+    const role = asRecord(entry["assume_role"]);
+    if (role !== undefined) problems.push(...assumeRoleProblems(name, role, credentials));
+  }
+  problems.push(...sourceCycleProblems(credentials));
+  return problems;
+}
+
+/** Exactly one of static, file, default_chain, assume_role. */
+function sourceCountProblems(name: string, entry: Record<string, unknown>): Problem[] {
+  const keys = Object.keys(entry);
+  const sources = keys.filter((key) => (SOURCE_KINDS as readonly string[]).includes(key));
+  if (keys.length === 0) {
+    return [problemAtKey(["credentials", name], `credentials entry "${name}" needs a source: ${listOr([...SOURCE_KINDS])}`)];
+  }
+  if (sources.length > 1) {
+    const second = sources[1] as string;
+    return [
+      problemAtKey(
+        ["credentials", name, second],
+        `credentials entry "${name}" has ${sources.length} sources (${sources.join(", ")}); use exactly one`,
+      ),
+    ];
+  }
+  return [];
+}
+
+function assumeRoleProblems(name: string, role: Record<string, unknown>, credentials: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const at = (key: string): (string | number)[] => ["credentials", name, "assume_role", key];
+  const source = role["source"];
+  if (typeof source === "string" && source.length > 0) {
+    if (!(source in credentials)) {
+      problems.push(
+        problemAtValue(
+          at("source"),
+          `unknown source "${source}" (no such credentials entry${namesHint(Object.keys(credentials), source)})`,
+        ),
+      );
+    }
+  }
+  const duration = role["duration_seconds"];
+  const durationInRange = isInteger(duration) && duration >= 900 && duration <= 43200;
+  if (
+    durationInRange &&
+    duration > ROLE_CHAINING_MAX_SECONDS &&
+    typeof source === "string" &&
+    source !== name &&
+    asRecord(asRecord(credentials[source])?.["assume_role"]) !== undefined
+  ) {
+    problems.push(
+      problemAtValue(
+        at("duration_seconds"),
+        `duration_seconds ${duration} is over ${ROLE_CHAINING_MAX_SECONDS}: source "${source}" is itself an assume_role entry, and AWS limits chained role sessions to one hour`,
+      ),
+    );
+  }
+  const refresh = role["refresh_before_seconds"];
+  const effectiveDuration = duration === undefined ? DEFAULT_ASSUME_ROLE_DURATION_SECONDS : duration;
+  if (isInteger(refresh) && refresh >= 1 && isInteger(effectiveDuration) && refresh >= effectiveDuration) {
+    problems.push(
+      problemAtValue(
+        at("refresh_before_seconds"),
+        `refresh_before_seconds (${refresh}) must be less than duration_seconds (${effectiveDuration}${duration === undefined ? ", the default" : ""})`,
+      ),
+    );
+  }
+  const policy = role["policy"];
+  if (typeof policy === "string" && policy.length > 0) {
+    const reason = jsonObjectProblem(policy);
+    if (reason !== undefined) problems.push(problemAtValue(at("policy"), `policy is not a JSON session policy: ${reason}`));
+  }
+  const endpoint = role["sts_endpoint"];
+  if (typeof endpoint === "string" && /^https?:\/\//.test(endpoint)) {
+    const reason = stsEndpointProblem(endpoint);
+    if (reason !== undefined) problems.push(problemAtValue(at("sts_endpoint"), `sts_endpoint ${JSON.stringify(endpoint)} ${reason}`));
+  }
+  return problems;
+}
+
+/**
+ * a → b → a and a → a. Each cycle is reported once, at the `source` of its first member in the
+ * file.
+ */
+function sourceCycleProblems(credentials: Record<string, unknown>): Problem[] {
+  const sourceOf = (name: string): string | undefined => {
+    const source = asRecord(asRecord(credentials[name])?.["assume_role"])?.["source"];
+    return typeof source === "string" && source in credentials ? source : undefined;
+  };
+  const reported = new Set<string>();
+  const problems: Problem[] = [];
+  for (const start of Object.keys(credentials)) {
+    if (reported.has(start)) continue;
+    const chain: string[] = [];
+    let current: string | undefined = start;
+    while (current !== undefined && !chain.includes(current)) {
+      chain.push(current);
+      current = sourceOf(current);
+    }
+    if (current !== start) continue; // no cycle, or a cycle this entry only leads into
+    chain.forEach((member) => reported.add(member));
+    const message =
+      chain.length === 1
+        ? `credentials entry "${start}" uses itself as its assume_role source`
+        : `assume_role sources form a cycle: ${[...chain, start].join(" → ")}`;
+    problems.push(problemAtValue(["credentials", start, "assume_role", "source"], message));
+  }
+  return problems;
+}
+
+function endpointsProblems(endpoints: unknown, credentialNames: readonly string[]): Problem[] {
+  if (!Array.isArray(endpoints)) return [];
+  const problems: Problem[] = [];
+  const seen: { host: string; port: number | undefined; index: number }[] = [];
+  endpoints.forEach((raw: unknown, index) => {
+    const endpoint = asRecord(raw);
+    if (endpoint === undefined) return;
+    const host = endpoint["host"];
+    const hostValid = typeof host === "string" && host.length > 0 && validateHostPattern(host).length === 0;
+    if (typeof host === "string" && host.length > 0) {
+      for (const message of validateHostPattern(host)) problems.push(problemAtValue(["endpoints", index, "host"], message));
+    }
+    const credentials = endpoint["credentials"];
+    if (typeof credentials === "string" && credentials.length > 0 && !credentialNames.includes(credentials)) {
+      problems.push(
+        problemAtValue(
+          ["endpoints", index, "credentials"],
+          `unknown credentials "${credentials}" (no such credentials entry${namesHint(credentialNames, credentials)})`,
+        ),
+      );
+    }
+    const port = endpoint["port"];
+    if (hostValid && (port === undefined || isInteger(port))) {
+      const normalHost = normalisePattern(host);
+      const earlier = seen.find((e) => e.host === normalHost && (e.port === undefined || e.port === port));
+      if (earlier !== undefined) {
+        problems.push(problemAtValue(["endpoints", index, "host"], duplicateMessage(host, port, earlier.port, earlier.index)));
+      } else {
+        seen.push({ host: normalHost, port, index });
+      }
+    }
+  });
+  return problems;
+}
+
+function duplicateMessage(host: string, port: number | undefined, earlierPort: number | undefined, earlierIndex: number): string {
+  const what = port === undefined ? "any port" : `port ${port}`;
+  const earlierWhat = earlierPort === undefined ? "any port" : `port ${earlierPort}`;
+  return `duplicate endpoint: host ${JSON.stringify(host)} (${what}) can never match, because endpoints[${earlierIndex}] has the same host (${earlierWhat}) and comes first`;
+}
+
+/** ` (did you mean "x"?)`, or the defined names, for an unknown reference. */
+function namesHint(names: readonly string[], wanted: string): string {
+  const suggestion = didYouMean(wanted, names);
+  if (suggestion !== "") return `; ${suggestion.slice(2, -1)}`;
+  return names.length === 0 ? "" : `; defined: ${names.join(", ")}`;
+}
+
+function jsonObjectProblem(text: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+  return asRecord(parsed) === undefined ? "expected a JSON object" : undefined;
+}
+
+function stsEndpointProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "is not a valid URL";
+  }
+  if (url.username !== "" || url.password !== "") return "must not contain user info";
+  if (url.protocol === "http:" && !isLoopback(url.hostname)) {
+    return "must use https (http is only allowed for loopback test servers)";
+  }
+  return undefined;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+function isInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value);
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
