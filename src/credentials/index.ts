@@ -1,0 +1,17 @@
+export { createCredentialProfiles } from "./createProfiles.js";
+export { parseIniSections, parseSharedCredentials } from "./parseSharedCredentials.js";
+export type {
+  AwsCredentialIdentity,
+  AwsCredentialIdentityProvider,
+  CredentialDeps,
+  CredentialEvents,
+  CredentialLogger,
+  CredentialProfile,
+  CredentialProfileStatus,
+  CredentialSourceKind,
+  CredentialState,
+  FileWatchOptions,
+  RefreshEvent,
+  STSClientFactory,
+  STSClientLike,
+} from "./types.js";

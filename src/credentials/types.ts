@@ -1,0 +1,100 @@
+/**
+ * Credential profiles: one named source of real AWS credentials each, kept fresh in the
+ * background and read synchronously on the request path. Providers are separate from signing
+ * (the shape of Envoy's source/extensions/common/aws/); every refresh outcome is counted.
+ */
+import type { AssumeRoleCommand, AssumeRoleCommandOutput, STSClientConfig } from "@aws-sdk/client-sts";
+import type { CredentialSpec } from "../policy/types.js";
+import type { Credentials } from "../sigv4/types.js";
+
+export type CredentialSourceKind = CredentialSpec["kind"];
+
+export type CredentialState =
+  | { readonly usable: true; readonly credentials: Credentials }
+  | { readonly usable: false; readonly reason: string };
+
+export interface CredentialProfileStatus {
+  readonly usable: boolean;
+  /** Expiry of the credentials currently held (none for static and file sources). */
+  readonly expiresAt?: Date;
+  /** When the credentials currently held were obtained. */
+  readonly lastRefreshAt?: Date;
+  /** Error of the most recent attempt, cleared by the next success. Never holds a secret. */
+  readonly lastError?: string;
+  readonly refreshSuccesses: number;
+  readonly refreshFailures: number;
+  /** When the next background refresh attempt is due, if one is scheduled. */
+  readonly nextRefreshAt?: Date;
+}
+
+export interface CredentialProfile {
+  readonly name: string;
+  readonly source: CredentialSourceKind;
+  /** Synchronous, O(1), never does I/O, never throws: the request path calls it per request. */
+  current(): CredentialState;
+  /** First fetch. Resolves (never rejects) when the first attempt has finished; retries go on in the background. Idempotent. */
+  start(): Promise<void>;
+  /** Clears timers and watchers. */
+  stop(): void;
+  status(): CredentialProfileStatus;
+}
+
+export interface RefreshEvent {
+  readonly profile: string;
+  readonly source: string;
+  readonly result: "success" | "failure";
+  readonly durationMs: number;
+  readonly expiresAt?: Date;
+  readonly error?: string;
+  /** At most the last 4 characters of the access key id. */
+  readonly keyIdSuffix?: string;
+}
+
+export interface CredentialEvents {
+  onRefresh?(e: RefreshEvent): void;
+}
+
+/** The subset of a pino logger this module uses. */
+export interface CredentialLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** What the SDK's credential providers return; structurally the SDK's AwsCredentialIdentity. */
+export interface AwsCredentialIdentity {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+  readonly expiration?: Date;
+}
+
+export type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
+
+/** The part of STSClient the assume_role source uses; tests can supply their own. */
+export interface STSClientLike {
+  send(command: AssumeRoleCommand): Promise<AssumeRoleCommandOutput>;
+  destroy?(): void;
+}
+
+export type STSClientFactory = (config: STSClientConfig) => STSClientLike;
+
+export interface FileWatchOptions {
+  /** Backstop poll of the file's content. Default 10 s. */
+  readonly pollIntervalMs?: number;
+  /** A changed file is accepted only when two reads this far apart agree. Default 200 ms. */
+  readonly settleMs?: number;
+}
+
+export interface CredentialDeps {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  readonly events?: CredentialEvents;
+  readonly logger?: CredentialLogger;
+  readonly stsClientFactory?: STSClientFactory;
+  /** Called once per default_chain refresh; each call must return a fresh (un-memoized) provider. */
+  readonly defaultChain?: () => AwsCredentialIdentityProvider;
+  /** For the default RoleSessionName. Default os.hostname(). */
+  readonly hostname?: string;
+  readonly file?: FileWatchOptions;
+}
