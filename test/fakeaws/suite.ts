@@ -1,0 +1,98 @@
+/**
+ * Reader for AWS's official SigV4 test suite (aws-c-auth layout) kept in `../shared` beside the
+ * repository. Test-only helper: parses `request.txt`-style files into a WireRequest.
+ */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { uriEncode, type WireRequest } from "./verifier.js";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const SUITE_DIR = resolve(REPO_ROOT, "..", "shared", "aws-sigv4-test-suite");
+export const V4_DIR = join(SUITE_DIR, "v4");
+export const CHUNKED_EXAMPLE = join(SUITE_DIR, "s3-chunked-upload-example.json");
+
+export function suiteAvailable(): boolean {
+  return existsSync(V4_DIR);
+}
+
+export function suiteCases(): string[] {
+  return readdirSync(V4_DIR, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+}
+
+export interface SuiteContext {
+  credentials: { access_key_id: string; secret_access_key: string; token?: string };
+  expiration_in_seconds: number;
+  normalize: boolean;
+  region: string;
+  service: string;
+  sign_body: boolean;
+  timestamp: string;
+  omit_session_token?: boolean;
+}
+
+export function readCaseFile(name: string, file: string): string {
+  return readFileSync(join(V4_DIR, name, file), "utf8");
+}
+
+export function readContext(name: string): SuiteContext {
+  return JSON.parse(readCaseFile(name, "context.json")) as SuiteContext;
+}
+
+export interface SuiteRequest {
+  method: string;
+  /** Path as written in the file (raw, not encoded). */
+  path: string;
+  query: string;
+  headers: Array<[string, string]>;
+  body: string;
+}
+
+/**
+ * Parses `METHOD <target> HTTP/1.1`, header lines (a line starting with whitespace continues the
+ * previous header; the line break is kept so canonicalisation has to collapse it), a blank line,
+ * then the body.
+ */
+export function parseSuiteRequest(text: string): SuiteRequest {
+  const lines = text.split("\n");
+  const requestLine = lines[0] ?? "";
+  const firstSpace = requestLine.indexOf(" ");
+  const versionAt = requestLine.lastIndexOf(" HTTP/");
+  const method = requestLine.slice(0, firstSpace);
+  const target = requestLine.slice(firstSpace + 1, versionAt);
+  const q = target.indexOf("?");
+  const headers: Array<[string, string]> = [];
+  let i = 1;
+  for (; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line === "") break;
+    if (/^[ \t]/.test(line) && headers.length > 0) {
+      const last = headers[headers.length - 1] as [string, string];
+      last[1] = `${last[1]}\n${line}`;
+      continue;
+    }
+    const colon = line.indexOf(":");
+    headers.push([line.slice(0, colon), line.slice(colon + 1)]);
+  }
+  return {
+    method,
+    path: q < 0 ? target : target.slice(0, q),
+    query: q < 0 ? "" : target.slice(q + 1),
+    headers,
+    body: lines.slice(i + 1).join("\n"),
+  };
+}
+
+/**
+ * The suite writes paths decoded (`/example space/`). Its normalize=true cases expect the
+ * signer to encode that path once more (the double-encoding services, where the given path is
+ * what the signer sees), so it is fed as the wire path. Its normalize=false cases are S3-style:
+ * what goes on the wire is the path encoded once, and that is signed verbatim.
+ */
+export function suiteWireRequest(req: SuiteRequest, normalize: boolean, extraHeaders: Array<[string, string]> = []): WireRequest {
+  const rawPath = normalize ? req.path : req.path.split("/").map(uriEncode).join("/");
+  return { method: req.method, rawPath, rawQuery: req.query, headers: [...req.headers, ...extraHeaders] };
+}
