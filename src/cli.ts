@@ -1,2 +1,117 @@
 #!/usr/bin/env node
-console.log("countersign: under construction");
+/**
+ * countersign command line:
+ *   countersign serve    --policy FILE [--listen 127.0.0.1:50051] [--admin-listen 0.0.0.0:9464] [--log-level info]
+ *   countersign validate FILE
+ *   countersign certs    --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]
+ */
+import { parseArgs } from "node:util";
+import { LOG_LEVELS, type LogLevel } from "./admin/logger.js";
+import { formatPolicyError, loadPolicyFile } from "./policy/index.js";
+import { serve } from "./serve.js";
+
+const USAGE = `usage:
+  countersign serve --policy FILE [--listen HOST:PORT] [--admin-listen HOST:PORT] [--log-level LEVEL]
+                    [--drain-seconds N] [--shutdown-grace-seconds N]
+      env: COUNTERSIGN_POLICY, COUNTERSIGN_LISTEN (default 127.0.0.1:50051),
+           COUNTERSIGN_ADMIN_LISTEN (default 0.0.0.0:9464), COUNTERSIGN_LOG_LEVEL (default info)
+  countersign validate FILE          exit 0 when the policy is valid; else print FILE:LINE:COL: message, exit 1
+  countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return runServe(rest);
+    case "validate":
+      return runValidate(rest);
+    case "certs": {
+      const { runCertsCommand } = await import("./certs/command.js");
+      return runCertsCommand(rest);
+    }
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`countersign: unknown command ${command === undefined ? "(none)" : JSON.stringify(command)}\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function runValidate(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length !== 1) {
+    process.stderr.write(`countersign validate: expected exactly one policy file\n${USAGE}`);
+    return 2;
+  }
+  const file = positionals[0] as string;
+  const result = await loadPolicyFile(file);
+  if (result.ok) {
+    process.stdout.write(`${file}: valid (${result.policy.endpoints.length} endpoints, ${result.policy.credentials.size} credentials entries)\n`);
+    return 0;
+  }
+  for (const e of result.errors) process.stdout.write(`${formatPolicyError(e)}\n`);
+  return 1;
+}
+
+async function runServe(args: string[]): Promise<number> {
+  const env = process.env;
+  const { values } = parseArgs({
+    args,
+    options: {
+      policy: { type: "string" },
+      listen: { type: "string" },
+      "admin-listen": { type: "string" },
+      "log-level": { type: "string" },
+      "drain-seconds": { type: "string" },
+      "shutdown-grace-seconds": { type: "string" },
+    },
+  });
+  const policyPath = values.policy ?? env.COUNTERSIGN_POLICY;
+  if (!policyPath) {
+    process.stderr.write(`countersign serve: --policy FILE (or COUNTERSIGN_POLICY) is required\n${USAGE}`);
+    return 2;
+  }
+  const logLevel = (values["log-level"] ?? env.COUNTERSIGN_LOG_LEVEL ?? "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    process.stderr.write(`countersign serve: --log-level must be one of ${LOG_LEVELS.join(", ")}\n`);
+    return 2;
+  }
+  const seconds = (v: string | undefined, envName: string, dflt: number): number => {
+    const raw = v ?? env[envName];
+    if (raw === undefined) return dflt;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${envName}: "${raw}" is not a number of seconds`);
+    return n;
+  };
+  const server = await serve({
+    policyPath,
+    listen: values.listen ?? env.COUNTERSIGN_LISTEN ?? "127.0.0.1:50051",
+    adminListen: values["admin-listen"] ?? env.COUNTERSIGN_ADMIN_LISTEN ?? "0.0.0.0:9464",
+    logLevel,
+    drainMs: seconds(values["drain-seconds"], "COUNTERSIGN_DRAIN_SECONDS", 5) * 1000,
+    shutdownGraceMs: seconds(values["shutdown-grace-seconds"], "COUNTERSIGN_SHUTDOWN_GRACE_SECONDS", 20) * 1000,
+  });
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      server.logger.info({ signal }, "shutdown requested");
+      void server.stop().then(resolve);
+    };
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`countersign: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,91 @@
+import type { HeaderMap__Output } from "../../protos/generated/envoy/config/core/v3/HeaderMap.js";
+import { deny, type Denial } from "./denial.js";
+
+/** A request head as Envoy described it, decoded once. */
+export interface RequestHead {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly scheme: string;
+  /** Lower-case names; repeated headers joined with "," in arrival order. No pseudo-headers. */
+  readonly headers: ReadonlyMap<string, string>;
+}
+
+export interface HeaderLimits {
+  /** Total bytes of names and values; Envoy's own default limit is 60 KiB. */
+  readonly maxHeaderBytes: number;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+const PSEUDO = new Set([":method", ":path", ":authority", ":scheme"]);
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Reads Envoy's HeaderMap. Values come in `raw_value` (bytes) since Envoy 1.27; older Envoys used
+ * `value`. Bytes that could smuggle another header (CR, LF, NUL) or are not UTF-8 are refused.
+ */
+export function decodeRequestHead(map: HeaderMap__Output | null | undefined, limits: HeaderLimits): RequestHead | Denial {
+  const pseudo = new Map<string, string>();
+  const headers = new Map<string, string>();
+  let bytes = 0;
+  for (const h of map?.headers ?? []) {
+    const name = h.key;
+    const raw = h.raw_value && h.raw_value.length > 0 ? h.raw_value : undefined;
+    bytes += name.length + (raw ? raw.length : h.value.length);
+    if (bytes > limits.maxHeaderBytes) {
+      return bad(`request headers exceed ${limits.maxHeaderBytes} bytes`);
+    }
+    const value = raw ? decodeValue(raw) : h.value;
+    if (value === undefined) return bad(`header ${printable(name)} has bytes that are not UTF-8`);
+    if (/[\r\n\0]/.test(value)) return bad(`header ${printable(name)} contains CR, LF or NUL`);
+    if (name.startsWith(":")) {
+      if (!PSEUDO.has(name)) continue; // e.g. :protocol; not part of what we sign
+      if (pseudo.has(name)) return bad(`pseudo-header ${name} appears twice`);
+      pseudo.set(name, value);
+      continue;
+    }
+    if (!TOKEN.test(name)) return bad(`header name ${printable(name)} is not a lower-case HTTP token`);
+    const prev = headers.get(name);
+    headers.set(name, prev === undefined ? value : `${prev},${value}`);
+  }
+  const method = pseudo.get(":method");
+  const path = pseudo.get(":path");
+  const authority = pseudo.get(":authority") ?? headers.get("host");
+  const scheme = pseudo.get(":scheme") ?? "https";
+  if (!method || !TOKEN.test(method.toLowerCase())) return bad("request has no valid :method");
+  if (method === "CONNECT") return bad("CONNECT must be terminated by Envoy before ext_proc; check envoy.yaml");
+  if (!path) return bad("request has no :path");
+  if (!authority) return bad("request has no :authority or Host");
+  if (scheme !== "https" && scheme !== "http") return bad(`:scheme "${printable(scheme)}" is neither https nor http`);
+  return { method, path, authority, scheme, headers };
+}
+
+function decodeValue(raw: Buffer): string | undefined {
+  // Fast path: ASCII is by far the common case.
+  let ascii = true;
+  for (let i = 0; i < raw.length; i++) {
+    if ((raw[i] as number) > 0x7e) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return raw.toString("latin1");
+  try {
+    return utf8.decode(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+function printable(s: string): string {
+  const clipped = s.length > 40 ? `${s.slice(0, 40)}…` : s;
+  return JSON.stringify(clipped);
+}
+
+function bad(message: string): Denial {
+  return deny(400, "InvalidRequest", "malformed_request", message);
+}
+
+export function isDenial(x: unknown): x is Denial {
+  return typeof x === "object" && x !== null && "reason" in x && "status" in x;
+}

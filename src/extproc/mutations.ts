@@ -1,0 +1,86 @@
+/**
+ * Builders for ext_proc responses. Header values go in `raw_value` only: Envoy ignores `value`
+ * (and fails the request when both are set). `append` is left unset, which Envoy treats as
+ * overwrite.
+ */
+import type { HeaderValueOption } from "../../protos/generated/envoy/config/core/v3/HeaderValueOption.js";
+import type { HeaderMutation } from "../../protos/generated/envoy/service/ext_proc/v3/HeaderMutation.js";
+import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
+import type { Denial } from "./denial.js";
+
+export interface HeaderChanges {
+  readonly set: ReadonlyArray<readonly [string, string]>;
+  readonly remove: readonly string[];
+}
+
+export function headerMutation(changes: HeaderChanges): HeaderMutation {
+  const set_headers: HeaderValueOption[] = changes.set.map(([key, value]) => ({
+    header: { key, raw_value: Buffer.from(value, "utf8") },
+  }));
+  return { set_headers, remove_headers: [...changes.remove] };
+}
+
+/** Answer to request_headers: continue with these header changes. */
+export function headersContinue(changes?: HeaderChanges): ProcessingResponse {
+  return { request_headers: { response: { status: "CONTINUE", header_mutation: changes ? headerMutation(changes) : null } } };
+}
+
+/**
+ * Answer to request_headers asking Envoy to buffer the request body and send it. Envoy copies
+ * BOTH body modes from an override (an omitted one becomes NONE), so both are set explicitly;
+ * header and trailer modes are left DEFAULT, which keeps Envoy's current values.
+ */
+export function headersContinueAndBuffer(): ProcessingResponse {
+  return {
+    request_headers: { response: { status: "CONTINUE" } },
+    mode_override: { request_body_mode: "BUFFERED", response_body_mode: "NONE" },
+  };
+}
+
+/** Answer to request_body: continue, with header changes (applied by Envoy in BUFFERED mode). */
+export function bodyContinue(changes?: HeaderChanges): ProcessingResponse {
+  return { request_body: { response: { status: "CONTINUE", header_mutation: changes ? headerMutation(changes) : null } } };
+}
+
+export function trailersContinue(): ProcessingResponse {
+  return { request_trailers: {} };
+}
+
+/** Pass-through answers for response-direction messages (countersign never changes responses). */
+export function responseHeadersContinue(): ProcessingResponse {
+  return { response_headers: { response: { status: "CONTINUE" } } };
+}
+export function responseBodyContinue(): ProcessingResponse {
+  return { response_body: { response: { status: "CONTINUE" } } };
+}
+export function responseTrailersContinue(): ProcessingResponse {
+  return { response_trailers: {} };
+}
+
+/** The one place a Denial becomes an immediate_response: AWS-style XML error body. */
+export function immediateDenial(denial: Denial, requestId: string): ProcessingResponse {
+  const body =
+    `<?xml version="1.0" encoding="UTF-8"?>\n` +
+    `<Error><Code>${xml(denial.code)}</Code><Message>${xml(denial.message)}</Message>` +
+    `<RequestId>${xml(requestId)}</RequestId></Error>\n`;
+  return {
+    immediate_response: {
+      status: { code: denial.status },
+      headers: headerMutation({
+        set: [
+          ["content-type", "application/xml"],
+          // JSON-protocol SDKs read the error code from this header.
+          ["x-amzn-errortype", denial.code],
+          ["x-countersign-denial", denial.reason],
+        ],
+        remove: [],
+      }),
+      body: Buffer.from(body, "utf8"),
+      details: `countersign_${denial.reason}`,
+    },
+  };
+}
+
+function xml(s: string): string {
+  return s.replace(/[<>&'"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&apos;", '"': "&quot;" })[c] as string);
+}

@@ -1,0 +1,141 @@
+/**
+ * Decides how one request is signed, from its headers alone: which endpoint of the policy, which
+ * service, region and credential set, which payload mode. Pure apart from reading the context.
+ */
+import { matchEndpoint } from "../policy/index.js";
+import type { Endpoint } from "../policy/types.js";
+import {
+  H_AUTHORIZATION,
+  H_CONTENT_LENGTH,
+  H_CONTENT_SHA256,
+  parseAuthorizationHeader,
+  parsePresignedQuery,
+  regionFromHost,
+  selectPayloadMode,
+  splitPath,
+  type ClientAuth,
+  type DecodedQuery,
+  type PayloadMode,
+} from "../sigv4/index.js";
+import type { Credentials } from "../sigv4/types.js";
+import type { SigningContext } from "./context.js";
+import { deny, maskKeyId, type Denial } from "./denial.js";
+import type { RequestHead } from "./headers.js";
+
+export interface Plan {
+  readonly head: RequestHead;
+  readonly endpoint: Endpoint;
+  readonly host: string;
+  readonly service: string;
+  readonly region: string;
+  readonly mode: Exclude<PayloadMode, { kind: "refuse" }>;
+  readonly credentials: Credentials;
+  readonly path: string;
+  readonly query: DecodedQuery;
+  readonly rewrittenPath: string | undefined;
+  readonly clientAuth: ClientAuth;
+  readonly clientSignedHeaders: readonly string[];
+  readonly maxBufferedBodyBytes: number;
+}
+
+/** Partial facts known when a request is refused, for the decision log. */
+export interface PlanFacts {
+  host?: string;
+  service?: string;
+  region?: string;
+  payloadMode?: string;
+  profile?: string;
+  endpointIndex?: number;
+  clientKeyId?: string;
+}
+
+export function planRequest(head: RequestHead, endOfStream: boolean, ctx: SigningContext, facts: PlanFacts): Plan | Denial {
+  const policy = ctx.policy();
+  const match = matchEndpoint(policy, head.authority, head.scheme);
+  if (!match) {
+    return deny(403, "AccessDenied", "no_endpoint", `countersign policy has no endpoint for host "${clip(head.authority)}" (${head.scheme}); add it to the policy's endpoints to allow signing`);
+  }
+  const { endpoint, host } = match;
+  facts.host = host;
+  facts.endpointIndex = endpoint.index;
+  facts.profile = endpoint.credentials;
+
+  const split = splitPath(head.path);
+  if (!split.ok) return deny(400, "InvalidURI", "malformed_request", split.message);
+
+  const authHeader = head.headers.get(H_AUTHORIZATION);
+  const clientAuth: ClientAuth = authHeader !== undefined ? parseAuthorizationHeader(authHeader) : parsePresignedQuery(split.presign);
+  if (clientAuth.kind === "header" || clientAuth.kind === "query") facts.clientKeyId = maskKeyId(clientAuth.accessKeyId);
+
+  if (endpoint.clientAccessKeyIds) {
+    if (clientAuth.kind === "none") {
+      return deny(403, "AccessDenied", "unsigned_client", `endpoint ${endpoint.host} only signs requests made with its placeholder key ids, and this request carries no SigV4 signature`);
+    }
+    if (clientAuth.kind === "malformed") {
+      return deny(400, "AuthorizationHeaderMalformed", "malformed_request", `the client's Authorization is malformed (${clientAuth.message}); endpoint ${endpoint.host} needs it to check the placeholder key id`);
+    }
+    if (!endpoint.clientAccessKeyIds.has(clientAuth.accessKeyId)) {
+      return deny(403, "InvalidAccessKeyId", "key_id_not_allowed", `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
+    }
+  }
+
+  let service = endpoint.signingService;
+  if (service === "auto") {
+    if (clientAuth.kind === "none" || clientAuth.kind === "malformed") {
+      const why = clientAuth.kind === "none" ? "is not signed" : `has a malformed signature (${clientAuth.message})`;
+      return deny(400, "MissingAuthenticationToken", "unsigned_client", `endpoint ${endpoint.host} has signing_service: auto, which takes the service from the client's own SigV4 credential scope, but the request ${why}`);
+    }
+    service = clientAuth.service;
+  }
+  facts.service = service;
+
+  const region = endpoint.region ?? regionFromHost(host) ?? (clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.region : undefined);
+  if (region === undefined) {
+    return deny(400, "AuthorizationHeaderMalformed", "malformed_request", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
+  }
+  facts.region = region;
+
+  const mode = selectPayloadMode({ signing: endpoint.credentialSigning, contentSha256: head.headers.get(H_CONTENT_SHA256), endOfStream });
+  if (mode.kind === "refuse") {
+    facts.payloadMode = "refused";
+    return deny(mode.status, mode.code, mode.status === 501 ? "not_implemented" : "bad_payload_mode", mode.message);
+  }
+  facts.payloadMode = mode.name;
+
+  const maxBody = policy.limits.maxBufferedBodyBytes;
+  if (mode.kind === "buffer") {
+    const declared = head.headers.get(H_CONTENT_LENGTH);
+    if (declared !== undefined) {
+      if (!/^\d{1,15}$/.test(declared)) return deny(400, "InvalidRequest", "malformed_request", `content-length "${clip(declared)}" is not a number`);
+      if (Number(declared) > maxBody) {
+        return deny(413, "EntityTooLarge", "body_too_large", `the body (${declared} bytes) must be hashed to sign this request and is over the ${maxBody}-byte limit; send x-amz-content-sha256 (a hex hash or UNSIGNED-PAYLOAD) from the client, or raise limits.max_buffered_body_bytes and Envoy's buffer limit together`);
+      }
+    }
+  }
+
+  const creds = ctx.credentials(endpoint.credentials);
+  if (!creds.usable) {
+    return deny(503, "ServiceUnavailable", "credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.reason}`);
+  }
+
+  const clientSignedHeaders = clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.signedHeaders : [];
+  return {
+    head,
+    endpoint,
+    host: head.authority,
+    service,
+    region,
+    mode,
+    credentials: creds.credentials,
+    path: split.path,
+    query: split.query,
+    rewrittenPath: split.rewrittenPath,
+    clientAuth,
+    clientSignedHeaders,
+    maxBufferedBodyBytes: maxBody,
+  };
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}

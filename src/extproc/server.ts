@@ -1,0 +1,92 @@
+/**
+ * The gRPC side: owns the ExternalProcessor service and the per-stream loop. It knows nothing of
+ * SigV4; each stream's messages go, strictly in order, to one ExtProcStream.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { ProcessingRequest__Output } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
+import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
+import type { SigningContext } from "./context.js";
+import { loadExtProcProtos } from "./protos.js";
+import { ExtProcStream } from "./stream.js";
+
+export interface StreamObserver {
+  streamOpened?(): void;
+  streamClosed?(): void;
+  grpcError?(kind: string): void;
+}
+
+type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest__Output, ProcessingResponse>;
+
+export function extProcHandlers(ctx: SigningContext, observer: StreamObserver = {}): grpc.UntypedServiceImplementation {
+  return {
+    Process(call: ProcessCall): void {
+      observer.streamOpened?.();
+      const stream = new ExtProcStream(ctx);
+      let queue: Promise<void> = Promise.resolve();
+      let closed = false;
+      const close = (): void => {
+        if (closed) return;
+        closed = true;
+        observer.streamClosed?.();
+      };
+      call.on("data", (msg: ProcessingRequest__Output) => {
+        // Messages of one stream are handled one at a time, in order.
+        queue = queue.then(async () => {
+          const response = await stream.handle(msg);
+          if (!call.cancelled && !call.destroyed) call.write(response);
+        });
+      });
+      call.on("end", () => {
+        void queue.then(() => {
+          if (!call.destroyed) call.end();
+          close();
+        });
+      });
+      call.on("error", (err: grpc.ServiceError) => {
+        observer.grpcError?.(grpc.status[err.code] ?? "UNKNOWN");
+        close();
+      });
+      call.on("cancelled", () => close());
+      call.on("close", () => close());
+    },
+  };
+}
+
+export interface ExtProcServer {
+  readonly server: grpc.Server;
+  readonly port: number;
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export async function startExtProcServer(
+  address: string,
+  ctx: SigningContext,
+  observer: StreamObserver = {},
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<ExtProcServer> {
+  const protos = loadExtProcProtos();
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 8 * 1024 * 1024,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  server.addService(protos.envoy.service.ext_proc.v3.ExternalProcessor.service, extProcHandlers(ctx, observer));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return {
+    server,
+    port,
+    shutdown: (graceMs: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
