@@ -14,9 +14,7 @@ export interface AssumeRoleFetchOptions {
 }
 
 /** Raised when the source profile has nothing to sign with; its message is already a full sentence. */
-class SourceUnusableError extends Error {
-  override readonly name = "SourceUnusableError";
-}
+class SourceUnusableError extends Error {}
 
 export const defaultStsClientFactory: STSClientFactory = (config) => new STSClient(config);
 

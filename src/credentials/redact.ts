@@ -8,9 +8,9 @@ export function keyIdSuffix(accessKeyId: string): string {
   return accessKeyId.length <= 4 ? "" : accessKeyId.slice(-4);
 }
 
-/** Replaces anything shaped like an AWS access key id with its last 4 characters and cuts long text. */
+/** Replaces anything shaped like an AWS access key id with its last 4 characters, folds the text onto one line and cuts it. */
 export function redactKeyIds(text: string): string {
-  const redacted = text.replace(KEY_ID_PATTERN, (id) => `<key id …${id.slice(-4)}>`);
+  const redacted = text.replace(/\s+/g, " ").trim().replace(KEY_ID_PATTERN, (id) => `<key id …${id.slice(-4)}>`);
   return redacted.length > MAX_ERROR_LENGTH ? `${redacted.slice(0, MAX_ERROR_LENGTH)}…` : redacted;
 }
 
