@@ -5,8 +5,8 @@
  * - `**` is one or more labels, and only as the whole first label: `**.x.com` does not match `x.com`.
  * - Every other label compares case-insensitively and exactly.
  *
- * A pattern is compiled once into a matcher that walks the host from its last label backwards
- * with `lastIndexOf`/`startsWith`: no regular expression, no backtracking, no allocation.
+ * A pattern is compiled once into an array of labels compared with the host's labels from the end:
+ * no regular expression, no backtracking, no allocation while matching.
  */
 
 export interface HostMatcher {
@@ -14,8 +14,13 @@ export interface HostMatcher {
   readonly pattern: string;
   /** Matches any host spelling: upper case, a trailing dot and IPv6 brackets are normalised first. */
   matches(host: string): boolean;
-  /** Fast path for a host already returned by {@link normaliseHost} (or `splitAuthority`). */
+  /** For a host already returned by {@link normaliseHost} (or `splitAuthority`). */
   matchesNormalised(host: string): boolean;
+  /**
+   * Fast path: the labels of a normalised DNS host (`host.split(".")`), so that one split serves
+   * every endpoint of a policy. Never called with an IPv6 literal.
+   */
+  matchesLabels(hostLabels: readonly string[]): boolean;
 }
 
 const MAX_HOST_LENGTH = 253;
@@ -132,48 +137,43 @@ function labelProblem(label: string, index: number): string | undefined {
 export function compileHostPattern(pattern: string): HostMatcher {
   const problems = validateHostPattern(pattern);
   if (problems.length > 0) throw new Error(`invalid host pattern: ${problems.join("; ")}`);
-  const normal = normalisePattern(pattern);
-  const labels = normal.split(".");
-  const multi = labels[0] === "**";
-  const fixed = multi ? labels.slice(1) : labels;
-  const matchesNormalised = chooseStrategy(normal, fixed, multi);
-  return {
-    pattern,
-    matchesNormalised,
-    matches(host: string): boolean {
-      const normalHost = normaliseHost(host);
-      return normalHost !== undefined && matchesNormalised(normalHost);
-    },
-  };
-}
-
-/** Picks the cheapest comparison for the pattern's shape. */
-function chooseStrategy(normal: string, fixed: readonly string[], multi: boolean): (host: string) => boolean {
-  const hasSingleWildcard = fixed.includes("*");
-  if (!multi && !hasSingleWildcard) return (host) => host === normal;
-  if (multi && !hasSingleWildcard) {
-    // "**.a.b": the host ends with ".a.b" and has at least one (non-empty) label before it.
-    const suffix = normal.slice(2);
-    return (host) => host.length > suffix.length && host.endsWith(suffix) && !host.includes(":");
-  }
-  return (host) => matchLabelsFromEnd(host, fixed, multi);
+  return new CompiledHostPattern(pattern);
 }
 
 /**
- * Walks the host's labels from the end against the pattern's labels. `*` takes any one label; with
- * `multi` (a leading `**`) at least one more label must remain once the pattern is used up.
- * Host labels are never empty (normaliseHost guarantees it).
+ * The pattern's labels after any leading `**`, with `null` for `*`. Matching compares them with the
+ * host's last labels, from the end, so most mismatches end at the label count or the top-level
+ * label.
  */
-function matchLabelsFromEnd(host: string, labels: readonly string[], multi: boolean): boolean {
-  if (host.includes(":")) return false; // IPv6 literals are never matched by DNS patterns
-  let end = host.length;
-  for (let i = labels.length - 1; i >= 0; i--) {
-    if (end <= 0) return false;
-    const dot = host.lastIndexOf(".", end - 1);
-    const start = dot + 1;
-    const label = labels[i] as string;
-    if (label !== "*" && (end - start !== label.length || !host.startsWith(label, start))) return false;
-    end = dot;
+class CompiledHostPattern implements HostMatcher {
+  private readonly labels: readonly (string | null)[];
+  /** The pattern starts with `**`: the host needs at least one label more than `labels`. */
+  private readonly multi: boolean;
+
+  constructor(readonly pattern: string) {
+    const all = normalisePattern(pattern).split(".");
+    this.multi = all[0] === "**";
+    this.labels = (this.multi ? all.slice(1) : all).map((label) => (label === "*" ? null : label));
   }
-  return multi ? end > 0 : end === -1;
+
+  matches(host: string): boolean {
+    const normal = normaliseHost(host);
+    return normal !== undefined && this.matchesNormalised(normal);
+  }
+
+  matchesNormalised(host: string): boolean {
+    return !host.includes(":") && this.matchesLabels(host.split("."));
+  }
+
+  matchesLabels(hostLabels: readonly string[]): boolean {
+    const labels = this.labels;
+    const count = labels.length;
+    const hostCount = hostLabels.length;
+    if (this.multi ? hostCount <= count : hostCount !== count) return false;
+    for (let i = 1; i <= count; i++) {
+      const label = labels[count - i];
+      if (label !== null && label !== hostLabels[hostCount - i]) return false;
+    }
+    return true;
+  }
 }

@@ -1,4 +1,4 @@
-import { compileHostPattern } from "./hostPattern.js";
+import { compileHostPattern, type HostMatcher } from "./hostPattern.js";
 import { splitAuthority } from "./splitAuthority.js";
 import type { Endpoint, Policy } from "./types.js";
 
@@ -14,7 +14,7 @@ export interface EndpointMatch {
 interface CompiledEndpoint {
   readonly endpoint: Endpoint;
   readonly port: number | undefined;
-  readonly matchesHost: (normalisedHost: string) => boolean;
+  readonly matcher: HostMatcher;
 }
 
 /** Matchers compiled once per policy object; a replaced policy's entry goes with it. */
@@ -28,7 +28,7 @@ export function compiledEndpoints(policy: Policy): readonly CompiledEndpoint[] {
       policy.endpoints.map((endpoint) => ({
         endpoint,
         port: endpoint.port,
-        matchesHost: compileHostPattern(endpoint.host).matchesNormalised,
+        matcher: compileHostPattern(endpoint.host),
       })),
     );
     compiledByPolicy.set(policy, compiled);
@@ -45,9 +45,11 @@ export function matchEndpoint(policy: Policy, authority: string, scheme: string)
   const split = splitAuthority(authority, scheme);
   if (split === undefined) return undefined;
   const { host, port } = split;
+  if (host.includes(":")) return undefined; // an IPv6 literal: host patterns are DNS names
+  const hostLabels = host.split(".");
   for (const candidate of compiledEndpoints(policy)) {
     if (candidate.port !== undefined && candidate.port !== port) continue;
-    if (candidate.matchesHost(host)) return { endpoint: candidate.endpoint, host, port };
+    if (candidate.matcher.matchesLabels(hostLabels)) return { endpoint: candidate.endpoint, host, port };
   }
   return undefined;
 }

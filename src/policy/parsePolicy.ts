@@ -7,6 +7,9 @@ import { semanticProblems } from "./semanticProblems.js";
 import type { ParseResult, PolicyError } from "./types.js";
 import { YamlLocator } from "./yamlLocator.js";
 
+/** Bounds alias expansion ("billion laughs"); a real policy needs a handful at most. */
+const MAX_ALIAS_COUNT = 100;
+
 /**
  * Parses and validates a policy. Pure: no I/O. Every problem is reported, each with the 1-based
  * line and column of the offending key or value in `text`; `file` only labels the errors.
@@ -19,10 +22,19 @@ export function parsePolicy(text: string, file: string): ParseResult {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const locator = new YamlLocator(doc, lineCounter);
-  if (doc.errors.length > 0) {
-    return failure(doc.errors.map((error) => yamlSyntaxError(error, text, locator, file)));
+  // Warnings too: an unknown tag (`!foo 1`) would otherwise silently become a string.
+  const yamlErrors = [...doc.errors, ...doc.warnings];
+  if (yamlErrors.length > 0) {
+    return failure(yamlErrors.map((error) => yamlSyntaxError(error, text, locator, file)));
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    // The only way toJS fails on a document without errors: aliases expanding past the limit.
+    const reason = error instanceof Error ? error.message : String(error);
+    return failure([{ file, line: 1, col: 1, message: `YAML document refused: ${reason} (more than ${MAX_ALIAS_COUNT} alias expansions)` }]);
+  }
   const problems = [...schemaProblems(data), ...semanticProblems(data)];
   if (problems.length > 0) {
     return failure(problems.map((problem) => locate(problem, locator, file)));
@@ -37,12 +49,16 @@ export function formatPolicyError(error: PolicyError): string {
   return `${error.file}:${error.line}:${error.col}: ${error.message}`;
 }
 
+/** A quoted or plain YAML key at the start of a string, as written. */
+const KEY_AT_START = /^(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^\s:,{}[\]]+)/;
+
 function yamlSyntaxError(error: YAMLError, text: string, locator: YamlLocator, file: string): PolicyError {
-  const [start, end] = error.pos;
+  const start = error.pos[0];
   const { line, col } = locator.offset(start);
   if (error.code === "DUPLICATE_KEY") {
-    const key = text.slice(start, end).trim();
-    return { file, line, col, message: `duplicate key ${JSON.stringify(key)}: keys of a mapping must be unique` };
+    const key = KEY_AT_START.exec(text.slice(start, start + 256))?.[0] ?? "";
+    const shown = key.startsWith('"') || key.startsWith("'") ? key : JSON.stringify(key);
+    return { file, line, col, message: `duplicate key ${shown}: keys of a mapping must be unique` };
   }
   return { file, line, col, message: `YAML syntax error: ${error.message}` };
 }

@@ -48,40 +48,43 @@ export class YamlLocator {
     return start === undefined ? DOCUMENT_START : this.offset(start);
   }
 
+  /**
+   * Follows `path` through maps, lists and aliases. Data reached through an alias is reported at
+   * the alias (where the person wrote it), not inside its anchor, which another entry owns.
+   */
   private walk(path: DataPath): { key?: Node; value?: Node; deepest?: Node } {
-    let written: Node | undefined = this.doc.contents ?? undefined;
-    let current: Node | undefined = this.resolve(written);
+    let alias: Node | undefined;
+    const follow = (node: Node | undefined): Node | undefined => {
+      if (node === undefined || !isAlias(node)) return node;
+      alias ??= node;
+      return node.resolve(this.doc) ?? node;
+    };
+    const through = (found: { key?: Node; value?: Node; deepest?: Node }) =>
+      alias === undefined ? found : { value: alias, deepest: alias };
+    let current = follow(this.doc.contents ?? undefined);
     let key: Node | undefined;
     let deepest: Node | undefined = current;
     for (const segment of path) {
-      if (current === undefined) return { deepest };
+      if (current === undefined) return through({ deepest });
       deepest = current;
       key = undefined;
       let next: Node | undefined;
       if (isMap(current)) {
         const pair = current.items.find((item) => keyText(item.key) === String(segment));
-        if (pair === undefined) return { deepest };
+        if (pair === undefined) return through({ deepest });
         key = isNode(pair.key) ? pair.key : undefined;
         next = isNode(pair.value) ? pair.value : undefined;
-        if (next === undefined) return { key, deepest: key ?? deepest };
+        if (next === undefined) return through({ key, deepest: key ?? deepest });
       } else if (isSeq(current) && typeof segment === "number") {
         const item = current.items[segment];
         next = isNode(item) ? item : undefined;
-        if (next === undefined) return { deepest };
+        if (next === undefined) return through({ deepest });
       } else {
-        return { deepest };
+        return through({ deepest });
       }
-      written = next;
-      current = this.resolve(next);
+      current = follow(next);
     }
-    // An alias is reported where it is written, not where its anchor is.
-    return { key, value: written, deepest };
-  }
-
-  private resolve(node: Node | undefined | null): Node | undefined {
-    if (node === undefined || node === null) return undefined;
-    if (isAlias(node)) return node.resolve(this.doc) ?? node;
-    return node;
+    return through({ key, value: current, deepest });
   }
 }
 

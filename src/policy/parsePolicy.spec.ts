@@ -1,0 +1,627 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { formatPolicyError, parsePolicy } from "./parsePolicy.js";
+import type { Policy } from "./types.js";
+
+/** Joins lines so that a test can read line numbers off the argument positions (first = line 1). */
+function lines(...text: string[]): string {
+  return `${text.join("\n")}\n`;
+}
+
+/** Every error as "LINE:COL: message"; [] when the policy is valid. */
+function errorsOf(text: string): string[] {
+  const result = parsePolicy(text, "policy.yaml");
+  return result.ok ? [] : result.errors.map((e) => `${e.line}:${e.col}: ${e.message}`);
+}
+
+function parsed(text: string): Policy {
+  const result = parsePolicy(text, "policy.yaml");
+  if (!result.ok) throw new Error(result.errors.map(formatPolicyError).join("\n"));
+  return result.policy;
+}
+
+/** Lines 1-4: version and one static credentials entry named "work". */
+const HEAD = [
+  "version: 1",
+  "credentials:",
+  "  work:",
+  "    static: { access_key_id_env: AK, secret_access_key_env: SK }",
+] as const;
+
+/** A policy of HEAD plus `endpoints:` on line 5 and the given endpoint lines from line 6. */
+function withEndpoints(...endpointLines: string[]): string {
+  return lines(...HEAD, "endpoints:", ...endpointLines);
+}
+
+/** One block-style endpoint on lines 6-9 with one line replaced or added. */
+function endpoint(overrides: Record<string, string | undefined> = {}): string[] {
+  const fields: Record<string, string | undefined> = {
+    host: '"*.s3.*.amazonaws.com"',
+    credential_signing: "sigv4",
+    signing_service: "s3",
+    credentials: "work",
+    ...overrides,
+  };
+  return Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value], i) => `${i === 0 ? "  - " : "    "}${key}:${value === "" ? "" : ` ${value}`}`);
+}
+
+/** HEAD plus one assume_role entry "role" (line 5 onwards), sourced from "work", and one endpoint. */
+function withRole(...roleLines: string[]): string {
+  return lines(
+    ...HEAD,
+    "  role:",
+    "    assume_role:",
+    ...roleLines.map((line) => `      ${line}`),
+    "endpoints:",
+    '  - { host: "*.s3.*.amazonaws.com", credential_signing: sigv4, signing_service: s3, credentials: role }',
+  );
+}
+
+const ROLE_ARN = "role_arn: arn:aws:iam::123456789012:role/sandbox-s3";
+
+describe("parsePolicy: the documented example", () => {
+  const example = lines(
+    "version: 1",
+    "credentials:",
+    "  workload:",
+    "    static:",
+    "      access_key_id_env: COUNTERSIGN_AWS_ACCESS_KEY_ID",
+    "      secret_access_key_env: COUNTERSIGN_AWS_SECRET_ACCESS_KEY",
+    "      session_token_env: COUNTERSIGN_AWS_SESSION_TOKEN   # optional",
+    "  from-file:",
+    "    file: { path: /var/run/secrets/aws/credentials, profile: default }   # re-read when it changes",
+    "  ambient:",
+    "    default_chain: {}            # the AWS SDK default provider chain",
+    "  sandbox-role:",
+    "    assume_role:",
+    "      role_arn: arn:aws:iam::123456789012:role/sandbox-s3",
+    "      session_name: countersign          # optional",
+    "      external_id: optional",
+    "      duration_seconds: 3600",
+    "      refresh_before_seconds: 300        # default 300; must be < duration_seconds",
+    "      source: ambient                    # another credentials entry",
+    "      sts_region: us-east-1              # default us-east-1",
+    "      sts_endpoint: https://sts.us-east-1.amazonaws.com   # optional override",
+    `      policy: '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'`,
+    "      tags: { team: ml }                 # optional session tags, string values",
+    "limits:                                  # optional",
+    "  max_buffered_body_bytes: 1048576       # default 1 MiB",
+    "endpoints:",
+    `  - host: "*.s3.*.amazonaws.com"  # '*' is exactly one DNS label`,
+    "    credential_signing: sigv4     # sigv4 | sigv4:body | sigv4:no_body",
+    "    signing_service: s3           # required; 'auto' takes it from the client's own credential scope",
+    "    credentials: workload",
+    "    client_access_key_ids: [AKIDPLACEHOLDER000]   # optional",
+    `  - host: "**.amazonaws.com"      # '**' only as the whole first label: one or more labels`,
+    "    port: 443                     # optional; omitted matches any port",
+    "    credential_signing: sigv4",
+    "    signing_service: auto",
+    "    region: us-east-1             # optional override; otherwise derived from the host",
+    "    credentials: ambient",
+  );
+
+  it("compiles to the exact credentials, endpoints and limits", () => {
+    const policy = parsed(example);
+    expect(policy.version).toBe(1);
+    expect([...policy.credentials.entries()]).toStrictEqual([
+      [
+        "workload",
+        {
+          kind: "static",
+          accessKeyIdEnv: "COUNTERSIGN_AWS_ACCESS_KEY_ID",
+          secretAccessKeyEnv: "COUNTERSIGN_AWS_SECRET_ACCESS_KEY",
+          sessionTokenEnv: "COUNTERSIGN_AWS_SESSION_TOKEN",
+        },
+      ],
+      ["from-file", { kind: "file", path: "/var/run/secrets/aws/credentials", profile: "default" }],
+      ["ambient", { kind: "default_chain" }],
+      [
+        "sandbox-role",
+        {
+          kind: "assume_role",
+          roleArn: "arn:aws:iam::123456789012:role/sandbox-s3",
+          sessionName: "countersign",
+          externalId: "optional",
+          durationSeconds: 3600,
+          refreshBeforeSeconds: 300,
+          source: "ambient",
+          stsRegion: "us-east-1",
+          stsEndpoint: "https://sts.us-east-1.amazonaws.com",
+          policy: '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}',
+          tags: { team: "ml" },
+        },
+      ],
+    ]);
+    expect(policy.endpoints).toStrictEqual([
+      {
+        index: 0,
+        host: "*.s3.*.amazonaws.com",
+        credentialSigning: "sigv4",
+        signingService: "s3",
+        credentials: "workload",
+        clientAccessKeyIds: new Set(["AKIDPLACEHOLDER000"]),
+      },
+      {
+        index: 1,
+        host: "**.amazonaws.com",
+        port: 443,
+        credentialSigning: "sigv4",
+        signingService: "auto",
+        region: "us-east-1",
+        credentials: "ambient",
+      },
+    ]);
+    expect(policy.limits).toStrictEqual({ maxBufferedBodyBytes: 1048576 });
+  });
+
+  it("records the hex SHA-256 of the source text", () => {
+    expect(parsed(example).sha256).toBe(createHash("sha256").update(example).digest("hex"));
+  });
+
+  it("returns a frozen policy whose endpoints cannot be changed", () => {
+    const policy = parsed(example);
+    expect(Object.isFrozen(policy)).toBe(true);
+    expect(Object.isFrozen(policy.endpoints)).toBe(true);
+    expect(Object.isFrozen(policy.endpoints[0])).toBe(true);
+    expect(Object.isFrozen(policy.credentials.get("sandbox-role"))).toBe(true);
+  });
+});
+
+describe("parsePolicy: defaults", () => {
+  it("fills limits with 1 MiB when limits is omitted", () => {
+    expect(parsed(withEndpoints(...endpoint())).limits).toStrictEqual({ maxBufferedBodyBytes: 1048576 });
+  });
+
+  it("fills assume_role duration 3600, refresh 300 and STS region us-east-1 and leaves the optional settings out", () => {
+    const spec = parsed(withRole(ROLE_ARN, "source: work")).credentials.get("role");
+    expect(spec).toStrictEqual({
+      kind: "assume_role",
+      roleArn: "arn:aws:iam::123456789012:role/sandbox-s3",
+      durationSeconds: 3600,
+      refreshBeforeSeconds: 300,
+      source: "work",
+      stsRegion: "us-east-1",
+    });
+  });
+
+  it('reads the "default" profile of a credentials file when profile is omitted', () => {
+    const text = lines("version: 1", "credentials:", "  f: { file: { path: /creds } }", "endpoints:", "  - { host: a.com, credential_signing: sigv4, signing_service: s3, credentials: f }");
+    expect(parsed(text).credentials.get("f")).toStrictEqual({ kind: "file", path: "/creds", profile: "default" });
+  });
+
+  it("accepts default_chain written with no value", () => {
+    const text = lines("version: 1", "credentials:", "  a:", "    default_chain:", "endpoints:", "  - { host: a.com, credential_signing: sigv4, signing_service: s3, credentials: a }");
+    expect(parsed(text).credentials.get("a")).toStrictEqual({ kind: "default_chain" });
+  });
+
+  it("accepts credentials entries that no endpoint uses", () => {
+    const text = lines(...HEAD, "  spare: { default_chain: {} }", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual([]);
+  });
+
+  it("accepts sts_endpoint over http on a loopback address (test servers)", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "sts_endpoint: http://127.0.0.1:4566"))).toEqual([]);
+  });
+
+  it.each(["us-east-1", "cn-north-1", "us-gov-west-1", "eu-central-2", "il-central-1", "ap-southeast-4"])(
+    "accepts region %s",
+    (region) => {
+      expect(errorsOf(withEndpoints(...endpoint({ region })))).toEqual([]);
+    },
+  );
+});
+
+describe("parsePolicy: YAML syntax", () => {
+  it("reports a malformed document at the YAML parser's own position", () => {
+    const text = lines("version: 1", "endpoints: [a, b", "  x: 1");
+    expect(errorsOf(text)).toEqual([
+      "2:16: YAML syntax error: Implicit keys of flow sequence pairs need to be on a single line",
+      "4:1: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    ]);
+  });
+
+  it("reports a duplicate key at the second occurrence", () => {
+    const text = lines(...HEAD, "  work: { default_chain: {} }", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(['5:3: duplicate key "work": keys of a mapping must be unique']);
+  });
+
+  it("refuses a document whose aliases expand without bound (billion laughs)", () => {
+    const levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 9; i++) levels.push(`l${i}: &l${i} [${Array<string>(10).fill(`*l${i - 1}`).join(", ")}]`);
+    expect(errorsOf(lines(...levels))).toEqual([
+      "1:1: YAML document refused: Excessive alias count indicates a resource exhaustion attack (more than 100 alias expansions)",
+    ]);
+  });
+
+  it("rejects an unknown tag instead of reading it as a string", () => {
+    expect(errorsOf(lines("version: !int 1", ...HEAD.slice(1), "endpoints:", ...endpoint()))).toEqual([
+      "1:10: YAML syntax error: Unresolved tag: !int",
+    ]);
+  });
+
+  it("reports a problem in data reached through an alias at the alias", () => {
+    const text = lines(...HEAD, "endpoints:", '  - &s3 { host: "*.s3.*.amazonaws.com", credential_signing: sigv4, signing_service: s3, credentials: work }', "  - *s3");
+    expect(errorsOf(text)).toEqual([
+      '7:5: duplicate endpoint: host "*.s3.*.amazonaws.com" (any port) can never match, because endpoints[0] has the same host (any port) and comes first',
+    ]);
+  });
+
+  it("reports an empty document as not being a mapping", () => {
+    expect(errorsOf("")).toEqual(["1:1: the policy must be a mapping with version, credentials and endpoints, got nothing"]);
+  });
+
+  it("reports a top-level list as not being a mapping", () => {
+    expect(errorsOf("- 1\n")).toEqual(["1:1: the policy must be a mapping with version, credentials and endpoints, got a list"]);
+  });
+});
+
+describe("parsePolicy: structure", () => {
+  it("rejects a version other than 1 at its value", () => {
+    const text = lines("version: 2", ...HEAD.slice(1), "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(["1:10: unsupported version 2 (expected 1)"]);
+  });
+
+  it("rejects a missing version", () => {
+    const text = lines(...HEAD.slice(1), "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(['1:1: the policy is missing required key "version" (1)']);
+  });
+
+  it("rejects an unknown top-level key with a suggestion", () => {
+    const text = lines(...HEAD, "limit: {}", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(['5:1: unknown key "limit" at the top level (did you mean "limits"?)']);
+  });
+
+  it("rejects an unknown key in an endpoint at the key, suggesting the close one", () => {
+    const text = withEndpoints(...endpoint(), "    prot: 443");
+    expect(errorsOf(text)).toEqual(['10:5: unknown key "prot" in endpoint (did you mean "port"?)']);
+  });
+
+  it('names the likely key for "hots" and also reports the missing host', () => {
+    const text = withEndpoints('  - hots: "*.s3.*.amazonaws.com"', ...endpoint({ host: undefined }).map((l) => l.replace("  - ", "    ")));
+    expect(errorsOf(text)).toEqual([
+      '6:5: endpoint is missing required key "host" (a host pattern such as "*.s3.*.amazonaws.com")',
+      '6:5: unknown key "hots" in endpoint (did you mean "host"?)',
+    ]);
+  });
+
+  it("lists the allowed keys when nothing is close", () => {
+    const text = withEndpoints(...endpoint(), "    zzzzzzzz: 1");
+    expect(errorsOf(text)).toEqual([
+      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials or client_access_key_ids)',
+    ]);
+  });
+
+  it("rejects an unknown key inside a static source", () => {
+    const text = lines("version: 1", "credentials:", "  work:", "    static: { access_key_id_env: AK, secret_access_key_env: SK, token_env: T }", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual([
+      '4:65: unknown key "token_env" in static of credentials entry "work" (expected access_key_id_env, secret_access_key_env or session_token_env)',
+    ]);
+  });
+
+  it("rejects settings under default_chain", () => {
+    const text = lines("version: 1", "credentials:", "  work:", "    default_chain: { profile: x }", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual([
+      '4:22: unknown key "profile" in default_chain of credentials entry "work" (it takes no settings; write default_chain: {})',
+    ]);
+  });
+
+  it("rejects an unknown key under limits", () => {
+    const text = lines(...HEAD, "limits: { max_body: 5 }", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(['5:11: unknown key "max_body" in limits (expected max_buffered_body_bytes)']);
+  });
+
+  it("rejects a credentials entry without a source", () => {
+    const text = lines(...HEAD, "  none: {}", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(['5:3: credentials entry "none" needs a source: static, file, default_chain or assume_role']);
+  });
+
+  it("rejects a credentials entry with two sources, at the second", () => {
+    const text = lines(...HEAD, "  two:", "    default_chain: {}", "    file: { path: /x }", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(['7:5: credentials entry "two" has 2 sources (default_chain, file); use exactly one']);
+  });
+
+  it("rejects an unknown source kind with a suggestion", () => {
+    const text = lines(...HEAD, "  typo: { statik: {} }", "endpoints:", ...endpoint());
+    expect(errorsOf(text)).toEqual(['5:11: unknown key "statik" in credentials entry "typo" (did you mean "static"?)']);
+  });
+
+  it("rejects an empty endpoints list", () => {
+    expect(errorsOf(lines(...HEAD, "endpoints: []"))).toEqual(["5:12: endpoints must list at least one endpoint"]);
+  });
+});
+
+describe("parsePolicy: endpoint fields", () => {
+  it("rejects an unknown credential_signing value, listing the valid ones", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ credential_signing: "sigv4_typo" })))).toEqual([
+      '7:25: unknown credential_signing "sigv4_typo" (expected sigv4, sigv4:body or sigv4:no_body)',
+    ]);
+  });
+
+  it("accepts sigv4:body and sigv4:no_body", () => {
+    expect(parsed(withEndpoints(...endpoint({ credential_signing: "sigv4:body" }))).endpoints[0]?.credentialSigning).toBe("sigv4:body");
+    expect(parsed(withEndpoints(...endpoint({ credential_signing: "sigv4:no_body" }))).endpoints[0]?.credentialSigning).toBe(
+      "sigv4:no_body",
+    );
+  });
+
+  it("rejects a missing signing_service at the endpoint", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ signing_service: undefined })))).toEqual([
+      '6:5: endpoint is missing required key "signing_service" (a SigV4 service name such as s3, or auto)',
+    ]);
+  });
+
+  it("rejects an empty signing_service string at its value", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ signing_service: '""' })))).toEqual([
+      "8:22: signing_service must not be empty (expected a SigV4 service name such as s3, or auto)",
+    ]);
+  });
+
+  it("rejects a signing_service key with no value, at the key", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ signing_service: "" })))).toEqual([
+      "8:5: signing_service has no value (expected a SigV4 service name such as s3, or auto)",
+    ]);
+  });
+
+  it("rejects a signing_service that is not a service name", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ signing_service: "S3" })))).toEqual([
+      '8:22: signing_service "S3" is not a SigV4 service name (lower-case letters, digits, ".", "-" and "_", e.g. s3 or execute-api) or auto',
+    ]);
+  });
+
+  it.each([
+    ["0", "0"],
+    ["65536", "65536"],
+    ["70000", "70000"],
+  ])("rejects port %s outside 1..65535", (port, shown) => {
+    expect(errorsOf(withEndpoints(...endpoint(), `    port: ${port}`))).toEqual([`10:11: port must be between 1 and 65535, got ${shown}`]);
+  });
+
+  it("rejects a quoted port", () => {
+    expect(errorsOf(withEndpoints(...endpoint(), '    port: "443"'))).toEqual(['10:11: port must be a whole number, got the string "443"']);
+  });
+
+  it("rejects a reference to an unknown credentials entry, suggesting the close one", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ credentials: "wrok" })))).toEqual([
+      '9:18: unknown credentials "wrok" (no such credentials entry; did you mean "work"?)',
+    ]);
+  });
+
+  it("lists the defined entries when an unknown reference is not close to any", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ credentials: "production" })))).toEqual([
+      '9:18: unknown credentials "production" (no such credentials entry; defined: work)',
+    ]);
+  });
+
+  it.each(["us_east_1", "useast1", "US-EAST-1", "us-east", "east-1"])("rejects region %s that is not shaped like a region", (region) => {
+    expect(errorsOf(withEndpoints(...endpoint({ region })))).toEqual([
+      `10:13: region ${JSON.stringify(region)} is not shaped like an AWS region (e.g. us-east-1, cn-north-1, us-gov-west-1)`,
+    ]);
+  });
+
+  it("rejects an empty client_access_key_ids list", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ client_access_key_ids: "[]" })))).toEqual([
+      "10:28: client_access_key_ids must not be an empty list (it would refuse every request); omit it to accept any placeholder key id",
+    ]);
+  });
+
+  it("rejects a client access key id with characters an access key id cannot hold", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ client_access_key_ids: '[AKID, "no spaces"]' })))).toEqual([
+      '10:35: client_access_key_ids[1] "no spaces" is not an access key id (1 to 128 letters and digits)',
+    ]);
+  });
+});
+
+describe("parsePolicy: host patterns", () => {
+  const hostError = (host: string, message: string): void => {
+    expect(errorsOf(withEndpoints(...endpoint({ host: JSON.stringify(host) })))).toEqual([`6:11: host ${JSON.stringify(host)}${message}`]);
+  };
+
+  it('rejects the partial-label wildcard "us-*"', () => {
+    hostError("s3.us-*.amazonaws.com", ': label "us-*" is a partial wildcard; "*" must be a whole label (e.g. "*.s3.*.amazonaws.com")');
+  });
+
+  it('rejects the partial-label wildcard "s3-*"', () => {
+    hostError("s3-*.amazonaws.com", ': label "s3-*" is a partial wildcard; "*" must be a whole label (e.g. "*.s3.*.amazonaws.com")');
+  });
+
+  it('rejects "**" in a label other than the first', () => {
+    hostError("s3.**.amazonaws.com", ': "**" is only allowed as the whole first label (e.g. "**.amazonaws.com")');
+  });
+
+  it('rejects a bare "*"', () => {
+    hostError("*", ' would match every host; name the domain too, e.g. "*.amazonaws.com"');
+  });
+
+  it('rejects a bare "**"', () => {
+    hostError("**", ' would match every host; name the domain too, e.g. "*.amazonaws.com"');
+  });
+
+  it("rejects a wildcard top-level label", () => {
+    hostError("amazonaws.*", ": the last label (the top-level domain) cannot be a wildcard");
+  });
+
+  it("rejects an empty label", () => {
+    hostError("s3..amazonaws.com", " has an empty label (two dots in a row, or a leading dot)");
+  });
+
+  it("rejects a character that is not allowed in a DNS name", () => {
+    hostError("s3.amazon aws.com", ': label "amazon aws" has the invalid character " " (allowed: letters, digits, "-" and "_")');
+  });
+
+  it("rejects an empty host", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ host: '""' })))).toEqual([
+      '6:11: host must not be empty (expected a host pattern such as "*.s3.*.amazonaws.com")',
+    ]);
+  });
+
+  it("rejects a second endpoint with the same host and port, since it can never match", () => {
+    const text = withEndpoints(...endpoint(), ...endpoint({ host: '"*.S3.*.amazonaws.com"' }));
+    expect(errorsOf(text)).toEqual([
+      '10:11: duplicate endpoint: host "*.S3.*.amazonaws.com" (any port) can never match, because endpoints[0] has the same host (any port) and comes first',
+    ]);
+  });
+
+  it("rejects a port-specific endpoint after an any-port endpoint with the same host", () => {
+    const text = withEndpoints(...endpoint(), ...endpoint(), "    port: 443");
+    expect(errorsOf(text)).toEqual([
+      '10:11: duplicate endpoint: host "*.s3.*.amazonaws.com" (port 443) can never match, because endpoints[0] has the same host (any port) and comes first',
+    ]);
+  });
+
+  it("accepts the same host on different ports", () => {
+    const text = withEndpoints(...endpoint(), "    port: 443", ...endpoint(), "    port: 8443");
+    expect(errorsOf(text)).toEqual([]);
+  });
+});
+
+describe("parsePolicy: assume_role", () => {
+  it("accepts a role sourced from another entry", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work"))).toEqual([]);
+  });
+
+  it("rejects an unknown source, suggesting the close one", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: wrk"))).toEqual(['8:15: unknown source "wrk" (no such credentials entry; did you mean "work"?)']);
+  });
+
+  it("rejects a missing source", () => {
+    expect(errorsOf(withRole(ROLE_ARN))).toEqual([
+      '7:7: assume_role of credentials entry "role" is missing required key "source" (the name of another credentials entry)',
+    ]);
+  });
+
+  it("rejects a role that is its own source", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: role"))).toEqual(['8:15: credentials entry "role" uses itself as its assume_role source']);
+  });
+
+  it("rejects a cycle of sources once, at its first member", () => {
+    const text = lines(
+      ...HEAD,
+      "  a:",
+      "    assume_role: { role_arn: 'arn:aws:iam::123456789012:role/a', source: b }",
+      "  b:",
+      "    assume_role: { role_arn: 'arn:aws:iam::123456789012:role/b', source: a }",
+      "endpoints:",
+      ...endpoint(),
+    );
+    expect(errorsOf(text)).toEqual(["6:74: assume_role sources form a cycle: a → b → a"]);
+  });
+
+  it.each([899, 43201])("rejects duration_seconds %i outside 900..43200", (duration) => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", `duration_seconds: ${duration}`))).toEqual([
+      `9:25: duration_seconds must be between 900 and 43200, got ${duration}`,
+    ]);
+  });
+
+  it("accepts duration_seconds 43200 when the source is not a role", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "duration_seconds: 43200"))).toEqual([]);
+  });
+
+  it("rejects duration_seconds over 3600 when the source is itself an assume_role entry (role chaining)", () => {
+    const text = lines(
+      ...HEAD,
+      "  first: { assume_role: { role_arn: 'arn:aws:iam::123456789012:role/a', source: work } }",
+      "  second:",
+      "    assume_role:",
+      "      role_arn: arn:aws:iam::123456789012:role/b",
+      "      source: first",
+      "      duration_seconds: 3601",
+      "endpoints:",
+      ...endpoint(),
+    );
+    expect(errorsOf(text)).toEqual([
+      '10:25: duration_seconds 3601 is over 3600: source "first" is itself an assume_role entry, and AWS limits chained role sessions to one hour',
+    ]);
+  });
+
+  it.each([
+    ["arn:aws:iam::12345678901:role/x", "an 11-digit account"],
+    ["arn:aws-eu:iam::123456789012:role/x", "an unknown partition"],
+    ["arn:aws:iam::123456789012:user/x", "a user, not a role"],
+    ["arn:aws:sts::123456789012:role/x", "the sts service"],
+    ["arn:aws:iam::123456789012:role/", "no role name"],
+  ])("rejects role_arn %s (%s)", (arn) => {
+    expect(errorsOf(withRole(`role_arn: "${arn}"`, "source: work"))).toEqual([
+      `7:17: role_arn "${arn}" is not an IAM role ARN (expected arn:<aws|aws-cn|aws-us-gov>:iam::<12-digit account id>:role/<path/name>)`,
+    ]);
+  });
+
+  it.each(["arn:aws-cn:iam::123456789012:role/x", "arn:aws-us-gov:iam::123456789012:role/path/to/x"])("accepts role_arn %s", (arn) => {
+    expect(errorsOf(withRole(`role_arn: ${arn}`, "source: work"))).toEqual([]);
+  });
+
+  it("rejects refresh_before_seconds equal to duration_seconds", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "duration_seconds: 900", "refresh_before_seconds: 900"))).toEqual([
+      "10:31: refresh_before_seconds (900) must be less than duration_seconds (900)",
+    ]);
+  });
+
+  it("rejects refresh_before_seconds at or over the default duration", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "refresh_before_seconds: 4000"))).toEqual([
+      "9:31: refresh_before_seconds (4000) must be less than duration_seconds (3600, the default)",
+    ]);
+  });
+
+  it("rejects a session policy that is not JSON", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "policy: optional inline session policy JSON"))).toEqual([
+      expect.stringMatching(/^9:15: policy is not a JSON session policy: Unexpected token/) as string,
+    ]);
+  });
+
+  it("rejects a session policy that is JSON but not an object", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "policy: '[1]'"))).toEqual(["9:15: policy is not a JSON session policy: expected a JSON object"]);
+  });
+
+  it("rejects an sts_region not shaped like a region", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "sts_region: global"))).toEqual([
+      '9:19: sts_region "global" is not shaped like an AWS region (e.g. us-east-1, cn-north-1, us-gov-west-1)',
+    ]);
+  });
+
+  it("rejects an sts_endpoint over plain http to a remote host", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "sts_endpoint: http://sts.amazonaws.com"))).toEqual([
+      '9:21: sts_endpoint "http://sts.amazonaws.com" must use https (http is only allowed for loopback test servers)',
+    ]);
+  });
+
+  it("rejects a session tag whose value is not a string", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "tags: { team: 7 }"))).toEqual(['9:21: tag "team" must be a string, got 7']);
+  });
+
+  it("does not echo an invalid external_id", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "external_id: 'secret value'"))).toEqual([
+      "9:20: external_id must be 2 to 1224 characters of letters, digits and _+=,.@:/-",
+    ]);
+  });
+});
+
+describe("parsePolicy: reporting", () => {
+  it("collects every error of the document, sorted by position", () => {
+    const text = lines(
+      "version: 3",
+      "credentials:",
+      "  work: { static: { access_key_id_env: AK, secret_access_key_env: SK } }",
+      "endpoints:",
+      '  - { host: "s3-*.amazonaws.com", credential_signing: sigv4, signing_service: s3, credentials: work }',
+      '  - { host: "a.com", port: 0, credential_signing: sig, signing_service: s3, credentials: nope }',
+    );
+    expect(errorsOf(text)).toEqual([
+      "1:10: unsupported version 3 (expected 1)",
+      '5:13: host "s3-*.amazonaws.com": label "s3-*" is a partial wildcard; "*" must be a whole label (e.g. "*.s3.*.amazonaws.com")',
+      "6:28: port must be between 1 and 65535, got 0",
+      '6:51: unknown credential_signing "sig" (expected sigv4, sigv4:body or sigv4:no_body)',
+      '6:90: unknown credentials "nope" (no such credentials entry; defined: work)',
+    ]);
+  });
+
+  it("labels every error with the file name it was given", () => {
+    const result = parsePolicy("version: 2\n", "/etc/countersign/policy.yaml");
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.errors.every((e) => e.file === "/etc/countersign/policy.yaml")).toBe(true);
+  });
+
+  it("formats an error as FILE:LINE:COL: message", () => {
+    expect(formatPolicyError({ file: "p.yaml", line: 12, col: 7, message: "something is wrong" })).toBe("p.yaml:12:7: something is wrong");
+  });
+});
