@@ -30,10 +30,34 @@ export function headersContinue(changes?: HeaderChanges): ProcessingResponse {
  * BOTH body modes from an override (an omitted one becomes NONE), so both are set explicitly;
  * header and trailer modes are left DEFAULT, which keeps Envoy's current values.
  */
-export function headersContinueAndBuffer(): ProcessingResponse {
+export function headersContinueAndBuffer(changes: HeaderChanges): ProcessingResponse {
   return {
-    request_headers: { response: { status: "CONTINUE" } },
+    request_headers: { response: { status: "CONTINUE", header_mutation: headerMutation(changes) } },
     mode_override: { request_body_mode: "BUFFERED", response_body_mode: "NONE" },
+  };
+}
+
+/**
+ * Answer to request_headers for a chunk-signed upload: the new seed signature now (header
+ * mutations in STREAMED body responses are dropped by Envoy), then every body message answered
+ * with its re-signed bytes.
+ */
+export function headersContinueAndStream(changes: HeaderChanges): ProcessingResponse {
+  return {
+    request_headers: { response: { status: "CONTINUE", header_mutation: headerMutation(changes) } },
+    mode_override: { request_body_mode: "STREAMED", response_body_mode: "NONE" },
+  };
+}
+
+/** Answer to one STREAMED request_body message: replace its bytes (an empty answer holds them back). */
+export function bodyReplace(bytes: Buffer): ProcessingResponse {
+  return {
+    request_body: {
+      response: {
+        status: "CONTINUE",
+        body_mutation: bytes.length === 0 ? { clear_body: true } : { body: bytes },
+      },
+    },
   };
 }
 

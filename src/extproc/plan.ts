@@ -8,6 +8,7 @@ import {
   H_AUTHORIZATION,
   H_CONTENT_LENGTH,
   H_CONTENT_SHA256,
+  H_DECODED_CONTENT_LENGTH,
   parseAuthorizationHeader,
   parsePresignedQuery,
   regionFromHost,
@@ -36,6 +37,8 @@ export interface Plan {
   readonly clientAuth: ClientAuth;
   readonly clientSignedHeaders: readonly string[];
   readonly maxBufferedBodyBytes: number;
+  /** x-amz-decoded-content-length of a chunk-signed upload (0 otherwise). */
+  readonly decodedContentLength: number;
 }
 
 /** Partial facts known when a request is refused, for the decision log. */
@@ -102,6 +105,16 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
   }
   facts.payloadMode = mode.name;
 
+  let decodedContentLength = 0;
+  if (mode.kind === "chunked") {
+    if (endOfStream) return deny(400, "IncompleteBody", "bad_chunk_framing", `x-amz-content-sha256 ${mode.payloadHash} announces an aws-chunked body, but the request has none`);
+    const decoded = head.headers.get(H_DECODED_CONTENT_LENGTH);
+    if (decoded === undefined || !/^\d{1,15}$/.test(decoded)) {
+      return deny(400, "MissingContentLength", "bad_chunk_framing", `a chunk-signed upload needs x-amz-decoded-content-length (the object size); got ${decoded === undefined ? "none" : `"${clip(decoded)}"`}`);
+    }
+    decodedContentLength = Number(decoded);
+  }
+
   const maxBody = policy.limits.maxBufferedBodyBytes;
   if (mode.kind === "buffer") {
     const declared = head.headers.get(H_CONTENT_LENGTH);
@@ -133,6 +146,7 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
     clientAuth,
     clientSignedHeaders,
     maxBufferedBodyBytes: maxBody,
+    decodedContentLength,
   };
 }
 

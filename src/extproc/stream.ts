@@ -3,7 +3,9 @@
  *
  *   request_headers ─┬─ refuse ────────────────────────────▶ immediate_response      (done)
  *                    ├─ sign now (hash known / no body) ──▶ headers response + mutations (done)
- *                    └─ body needed ─▶ mode_override BUFFERED ─▶ request_body ─▶ sign (done)
+ *                    ├─ body needed ─▶ mode_override BUFFERED ─▶ request_body ─▶ sign (done)
+ *                    └─ chunk-signed ─▶ new seed + mode_override STREAMED
+ *                                        ─▶ request_body* ─▶ re-signed bytes each ─▶ (done at end_of_stream)
  *
  * Exactly one response per request message. Response-direction messages (only sent if an operator
  * turned them on in envoy.yaml) pass through untouched. Anything out of order gets a 500
@@ -12,14 +14,23 @@
 import { createHash } from "node:crypto";
 import type { ProcessingRequest__Output } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
 import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
-import { signRequest } from "../sigv4/index.js";
+import {
+  AwsChunkedResigner,
+  chunkSigningKey,
+  H_AMZ_DATE,
+  H_AUTHORIZATION,
+  H_SECURITY_TOKEN,
+  signRequest,
+} from "../sigv4/index.js";
 import type { SigningContext } from "./context.js";
 import { deny, type Denial } from "./denial.js";
 import { decodeRequestHead, isDenial } from "./headers.js";
 import {
   bodyContinue,
+  bodyReplace,
   headersContinue,
   headersContinueAndBuffer,
+  headersContinueAndStream,
   immediateDenial,
   responseBodyContinue,
   responseHeadersContinue,
@@ -29,7 +40,16 @@ import {
 } from "./mutations.js";
 import { planRequest, type Plan, type PlanFacts } from "./plan.js";
 
-type State = "awaiting_headers" | "awaiting_body" | "done";
+type State = "awaiting_headers" | "awaiting_body" | "streaming" | "done";
+
+/** Largest aws-chunked chunk held in memory while it is hashed (SDKs use 64 KiB to 1 MiB). */
+export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Removed in the headers response when the body is still to come, so that if Envoy ever ignored
+ * the mode_override (allow_mode_override off) the placeholder signature would not go out.
+ */
+const PLACEHOLDER_AUTH: HeaderChanges = { set: [], remove: [H_AUTHORIZATION, H_AMZ_DATE, H_SECURITY_TOKEN] };
 
 let requestCounter = 0;
 
@@ -41,8 +61,10 @@ export class ExtProcStream {
   private readonly facts: PlanFacts = {};
   private busySeconds = 0;
   private bytesHashed = 0;
+  private chunksResigned = 0;
   private outcome: { decision: "signed" | "refused"; reason: string; status: number } | undefined;
   private reported = false;
+  private resigner: AwsChunkedResigner | undefined;
 
   constructor(private readonly ctx: SigningContext) {}
 
@@ -99,19 +121,56 @@ export class ExtProcStream {
     this.plan = plan;
 
     switch (plan.mode.kind) {
-      case "header":
-        return headersContinue(await this.sign(plan, plan.mode.payloadHash, true));
+      case "header": {
+        const changes = await this.sign(plan, plan.mode.payloadHash, true);
+        this.finish("signed", "signed", 200);
+        return headersContinue(changes);
+      }
       case "buffer":
         this.state = "awaiting_body";
-        return headersContinueAndBuffer();
-      case "chunked":
-        return this.refuse(
-          deny(501, "NotImplemented", "not_implemented", `x-amz-content-sha256 ${plan.mode.payloadHash} (chunk-signed streaming upload) is not supported yet; use UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER or a hex hash`),
-        );
+        return headersContinueAndBuffer(PLACEHOLDER_AUTH);
+      case "chunked": {
+        // content-length is never signed here: Envoy may drop it in STREAMED mode, and the
+        // re-signed body keeps its exact length either way.
+        const signed = await this.signWithDetails(plan, plan.mode.payloadHash, false);
+        this.resigner = new AwsChunkedResigner({
+          signingKey: await chunkSigningKey(plan.credentials, signed.amzDate, plan.region, plan.service),
+          amzDate: signed.amzDate,
+          scope: signed.scope,
+          seedSignature: signed.signature,
+          trailer: plan.mode.trailer,
+          maxChunkBytes: MAX_CHUNK_BYTES,
+          decodedContentLength: plan.decodedContentLength,
+        });
+        this.state = "streaming";
+        return headersContinueAndStream(signed.changes);
+      }
     }
   }
 
+  /** STREAMED: re-sign this piece of the aws-chunked body; refuse (400) at the first framing error. */
+  private onStreamedBody(msg: ProcessingRequest__Output): ProcessingResponse {
+    const resigner = this.resigner as AwsChunkedResigner;
+    const body = msg.request_body?.body ?? Buffer.alloc(0);
+    let result = resigner.push(body);
+    if (result.ok && msg.request_body?.end_of_stream) {
+      const end = resigner.finish();
+      result = end.ok ? result : end;
+    }
+    this.bytesHashed = resigner.bytesHashed;
+    this.chunksResigned = resigner.signaturesComputed;
+    if (!result.ok) {
+      return this.refuse(deny(400, "IncompleteBody", "bad_chunk_framing", `aws-chunked body is malformed: ${result.message}; nothing more was forwarded`));
+    }
+    if (msg.request_body?.end_of_stream) {
+      this.resigner = undefined;
+      this.finish("signed", "signed", 200);
+    }
+    return bodyReplace(result.out);
+  }
+
   private async onRequestBody(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+    if (this.state === "streaming") return this.onStreamedBody(msg);
     const plan = this.plan;
     if (this.state !== "awaiting_body" || !plan) {
       return this.refuse(deny(500, "InternalError", "protocol_error", `request_body arrived while ${this.state === "done" ? "the request was already decided" : "no headers had been seen"}; check that envoy.yaml sets request_body_mode: NONE`));
@@ -123,10 +182,20 @@ export class ExtProcStream {
     }
     this.bytesHashed += body.length;
     const hash = createHash("sha256").update(body).digest("hex");
-    return bodyContinue(await this.sign(plan, hash, true));
+    const changes = await this.sign(plan, hash, true);
+    this.finish("signed", "signed", 200);
+    return bodyContinue(changes);
   }
 
   private async sign(plan: Plan, payloadHash: string, signContentLength: boolean): Promise<HeaderChanges> {
+    return (await this.signWithDetails(plan, payloadHash, signContentLength)).changes;
+  }
+
+  private async signWithDetails(
+    plan: Plan,
+    payloadHash: string,
+    signContentLength: boolean,
+  ): Promise<{ changes: HeaderChanges; signature: string; amzDate: string; scope: string }> {
     const out = await signRequest({
       method: plan.head.method,
       host: plan.host,
@@ -142,8 +211,7 @@ export class ExtProcStream {
       now: this.ctx.now(),
     });
     const set = plan.rewrittenPath === undefined ? out.setHeaders : [...out.setHeaders, [":path", plan.rewrittenPath] as const];
-    this.finish("signed", "signed", 200);
-    return { set, remove: out.removeHeaders };
+    return { changes: { set, remove: out.removeHeaders }, signature: out.signature, amzDate: out.amzDate, scope: out.scope };
   }
 
   private refuse(denial: Denial): ProcessingResponse {
@@ -177,7 +245,7 @@ export class ExtProcStream {
       status,
       signingSeconds: this.busySeconds,
       bytesHashed: this.bytesHashed,
-      chunksResigned: 0,
+      chunksResigned: this.chunksResigned,
       clientKeyId: f.clientKeyId,
     });
   }

@@ -16,6 +16,7 @@ export const H_AMZ_DATE = "x-amz-date";
 export const H_SECURITY_TOKEN = "x-amz-security-token";
 export const H_CONTENT_SHA256 = "x-amz-content-sha256";
 export const H_CONTENT_LENGTH = "content-length";
+export const H_DECODED_CONTENT_LENGTH = "x-amz-decoded-content-length";
 
 /** Headers countersign replaces on every signed request. */
 export const GENERATED_HEADERS: ReadonlySet<string> = new Set([

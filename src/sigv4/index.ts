@@ -1,4 +1,6 @@
 export * from "./constants.js";
+export { AwsChunkedResigner, type ChunkSigningParams, type ResignResult } from "./awsChunkedResigner.js";
+export { chunkSigningKey } from "./chunkSigningKey.js";
 export { selectPayloadMode, type PayloadMode, type PayloadModeName } from "./payloadMode.js";
 export { parseAuthorizationHeader, parsePresignedQuery, type ClientAuth } from "./parseClientAuth.js";
 export { looksLikeRegion, regionFromHost } from "./regionFromHost.js";

@@ -1,0 +1,205 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Hash } from "@smithy/hash-node";
+import { getSigningKey } from "@smithy/signature-v4";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { AwsChunkedResigner, type ChunkSigningParams } from "./awsChunkedResigner.js";
+import { signRequest } from "./signRequest.js";
+
+const EXAMPLE = join(import.meta.dirname, "..", "..", "..", "shared", "aws-sigv4-test-suite", "s3-chunked-upload-example.json");
+const PLACEHOLDER_SIG = "0".repeat(64);
+const Sha256 = Hash.bind(null, "sha256");
+
+interface Example {
+  credentials: { access_key_id: string; secret_access_key: string };
+  region: string;
+  service: string;
+  x_amz_date: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  chunk_data_byte: string;
+  chunk_sizes: number[];
+  expected: { signed_headers: string; seed_signature: string; chunk_signatures: string[] };
+}
+
+/** Frames `sizes` chunks of `byte` the way a chunk-signing client does, with the given signatures. */
+function frame(sizes: number[], byte: string, sigs: string[], trailer?: string[]): Buffer {
+  const parts: Buffer[] = [];
+  sizes.forEach((size, i) => {
+    parts.push(Buffer.from(`${size.toString(16)};chunk-signature=${sigs[i] ?? PLACEHOLDER_SIG}\r\n`));
+    if (size > 0) parts.push(Buffer.alloc(size, byte), Buffer.from("\r\n"));
+  });
+  if (trailer) parts.push(Buffer.from(trailer.map((l) => `${l}\r\n`).join("")));
+  parts.push(Buffer.from("\r\n"));
+  return Buffer.concat(parts);
+}
+
+async function keyFor(accessKeyId: string, secretAccessKey: string, date: string, region: string, service: string): Promise<Uint8Array> {
+  return getSigningKey(Sha256, { accessKeyId, secretAccessKey }, date, region, service);
+}
+
+function params(key: Uint8Array, over: Partial<ChunkSigningParams> = {}): ChunkSigningParams {
+  return {
+    signingKey: key,
+    amzDate: "20130524T000000Z",
+    scope: "20130524/us-east-1/s3/aws4_request",
+    seedSignature: "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+    trailer: false,
+    maxChunkBytes: 1024 * 1024,
+    decodedContentLength: 66560,
+    ...over,
+  };
+}
+
+const present = existsSync(EXAMPLE);
+if (!present) console.warn(`S3 chunked example skipped: ${EXAMPLE} is absent`);
+
+describe.skipIf(!present)("the S3 chunked-upload example from the AWS documentation", () => {
+  const ex = (present ? JSON.parse(readFileSync(EXAMPLE, "utf8")) : undefined) as Example;
+
+  it("reproduces the seed signature from the request headers", async () => {
+    const headers = new Map(Object.entries(ex.headers));
+    const out = await signRequest({
+      method: ex.method,
+      host: ex.headers.host as string,
+      path: ex.path,
+      query: {},
+      headers,
+      clientSignedHeaders: [...headers.keys()],
+      signContentLength: true, // the documented example signs content-length
+      payloadHash: ex.headers["x-amz-content-sha256"] as string,
+      service: ex.service,
+      region: ex.region,
+      credentials: { accessKeyId: ex.credentials.access_key_id, secretAccessKey: ex.credentials.secret_access_key },
+      now: new Date("2013-05-24T00:00:00Z"),
+    });
+    expect(out.signedHeaderNames).toBe(ex.expected.signed_headers);
+    expect(out.signature).toBe(ex.expected.seed_signature);
+  });
+
+  it("reproduces every chunk signature, keeping the body length", async () => {
+    const key = await keyFor(ex.credentials.access_key_id, ex.credentials.secret_access_key, "20130524", ex.region, ex.service);
+    const input = frame(ex.chunk_sizes, ex.chunk_data_byte, []);
+    const r = new AwsChunkedResigner(params(key, { seedSignature: ex.expected.seed_signature }));
+    const out = r.push(input);
+    expect(out.ok).toBe(true);
+    expect(r.finish()).toEqual({ ok: true, out: Buffer.alloc(0) });
+    const expected = frame(ex.chunk_sizes, ex.chunk_data_byte, ex.expected.chunk_signatures);
+    expect(out.ok && out.out.equals(expected)).toBe(true);
+    expect(expected.length).toBe(Number(ex.headers["content-length"]));
+    expect(r.signaturesComputed).toBe(3);
+    expect(r.bytesHashed).toBe(66560);
+  });
+
+  it("gives the same bytes however the body is split (property)", async () => {
+    const key = await keyFor(ex.credentials.access_key_id, ex.credentials.secret_access_key, "20130524", ex.region, ex.service);
+    const input = frame(ex.chunk_sizes, ex.chunk_data_byte, []);
+    const whole = new AwsChunkedResigner(params(key)).push(input);
+    expect(whole.ok).toBe(true);
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: input.length - 1 }), { maxLength: 40 }), (cuts) => {
+        cuts.sort((a, b) => a - b);
+        const r = new AwsChunkedResigner(params(key));
+        const outs: Buffer[] = [];
+        let prev = 0;
+        for (const c of [...cuts, input.length]) {
+          const o = r.push(input.subarray(prev, c));
+          if (!o.ok) return false;
+          outs.push(o.out);
+          prev = c;
+        }
+        return r.finish().ok && whole.ok && Buffer.concat(outs).equals(whole.out);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("AwsChunkedResigner", () => {
+  const key = Buffer.alloc(32, 7);
+  const small = (over: Partial<ChunkSigningParams> = {}): AwsChunkedResigner => new AwsChunkedResigner(params(key, { decodedContentLength: 5, ...over }));
+
+  it("splits a chunk header in the middle of chunk-signature= and still re-signs", () => {
+    const body = frame([5, 0], "x", []);
+    const at = body.indexOf("chunk-sig") + 4;
+    const r = small();
+    const a = r.push(body.subarray(0, at));
+    const b = r.push(body.subarray(at));
+    expect(a).toEqual({ ok: true, out: Buffer.alloc(0) }); // header held back until its data is hashed
+    expect(b.ok && b.out.length).toBe(body.length);
+    expect(r.finish().ok).toBe(true);
+  });
+
+  it("re-signs the trailer from the final chunk signature and keeps the trailer bytes", () => {
+    const body = frame([5, 0], "x", [], ["x-amz-checksum-crc32:DUoRhQ==", `x-amz-trailer-signature:${"f".repeat(64)}`]);
+    const r = small({ trailer: true });
+    const out = r.push(body);
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    expect(out.out.length).toBe(body.length);
+    const text = out.out.toString("latin1");
+    expect(text).toContain("x-amz-checksum-crc32:DUoRhQ==\r\nx-amz-trailer-signature:");
+    expect(text).not.toContain("f".repeat(64));
+    expect(r.signaturesComputed).toBe(3);
+    expect(r.finish().ok).toBe(true);
+  });
+
+  it.each([
+    ["a bad hex size", "zz;chunk-signature=" + PLACEHOLDER_SIG + "\r\n", "is not a hex number"],
+    ["a missing chunk-signature", "5\r\nhello\r\n", "has no chunk-signature"],
+    ["a short chunk-signature", "5;chunk-signature=abc\r\nhello\r\n", "64 lower-case hex"],
+    ["a chunk longer than declared", `5;chunk-signature=${PLACEHOLDER_SIG}\r\nhello!\r\n`, "longer than declared"],
+    ["a header line without CRLF", `5;chunk-signature=${PLACEHOLDER_SIG}\nhello\r\n`, "does not end with CRLF"],
+    ["data after the final chunk", `5;chunk-signature=${PLACEHOLDER_SIG}\r\nhello\r\n0;chunk-signature=${PLACEHOLDER_SIG}\r\n\r\nmore`, "data after the final chunk"],
+    ["chunks larger than the decoded length", `6;chunk-signature=${PLACEHOLDER_SIG}\r\nhello!\r\n`, "more than x-amz-decoded-content-length"],
+    ["chunks smaller than the decoded length", `4;chunk-signature=${PLACEHOLDER_SIG}\r\nhell\r\n0;chunk-signature=${PLACEHOLDER_SIG}\r\n\r\n`, "add up to 4 bytes"],
+    ["an endless header line", "5".repeat(200), "too long"],
+  ])("refuses %s", (_name, body, message) => {
+    const r = small();
+    const out = r.push(Buffer.from(body, "latin1"));
+    expect(out.ok).toBe(false);
+    expect(!out.ok && out.message).toContain(message);
+    // Once failed, it stays failed.
+    expect(r.push(Buffer.from("0")).ok).toBe(false);
+  });
+
+  it("refuses a chunk over the size limit before buffering it", () => {
+    const r = small({ maxChunkBytes: 4, decodedContentLength: 5 });
+    const out = r.push(Buffer.from(`5;chunk-signature=${PLACEHOLDER_SIG}\r\n`));
+    expect(!out.ok && out.message).toContain("over the 4-byte limit");
+  });
+
+  it("refuses a trailer without its signature", () => {
+    const r = small({ trailer: true });
+    const out = r.push(frame([5, 0], "x", [], ["x-amz-checksum-crc32:DUoRhQ=="]));
+    expect(!out.ok && out.message).toContain("without x-amz-trailer-signature");
+  });
+
+  it.each([
+    ["inside a chunk", `5;chunk-signature=${PLACEHOLDER_SIG}\r\nhel`],
+    ["before the final 0-size chunk", `5;chunk-signature=${PLACEHOLDER_SIG}\r\nhello\r\n`],
+  ])("refuses a body that ends %s", (where, body) => {
+    const r = small();
+    expect(r.push(Buffer.from(body)).ok).toBe(true);
+    const end = r.finish();
+    expect(!end.ok && end.message).toContain(where);
+  });
+
+  it("never throws and never outputs a different length on random framing (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 1, max: 50 }), (bytes, step) => {
+        const r = small({ decodedContentLength: 100 });
+        let total = 0;
+        for (let i = 0; i < bytes.length; i += step) {
+          const o = r.push(Buffer.from(bytes.subarray(i, i + step)));
+          if (!o.ok) return true;
+          total += o.out.length;
+        }
+        return total <= bytes.length;
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
