@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { AssumeRoleCredentialSpec, CredentialSpec } from "../policy/types.js";
 import type { Credentials } from "../sigv4/types.js";
 import { createCredentialProfiles } from "./createProfiles.js";
-import { createAudit, FAKE_TIMERS, observeProfile, realTurn, sameSet, until, type Audit } from "./testing/audit.js";
+import { createAudit, FAKE_TIMERS, observeProfile, realSleep, realTurn, sameSet, until, type Audit } from "./testing/audit.js";
 import { startStsStub, type StsReply, type StsStub } from "./testing/stsStub.js";
 import type { CredentialDeps, CredentialProfile } from "./types.js";
 
@@ -294,7 +294,7 @@ describe("assume_role against an STS stub", () => {
       // The directory watch or the 10 s poll notices; the change settles for 200 ms.
       for (let i = 0; i < 500 && file.status().refreshSuccesses < 2; i++) {
         await vi.advanceTimersByTimeAsync(100);
-        await until(() => true, "a real turn");
+        await realSleep(2);
       }
       expect(usableCredentials(file).accessKeyId).toBe("AKIAFILEKEYNEW000002");
 
@@ -303,6 +303,29 @@ describe("assume_role against an STS stub", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("logs no secret, session token or full key id through success, failure, expiry and recovery", async () => {
+    const map = build({ base, role: role("base") });
+    const profile = get(map, "role");
+    await profile.start();
+    while (Date.now() < T0 + 3600 * S) {
+      await runNextAttempt(profile, { kind: "error", status: 403, code: "AccessDenied", message: "not authorized" });
+    }
+    observeProfile(audit, profile);
+    await runNextAttempt(profile, { kind: "credentials", expiresInSeconds: 3600 });
+    for (const set of stub.issued) audit.secret(set);
+
+    expect(audit.leaks()).toEqual([]);
+    const successes = audit.lines
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l["msg"] === "credential refresh succeeded" && l["profile"] === "role");
+    expect(successes.map((l) => l["keyIdSuffix"])).toEqual(stub.issued.map((set) => set.accessKeyId.slice(-4)));
+    // The scan itself finds a leak when there is one.
+    audit.observe(`oops ${stub.issued[0]?.secretAccessKey ?? ""}`);
+    expect(audit.leaks()).toHaveLength(1);
+    audit.lines.pop();
   });
 
   it("fails the refresh, naming the source, while the source profile is unusable", async () => {

@@ -28,13 +28,13 @@ export function createAssumeRoleFetch(options: AssumeRoleFetchOptions): () => Pr
   const clientFactory = options.clientFactory ?? defaultStsClientFactory;
   const input = assumeRoleInput(spec, options.sessionName);
 
-  const sourceCredentials: AwsCredentialIdentityProvider = () => {
+  const readSource = (): Credentials => {
     const state = sourceProfile.current();
-    if (!state.usable) {
-      return Promise.reject(new SourceUnusableError(`source profile "${sourceProfile.name}" is unusable: ${state.reason}`));
-    }
-    return Promise.resolve(state.credentials);
+    if (!state.usable) throw new SourceUnusableError(`source profile "${sourceProfile.name}" is unusable: ${state.reason}`);
+    return state.credentials;
   };
+  // Read when the SDK signs the call, so the source's latest set is used.
+  const sourceCredentials: AwsCredentialIdentityProvider = async () => readSource();
 
   const config: STSClientConfig = {
     region: spec.stsRegion,
@@ -49,6 +49,7 @@ export function createAssumeRoleFetch(options: AssumeRoleFetchOptions): () => Pr
   };
 
   return async () => {
+    readSource(); // no STS call without something to sign it with
     const client = clientFactory(config);
     try {
       const output = await client.send(new AssumeRoleCommand(input));

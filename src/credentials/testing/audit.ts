@@ -72,6 +72,11 @@ export async function until(condition: () => boolean, what: string, timeoutMs = 
   }
 }
 
+/** Sleeps in real time, whatever timers the test has faked. */
+export function realSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => realSetTimeout(resolve, ms));
+}
+
 /** Yields to real I/O once (setImmediate is not faked by FAKE_TIMERS). */
 export function realTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
