@@ -1,0 +1,536 @@
+/**
+ * A strict fake AWS on loopback (plain HTTP, 127.0.0.1, port 0). It routes by the Host header,
+ * verifies every request's SigV4 signature with the independent verifier in this folder, and
+ * answers like S3, STS, Bedrock Runtime and DynamoDB would — including their refusals.
+ *
+ * Every request is recorded in `fake.requests` with what the fake decided and why, including
+ * the canonical request and string-to-sign it computed (never a secret or a session token).
+ */
+import { randomBytes } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { authenticate, missingAuthError, type AuthKind, type AuthOutcome, type FakeAwsAccount } from "./auth.js";
+import { isStreamingPayloadMode, AwsChunkedDecoder, type ChunkedFailure } from "./awsChunked.js";
+import { BodyCollector } from "./body.js";
+import { checksumAlgorithmOfHeader, type ChecksumAlgorithm } from "./checksums.js";
+import { awsError, renderError, type AwsError, type FailureKind, type RenderedResponse } from "./errors.js";
+import { resolveEndpoint, type Api, type Endpoint } from "./hosts.js";
+import { DYNAMODB_CONTENT_TYPE, handleBedrock, handleDynamoDb, type JsonResponse } from "./jsonServices.js";
+import { S3Store, s3Address, type S3Response } from "./s3.js";
+import { StsService, type StsControls } from "./sts.js";
+import {
+  UNSIGNED_PAYLOAD,
+  hasPresignedAuth,
+  headerValue,
+  headerValues,
+  parseQueryPairs,
+  sha256Hex,
+  uriEncode,
+  type HeaderList,
+  type WireRequest,
+} from "./verifier.js";
+
+export type { FakeAwsAccount } from "./auth.js";
+export type { StsControls, StsFailureKind } from "./sts.js";
+export type { StoredObject } from "./s3.js";
+
+export interface FakeAwsOptions {
+  /** The real keys the fake accepts. STS adds the temporary credentials it issues. */
+  accounts: FakeAwsAccount[];
+  /** Clock used for skew, expiry and the Date header. Default: the real clock. */
+  now?: () => Date;
+  /** Overrides the allowed clock skew for every service (default 15 min for S3, 5 min otherwise). */
+  maxSkewMs?: number;
+  /** Keep only size, MD5 and SHA-256 of S3 objects (for very large uploads). */
+  discardBodies?: boolean;
+  /** Tokens AssumeRoleWithWebIdentity accepts. */
+  webIdentityTokens?: string[];
+  /** Account id in ARNs. Default 123456789012. */
+  accountId?: string;
+  /** Largest body buffered for STS/JSON services (S3 streams). Default 16 MiB. */
+  maxBufferedBodyBytes?: number;
+}
+
+/** What the fake saw and decided for one request. */
+export interface RecordedRequest {
+  requestId: string;
+  /** SigV4 service the Host implies (`s3`, `sts`, `bedrock`, `dynamodb`), or `""` for an unknown host. */
+  service: string;
+  region: string;
+  api?: Api;
+  method: string;
+  /** Raw path as received (still percent-encoded), without the query. */
+  path: string;
+  /** Raw query as received, without `?`. */
+  query: string;
+  host: string;
+  /** e.g. PutObject, AssumeRole, InvokeModel, PutItem. */
+  operation?: string;
+  accessKeyId?: string;
+  authKind: AuthKind | "none";
+  /** True only when the signature, and the payload hash / every chunk / the trailer, all verified. */
+  verified: boolean;
+  /** HTTP status sent; 0 while pending or when the client went away first. */
+  status: number;
+  errorCode?: string;
+  errorMessage?: string;
+  failure?: FailureKind;
+  /** `SHA256` (hex x-amz-content-sha256), `UNSIGNED-PAYLOAD`, a `STREAMING-…` literal, `BODY-SHA256` (non-S3), or `NONE`. */
+  payloadMode: string;
+  chunksVerified: number;
+  trailerVerified: boolean;
+  checksumsVerified: string[];
+  trailers: Record<string, string>;
+  /** Decoded payload bytes (aws-chunked framing removed). */
+  bodyBytes: number;
+  /** Bytes of body as received on the wire. */
+  wireBodyBytes: number;
+  signedHeaders: string[];
+  /** Headers as received; x-amz-security-token redacted. */
+  headers: Array<[string, string]>;
+  canonicalRequest?: string;
+  stringToSign?: string;
+}
+
+export interface FakeAws {
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  readonly requests: RecordedRequest[];
+  readonly sts: StsControls;
+  readonly s3: S3Store;
+  addAccount(account: FakeAwsAccount): void;
+  removeAccount(accessKeyId: string): void;
+  close(): Promise<void>;
+}
+
+const S3_MAX_SKEW_MS = 15 * 60 * 1000;
+const DEFAULT_MAX_SKEW_MS = 5 * 60 * 1000;
+const HEX_SHA256_RE = /^[0-9a-f]{64}$/;
+const TOKEN_HEADER = "x-amz-security-token";
+
+function headerPairs(raw: string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] as string, raw[i + 1] as string]);
+  return out;
+}
+
+function redactHeaders(headers: HeaderList): Array<[string, string]> {
+  return headers.map(([n, v]) => [n, n.toLowerCase() === TOKEN_HEADER ? "<redacted>" : v]);
+}
+
+/** Session tokens the request carries (header or presigned query), to keep out of records and error bodies. */
+function sessionTokensOf(wire: WireRequest): string[] {
+  const tokens = headerValues(wire.headers, TOKEN_HEADER);
+  for (const [k, v] of parseQueryPairs(wire.rawQuery)) if (k === "X-Amz-Security-Token") tokens.push(v);
+  return tokens.filter((t) => t !== "");
+}
+
+function redactTokens(text: string, tokens: readonly string[]): string {
+  let out = text;
+  for (const token of tokens) {
+    for (const form of new Set([token, uriEncode(token), encodeURIComponent(token)])) out = out.split(form).join("<redacted>");
+  }
+  return out;
+}
+
+function splitTarget(url: string): { rawPath: string; rawQuery: string } {
+  const q = url.indexOf("?");
+  return q < 0 ? { rawPath: url, rawQuery: "" } : { rawPath: url.slice(0, q), rawQuery: url.slice(q + 1) };
+}
+
+/** Query parameters as a map (last value wins), without presigned-auth parameters. */
+function operationParams(rawQuery: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [k, v] of parseQueryPairs(rawQuery)) if (!k.startsWith("X-Amz-")) map.set(k, v);
+  return map;
+}
+
+function chunkFailureError(failure: ChunkedFailure): AwsError {
+  if (failure.code === "SignatureDoesNotMatch") {
+    const trailer = failure.stringToSign?.startsWith("AWS4-HMAC-SHA256-TRAILER") ?? false;
+    return awsError(403, failure.code, failure.message, trailer ? "trailer-signature" : "chunk-signature", failure.stringToSign ? { StringToSign: failure.stringToSign } : undefined);
+  }
+  return awsError(400, failure.code, failure.message, failure.code === "BadDigest" ? "checksum" : "aws-chunked");
+}
+
+class FakeAwsServer implements FakeAws {
+  port = 0;
+  url = "";
+  readonly requests: RecordedRequest[] = [];
+  readonly s3: S3Store;
+  readonly sts: StsService;
+  private readonly accounts = new Map<string, FakeAwsAccount>();
+  private readonly server: http.Server;
+  private readonly now: () => Date;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly opts: FakeAwsOptions) {
+    for (const a of opts.accounts) this.addAccount(a);
+    this.now = opts.now ?? (() => new Date());
+    this.s3 = new S3Store(!opts.discardBodies);
+    this.sts = new StsService({
+      accountId: opts.accountId ?? "123456789012",
+      webIdentityTokens: new Set(opts.webIdentityTokens ?? []),
+      register: (a) => this.addAccount(a),
+    });
+    this.server = http.createServer({ keepAlive: true });
+    this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, false));
+    this.server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, true));
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(0, "127.0.0.1", () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    this.url = `http://127.0.0.1:${this.port}`;
+  }
+
+  addAccount(account: FakeAwsAccount): void {
+    this.accounts.set(account.accessKeyId, { ...account });
+  }
+
+  removeAccount(accessKeyId: string): void {
+    this.accounts.delete(accessKeyId);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+    });
+  }
+
+  private maxSkewFor(endpoint: Endpoint): number {
+    return this.opts.maxSkewMs ?? (endpoint.protocol === "s3" ? S3_MAX_SKEW_MS : DEFAULT_MAX_SKEW_MS);
+  }
+
+  // -- one request ---------------------------------------------------------------------------
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): Promise<void> {
+    const requestId = randomBytes(8).toString("hex").toUpperCase();
+    const { rawPath, rawQuery } = splitTarget(req.url ?? "/");
+    const headers = headerPairs(req.rawHeaders);
+    const host = req.headers.host ?? "";
+    const endpoint = resolveEndpoint(host);
+    const wire: WireRequest = { method: req.method ?? "GET", rawPath, rawQuery, headers };
+    const tokens = sessionTokensOf(wire);
+    const rec: RecordedRequest = {
+      requestId,
+      service: endpoint?.service ?? "",
+      region: endpoint?.region ?? "",
+      ...(endpoint ? { api: endpoint.api } : {}),
+      method: req.method ?? "GET",
+      path: rawPath,
+      query: redactTokens(rawQuery, tokens),
+      host,
+      authKind: "none",
+      verified: false,
+      status: 0,
+      payloadMode: "NONE",
+      chunksVerified: 0,
+      trailerVerified: false,
+      checksumsVerified: [],
+      trailers: {},
+      bodyBytes: 0,
+      wireBodyBytes: 0,
+      signedHeaders: [],
+      headers: redactHeaders(headers),
+    };
+    this.requests.push(rec);
+    const exchange: Exchange = { req, res, rec, wire, expectContinue, requestId, tokens };
+    try {
+      if (!endpoint) {
+        const error = awsError(400, "UnknownEndpoint", `fakeaws does not serve host '${host}'`, "unknown-host");
+        await this.refuse(exchange, renderError("json", error, requestId), error);
+      } else if (endpoint.protocol === "s3") {
+        await this.handleS3(exchange, endpoint);
+      } else {
+        await this.handleBuffered(exchange, endpoint);
+      }
+    } catch (err) {
+      // The client went away mid-body (or the server is closing): nothing to answer.
+      if (!res.headersSent && !res.destroyed) {
+        const error = awsError(500, "InternalError", `fakeaws: ${err instanceof Error ? err.message : String(err)}`);
+        this.send(exchange, renderError(endpoint?.protocol ?? "json", error, requestId), error);
+      }
+    }
+  }
+
+  /** Sends the final answer and records it. */
+  private send(ex: Exchange, out: RenderedResponse, error?: AwsError, closeConnection = false): void {
+    const { res, rec } = ex;
+    if (res.headersSent || res.destroyed) return;
+    rec.status = out.status;
+    if (error) {
+      rec.errorCode = error.code;
+      rec.errorMessage = redactTokens(error.message, ex.tokens);
+      if (error.failure) rec.failure = error.failure;
+    }
+    const body = rec.method === "HEAD" ? undefined : typeof out.body === "string" && ex.tokens.length > 0 ? redactTokens(out.body, ex.tokens) : out.body;
+    const headers: Record<string, string> = {
+      "x-amz-request-id": ex.requestId,
+      date: this.now().toUTCString(),
+      ...out.headers,
+    };
+    if (!("content-length" in headers)) headers["content-length"] = String(body === undefined ? 0 : Buffer.byteLength(body));
+    if (closeConnection) headers.connection = "close";
+    res.writeHead(out.status, headers);
+    res.end(body);
+  }
+
+  /**
+   * Refuses before the body is read. With `Expect: 100-continue` the body never comes, so the
+   * answer goes at once and the connection closes; otherwise the body is drained first, so the
+   * client is not cut off while still writing.
+   */
+  private async refuse(ex: Exchange, out: RenderedResponse, error: AwsError): Promise<void> {
+    if (ex.expectContinue) {
+      this.send(ex, out, error, true);
+      return;
+    }
+    for await (const chunk of ex.req) ex.rec.wireBodyBytes += (chunk as Buffer).length;
+    this.send(ex, out, error);
+  }
+
+  private recordAuth(ex: Exchange, outcome: AuthOutcome): void {
+    const { rec } = ex;
+    if (outcome.kind === "anonymous") return;
+    if (outcome.kind === "denied") {
+      if (outcome.authKind) rec.authKind = outcome.authKind;
+      if (outcome.accessKeyId !== undefined) rec.accessKeyId = outcome.accessKeyId;
+      if (outcome.signedHeaders) rec.signedHeaders = outcome.signedHeaders;
+      if (outcome.check) {
+        rec.canonicalRequest = redactTokens(outcome.check.canonicalRequest, ex.tokens);
+        rec.stringToSign = outcome.check.stringToSign;
+      }
+      return;
+    }
+    rec.authKind = outcome.authKind;
+    rec.accessKeyId = outcome.account.accessKeyId;
+    rec.signedHeaders = outcome.auth.signedHeaders;
+    rec.canonicalRequest = redactTokens(outcome.check.canonicalRequest, ex.tokens);
+    rec.stringToSign = outcome.check.stringToSign;
+  }
+
+  // -- S3: verify headers first, then stream the body through the verifier --------------------
+
+  private async handleS3(ex: Exchange, endpoint: Endpoint): Promise<void> {
+    const { rec, wire, requestId } = ex;
+    const reject = (error: AwsError): Promise<void> => this.refuse(ex, renderError("s3", error, requestId), error);
+    const hasAuthHeader = headerValue(wire.headers, "authorization") !== undefined;
+    if (!hasAuthHeader && !hasPresignedAuth(wire.rawQuery)) return reject(missingAuthError("s3"));
+
+    const contentSha = headerValue(wire.headers, "x-amz-content-sha256")?.trim();
+    if (contentSha === undefined && hasAuthHeader) {
+      return reject(awsError(400, "InvalidRequest", "Missing required header for this request: x-amz-content-sha256", "missing-content-sha256"));
+    }
+    const payloadHash = contentSha ?? UNSIGNED_PAYLOAD;
+    const isHex = HEX_SHA256_RE.test(payloadHash);
+    rec.payloadMode = isHex ? "SHA256" : payloadHash;
+    if (payloadHash.startsWith("STREAMING-AWS4-ECDSA-P256-SHA256")) {
+      return reject(awsError(400, "NotImplemented", `${payloadHash} (SigV4A) is not supported by fakeaws`, "invalid-content-sha256"));
+    }
+    if (!isHex && payloadHash !== UNSIGNED_PAYLOAD && !isStreamingPayloadMode(payloadHash)) {
+      return reject(
+        awsError(400, "InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.", "invalid-content-sha256"),
+      );
+    }
+
+    const now = this.now();
+    const outcome = authenticate({
+      request: wire,
+      endpoint,
+      payloadHash,
+      now,
+      maxSkewMs: this.maxSkewFor(endpoint),
+      findAccount: (id) => this.accounts.get(id),
+    });
+    this.recordAuth(ex, outcome);
+    if (outcome.kind === "denied") return reject(outcome.error);
+    if (outcome.kind === "anonymous") return reject(missingAuthError("s3"));
+
+    const algorithms = wire.headers.map(([n]) => checksumAlgorithmOfHeader(n)).filter((a): a is ChecksumAlgorithm => a !== undefined);
+    const collector = new BodyCollector(!this.opts.discardBodies, algorithms);
+    let decoder: AwsChunkedDecoder | undefined;
+    if (isStreamingPayloadMode(payloadHash)) {
+      const decodedLength = headerValue(wire.headers, "x-amz-decoded-content-length");
+      if (decodedLength === undefined || !/^\d+$/.test(decodedLength.trim())) {
+        return reject(awsError(411, "MissingContentLength", "You must provide the x-amz-decoded-content-length header with an aws-chunked body.", "aws-chunked"));
+      }
+      const signed = payloadHash !== "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+      decoder = new AwsChunkedDecoder({
+        mode: payloadHash,
+        ...(signed
+          ? { signing: { signingKey: outcome.signingKey, amzDate: outcome.amzDate, scope: outcome.scope, seedSignature: outcome.auth.signature } }
+          : {}),
+        declaredTrailers: (headerValue(wire.headers, "x-amz-trailer") ?? "").split(","),
+        decodedContentLength: Number(decodedLength.trim()),
+        onData: (d) => collector.update(d),
+      });
+    }
+    if (ex.expectContinue) ex.res.writeContinue();
+
+    for await (const chunk of ex.req) {
+      const buf = chunk as Buffer;
+      rec.wireBodyBytes += buf.length;
+      if (decoder) decoder.write(buf);
+      else collector.update(buf);
+    }
+    const body = collector.finish();
+    rec.bodyBytes = body.size;
+    if (decoder) {
+      const result = decoder.end();
+      rec.chunksVerified = decoder.progress.chunksVerified;
+      if (!result.ok) {
+        const error = chunkFailureError(result.failure);
+        if (result.failure.stringToSign) rec.stringToSign = result.failure.stringToSign;
+        return this.send(ex, renderError("s3", error, requestId), error);
+      }
+      rec.trailerVerified = result.outcome.trailerVerified;
+      rec.checksumsVerified = result.outcome.checksumsVerified;
+      rec.trailers = Object.fromEntries(result.outcome.trailers);
+    } else if (isHex && body.sha256Hex !== payloadHash) {
+      const error = awsError(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.", "payload-hash", {
+        ClientComputedContentSHA256: payloadHash,
+        S3ComputedContentSHA256: body.sha256Hex,
+      });
+      return this.send(ex, renderError("s3", error, requestId), error);
+    }
+    rec.verified = true;
+
+    const address = s3Address(wire.rawPath, endpoint.bucket);
+    const result = this.s3.handle({
+      method: rec.method,
+      ...address,
+      query: operationParams(wire.rawQuery),
+      headers: wire.headers,
+      body,
+      region: endpoint.region,
+      now,
+    });
+    if ("code" in result) {
+      this.send(ex, renderError("s3", result, requestId), result);
+      return;
+    }
+    rec.operation = result.operation;
+    this.send(ex, s3Rendered(result));
+  }
+
+  // -- STS and JSON services: the payload hash is the body's, so read it first --------------
+
+  private async handleBuffered(ex: Exchange, endpoint: Endpoint): Promise<void> {
+    const { rec, wire, requestId } = ex;
+    const jsonType = endpoint.api === "dynamodb" ? DYNAMODB_CONTENT_TYPE : "application/json";
+    const render = (error: AwsError): RenderedResponse => renderError(endpoint.protocol, error, requestId, jsonType);
+    if (ex.expectContinue) ex.res.writeContinue();
+    const limit = this.opts.maxBufferedBodyBytes ?? 16 * 1024 * 1024;
+    const parts: Buffer[] = [];
+    for await (const chunk of ex.req) {
+      const buf = chunk as Buffer;
+      rec.wireBodyBytes += buf.length;
+      if (rec.wireBodyBytes <= limit) parts.push(buf);
+    }
+    if (rec.wireBodyBytes > limit) {
+      const error = awsError(413, "RequestEntityTooLargeException", `Request body over the fake's ${limit}-byte limit`, "body-too-large");
+      return this.send(ex, render(error), error);
+    }
+    const body = Buffer.concat(parts);
+    rec.bodyBytes = body.length;
+    rec.payloadMode = "BODY-SHA256";
+
+    const stsParams = endpoint.api === "sts" ? stsParameters(wire, body) : undefined;
+    const action = stsParams?.get("Action") ?? "";
+    if (stsParams) {
+      rec.operation = action;
+      this.sts.countCall(action);
+    }
+    const now = this.now();
+    const outcome = authenticate({
+      request: wire,
+      endpoint,
+      payloadHash: sha256Hex(body),
+      now,
+      maxSkewMs: this.maxSkewFor(endpoint),
+      findAccount: (id) => this.accounts.get(id),
+    });
+    this.recordAuth(ex, outcome);
+    if (outcome.kind === "denied") return this.send(ex, render(outcome.error), outcome.error);
+    if (outcome.kind === "anonymous" && !(stsParams && StsService.allowsAnonymous(action))) {
+      const error = missingAuthError(endpoint.protocol);
+      return this.send(ex, render(error), error);
+    }
+    if (outcome.kind === "verified") rec.verified = true;
+    else rec.payloadMode = "NONE";
+
+    if (stsParams) {
+      return this.answerSts(ex, stsParams, outcome.kind === "verified" ? outcome.account : undefined, now, render);
+    }
+    const result: JsonResponse | AwsError =
+      endpoint.api === "bedrock-runtime" ? handleBedrock(rec.method, wire.rawPath, body) : handleDynamoDb(rec.method, wire.headers, body);
+    if ("code" in result) return this.send(ex, render(result), result);
+    rec.operation = result.operation;
+    this.send(ex, { status: result.status, headers: { ...result.headers, "x-amzn-requestid": requestId }, body: result.body });
+  }
+
+  private async answerSts(
+    ex: Exchange,
+    params: Map<string, string>,
+    caller: FakeAwsAccount | undefined,
+    now: Date,
+    render: (e: AwsError) => RenderedResponse,
+  ): Promise<void> {
+    const result = this.sts.handle(params, caller, now);
+    if (result.kind === "hang") return; // never answered; the client gives up, close() cleans up
+    if (this.sts.delayMs > 0) await this.sleep(this.sts.delayMs);
+    if (result.kind === "error") return this.send(ex, render(result.error), result.error);
+    this.send(ex, { status: 200, headers: { "content-type": "text/xml", "x-amzn-requestid": ex.requestId }, body: result.body });
+  }
+}
+
+interface Exchange {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  rec: RecordedRequest;
+  wire: WireRequest;
+  expectContinue: boolean;
+  requestId: string;
+  /** Session tokens this request carries; redacted from records and error bodies. */
+  tokens: string[];
+}
+
+function s3Rendered(r: S3Response): RenderedResponse {
+  return { status: r.status, headers: r.headers, body: r.body ?? "" };
+}
+
+/** STS parameters from the query string and, for form POSTs, the body (form decoding: `+` is a space). */
+function stsParameters(wire: WireRequest, body: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  for (const [k, v] of new URLSearchParams(wire.rawQuery)) if (!k.startsWith("X-Amz-")) params.set(k, v);
+  const contentType = headerValue(wire.headers, "content-type") ?? "";
+  if (contentType.startsWith("application/x-www-form-urlencoded")) {
+    for (const [k, v] of new URLSearchParams(body.toString("utf8"))) params.set(k, v);
+  }
+  return params;
+}
+
+/** Starts the fake on 127.0.0.1 with an OS-chosen port. */
+export async function startFakeAws(opts: FakeAwsOptions): Promise<FakeAws> {
+  const fake = new FakeAwsServer(opts);
+  await fake.listen();
+  return fake;
+}
+
