@@ -8,13 +8,20 @@
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "./admin/logger.js";
 import { formatPolicyError, loadPolicyFile } from "./policy/index.js";
+import { AggregatorRegistry } from "prom-client";
 import { serve } from "./serve.js";
+import { isWorker, reportStatusToPrimary, runPrimary } from "./workers.js";
 
 const USAGE = `usage:
   countersign serve --policy FILE [--listen HOST:PORT] [--admin-listen HOST:PORT] [--log-level LEVEL]
-                    [--drain-seconds N] [--shutdown-grace-seconds N]
+                    [--drain-seconds N] [--shutdown-grace-seconds N] [--workers N]
+                    [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
       env: COUNTERSIGN_POLICY, COUNTERSIGN_LISTEN (default 127.0.0.1:50051),
-           COUNTERSIGN_ADMIN_LISTEN (default 0.0.0.0:9464), COUNTERSIGN_LOG_LEVEL (default info)
+           COUNTERSIGN_ADMIN_LISTEN (default 0.0.0.0:9464), COUNTERSIGN_LOG_LEVEL (default info),
+           COUNTERSIGN_DRAIN_SECONDS (default 5), COUNTERSIGN_SHUTDOWN_GRACE_SECONDS (default 20),
+           COUNTERSIGN_WORKERS (default 1), COUNTERSIGN_TLS_CERT, COUNTERSIGN_TLS_KEY, COUNTERSIGN_TLS_CLIENT_CA
+      --workers N       N processes share the gRPC listener (Node cluster); the primary serves the admin port
+      --tls-*           TLS for the gRPC listener (shared-service mode); with --tls-client-ca, mTLS
   countersign validate FILE          exit 0 when the policy is valid; else print FILE:LINE:COL: message, exit 1
   countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]
 `;
@@ -68,8 +75,17 @@ async function runServe(args: string[]): Promise<number> {
       "log-level": { type: "string" },
       "drain-seconds": { type: "string" },
       "shutdown-grace-seconds": { type: "string" },
+      workers: { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "tls-client-ca": { type: "string" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const policyPath = values.policy ?? env.COUNTERSIGN_POLICY;
   if (!policyPath) {
     process.stderr.write(`countersign serve: --policy FILE (or COUNTERSIGN_POLICY) is required\n${USAGE}`);
@@ -87,14 +103,39 @@ async function runServe(args: string[]): Promise<number> {
     if (!Number.isFinite(n) || n < 0) throw new Error(`${envName}: "${raw}" is not a number of seconds`);
     return n;
   };
+  const workers = Number(values.workers ?? env.COUNTERSIGN_WORKERS ?? "1");
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    process.stderr.write("countersign serve: --workers must be an integer from 1 to 64\n");
+    return 2;
+  }
+  const adminListen = values["admin-listen"] ?? env.COUNTERSIGN_ADMIN_LISTEN ?? "0.0.0.0:9464";
+  const drainMs = seconds(values["drain-seconds"], "COUNTERSIGN_DRAIN_SECONDS", 5) * 1000;
+  const shutdownGraceMs = seconds(values["shutdown-grace-seconds"], "COUNTERSIGN_SHUTDOWN_GRACE_SECONDS", 20) * 1000;
+  if (workers > 1 && !isWorker()) {
+    return runPrimary({ workers, adminListen, logLevel, shutdownTimeoutMs: drainMs + shutdownGraceMs + 5_000 });
+  }
+  const certFile = values["tls-cert"] ?? env.COUNTERSIGN_TLS_CERT;
+  const keyFile = values["tls-key"] ?? env.COUNTERSIGN_TLS_KEY;
+  const clientCaFile = values["tls-client-ca"] ?? env.COUNTERSIGN_TLS_CLIENT_CA;
+  if ((certFile === undefined) !== (keyFile === undefined) || (clientCaFile !== undefined && certFile === undefined)) {
+    process.stderr.write("countersign serve: --tls-cert and --tls-key go together, and --tls-client-ca needs them\n");
+    return 2;
+  }
   const server = await serve({
     policyPath,
     listen: values.listen ?? env.COUNTERSIGN_LISTEN ?? "127.0.0.1:50051",
-    adminListen: values["admin-listen"] ?? env.COUNTERSIGN_ADMIN_LISTEN ?? "0.0.0.0:9464",
+    adminListen: isWorker() ? undefined : adminListen,
     logLevel,
-    drainMs: seconds(values["drain-seconds"], "COUNTERSIGN_DRAIN_SECONDS", 5) * 1000,
-    shutdownGraceMs: seconds(values["shutdown-grace-seconds"], "COUNTERSIGN_SHUTDOWN_GRACE_SECONDS", 20) * 1000,
+    drainMs,
+    shutdownGraceMs,
+    tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : undefined,
   });
+  if (isWorker()) {
+    // Constructing one installs prom-client's worker-side listener for the primary's requests.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([server.metrics.registry]);
+    reportStatusToPrimary(server.notReadyReasons);
+  }
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       server.logger.info({ signal }, "shutdown requested");

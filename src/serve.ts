@@ -1,48 +1,57 @@
 /**
  * `countersign serve`: wires the policy, the credential profiles, the ext_proc gRPC server and the
- * admin listener together, and owns the process lifecycle (readiness, draining, shutdown).
+ * admin listener together, and owns the process lifecycle: readiness, policy reload (file watch
+ * and SIGHUP), draining and shutdown.
  */
-import { createCredentialProfiles, type CredentialProfile } from "./credentials/index.js";
+import { readFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
 import { startAdminServer, type AdminServer } from "./admin/adminServer.js";
 import { createLogger, type Logger, type LogLevel } from "./admin/logger.js";
 import { Metrics } from "./admin/metrics.js";
+import type { CredentialDeps } from "./credentials/index.js";
 import type { DecisionEvent, SigningContext } from "./extproc/context.js";
 import { startExtProcServer, type ExtProcServer } from "./extproc/server.js";
 import { formatPolicyError, loadPolicyFile } from "./policy/index.js";
-import type { Policy } from "./policy/types.js";
+import { watchPolicyFile, type PolicyWatcher } from "./policy/watchPolicyFile.js";
+import { buildRuntime, notReadyReasons, type Runtime } from "./runtime.js";
+
+export interface TlsOptions {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  readonly clientCaFile?: string;
+}
 
 export interface ServeOptions {
   readonly policyPath: string;
   /** host:port for the ext_proc gRPC listener. */
   readonly listen: string;
-  /** host:port for /healthz, /readyz and /metrics. */
-  readonly adminListen: string;
+  /** host:port for /healthz, /readyz and /metrics; undefined: no admin listener (workers). */
+  readonly adminListen: string | undefined;
   readonly logLevel: LogLevel;
   /** After SIGTERM: keep serving new streams this long while /readyz says no. */
   readonly drainMs: number;
   /** Then wait at most this long for in-flight streams before forcing them closed. */
   readonly shutdownGraceMs: number;
+  readonly tls?: TlsOptions;
+  /** Watch the policy file and reload it when it changes (default true). */
+  readonly watchPolicy?: boolean;
+  readonly policyPollIntervalMs?: number;
+  /** Test hooks. */
+  readonly credentialDeps?: Omit<CredentialDeps, "logger" | "events">;
+  readonly logDestination?: Parameters<typeof createLogger>[1];
 }
 
 export interface RunningServer {
   readonly grpcPort: number;
-  readonly adminPort: number;
+  readonly adminPort: number | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Re-reads the policy file now (what SIGHUP does). Resolves true when the new policy is in use. */
+  reload(trigger: string): Promise<boolean>;
+  /** Why this process would answer /readyz with 503 (empty when ready). */
+  notReadyReasons(): string[];
   stop(): Promise<void>;
-}
-
-/** The profiles the endpoints need, with the sources they chain from. */
-export function profilesInUse(policy: Policy): Set<string> {
-  const used = new Set<string>();
-  const visit = (name: string): void => {
-    if (used.has(name)) return;
-    used.add(name);
-    const spec = policy.credentials.get(name);
-    if (spec?.kind === "assume_role") visit(spec.source);
-  };
-  for (const e of policy.endpoints) visit(e.credentials);
-  return used;
 }
 
 export function splitHostPort(address: string, what: string): { host: string; port: number } {
@@ -52,21 +61,24 @@ export function splitHostPort(address: string, what: string): { host: string; po
   return { host: m[1] ?? m[2] ?? "", port };
 }
 
+export function grpcCredentials(tls: TlsOptions | undefined): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`${what} ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  const ca = tls.clientCaFile ? read(tls.clientCaFile, "--tls-client-ca") : null;
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: read(tls.certFile, "--tls-cert"), private_key: read(tls.keyFile, "--tls-key") }], ca !== null);
+}
+
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
-  const logger = createLogger(opts.logLevel);
+  const logger = createLogger(opts.logLevel, opts.logDestination);
   const metrics = new Metrics();
-
-  const loaded = await loadPolicyFile(opts.policyPath);
-  if (!loaded.ok) {
-    metrics.policyReloads.inc({ result: "invalid" });
-    throw new Error(`policy ${opts.policyPath} is invalid:\n${loaded.errors.map(formatPolicyError).join("\n")}`);
-  }
-  const policy: Policy = loaded.policy;
-  metrics.policyReloads.inc({ result: "success" });
-  metrics.setPolicy(policy.sha256);
-  logger.info({ policy: opts.policyPath, sha256: policy.sha256.slice(0, 16), endpoints: policy.endpoints.length }, "policy loaded");
-
-  const profiles: Map<string, CredentialProfile> = createCredentialProfiles(policy.credentials, {
+  const credentialDeps: CredentialDeps = {
+    ...opts.credentialDeps,
     logger,
     events: {
       onRefresh(e) {
@@ -74,31 +86,68 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
         metrics.credentialRefreshSeconds.observe({ profile: e.profile }, e.durationMs / 1000);
       },
     },
-  });
-  const inUse = profilesInUse(policy);
-  const started = [...inUse].map((name) => profiles.get(name)?.start());
-
-  let draining = false;
-  const readiness = {
-    notReadyReasons(): string[] {
-      const reasons: string[] = [];
-      if (draining) reasons.push("shutting down");
-      for (const name of profilesInUse(policy)) {
-        const state = profiles.get(name)?.current();
-        if (!state?.usable) reasons.push(`credentials "${name}": ${state?.reason ?? "not configured"}`);
-      }
-      return reasons;
-    },
   };
 
+  const loaded = await loadPolicyFile(opts.policyPath);
+  if (!loaded.ok) {
+    throw new Error(`policy ${opts.policyPath} is invalid:\n${loaded.errors.map(formatPolicyError).join("\n")}`);
+  }
+  // The one mutable reference: every request reads it once, at its start.
+  let runtime: Runtime = (await buildRuntime(loaded.policy, credentialDeps)).runtime;
+  metrics.policyReloads.inc({ result: "success" });
+  metrics.setPolicy(runtime.policy.sha256);
+  logger.info({ policy: opts.policyPath, sha256: runtime.policy.sha256.slice(0, 16), endpoints: runtime.policy.endpoints.length }, "policy loaded");
+
   metrics.credentialStatus = () =>
-    [...profiles].map(([name, profile]) => {
+    [...runtime.profiles].map(([name, profile]) => {
       const s = profile.status();
       return { profile: name, source: profile.source, usable: s.usable, expiresAt: s.expiresAt };
     });
 
+  let reloading: Promise<boolean> = Promise.resolve(true);
+  const reload = (trigger: string): Promise<boolean> => {
+    reloading = reloading.then(async () => {
+      const next = await loadPolicyFile(opts.policyPath);
+      if (!next.ok) {
+        const unreadable = next.errors.length === 1 && next.errors[0]?.message.startsWith("cannot read the policy file");
+        metrics.policyReloads.inc({ result: unreadable ? "unreadable" : "invalid" });
+        logger.error(
+          { trigger, policy: opts.policyPath, errors: next.errors.map(formatPolicyError), keptSha256: runtime.policy.sha256.slice(0, 16) },
+          "policy reload refused; still serving the previous policy",
+        );
+        return false;
+      }
+      if (next.policy.sha256 === runtime.policy.sha256) return true;
+      const { runtime: built, retired } = await buildRuntime(next.policy, credentialDeps, runtime);
+      runtime = built;
+      for (const p of retired) p.stop();
+      metrics.policyReloads.inc({ result: "success" });
+      metrics.setPolicy(built.policy.sha256);
+      logger.info({ trigger, policy: opts.policyPath, sha256: built.policy.sha256.slice(0, 16), endpoints: built.policy.endpoints.length }, "policy reloaded");
+      return true;
+    });
+    return reloading;
+  };
+
+  let watcher: PolicyWatcher | undefined;
+  if (opts.watchPolicy ?? true) {
+    watcher = watchPolicyFile(opts.policyPath, readFileSync(opts.policyPath, "utf8"), async () => void (await reload("file change")), {
+      pollIntervalMs: opts.policyPollIntervalMs,
+    });
+  }
+  const onHup = (): void => void reload("SIGHUP");
+  process.on("SIGHUP", onHup);
+
+  let draining = false;
+  const readiness = {
+    notReadyReasons(): string[] {
+      return draining ? ["shutting down", ...notReadyReasons(runtime)] : notReadyReasons(runtime);
+    },
+  };
+
   const onDecision = (e: DecisionEvent): void => {
     metrics.recordDecision(e);
+    if (!logger.isLevelEnabled(e.decision === "signed" ? "info" : "warn")) return;
     const line = {
       requestId: e.requestId,
       method: e.method,
@@ -118,35 +167,52 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   };
 
   const ctx: SigningContext = {
-    policy: () => policy,
-    credentials: (name) => profiles.get(name)?.current() ?? { usable: false, reason: `no credentials entry "${name}"` },
+    snapshot: () => runtime,
     now: () => new Date(),
     maxHeaderBytes: 96 * 1024,
     onDecision,
   };
 
+  const cleanup = (): void => {
+    watcher?.stop();
+    process.off("SIGHUP", onHup);
+    for (const p of runtime.profiles.values()) p.stop();
+  };
+
   let grpcServer: ExtProcServer;
   let admin: AdminServer | undefined;
   try {
-    const adminAddr = splitHostPort(opts.adminListen, "--admin-listen");
     splitHostPort(opts.listen, "--listen");
-    admin = await startAdminServer(adminAddr.host, adminAddr.port, metrics, readiness);
-    grpcServer = await startExtProcServer(opts.listen, ctx, {
-      streamOpened: () => {
-        metrics.streamsActive.inc();
-        metrics.streamsTotal.inc();
+    if (opts.adminListen !== undefined) {
+      const adminAddr = splitHostPort(opts.adminListen, "--admin-listen");
+      admin = await startAdminServer(adminAddr.host, adminAddr.port, metrics, readiness).catch((err: unknown) => {
+        throw new Error(`cannot listen on --admin-listen ${opts.adminListen}: ${err instanceof Error ? err.message : String(err)}`);
+      });
+    }
+    grpcServer = await startExtProcServer(
+      opts.listen,
+      ctx,
+      {
+        streamOpened: () => {
+          metrics.streamsActive.inc();
+          metrics.streamsTotal.inc();
+        },
+        streamClosed: () => metrics.streamsActive.dec(),
+        grpcError: (code) => metrics.grpcErrors.inc({ code }),
       },
-      streamClosed: () => metrics.streamsActive.dec(),
-      grpcError: (code) => metrics.grpcErrors.inc({ code }),
+      grpcCredentials(opts.tls),
+    ).catch((err: unknown) => {
+      throw new Error(`cannot listen on --listen ${opts.listen}: ${err instanceof Error ? err.message : String(err)}`);
     });
   } catch (err) {
     await admin?.close();
-    for (const p of profiles.values()) p.stop();
+    cleanup();
     throw err;
   }
-  const adminServer: AdminServer = admin;
-  logger.info({ listen: opts.listen, grpcPort: grpcServer.port, admin: opts.adminListen, adminPort: adminServer.port }, "countersign serving");
-  void Promise.all(started).then(() => logger.info({ ready: readiness.notReadyReasons().length === 0 }, "first credential fetch finished"));
+  logger.info(
+    { listen: opts.listen, grpcPort: grpcServer.port, tls: opts.tls ? (opts.tls.clientCaFile ? "mtls" : "tls") : "off", admin: opts.adminListen, adminPort: admin?.port, pid: process.pid },
+    "countersign serving",
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -156,8 +222,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       logger.info({ drainMs: opts.drainMs, graceMs: opts.shutdownGraceMs }, "draining: /readyz now fails; still serving new streams");
       await new Promise((r) => setTimeout(r, opts.drainMs));
       await grpcServer.shutdown(opts.shutdownGraceMs);
-      await adminServer.close();
-      for (const p of profiles.values()) p.stop();
+      await admin?.close();
+      cleanup();
       logger.info({}, "stopped");
       logger.flush();
     })();
@@ -166,9 +232,11 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
   return {
     grpcPort: grpcServer.port,
-    adminPort: adminServer.port,
+    adminPort: admin?.port,
     metrics,
     logger,
+    reload,
+    notReadyReasons: () => readiness.notReadyReasons(),
     stop,
   };
 }

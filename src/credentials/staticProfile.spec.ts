@@ -50,7 +50,13 @@ describe("static credentials", () => {
   it("names every missing variable, counting empty ones as missing", async () => {
     const profile = profileWith({ CS_KEY: "" }, { ...spec, sessionTokenEnv: "CS_TOKEN" });
     await profile.start();
-    expect(profile.status().lastError).toBe("environment variables $CS_KEY, $CS_SECRET, $CS_TOKEN not set or empty");
+    expect(profile.status().lastError).toBe("environment variables $CS_KEY, $CS_SECRET not set or empty");
+  });
+
+  it("signs without a session token when the named token variable is unset (long-term keys)", async () => {
+    const profile = profileWith({ CS_KEY: KEY, CS_SECRET: SECRET }, { ...spec, sessionTokenEnv: "CS_TOKEN" });
+    await profile.start();
+    expect(profile.current()).toEqual({ usable: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
   });
 
   it("does not read the environment before start, nor again after it", async () => {

@@ -45,7 +45,8 @@ export function readStaticCredentials(
   spec: StaticCredentialSpec,
   env: NodeJS.ProcessEnv,
 ): { ok: true; credentials: Credentials } | { ok: false; error: string } {
-  const wanted = [spec.accessKeyIdEnv, spec.secretAccessKeyEnv, ...(spec.sessionTokenEnv ? [spec.sessionTokenEnv] : [])];
+  // The session token variable may be named and left unset: long-term keys have no token.
+  const wanted = [spec.accessKeyIdEnv, spec.secretAccessKeyEnv];
   const missing = wanted.filter((variable) => !env[variable]);
   if (missing.length > 0) {
     const list = missing.map((variable) => `$${variable}`).join(", ");

@@ -27,12 +27,17 @@ export interface DecisionEvent {
 }
 
 /**
- * Everything a stream needs from the rest of the process. The policy and credentials are read
- * once per request, at its start, so a request is decided by one policy and one credential set.
+ * A policy and the credential profiles built for it, swapped together as one object on reload.
+ * A request reads one snapshot, at its start, so it is decided by one policy, never a mix.
  */
-export interface SigningContext {
-  policy(): Policy;
+export interface PolicySnapshot {
+  readonly policy: Policy;
   credentials(profile: string): CredentialLookupResult;
+}
+
+/** Everything a stream needs from the rest of the process. */
+export interface SigningContext {
+  snapshot(): PolicySnapshot;
   now(): Date;
   readonly maxHeaderBytes: number;
   onDecision?(event: DecisionEvent): void;

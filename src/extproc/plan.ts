@@ -53,7 +53,8 @@ export interface PlanFacts {
 }
 
 export function planRequest(head: RequestHead, endOfStream: boolean, ctx: SigningContext, facts: PlanFacts): Plan | Denial {
-  const policy = ctx.policy();
+  const snapshot = ctx.snapshot();
+  const policy = snapshot.policy;
   const match = matchEndpoint(policy, head.authority, head.scheme);
   if (!match) {
     return deny(403, "AccessDenied", "no_endpoint", `countersign policy has no endpoint for host "${clip(head.authority)}" (${head.scheme}); add it to the policy's endpoints to allow signing`);
@@ -126,7 +127,7 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
     }
   }
 
-  const creds = ctx.credentials(endpoint.credentials);
+  const creds = snapshot.credentials(endpoint.credentials);
   if (!creds.usable) {
     return deny(503, "ServiceUnavailable", "credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.reason}`);
   }

@@ -1,0 +1,120 @@
+/**
+ * `--workers N`: N worker processes share the gRPC listener through Node's cluster module (the
+ * primary accepts connections and hands them to workers round-robin, so the unit of balance is a
+ * connection — see the README on Envoy's max_concurrent_streams). The primary runs no ext_proc
+ * itself: it owns the admin listener, aggregates the workers' metrics (prom-client's
+ * AggregatorRegistry), reports ready only when every worker is, forwards SIGHUP and SIGTERM, and
+ * replaces a worker that dies unexpectedly.
+ */
+import cluster, { type Worker } from "node:cluster";
+import http from "node:http";
+import { AggregatorRegistry } from "prom-client";
+import { createLogger, type LogLevel } from "./admin/logger.js";
+import { splitHostPort } from "./serve.js";
+
+interface WorkerStatus {
+  type: "countersign:status";
+  reasons: string[];
+}
+
+const STATUS_INTERVAL_MS = 1_000;
+
+/** In a worker: report readiness to the primary every second. */
+export function reportStatusToPrimary(notReadyReasons: () => string[]): () => void {
+  const send = (): void => {
+    if (process.connected) process.send?.({ type: "countersign:status", reasons: notReadyReasons() } satisfies WorkerStatus);
+  };
+  send();
+  const timer = setInterval(send, STATUS_INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export function isWorker(): boolean {
+  return cluster.isWorker;
+}
+
+export async function runPrimary(opts: { workers: number; adminListen: string; logLevel: LogLevel; shutdownTimeoutMs: number }): Promise<number> {
+  const logger = createLogger(opts.logLevel);
+  const aggregator = new AggregatorRegistry();
+  const status = new Map<number, string[]>();
+  let stopping = false;
+
+  const fork = (): Worker => {
+    const w = cluster.fork();
+    status.set(w.id, ["starting"]);
+    w.on("message", (m: unknown) => {
+      if (typeof m === "object" && m !== null && (m as WorkerStatus).type === "countersign:status") status.set(w.id, (m as WorkerStatus).reasons);
+    });
+    return w;
+  };
+  for (let i = 0; i < opts.workers; i++) fork();
+  cluster.on("exit", (w, code, signal) => {
+    status.delete(w.id);
+    if (stopping) return;
+    logger.error({ worker: w.process.pid, code, signal }, "worker exited unexpectedly; starting a replacement");
+    fork();
+  });
+
+  const notReady = (): string[] => {
+    const reasons: string[] = stopping ? ["shutting down"] : [];
+    if (status.size < opts.workers) reasons.push(`${opts.workers - status.size} worker(s) not running`);
+    for (const [id, r] of status) for (const reason of r) reasons.push(`worker ${id}: ${reason}`);
+    return reasons;
+  };
+
+  const { host, port } = splitHostPort(opts.adminListen, "--admin-listen");
+  const admin = http.createServer((req, res) => {
+    const url = (req.url ?? "/").split("?")[0];
+    if (url === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    if (url === "/readyz") {
+      const r = notReady();
+      return void (r.length === 0
+        ? res.writeHead(200, { "content-type": "text/plain" }).end("ready\n")
+        : res.writeHead(503, { "content-type": "text/plain" }).end(`not ready:\n${r.map((x) => `- ${x}`).join("\n")}\n`));
+    }
+    if (url === "/metrics") {
+      aggregator.clusterMetrics().then(
+        (body) => res.writeHead(200, { "content-type": aggregator.contentType }).end(body),
+        (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${String(err)}\n`),
+      );
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz, /readyz or /metrics\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    admin.once("error", (err) => reject(new Error(`cannot listen on --admin-listen ${opts.adminListen}: ${err.message}`)));
+    admin.listen(port, host, () => resolve());
+  });
+  logger.info({ workers: opts.workers, admin: opts.adminListen }, "countersign primary started");
+
+  process.on("SIGHUP", () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGHUP");
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, "shutdown requested; stopping workers");
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+      for (const w of workers) w.process.kill("SIGTERM");
+      const deadline = setTimeout(() => {
+        for (const w of workers) w.process.kill("SIGKILL");
+      }, opts.shutdownTimeoutMs);
+      deadline.unref();
+      const check = setInterval(() => {
+        if (Object.keys(cluster.workers ?? {}).length === 0) {
+          clearInterval(check);
+          clearTimeout(deadline);
+          admin.close();
+          resolve();
+        }
+      }, 50);
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  logger.info({}, "stopped");
+  logger.flush();
+  return 0;
+}
