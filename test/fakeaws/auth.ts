@@ -11,7 +11,6 @@ import {
   checkSignature,
   credentialScope,
   deriveSigningKey,
-  formatAmzDate,
   hasPresignedAuth,
   headerNames,
   headerValue,
@@ -231,7 +230,7 @@ function checkTime(ctx: AuthContext, creds: Credentials): AwsError | undefined {
   if (tooEarly) {
     return awsError(403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.", "skew", {
       RequestTime: creds.amzDateText,
-      ServerTime: formatAmzDate(ctx.now),
+      ServerTime: ctx.now.toISOString().replace(/\.\d{3}Z$/, "Z"),
       MaxAllowedSkewMilliseconds: String(ctx.maxSkewMs),
     });
   }

@@ -282,6 +282,16 @@ describe("S3 refusals, as strict as AWS", () => {
     expect(last().verified).toBe(true);
   });
 
+  it("sends its own clock in Date, so an SDK with retries corrects the skew and succeeds", async () => {
+    clockOffsetMs = 20 * 60 * 1000;
+    const before = fake.requests.length;
+    await s3({ maxAttempts: 3 }).send(new PutObjectCommand({ Bucket: "skew", Key: "corrected", Body: "x" }));
+    expect(fake.requests.slice(before).map((r) => [r.status, r.failure ?? "none"])).toEqual([
+      [403, "skew"],
+      [200, "none"],
+    ]);
+  });
+
   it("answers expired temporary credentials with ExpiredToken and a missing token with InvalidToken", async () => {
     expect(await errorOf(s3({ credentials: EXPIRED }).send(new GetObjectCommand({ Bucket: "b", Key: "k" })))).toMatchObject({ name: "ExpiredToken", status: 403 });
     const noToken = { accessKeyId: TEMP.accessKeyId, secretAccessKey: TEMP.secretAccessKey };
@@ -552,6 +562,29 @@ describe("JSON services", () => {
     expect(last()).toMatchObject({ service: "dynamodb", verified: true, operation: "PutItem" });
     const err = await errorOf(make(WRONG).send(new PutItemCommand({ TableName: "t", Item: { pk: { S: "1" } } })));
     expect(err).toMatchObject({ name: "InvalidSignatureException", status: 403 });
+  });
+});
+
+describe("large uploads with discardBodies", () => {
+  it("streams a 48 MiB PutObject through the verifier keeping only size and digests", async () => {
+    const big = await startFakeAws({ accounts: [REAL], discardBodies: true });
+    try {
+      const piece = Buffer.alloc(1024 * 1024, 0x5a);
+      const count = 48;
+      const body = Readable.from((function* () {
+        for (let i = 0; i < count; i++) yield piece;
+      })());
+      const client = s3({ requestHandler: loopbackRequestHandler(big.port) });
+      await client.send(new PutObjectCommand({ Bucket: "huge", Key: "h.bin", Body: body, ContentLength: piece.length * count }));
+      const rec = big.requests[big.requests.length - 1];
+      expect(rec).toMatchObject({ verified: true, bodyBytes: piece.length * count, checksumsVerified: ["x-amz-checksum-crc32"] });
+      const stored = big.s3.getObject("huge", "h.bin");
+      const expected = createHash("sha256");
+      for (let i = 0; i < count; i++) expected.update(piece);
+      expect([stored?.size, stored?.sha256Hex, stored?.body]).toEqual([piece.length * count, expected.digest("hex"), undefined]);
+    } finally {
+      await big.close();
+    }
   });
 });
 
