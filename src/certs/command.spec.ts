@@ -98,8 +98,20 @@ describe("countersign certs", () => {
     expect(leaf.verify(new X509Certificate(readFileSync(join(caDir, "ca.crt"))).publicKey)).toBe(true);
   });
 
+  it("prints only the SANs with --print-sans, one per line, and writes nothing", async () => {
+    const result = await run(["--policy", policyPath, "--print-sans"]);
+    expect(result.code).toBe(0);
+    const lines = result.out.trimEnd().split("\n");
+    expect(lines).toHaveLength(39);
+    expect(lines).toContain("*.s3.eu-west-1.amazonaws.com");
+    expect(lines[lines.length - 1]).toBe("sts.amazonaws.com");
+    expect(result.err).toBe("");
+    expect(existsSync(join(dir, "tls.crt"))).toBe(false);
+  });
+
   it.each([
     [["--out", "x"], "--policy FILE is required"],
+    [["--policy", "p", "--print-sans", "--out", "x"], "--print-sans writes no files; drop --out"],
     [["--policy", "p"], "--out DIR is required"],
     [["--policy", "p", "--out", "x", "--ca-cert", "c"], "--ca-cert and --ca-key go together"],
     [["--policy", "p", "--out", "x", "--days", "0"], "--days must be a whole number from 1 to 3650"],

@@ -1,5 +1,6 @@
 /**
  * `countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]`
+ * `countersign certs --policy FILE --print-sans` (the names only, e.g. for a cert-manager Certificate)
  *
  * Writes the certificate Envoy presents to the workload (tls.crt, tls.key) with SANs for the
  * policy's hosts, signed by a CA the workload trusts:
@@ -21,7 +22,9 @@ import { planSans } from "./sansForHostPatterns.js";
 export const LARGE_CERTIFICATE_BYTES = 24 * 1024;
 const MAX_DAYS = 3650;
 
-const USAGE = "usage: countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]\n";
+const USAGE = `usage: countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]
+       countersign certs --policy FILE --print-sans
+`;
 
 export interface Output {
   write(text: string): unknown;
@@ -58,8 +61,15 @@ export async function runCertsCommand(
     for (const e of policy.errors) err.write(`${formatPolicyError(e)}\n`);
     return 1;
   }
+  const hosts = policy.policy.endpoints.map((e) => e.host);
+  if (parsed.printSans) {
+    const plan = planSans(hosts);
+    out.write(plan.sans.map((san) => `${san}\n`).join(""));
+    for (const note of plan.notes) err.write(`note: ${note}\n`);
+    return plan.sans.length > 0 ? 0 : 1;
+  }
   try {
-    const report = await writeCertificates({ ...parsed.options, hosts: policy.policy.endpoints.map((e) => e.host) });
+    const report = await writeCertificates({ ...parsed.options, hosts });
     out.write(describeReport(report));
     return 0;
   } catch (error) {
@@ -68,7 +78,13 @@ export async function runCertsCommand(
   }
 }
 
-function parseCertsArgs(argv: string[]): { policy: string; options: Omit<CertsOptions, "hosts"> } | string {
+interface CertsArgs {
+  readonly policy: string;
+  readonly printSans: boolean;
+  readonly options: Omit<CertsOptions, "hosts">;
+}
+
+function parseCertsArgs(argv: string[]): CertsArgs | string {
   let values;
   try {
     ({ values } = parseArgs({
@@ -79,12 +95,18 @@ function parseCertsArgs(argv: string[]): { policy: string; options: Omit<CertsOp
         "ca-cert": { type: "string" },
         "ca-key": { type: "string" },
         days: { type: "string" },
+        "print-sans": { type: "boolean" },
       },
     }));
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }
   if (values.policy === undefined) return "--policy FILE is required";
+  const printSans = values["print-sans"] === true;
+  if (printSans) {
+    const extra = ["out", "ca-cert", "ca-key", "days"].filter((k) => k in values);
+    return extra.length === 0 ? { policy: values.policy, printSans, options: { outDir: "" } } : `--print-sans writes no files; drop --${extra.join(", --")}`;
+  }
   if (values.out === undefined) return "--out DIR is required";
   if ((values["ca-cert"] === undefined) !== (values["ca-key"] === undefined)) return "--ca-cert and --ca-key go together";
   let days = DEFAULT_LEAF_DAYS;
@@ -94,6 +116,7 @@ function parseCertsArgs(argv: string[]): { policy: string; options: Omit<CertsOp
   }
   return {
     policy: values.policy,
+    printSans,
     options: { outDir: values.out, caCertPath: values["ca-cert"], caKeyPath: values["ca-key"], days },
   };
 }
