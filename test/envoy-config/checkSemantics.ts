@@ -50,10 +50,10 @@ export function checkSemantics(doc: unknown): ConfigProblem[] {
   checkReferences(doc, clusters, listeners, problems);
   checkInternalListeners(doc, listeners, problems);
   for (const [name, listener] of listeners) {
-    forEachHcm(listener, (hcm, hcmPath) => {
+    forEachHcm(listener, (hcm) => {
       const filters = httpFilters(hcm.value);
       if (filters.some((f) => typeOf(f.value["typed_config"]) === TYPES.extProc)) {
-        checkSigningHcm(name, listener, hcm, hcmPath, clusters, problems);
+        checkSigningHcm(name, listener, hcm, clusters, problems);
       }
     });
   }
@@ -114,13 +114,12 @@ function* walk(value: unknown, path: YamlPath, ancestors: Set<unknown> = new Set
   }
 }
 
-function forEachHcm(listener: Named, visit: (hcm: Named, path: YamlPath) => void): void {
+function forEachHcm(listener: Named, visit: (hcm: Named) => void): void {
   for (const chain of objectsIn(listener.value["filter_chains"], [...listener.path, "filter_chains"])) {
     for (const filter of objectsIn(chain.value["filters"], [...chain.path, "filters"])) {
       const config = filter.value["typed_config"];
       if (typeOf(config) === TYPES.hcm && isPlainObject(config)) {
-        const path = [...filter.path, "typed_config"];
-        visit({ value: config, path }, path);
+        visit({ value: config, path: [...filter.path, "typed_config"] });
       }
     }
   }
@@ -203,11 +202,10 @@ function checkSigningHcm(
   listenerName: string,
   listener: Named,
   hcm: Named,
-  hcmPath: YamlPath,
   clusters: ReadonlyMap<string, Named>,
   problems: ConfigProblem[],
 ): void {
-  const at = (path: YamlPath): YamlPath => [...hcmPath, ...path];
+  const at = (path: YamlPath): YamlPath => [...hcm.path, ...path];
   const filters = httpFilters(hcm.value).map((f) => ({ ...f, path: at(f.path) }));
   const kinds = filters.map((f) => typeOf(f.value["typed_config"]));
   const extProcIndex = kinds.indexOf(TYPES.extProc);
