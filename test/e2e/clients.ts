@@ -1,0 +1,50 @@
+/** Real AWS SDK v3 clients as a workload would configure them: placeholder keys, Envoy as HTTPS proxy. */
+import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import { STSClient } from "@aws-sdk/client-sts";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { ClientRequest } from "node:http";
+import type { AgentConnectOpts } from "agent-base";
+import { HttpsProxyAgent } from "https-proxy-agent";
+import { PLACEHOLDER, type Stack } from "./harness.js";
+
+/**
+ * The JavaScript SDK v3 does not read HTTPS_PROXY itself: a workload gives it a proxy agent,
+ * and trusts countersign's CA (what NODE_EXTRA_CA_CERTS would do).
+ */
+export function proxiedHandler(stack: Stack): NodeHttpHandler {
+  const agent = new TrustingProxyAgent(stack.proxyUrl, stack.caPem);
+  return new NodeHttpHandler({ httpsAgent: agent, requestTimeout: 60_000, throwOnRequestTimeout: true });
+}
+
+/** CONNECT through Envoy, then TLS to the AWS host trusting countersign's CA (as NODE_EXTRA_CA_CERTS would). */
+class TrustingProxyAgent extends HttpsProxyAgent<string> {
+  constructor(
+    proxy: string,
+    private readonly ca: string,
+  ) {
+    super(proxy, { keepAlive: true });
+  }
+
+  override connect(req: ClientRequest, opts: AgentConnectOpts): ReturnType<HttpsProxyAgent<string>["connect"]> {
+    return super.connect(req, { ...opts, ca: this.ca } as AgentConnectOpts);
+  }
+}
+
+export function s3Client(stack: Stack, extra: Partial<S3ClientConfig> = {}): S3Client {
+  return new S3Client({ region: "eu-west-1", credentials: PLACEHOLDER, requestHandler: proxiedHandler(stack), maxAttempts: 1, ...extra });
+}
+
+export function stsClient(stack: Stack): STSClient {
+  // us-east-1 resolves to the global endpoint sts.amazonaws.com, as the AWS CLI and boto3 do.
+  return new STSClient({ region: "us-east-1", credentials: PLACEHOLDER, requestHandler: proxiedHandler(stack), maxAttempts: 1, endpoint: "https://sts.amazonaws.com" });
+}
+
+export function bedrockClient(stack: Stack): BedrockRuntimeClient {
+  return new BedrockRuntimeClient({ region: "us-west-2", credentials: PLACEHOLDER, requestHandler: proxiedHandler(stack), maxAttempts: 1 });
+}
+
+export function dynamoClient(stack: Stack): DynamoDBClient {
+  return new DynamoDBClient({ region: "eu-west-1", credentials: PLACEHOLDER, requestHandler: proxiedHandler(stack), maxAttempts: 1 });
+}

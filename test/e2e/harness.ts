@@ -1,0 +1,153 @@
+/**
+ * The whole path users run — SDK → Envoy → countersign → AWS — on loopback:
+ *   the fake AWS (strict, independent SigV4 verifier, knows only the REAL key),
+ *   `countersign serve` as a separate process (the only holder of the real key),
+ *   the Envoy emulator configured from envoy/envoy.yaml (or, with COUNTERSIGN_REAL_ENVOY=1, a real
+ *   `envoy` from PATH), terminating TLS with a leaf from `countersign certs`' code,
+ *   and clients holding PLACEHOLDER credentials only.
+ */
+import "reflect-metadata";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createCa, createLeaf } from "../../src/certs/certificates.js";
+import { loadEmulatorConfig } from "../emulator/config.js";
+import { startEnvoyEmulator, type Emulator } from "../emulator/emulator.js";
+import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
+import { REPO, startServe, type ServeProcess } from "../support/startServe.js";
+import { startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
+
+export const REAL = { accessKeyId: "AKIAREALKEYE2E000001", secretAccessKey: "real/e2e/secret/0000000000000000000000001" };
+export const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER000", secretAccessKey: "placeholder-secret-not-real" };
+
+export const E2E_POLICY = `version: 1
+credentials:
+  workload:
+    static:
+      access_key_id_env: COUNTERSIGN_AWS_ACCESS_KEY_ID
+      secret_access_key_env: COUNTERSIGN_AWS_SECRET_ACCESS_KEY
+limits:
+  max_buffered_body_bytes: 1048576
+endpoints:
+  - host: "*.s3.*.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: workload
+    client_access_key_ids: [${PLACEHOLDER.accessKeyId}]
+  - host: "s3.*.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: workload
+    client_access_key_ids: [${PLACEHOLDER.accessKeyId}]
+  - host: "sts.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: sts
+    credentials: workload
+  - host: "bedrock-runtime.*.amazonaws.com"
+    credential_signing: sigv4:body
+    signing_service: bedrock
+    credentials: workload
+  - host: "dynamodb.*.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: dynamodb
+    credentials: workload
+`;
+
+/** Hosts the leaf certificate covers (what `countersign certs` would derive for the regions used here). */
+const CERT_HOSTS = [
+  "*.s3.us-east-1.amazonaws.com",
+  "s3.us-east-1.amazonaws.com",
+  "*.s3.eu-west-1.amazonaws.com",
+  "s3.eu-west-1.amazonaws.com",
+  "*.s3.amazonaws.com",
+  "s3.amazonaws.com",
+  "sts.amazonaws.com",
+  "bedrock-runtime.us-west-2.amazonaws.com",
+  "dynamodb.eu-west-1.amazonaws.com",
+  "example.com",
+];
+
+export interface Stack {
+  readonly fake: FakeAws;
+  readonly serve: ServeProcess;
+  /** http://127.0.0.1:<port> — the HTTPS_PROXY/HTTP_PROXY for the workload. */
+  readonly proxyUrl: string;
+  /** http://127.0.0.1:<port> — endpoint mode (host rewritten to s3.us-east-1.amazonaws.com). */
+  readonly endpointUrl: string;
+  readonly caPem: string;
+  readonly caFile: string;
+  readonly dir: string;
+  readonly emulator: Emulator | undefined;
+  readonly kind: "emulator" | "envoy";
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  policy?: string;
+  fakeOptions?: Partial<Parameters<typeof startFakeAws>[0]>;
+  logLevel?: string;
+}
+
+export const useRealEnvoy = process.env.COUNTERSIGN_REAL_ENVOY === "1";
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), "countersign-e2e-"));
+  const fake = await startFakeAws({ accounts: [REAL], ...opts.fakeOptions });
+  const ca = await createCa({ commonName: "countersign e2e CA" });
+  const leaf = await createLeaf({ ca, hosts: CERT_HOSTS });
+  const caFile = join(dir, "ca.crt");
+  writeFileSync(caFile, ca.certPem);
+  const policyFile = join(dir, "policy.yaml");
+  writeFileSync(policyFile, opts.policy ?? E2E_POLICY);
+
+  let serve: ServeProcess | undefined;
+  let emulator: Emulator | undefined;
+  let envoy: RealEnvoy | undefined;
+  try {
+    serve = await startServe(["--policy", policyFile, "--log-level", opts.logLevel ?? "info"], {
+      COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId,
+      COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey,
+    });
+    let proxyPort: number;
+    let endpointPort: number;
+    if (useRealEnvoy) {
+      envoy = await startRealEnvoy({ dir, extProcAddress: serve.grpcAddress, certPem: leaf.certPem, keyPem: leaf.keyPem, fakeAwsPort: fake.port });
+      proxyPort = envoy.connectPort;
+      endpointPort = envoy.endpointPort;
+    } else {
+      emulator = await startEnvoyEmulator({
+        config: loadEmulatorConfig(join(REPO, "envoy", "envoy.yaml")),
+        extProcAddress: serve.grpcAddress,
+        tls: { cert: leaf.certPem, key: leaf.keyPem },
+        // The resolver override: every AWS host is the fake AWS on loopback (plain HTTP).
+        upstream: { resolve: () => ({ host: "127.0.0.1", port: fake.port, tls: false }) },
+      });
+      proxyPort = emulator.connectPort;
+      endpointPort = emulator.endpointPort;
+    }
+    const s = serve;
+    return {
+      fake,
+      serve: s,
+      proxyUrl: `http://127.0.0.1:${proxyPort}`,
+      endpointUrl: `http://127.0.0.1:${endpointPort}`,
+      caPem: ca.certPem,
+      caFile,
+      dir,
+      emulator,
+      kind: useRealEnvoy ? "envoy" : "emulator",
+      close: async () => {
+        await emulator?.close();
+        await envoy?.stop();
+        await s.stop();
+        await fake.close();
+      },
+    };
+  } catch (err) {
+    await emulator?.close();
+    await envoy?.stop();
+    await serve?.stop();
+    await fake.close();
+    throw err;
+  }
+}
