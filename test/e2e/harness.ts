@@ -43,6 +43,10 @@ endpoints:
     credential_signing: sigv4
     signing_service: sts
     credentials: workload
+  - host: "sts.*.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: sts
+    credentials: workload
   - host: "bedrock-runtime.*.amazonaws.com"
     credential_signing: sigv4:body
     signing_service: bedrock
@@ -62,6 +66,7 @@ const CERT_HOSTS = [
   "*.s3.amazonaws.com",
   "s3.amazonaws.com",
   "sts.amazonaws.com",
+  "sts.us-east-1.amazonaws.com",
   "bedrock-runtime.us-west-2.amazonaws.com",
   "dynamodb.eu-west-1.amazonaws.com",
   "example.com",
