@@ -40,27 +40,49 @@ export interface ExtProcSettings {
   grpcService: string | null;
 }
 
-export interface EndpointListenerSettings {
+/** An internal listener whose HCM runs ext_proc (tls_decap, plain_sign). */
+export interface SigningListenerSettings {
+  name: string | null;
+  /** per_connection_buffer_limit_bytes: a BUFFERED body above it gets 413. */
+  bufferLimitBytes: number;
+  maxRequestHeadersKb: number;
+  maxHeadersCount: number;
+  /** The route timeout → x-envoy-expected-rq-timeout-ms (0 → not added). */
+  routeTimeoutMs: number;
+  /** The router's suppress_envoy_headers. */
+  suppressEnvoyHeaders: boolean;
+  /** HCM strip_any_host_port: the port leaves :authority before any filter runs. */
+  stripAnyHostPort: boolean;
+}
+
+/** The router of a listener that forwards to a signing listener (connect_in, endpoint_in). */
+export interface ForwardingRoute {
+  routeTimeoutMs: number;
+  suppressEnvoyHeaders: boolean;
+}
+
+export interface EndpointListenerSettings extends ForwardingRoute {
   address: string | null;
   port: number | null;
   hostRewriteLiteral: string | null;
   appendXForwardedHost: boolean;
-  /** The outer route's timeout: its router adds x-envoy-expected-rq-timeout-ms (0 → none). */
-  routeTimeoutMs: number;
-  suppressEnvoyHeaders: boolean;
+}
+
+export interface ConnectListenerSettings {
+  address: string | null;
+  port: number | null;
+  /** The route plain-HTTP proxy requests (absolute-form) take, or null: they get 404. */
+  absoluteForm: ForwardingRoute | null;
 }
 
 export interface EmulatorConfig {
   source: string;
   extProc: ExtProcSettings;
-  /** per_connection_buffer_limit_bytes of the listener running ext_proc (413 above it). */
-  bufferLimitBytes: number;
-  maxRequestHeadersKb: number;
-  maxHeadersCount: number;
-  /** The ext_proc listener's route timeout → x-envoy-expected-rq-timeout-ms (0 → not added). */
-  routeTimeoutMs: number;
-  suppressEnvoyHeaders: boolean;
-  connectListener: { address: string | null; port: number | null } | null;
+  /** The signing listener behind CONNECT (terminates TLS). */
+  tunnel: SigningListenerSettings;
+  /** The plaintext signing listener (endpoint mode, absolute-form proxy requests). */
+  plain: SigningListenerSettings;
+  connectListener: ConnectListenerSettings | null;
   endpointListener: EndpointListenerSettings | null;
   warnings: string[];
 }
@@ -70,6 +92,7 @@ type Obj = Record<string, unknown>;
 const EXT_PROC_TYPE = "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
 const ROUTER_TYPE = "envoy.extensions.filters.http.router.v3.Router";
 const HCM_TYPE = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const DOWNSTREAM_TLS_TYPE = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 
 export const ENVOY_DEFAULTS = Object.freeze({
   messageTimeoutMs: 200,
@@ -95,12 +118,12 @@ export function parseEmulatorConfig(yamlText: string, source = "<inline>"): Emul
   }
 
   const listeners = findAll(root, (o) => Array.isArray(o["filter_chains"]));
-  const extProcListener = listeners.find((l) => contains(l, extProcRaw));
-  const hcm = findAll(extProcListener ?? root, (o) => typeIs(o, HCM_TYPE)).find((h) => contains(h, extProcRaw));
-  const bufferLimits = listeners
-    .filter((l) => extProcConfigs.some((c) => contains(l, c)))
-    .map((l) => toNumber(l["per_connection_buffer_limit_bytes"]) ?? ENVOY_DEFAULTS.bufferLimitBytes);
-  if (new Set(bufferLimits).size > 1) warnings.push("ext_proc listeners have different buffer limits; using the first");
+  const signing = listeners.filter((l) => extProcConfigs.some((c) => contains(l, c)));
+  const terminatesTls = (l: Obj): boolean => findAll(l, (o) => typeIs(o, DOWNSTREAM_TLS_TYPE)).length > 0;
+  const tunnelRaw = signing.find(terminatesTls) ?? signing[0];
+  const plainRaw = signing.find((l) => !terminatesTls(l)) ?? signing[0];
+  if (!signing.some(terminatesTls)) warnings.push("no ext_proc listener terminates TLS; CONNECT tunnels use the plain one");
+  if (!signing.some((l) => !terminatesTls(l))) warnings.push("no plaintext ext_proc listener; the TLS one's settings are used");
 
   const endpoint = listeners.find((l) => findAll(l, (o) => "host_rewrite_literal" in o).length > 0);
   const connect = listeners.find(
@@ -110,13 +133,9 @@ export function parseEmulatorConfig(yamlText: string, source = "<inline>"): Emul
   return {
     source,
     extProc: readExtProc(extProcRaw, source),
-    bufferLimitBytes: bufferLimits[0] ?? ENVOY_DEFAULTS.bufferLimitBytes,
-    maxRequestHeadersKb: toNumber(hcm?.["max_request_headers_kb"]) ?? ENVOY_DEFAULTS.maxRequestHeadersKb,
-    maxHeadersCount:
-      toNumber(asObj(hcm?.["common_http_protocol_options"])?.["max_headers_count"]) ?? ENVOY_DEFAULTS.maxHeadersCount,
-    routeTimeoutMs: firstRouteTimeoutMs(hcm ?? extProcListener ?? {}, source),
-    suppressEnvoyHeaders: routerSuppressesEnvoyHeaders(hcm ?? extProcListener ?? {}),
-    connectListener: connect ? socketAddress(connect) : null,
+    tunnel: readSigningListener(tunnelRaw ?? {}, source),
+    plain: readSigningListener(plainRaw ?? {}, source),
+    connectListener: connect ? readConnect(connect, source) : null,
     endpointListener: endpoint ? readEndpoint(endpoint, source) : null,
     warnings,
   };
@@ -128,17 +147,16 @@ export interface EmulatorConfigOverrides {
     processingMode?: Partial<ProcessingMode>;
     mutationRules?: Partial<MutationRules>;
   };
+  /** Applied to both signing listeners. */
   bufferLimitBytes?: number;
-  maxRequestHeadersKb?: number;
-  maxHeadersCount?: number;
-  routeTimeoutMs?: number;
-  suppressEnvoyHeaders?: boolean;
+  tunnel?: Partial<SigningListenerSettings>;
+  plain?: Partial<SigningListenerSettings>;
   endpointListener?: Partial<EndpointListenerSettings>;
 }
 
 export function withOverrides(config: EmulatorConfig, overrides: EmulatorConfigOverrides): EmulatorConfig {
-  const { extProc, endpointListener, ...top } = overrides;
-  const { processingMode, mutationRules, ...extProcRest } = extProc ?? {};
+  const { processingMode, mutationRules, ...extProcRest } = overrides.extProc ?? {};
+  const limit = overrides.bufferLimitBytes === undefined ? {} : { bufferLimitBytes: overrides.bufferLimitBytes };
   const baseEndpoint: EndpointListenerSettings = config.endpointListener ?? {
     address: "127.0.0.1",
     port: null,
@@ -149,14 +167,15 @@ export function withOverrides(config: EmulatorConfig, overrides: EmulatorConfigO
   };
   return {
     ...config,
-    ...top,
     extProc: {
       ...config.extProc,
       ...extProcRest,
       processingMode: { ...config.extProc.processingMode, ...processingMode },
       mutationRules: { ...config.extProc.mutationRules, ...mutationRules },
     },
-    endpointListener: endpointListener ? { ...baseEndpoint, ...endpointListener } : config.endpointListener,
+    tunnel: { ...config.tunnel, ...limit, ...overrides.tunnel },
+    plain: { ...config.plain, ...limit, ...overrides.plain },
+    endpointListener: overrides.endpointListener ? { ...baseEndpoint, ...overrides.endpointListener } : config.endpointListener,
     warnings: [...config.warnings],
   };
 }
@@ -200,32 +219,59 @@ function readExtProc(raw: Obj, source: string): ExtProcSettings {
   };
 }
 
+function readSigningListener(listener: Obj, source: string): SigningListenerSettings {
+  const hcm = findAll(listener, (o) => typeIs(o, HCM_TYPE))[0] ?? {};
+  return {
+    name: stringOf(listener["name"]) ?? null,
+    bufferLimitBytes: toNumber(listener["per_connection_buffer_limit_bytes"]) ?? ENVOY_DEFAULTS.bufferLimitBytes,
+    maxRequestHeadersKb: toNumber(hcm["max_request_headers_kb"]) ?? ENVOY_DEFAULTS.maxRequestHeadersKb,
+    maxHeadersCount:
+      toNumber(asObj(hcm["common_http_protocol_options"])?.["max_headers_count"]) ?? ENVOY_DEFAULTS.maxHeadersCount,
+    ...forwardingRoute(hcm, (o) => isRouteAction(o), source),
+    stripAnyHostPort: toBool(hcm["strip_any_host_port"]),
+  };
+}
+
 function readEndpoint(listener: Obj, source: string): EndpointListenerSettings {
   const route = findAll(listener, (o) => "host_rewrite_literal" in o)[0] ?? {};
-  const timeout = durationMs(route["timeout"], source, "route timeout");
   return {
     ...socketAddress(listener),
     hostRewriteLiteral: stringOf(route["host_rewrite_literal"]) ?? null,
     appendXForwardedHost: toBool(route["append_x_forwarded_host"]),
-    routeTimeoutMs: timeout ?? ENVOY_DEFAULTS.routeTimeoutMs,
-    suppressEnvoyHeaders: routerSuppressesEnvoyHeaders(listener),
+    ...forwardingRoute(listener, (o) => o === route, source),
   };
+}
+
+/** connect_in: CONNECT goes to the tunnel; a route matching by prefix/path takes absolute-form. */
+function readConnect(listener: Obj, source: string): ConnectListenerSettings {
+  const plainRoute = findAll(listener, (o) => {
+    const match = asObj(o["match"]);
+    return asObj(o["route"]) !== undefined && match !== undefined && !("connect_matcher" in match);
+  })[0];
+  const action = asObj(plainRoute?.["route"]);
+  return {
+    ...socketAddress(listener),
+    absoluteForm: action ? forwardingRoute(listener, (o) => o === action, source) : null,
+  };
+}
+
+/** The router settings of `scope` and the `timeout` of the first route action `isAction` picks. */
+function forwardingRoute(scope: Obj, isAction: (o: Obj) => boolean, source: string): ForwardingRoute {
+  const action = findAll(scope, isAction)[0];
+  const router = findAll(scope, (o) => typeIs(o, ROUTER_TYPE))[0];
+  return {
+    routeTimeoutMs: durationMs(action?.["timeout"], source, "route timeout") ?? ENVOY_DEFAULTS.routeTimeoutMs,
+    suppressEnvoyHeaders: toBool(router?.["suppress_envoy_headers"]),
+  };
+}
+
+function isRouteAction(o: Obj): boolean {
+  return "cluster" in o || "cluster_header" in o || "weighted_clusters" in o;
 }
 
 function socketAddress(listener: Obj): { address: string | null; port: number | null } {
   const sa = asObj(asObj(listener["address"])?.["socket_address"]);
   return { address: stringOf(sa?.["address"]) ?? null, port: toNumber(sa?.["port_value"]) ?? null };
-}
-
-/** The first route action (an object with `cluster`/`cluster_header`) and its `timeout`. */
-function firstRouteTimeoutMs(scope: Obj, source: string): number {
-  const action = findAll(scope, (o) => "cluster" in o || "cluster_header" in o || "weighted_clusters" in o)[0];
-  return durationMs(action?.["timeout"], source, "route timeout") ?? ENVOY_DEFAULTS.routeTimeoutMs;
-}
-
-function routerSuppressesEnvoyHeaders(scope: Obj): boolean {
-  const router = findAll(scope, (o) => typeIs(o, ROUTER_TYPE))[0];
-  return toBool(router?.["suppress_envoy_headers"]);
 }
 
 function matchersOf(list: unknown): StringMatcher[] {

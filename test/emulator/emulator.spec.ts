@@ -359,6 +359,28 @@ describe("STREAMED body", () => {
     expect(e.stats.rejected_header_mutations).toBe(0);
   });
 
+  it("breaks the upstream request (503, upstream_content_length_mismatch) when a chunk mutation changes the length under a content-length kept by mode_override", async () => {
+    const e = await start();
+    let headersAnswered = false;
+    fake.setScript(async (s) => {
+      await s.next();
+      s.send({ request_headers: { response: {} }, mode_override: { request_body_mode: "STREAMED" } });
+      headersAnswered = true;
+      for (;;) {
+        const m = bodyOf(await s.next());
+        s.send({ request_body: { response: { body_mutation: { body: Buffer.from(`${m?.body ?? ""}!`) } } } });
+        if (m?.end) break;
+      }
+    });
+    const { req, response } = open({ port: e.endpointPort, method: "PUT", path: "/b/k", headers: { "content-length": "5" } });
+    await until(() => headersAnswered);
+    req.end("hello");
+    const res = await response;
+    expect(res.status).toBe(503);
+    expect(e.stats.upstream_content_length_mismatch).toBe(1);
+    expect(e.stats.localReplies[0]?.details).toBe("emulator_upstream_content_length_mismatch");
+  });
+
   it("sends a body that was complete before the headers response as ONE message handled like BUFFERED (its header mutations apply)", async () => {
     const e = await start(STREAMED);
     fake.setScript(async (s) => {
@@ -378,6 +400,65 @@ describe("STREAMED body", () => {
     expect(fake.streams[0]?.received).toHaveLength(2);
     expect(upstream.requests[0]?.headers["x-applied"]).toBe("1");
     expect(upstream.requests[0]?.body.toString()).toBe("xyz");
+  });
+});
+
+describe("BUFFERED_PARTIAL body", () => {
+  const PARTIAL = { extProc: { processingMode: { request_body_mode: "BUFFERED_PARTIAL" as const } }, bufferLimitBytes: 1024 };
+
+  it("sends the first buffer-limit's worth as one message without end_of_stream, holds the headers for its response, then lets the rest through unprocessed; content-length is removed", async () => {
+    const e = await start(PARTIAL);
+    let headersAnswered = false;
+    fake.setScript(async (s) => {
+      await s.next();
+      s.send(CONTINUE_HEADERS);
+      headersAnswered = true;
+      const part = bodyOf(await s.next());
+      expect(part).toMatchObject({ end: false });
+      expect(part?.body.length).toBeGreaterThan(1024);
+      s.send({
+        request_body: {
+          response: { header_mutation: { set_headers: [setRaw("x-partial", "seen")] }, body_mutation: { body: Buffer.from("HEAD") } },
+        },
+      });
+    });
+    const { req, response } = open({ port: e.endpointPort, method: "PUT", path: "/b/k", headers: { "content-length": "2004" } });
+    await until(() => headersAnswered);
+    req.write(Buffer.alloc(2000, 97));
+    await until(() => (fake.streams[0]?.received.length ?? 0) >= 2);
+    await sleep(20);
+    req.end("tail");
+    const res = await response;
+    expect(res.status).toBe(200);
+    const got = upstream.requests[0];
+    expect(got?.headers["x-partial"]).toBe("seen");
+    expect(got?.headers["content-length"]).toBeUndefined();
+    expect(got?.body.toString()).toBe("HEADtail");
+    expect(fake.streams[0]?.received).toHaveLength(2);
+  });
+});
+
+describe("CONTINUE_AND_REPLACE", () => {
+  it("replaces the body, removes content-length and may set :method", async () => {
+    const e = await start();
+    fake.setScript(async (s) => {
+      await s.next();
+      s.send({
+        request_headers: {
+          response: {
+            status: "CONTINUE_AND_REPLACE",
+            header_mutation: { set_headers: [setRaw(":method", "POST")] },
+            body_mutation: { body: Buffer.from("replaced") },
+          },
+        },
+      });
+    });
+    const res = await send({ port: e.endpointPort, method: "PUT", path: "/b/k", body: "original" });
+    expect(res.status).toBe(200);
+    const got = upstream.requests[0];
+    expect(got?.method).toBe("POST");
+    expect(got?.headers["content-length"]).toBeUndefined();
+    expect(got?.body.toString()).toBe("replaced");
   });
 });
 
@@ -429,6 +510,20 @@ describe("failures", () => {
     expect(upstream.requests).toHaveLength(0);
     expect(e.stats.message_timeouts).toBe(1);
     expect(e.stats.localReplies[0]?.details).toBe("ext_proc_error_per-message_timeout_exceeded");
+  });
+
+  it("restarts the timer once when the processor sends override_message_timeout within max_message_timeout", async () => {
+    const e = await start({ extProc: { messageTimeoutMs: 100, maxMessageTimeoutMs: 1000 } });
+    fake.setScript(async (s) => {
+      await s.next();
+      s.send({ override_message_timeout: { seconds: 0, nanos: 500_000_000 } });
+      await sleep(250);
+      s.send(CONTINUE_HEADERS);
+    });
+    const res = await send({ port: e.endpointPort });
+    expect(res.status).toBe(200);
+    expect(e.stats.override_message_timeout_received).toBe(1);
+    expect(e.stats.message_timeouts).toBe(0);
   });
 
   it("answers 500 (status_on_error) on a gRPC error from the processor", async () => {
@@ -537,15 +632,17 @@ describe("router and stats", () => {
     expect(record).toMatchObject({ method: "GET", path: "/b/k", authority: "s3.us-east-1.amazonaws.com", complete: true });
     expect(record?.headers.authorization).toBe("signed");
     expect(e.stats).toMatchObject({ streams_started: 1, stream_msgs_sent: 1, stream_msgs_received: 1, streams_closed: 1 });
+    // With body mode NONE the headers response is the last one: Envoy half-closes the stream.
+    expect(await fake.streams[0]?.closedByClient).toBe("end");
   });
 
-  it("proxies an absolute-form request on the CONNECT port with :scheme http and the URL's authority", async () => {
+  it("proxies an absolute-form request on the CONNECT port through the plain listener: :scheme http, the URL's authority with its port stripped (strip_any_host_port)", async () => {
     const e = await start();
     fake.setScript(async (s) => {
       await s.next();
       s.send(CONTINUE_HEADERS);
     });
-    const res = await send({ port: e.connectPort, path: "http://sts.amazonaws.com/?Action=GetCallerIdentity" });
+    const res = await send({ port: e.connectPort, path: "http://sts.amazonaws.com:80/?Action=GetCallerIdentity" });
     expect(res.status).toBe(200);
     const m = fake.streams[0]?.received[0];
     expect(sentHeader(m, ":authority")).toBe("sts.amazonaws.com");

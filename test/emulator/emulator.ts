@@ -17,7 +17,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import type { EmulatorConfig } from "./config.js";
+import type { EmulatorConfig, ForwardingRoute, SigningListenerSettings } from "./config.js";
 import { type DecoderCallbacks, ExtProcFilter, type LocalReply, type OpenProcessStream } from "./extProcFilter.js";
 import { createExtProcClient, grpcStreamOpener } from "./grpcStream.js";
 import {
@@ -29,6 +29,7 @@ import {
   parseAuthority,
   rewriteHost,
   splitAbsoluteForm,
+  stripAnyHostPort,
   upstreamHeaderLines,
 } from "./hcm.js";
 import type { HeaderMap } from "./headerMap.js";
@@ -74,28 +75,32 @@ export async function startEnvoyEmulator(opts: EmulatorOptions): Promise<Emulato
   assertEmulated(opts.config);
   const stats = createStats();
   const client = createExtProcClient(opts.extProcAddress);
-  const openStream = grpcStreamOpener(client);
+  const streams = grpcStreamOpener(client);
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   const sockets = new Set<Duplex>();
   const track = (s: Duplex): void => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   };
-  const serverOptions: http.ServerOptions = {
-    maxHeaderSize: opts.config.maxRequestHeadersKb * 1024,
+  const { config } = opts;
+  const serverOptions = (listener: SigningListenerSettings): http.ServerOptions => ({
+    maxHeaderSize: listener.maxRequestHeadersKb * 1024,
     requestTimeout: 0,
-  };
-  const deps: ExchangeDeps = { opts, stats, openStream, agents };
-
-  const tunnelServer = http.createServer(serverOptions, (req, res) => {
-    new Exchange(req, res, "https", "tunnel", deps).start();
   });
-  const connectServer = http.createServer(serverOptions, (req, res) => {
-    if (splitAbsoluteForm(req.url ?? "") === null) {
+  const deps: ExchangeDeps = { opts, stats, openStream: streams.open, agents };
+
+  const tunnelServer = http.createServer(serverOptions(config.tunnel), (req, res) => {
+    new Exchange(req, res, { scheme: "https", listener: config.tunnel, outer: null }, deps).start();
+  });
+  const absoluteForm = config.connectListener?.absoluteForm ?? null;
+  const connectServer = http.createServer(serverOptions(config.plain), (req, res) => {
+    if (absoluteForm === null || splitAbsoluteForm(req.url ?? "") === null) {
+      // connect_in routes CONNECT (and, when configured, plain proxy requests) only.
       res.writeHead(404, { server: "envoy", "content-length": "0" }).end();
       return;
     }
-    new Exchange(req, res, "http", "absolute", deps).start();
+    const outer = { route: absoluteForm, hostRewrite: null, appendXForwardedHost: false };
+    new Exchange(req, res, { scheme: "http", listener: config.plain, outer }, deps).start();
   });
   connectServer.on("connection", track);
   connectServer.on("connect", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -118,8 +123,12 @@ export async function startEnvoyEmulator(opts: EmulatorOptions): Promise<Emulato
     tunnelServer.emit("connection", tlsSocket);
   });
 
-  const endpointServer = http.createServer(serverOptions, (req, res) => {
-    new Exchange(req, res, "http", "endpoint", deps).start();
+  const endpoint = config.endpointListener;
+  const endpointServer = http.createServer(serverOptions(config.plain), (req, res) => {
+    const outer = endpoint
+      ? { route: endpoint, hostRewrite: endpoint.hostRewriteLiteral, appendXForwardedHost: endpoint.appendXForwardedHost }
+      : null;
+    new Exchange(req, res, { scheme: "http", listener: config.plain, outer }, deps).start();
   });
   endpointServer.on("connection", track);
 
@@ -137,6 +146,7 @@ export async function startEnvoyEmulator(opts: EmulatorOptions): Promise<Emulato
       await Promise.all([closeServer(connectServer), closeServer(endpointServer)]);
       agents.http.destroy();
       agents.https.destroy();
+      streams.cancelAll();
       client.close();
     },
   };
@@ -166,7 +176,19 @@ interface ExchangeDeps {
   agents: { http: http.Agent; https: https.Agent };
 }
 
-type ListenerKind = "tunnel" | "absolute" | "endpoint";
+/** The hop before the signing listener: connect_in's or endpoint_in's HCM and router. */
+interface OuterHop {
+  route: ForwardingRoute;
+  hostRewrite: string | null;
+  appendXForwardedHost: boolean;
+}
+
+interface Hops {
+  /** Transport of the signing listener's downstream connection. */
+  scheme: DownstreamScheme;
+  listener: SigningListenerSettings;
+  outer: OuterHop | null;
+}
 
 /** One downstream request through ext_proc and the router: the filter's DecoderCallbacks. */
 class Exchange implements DecoderCallbacks {
@@ -183,24 +205,25 @@ class Exchange implements DecoderCallbacks {
   constructor(
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
-    scheme: DownstreamScheme,
-    kind: ListenerKind,
+    private readonly hops: Hops,
     private readonly deps: ExchangeDeps,
   ) {
-    const config = deps.opts.config;
     const rawHeaders = pairsOf(req.rawHeaders);
-    this.headers = downstreamHeaderMap({ method: req.method ?? "GET", target: req.url ?? "/", rawHeaders }, scheme);
-    const endpoint = config.endpointListener;
-    if (kind === "endpoint" && endpoint) {
-      // Outer HCM + router of endpoint_in; the inner HCM of plain_sign keeps what they set.
-      if (endpoint.hostRewriteLiteral) rewriteHost(this.headers, endpoint.hostRewriteLiteral, endpoint.appendXForwardedHost);
-      addRouterHeaders(this.headers, endpoint.routeTimeoutMs, endpoint.suppressEnvoyHeaders);
+    // The first HCM (codec, x-forwarded-proto, x-request-id); for an outer hop, its router
+    // (host rewrite, x-envoy-* unless suppressed); then the signing listener's HCM, which keeps
+    // what the outer hop set and may strip the port.
+    this.headers = downstreamHeaderMap({ method: req.method ?? "GET", target: req.url ?? "/", rawHeaders }, hops.scheme);
+    const { outer, listener } = hops;
+    if (outer) {
+      if (outer.hostRewrite) rewriteHost(this.headers, outer.hostRewrite, outer.appendXForwardedHost);
+      addRouterHeaders(this.headers, outer.route.routeTimeoutMs, outer.route.suppressEnvoyHeaders);
     }
+    if (listener.stripAnyHostPort) stripAnyHostPort(this.headers);
     this.filter = new ExtProcFilter(this.headers, this, {
-      settings: config.extProc,
-      bufferLimitBytes: config.bufferLimitBytes,
-      maxHeadersCount: config.maxHeadersCount,
-      maxHeadersKb: config.maxRequestHeadersKb,
+      settings: deps.opts.config.extProc,
+      bufferLimitBytes: listener.bufferLimitBytes,
+      maxHeadersCount: listener.maxHeadersCount,
+      maxHeadersKb: listener.maxRequestHeadersKb,
       stats: deps.stats,
       openStream: deps.openStream,
     });
@@ -227,9 +250,9 @@ class Exchange implements DecoderCallbacks {
 
   forwardHeaders(headers: HeaderMap, endStream: boolean): void {
     if (this.answered) return;
-    const config = this.deps.opts.config;
+    const { listener } = this.hops;
     const routed = headers.clone();
-    addRouterHeaders(routed, config.routeTimeoutMs, config.suppressEnvoyHeaders);
+    addRouterHeaders(routed, listener.routeTimeoutMs, listener.suppressEnvoyHeaders);
     const authority = routed.first(":authority") ?? "";
     const { host, port } = parseAuthority(authority);
     const target = this.deps.opts.upstream.resolve(host, port ?? DEFAULT_UPSTREAM_PORT);

@@ -142,7 +142,24 @@ export class ExtProcFilter {
 
   // ===== HTTP events ==========================================================================
 
-  /** `Filter::decodeHeaders`. */
+  /**
+   * `Filter::decodeHeaders`.
+   *
+   * The reference's open point — content-length when STREAMED is reached through mode_override —
+   * as the envoyproxy/envoy source settles it:
+   * - `ext_proc.cc` `Filter::decodeHeaders` removes content-length right after sending the
+   *   headers message, using `shouldRemoveContentLength()` of the body mode configured AT THAT
+   *   MOMENT (NONE in the shipped config), so nothing is removed there;
+   * - `processor_state.cc` `ProcessorState::processHeaderMutation` passes
+   *   `shouldRemoveContentLength()`, now evaluated with the overridden mode, to
+   *   `MutationUtils::applyHeaderMutations` as `remove_content_length`;
+   * - `mutation_utils.cc` uses that flag only to skip `set_headers` entries for content-length
+   *   ("Always skip setting content length header when `remove_content_length` is true"); it
+   *   never removes the existing header.
+   * So under a STREAMED (or BUFFERED_PARTIAL) mode chosen by mode_override the client's
+   * content-length stays on the request and goes upstream, and the processor cannot change it:
+   * a body mutation that changes the length breaks the upstream request.
+   */
   decodeHeaders(endStream: boolean): void {
     if (endStream) this.completeBodyAvailable = true;
     let stop = false;

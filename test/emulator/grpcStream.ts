@@ -20,9 +20,18 @@ export function createExtProcClient(address: string): ExternalProcessorClient {
   return new Client(address, grpc.credentials.createInsecure());
 }
 
-export function grpcStreamOpener(client: ExternalProcessorClient): OpenProcessStream {
-  return (events) => {
+export interface StreamOpener {
+  open: OpenProcessStream;
+  /** Resets every stream still open (the emulator is shutting down). */
+  cancelAll(): void;
+}
+
+export function grpcStreamOpener(client: ExternalProcessorClient): StreamOpener {
+  const live = new Set<{ cancel(): void }>();
+  const open: OpenProcessStream = (events) => {
     const call = client.Process();
+    live.add(call);
+    call.once("status", () => live.delete(call));
     let detached = false;
     let readEnded = false;
     let status: grpc.StatusObject | null = null;
@@ -67,5 +76,12 @@ export function grpcStreamOpener(client: ExternalProcessorClient): OpenProcessSt
         call.once("status", () => clearTimeout(timer));
       },
     };
+  };
+  return {
+    open,
+    cancelAll() {
+      for (const call of live) call.cancel();
+      live.clear();
+    },
   };
 }

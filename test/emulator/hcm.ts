@@ -76,6 +76,16 @@ function sanitizeTe(headers: HeaderMap): void {
   else headers.remove("te");
 }
 
+/** HCM `strip_any_host_port`: `host:port` → `host` (not for CONNECT), before any filter. */
+export function stripAnyHostPort(headers: HeaderMap): void {
+  if ((headers.first(":method") ?? "").toUpperCase() === "CONNECT") return;
+  const authority = headers.first(":authority");
+  if (authority === undefined) return;
+  const { host, port } = parseAuthority(authority);
+  if (port === null) return;
+  headers.set(":authority", host.includes(":") ? `[${host}]` : host);
+}
+
 /** An outer route's `host_rewrite_literal` (and `append_x_forwarded_host`). */
 export function rewriteHost(headers: HeaderMap, literal: string, appendXForwardedHost: boolean): void {
   const original = headers.first(":authority") ?? "";

@@ -84,7 +84,14 @@ function scripted(call: Call): ScriptedStream {
     resolveClosed(how);
     for (const w of waiters.splice(0)) w.reject(new Error(`stream ${how} by the client`));
   };
-  call.on("end", () => onClientClose("end"));
+  call.on("end", () => {
+    onClientClose("end");
+    // A well-behaved server ends its side when the client half-closes.
+    if (!finished) {
+      finished = true;
+      call.end();
+    }
+  });
   call.on("cancelled", () => onClientClose("cancelled"));
   call.on("error", () => onClientClose("cancelled"));
 
