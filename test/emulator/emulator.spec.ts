@@ -85,6 +85,28 @@ describe("request headers sent to the processor", () => {
   });
 });
 
+describe("expect: 100-continue", () => {
+  it("is answered by the HCM and removed before ext_proc, so neither the processor nor the upstream sees it", async () => {
+    const e = await start();
+    fake.setScript(async (s) => {
+      await s.next();
+      s.send(CONTINUE_HEADERS);
+    });
+    const { req, response } = open({
+      port: e.endpointPort,
+      method: "PUT",
+      path: "/b/k",
+      headers: { host: "127.0.0.1", expect: "100-continue", "content-length": "5" },
+    });
+    req.once("continue", () => req.end("hello"));
+    const res = await response;
+    expect(res.status).toBe(200);
+    expect(sentHeader(fake.streams[0]?.received[0], "expect")).toBeUndefined();
+    expect(upstream.requests[0]?.headers.expect).toBeUndefined();
+    expect(upstream.requests[0]?.body.toString()).toBe("hello");
+  });
+});
+
 describe("header mutations", () => {
   it("fails the request with 500 when an entry sets both value and raw_value, sending nothing upstream", async () => {
     const e = await start();

@@ -32,7 +32,7 @@ import {
   stripAnyHostPort,
   upstreamHeaderLines,
 } from "./hcm.js";
-import type { HeaderMap } from "./headerMap.js";
+import { HeaderMap } from "./headerMap.js";
 import { responsePathIsSkipped } from "./processingMode.js";
 import { createStats, type EmulatorStats, headerRecord, resetStats, type UpstreamRequestRecord } from "./stats.js";
 
@@ -263,16 +263,13 @@ class Exchange implements DecoderCallbacks {
       method: routed.first(":method") ?? "GET",
       path: routed.first(":path") ?? "/",
       authority,
-      headers: headerRecord(routed),
+      headers: headerRecord(HeaderMap.from(lines)),
       rawHeaders: lines,
       target,
       body: Buffer.alloc(0),
       bodyLength: 0,
       complete: endStream,
     };
-    delete record.headers[":authority"];
-    for (const k of Object.keys(record.headers)) if (k.startsWith(":")) delete record.headers[k];
-    record.headers["host"] = authority;
     this.record = record;
     this.deps.stats.upstreamRequests.push(record);
 

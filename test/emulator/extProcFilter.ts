@@ -153,9 +153,9 @@ export class ExtProcFilter {
    * - `processor_state.cc` `ProcessorState::processHeaderMutation` passes
    *   `shouldRemoveContentLength()`, now evaluated with the overridden mode, to
    *   `MutationUtils::applyHeaderMutations` as `remove_content_length`;
-   * - `mutation_utils.cc` uses that flag only to skip `set_headers` entries for content-length
-   *   ("Always skip setting content length header when `remove_content_length` is true"); it
-   *   never removes the existing header.
+   * - `mutation_utils.cc` reads that flag in one place only: a `set_headers` entry whose key is
+   *   content-length is passed over (before any other check, uncounted); the existing header is
+   *   never removed there.
    * So under a STREAMED (or BUFFERED_PARTIAL) mode chosen by mode_override the client's
    * content-length stays on the request and goes upstream, and the processor cannot change it:
    * a body mutation that changes the length breaks the upstream request.
