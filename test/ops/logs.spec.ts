@@ -97,7 +97,7 @@ beforeAll(async () => {
   const client = connectExtProc(cs.grpcAddress);
   for (const { req } of SEQUENCE) results.push(await exchange(client, req));
   client.close();
-  for (const r of results) if (r.kind === "forwarded") await forwardToFake(fake.port, r);
+  for (const r of results) if (r.kind === "forwarded") await forwardToFake(fake.port, r.request);
   // Stop, so every buffered log line has been flushed before the lines are read.
   expect(await cs.stop()).toBe(0);
 });

@@ -108,7 +108,7 @@ describe("countersign /metrics after a known mix of requests", () => {
     expect(results.map((r) => (r.kind === "forwarded" ? "signed" : r.status))).toEqual(MIX.map((m) => m.expect));
     for (const r of results) {
       if (r.kind !== "forwarded" || r.request.authority.endsWith(".ops.example")) continue;
-      await forwardToFake(fake.port, r);
+      await forwardToFake(fake.port, r.request);
       expect(fake.requests.at(-1)).toMatchObject({ verified: true, accessKeyId: REAL.accessKeyId });
     }
   });

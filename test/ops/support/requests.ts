@@ -50,6 +50,24 @@ export function s3Put(host: string, key: string, body: Buffer, opts: RequestOpti
   };
 }
 
+/** S3 PutObject without x-amz-content-sha256 (a client that leaves the hash to the signer): countersign buffers the body. */
+export function s3PutBuffered(host: string, key: string, body: Buffer, opts: RequestOptions = {}): TestRequest {
+  return {
+    method: "PUT",
+    authority: host,
+    path: `/${key}`,
+    headers: withRequestId(
+      [
+        ["authorization", placeholderAuthorization("eu-west-1", "s3", ["host", "x-amz-date"], opts.keyId)],
+        ["x-amz-date", "20240101T000000Z"],
+        ["content-length", String(body.length)],
+      ],
+      opts,
+    ),
+    body,
+  };
+}
+
 /** S3 GetObject / ListObjects-style GET signed with UNSIGNED-PAYLOAD. */
 export function s3GetUnsigned(host: string, path: string, opts: RequestOptions = {}): TestRequest {
   return {
@@ -125,10 +143,17 @@ export function signatureOf(result: ExchangeResult): string | undefined {
   return /Signature=([0-9a-f]{64})/.exec(headerOf(result.request.headers, "authorization") ?? "")?.[1];
 }
 
-/** Sends an ext_proc-forwarded request to the fake AWS as Envoy's router would; resolves with the HTTP status. */
-export function forwardToFake(fakePort: number, result: ExchangeResult): Promise<number> {
-  if (result.kind !== "forwarded") throw new Error(`cannot forward a refused request (${result.status})`);
-  const req = result.request;
+/** A request as Envoy's router sends it upstream after countersign's mutations. */
+export interface UpstreamRequest {
+  readonly method: string;
+  readonly authority: string;
+  readonly path: string;
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  readonly body: Buffer;
+}
+
+/** Sends a forwarded request to the fake AWS as Envoy's router would; resolves with the HTTP status. */
+export function forwardToFake(fakePort: number, req: UpstreamRequest): Promise<number> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { host: req.authority };
     for (const [k, v] of req.headers) headers[k] = v;
