@@ -13,8 +13,13 @@ import { PLACEHOLDER, type Stack } from "./harness.js";
  * The JavaScript SDK v3 does not read HTTPS_PROXY itself: a workload gives it a proxy agent,
  * and trusts countersign's CA (what NODE_EXTRA_CA_CERTS would do).
  */
+/** An https agent that tunnels through Envoy's CONNECT listener and trusts countersign's CA. */
+export function proxiedAgent(stack: Stack): HttpsProxyAgent<string> {
+  return new TrustingProxyAgent(stack.proxyUrl, stack.caPem);
+}
+
 export function proxiedHandler(stack: Stack): NodeHttpHandler {
-  const agent = new TrustingProxyAgent(stack.proxyUrl, stack.caPem);
+  const agent = proxiedAgent(stack);
   return new NodeHttpHandler({ httpsAgent: agent, requestTimeout: 60_000, throwOnRequestTimeout: true });
 }
 

@@ -126,6 +126,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         tls: { cert: leaf.certPem, key: leaf.keyPem },
         // The resolver override: every AWS host is the fake AWS on loopback (plain HTTP).
         upstream: { resolve: () => ({ host: "127.0.0.1", port: fake.port, tls: false }) },
+        // Tests read what reached AWS from the fake's records; keeping every body would make
+        // large uploads hold (and re-copy) hundreds of MiB.
+        recordUpstreamBodies: false,
       });
       proxyPort = emulator.connectPort;
       endpointPort = emulator.endpointPort;
