@@ -25,14 +25,15 @@ export function parseInstructions(text: string): Instruction[] {
   let pending: { keyword: string; parts: string[]; line: number } | undefined;
   lines.forEach((raw, index) => {
     const trimmed = raw.trim();
-    if (trimmed.startsWith("#") || (trimmed === "" && pending === undefined)) return;
+    // Comments and empty lines are skipped, also inside a continuation (as Docker does).
+    if (trimmed.startsWith("#") || trimmed === "") return;
     const continues = trimmed.endsWith("\\");
     const body = continues ? trimmed.slice(0, -1).trim() : trimmed;
     if (pending === undefined) {
       const match = /^(\S+)\s*(.*)$/.exec(body);
       if (match === null) return;
       pending = { keyword: (match[1] ?? "").toUpperCase(), parts: [match[2] ?? ""], line: index + 1 };
-    } else if (body !== "") {
+    } else {
       pending.parts.push(body);
     }
     if (!continues) {
@@ -40,7 +41,8 @@ export function parseInstructions(text: string): Instruction[] {
       pending = undefined;
     }
   });
-  if (pending !== undefined) throw new Error(`line ${pending.line}: the last instruction ends with a line continuation`);
+  // A continuation on the last line ends with the file.
+  if (pending !== undefined) instructions.push({ keyword: pending.keyword, args: pending.parts.filter((p) => p !== "").join(" "), line: pending.line });
   return instructions;
 }
 

@@ -55,6 +55,7 @@ export interface PodTemplate {
 
 export interface Metadata {
   readonly name: string;
+  readonly namespace?: string;
   readonly labels?: Record<string, string>;
   readonly annotations?: Record<string, string>;
 }

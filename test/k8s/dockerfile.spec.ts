@@ -1,0 +1,161 @@
+/**
+ * Facts about the Dockerfile, checked without Docker: a multi-stage build that compiles in one
+ * stage and runs as a non-root user on production dependencies only, started the way the
+ * Kubernetes manifests expect (`node dist/src/cli.js`, arguments from `serve` on).
+ */
+import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { describe, expect, it } from "vitest";
+import { execForm, parseCopy, parseInstructions, parseStages, type Stage } from "./dockerfile.js";
+import { repoPath } from "./kustomize.js";
+
+const dockerfile = readFileSync(repoPath("Dockerfile"), "utf8");
+const stages = parseStages(dockerfile);
+const runtime = stages.at(-1) as Stage;
+const packageJson = JSON.parse(readFileSync(repoPath("package.json"), "utf8")) as {
+  type?: string;
+  scripts: Record<string, string>;
+  dependencies: Record<string, string>;
+};
+
+function argsOf(stage: Stage, keyword: string): string[] {
+  return stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
+}
+
+function stageNamed(name: string): Stage {
+  const stage = stages.find((s) => s.name === name);
+  if (stage === undefined) throw new Error(`no stage named ${name}`);
+  return stage;
+}
+
+/** The stage a COPY --from=<name> in the runtime stage takes `source` from. */
+function copiedFrom(source: string): string | undefined {
+  return argsOf(runtime, "COPY")
+    .map(parseCopy)
+    .find((c) => c.sources.includes(source))?.from;
+}
+
+/** Default host:port of a serve option, read from src/cli.ts (`env.NAME ?? "default"`). */
+function cliDefault(envName: string): string {
+  const match = new RegExp(`env\\.${envName} \\?\\? "([^"]+)"`).exec(readFileSync(repoPath("src", "cli.ts"), "utf8"));
+  if (match === null) throw new Error(`src/cli.ts has no default for ${envName}`);
+  return match[1] ?? "";
+}
+
+/** .dockerignore patterns (simple globs: *, **, leading directory names). */
+function ignored(path: string): boolean {
+  const patterns = readFileSync(repoPath(".dockerignore"), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+  return patterns.some((pattern) => {
+    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*\*\//g, "(?:.*/)?").replace(/\*/g, "[^/]*")}(?:/.*)?$`);
+    return regex.test(path);
+  });
+}
+
+describe("Dockerfile parser", () => {
+  it("joins continuations, skips comments and directives, and groups instructions by stage", () => {
+    const parsed = parseStages("# syntax=docker/dockerfile:1\nARG V=1\nFROM a:1 AS one\nRUN x \\\n  # inside\n  && y\nFROM --platform=$P b AS two\nUSER 1\n");
+    expect(parsed).toEqual([
+      { image: "a:1", name: "one", instructions: [{ keyword: "RUN", args: "x && y", line: 4 }] },
+      { image: "b", name: "two", instructions: [{ keyword: "USER", args: "1", line: 8 }] },
+    ]);
+  });
+
+  it("reads exec-form arguments and COPY specs", () => {
+    expect(execForm('["node", "a.js"]')).toEqual(["node", "a.js"]);
+    expect(execForm("node a.js")).toBeUndefined();
+    expect(parseCopy("--chown=0:0 --from=build /src/dist ./dist")).toEqual({ from: "build", sources: ["/src/dist"], destination: "./dist" });
+  });
+
+  it("skips empty lines inside a continuation and ends one left open at the end of the file", () => {
+    expect(parseInstructions("FROM a\nRUN x \\\n\n  y \\\n")).toEqual([
+      { keyword: "FROM", args: "a", line: 1 },
+      { keyword: "RUN", args: "x y", line: 2 },
+    ]);
+  });
+});
+
+describe("Dockerfile", () => {
+  it("is a multi-stage build on Node 20 with a slim or distroless runtime", () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(stages.every((s) => s.name !== undefined)).toBe(true);
+    for (const stage of stages) expect(stage.image).toMatch(/^(node:20-bookworm-slim|gcr\.io\/distroless\/nodejs20-debian12(:nonroot)?)$/);
+  });
+
+  it("compiles with npm ci and npm run build in a build stage, and installs runtime deps with npm ci --omit=dev", () => {
+    const build = stageNamed("build");
+    const buildRuns = argsOf(build, "RUN");
+    expect(buildRuns.some((r) => r.startsWith("npm ci"))).toBe(true);
+    expect(buildRuns).toContain("npm run build");
+    const depsStage = copiedFrom("/app/node_modules");
+    expect(depsStage).toBeDefined();
+    expect(argsOf(stageNamed(depsStage ?? ""), "RUN").some((r) => /^npm ci --omit=dev\b/.test(r))).toBe(true);
+    expect(copiedFrom("/src/dist")).toBe("build");
+  });
+
+  it("copies into the build stage every source the build script and tsconfig.json need", () => {
+    const copied = argsOf(stageNamed("build"), "COPY").flatMap((a) => parseCopy(a).sources);
+    const tsconfig = JSON.parse(readFileSync(repoPath("tsconfig.json"), "utf8")) as { include: string[] };
+    // protos/generated is written during the build by gen:types, from node_modules.
+    const generatedDuringBuild = "protos";
+    const roots = [...new Set(tsconfig.include.map((glob) => glob.split("/")[0] ?? glob))].filter((root) => root !== generatedDuringBuild);
+    expect(packageJson.scripts["build"]).toBe("npm run gen:types && tsc -p tsconfig.json");
+    expect(packageJson.scripts["gen:types"]).toMatch(/^node scripts\//);
+    // scripts/ for gen:types; policies/ because src/policy imports the policy JSON Schema.
+    const needed = [...roots, "tsconfig.json", "scripts", "policies", "package.json", "package-lock.json"];
+    expect(needed.filter((p) => !copied.includes(p))).toEqual([]);
+  });
+
+  it("never copies a path the .dockerignore leaves out of the context, and keeps secrets and build output out", () => {
+    const sources = stages.flatMap((s) => argsOf(s, "COPY").map(parseCopy)).filter((c) => c.from === undefined).flatMap((c) => c.sources);
+    expect(sources.filter((s) => ignored(s.replace(/^\.\//, "")))).toEqual([]);
+    for (const path of ["node_modules", "dist", ".git", "certs/tls.key", "ca.key", "k8s/base/policy.yaml", ".env"]) expect(ignored(path), path).toBe(true);
+  });
+
+  it("runs as uid 65532, exposes the gRPC and admin ports, and starts node dist/src/cli.js serve", () => {
+    const users = argsOf(runtime, "USER");
+    expect(users.at(-1)).toMatch(/^65532(:65532)?$/);
+    expect(execForm(argsOf(runtime, "ENTRYPOINT").at(-1) ?? "")).toEqual(["node", "dist/src/cli.js"]);
+    expect(execForm(argsOf(runtime, "CMD").at(-1) ?? "")).toEqual(["serve"]);
+    const exposed = argsOf(runtime, "EXPOSE").flatMap((a) => a.split(/\s+/));
+    const ports = [cliDefault("COUNTERSIGN_LISTEN"), cliDefault("COUNTERSIGN_ADMIN_LISTEN")].map((a) => a.split(":").at(-1));
+    expect(exposed.sort()).toEqual(ports.sort());
+    expect(stages.flatMap((s) => argsOf(s, "HEALTHCHECK"))).toEqual([]);
+  });
+
+  it("ships package.json (ESM) and the compiled entry point where ENTRYPOINT looks for it", () => {
+    expect(packageJson.type).toBe("module");
+    expect(argsOf(runtime, "COPY").map(parseCopy).some((c) => c.from === undefined && c.sources.includes("package.json"))).toBe(true);
+    // tsconfig.json compiles with rootDir "." into dist/, so src/cli.ts becomes dist/src/cli.js.
+    const tsconfig = JSON.parse(readFileSync(repoPath("tsconfig.json"), "utf8")) as { compilerOptions: { outDir: string; rootDir: string } };
+    expect(tsconfig.compilerOptions).toMatchObject({ outDir: "dist", rootDir: "." });
+    expect(existsSync(repoPath("src", "cli.ts"))).toBe(true);
+  });
+
+  it("needs at run time only packages the runtime stage installs (dependencies, not devDependencies)", () => {
+    const sources = listSourceFiles(repoPath("src"));
+    const imported = new Set<string>();
+    for (const file of sources) {
+      const text = readFileSync(file, "utf8");
+      const pattern = /^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+"([^".][^"]*)"|import\(\s*"([^".][^"]*)"\s*\)|^\s*import\s+"([^".][^"]*)"/gm;
+      for (const m of text.matchAll(pattern)) {
+        const specifier = m[1] ?? m[2] ?? m[3] ?? "";
+        const pkg = specifier.startsWith("@") ? specifier.split("/").slice(0, 2).join("/") : (specifier.split("/")[0] ?? "");
+        imported.add(pkg);
+      }
+    }
+    const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
+    expect([...imported].filter((p) => !builtins.has(p) && !(p in packageJson.dependencies)).sort()).toEqual([]);
+  });
+});
+
+/** Every .ts file under `dir` that ships (not specs, not test doubles under testing/). */
+function listSourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry: Dirent) => {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) return entry.name === "testing" ? [] : listSourceFiles(path);
+    return entry.name.endsWith(".ts") && !entry.name.endsWith(".spec.ts") ? [path] : [];
+  });
+}
