@@ -153,11 +153,27 @@ function onPath(command: string): boolean {
     .some((d) => existsSync(join(d, command)));
 }
 
-/** `kustomize` or `kubectl` (its built-in kustomize), whichever is on PATH; undefined when neither. */
-export function findKustomize(): KustomizeBinary | undefined {
-  if (onPath("kustomize")) return { command: "kustomize", args: (dir) => ["build", "--load-restrictor", "LoadRestrictionsNone", dir] };
-  if (onPath("kubectl")) return { command: "kubectl", args: (dir) => ["kustomize", "--load-restrictor", "LoadRestrictionsNone", dir] };
-  return undefined;
+function answers(command: string, args: string[]): boolean {
+  try {
+    execFileSync(command, args, { timeout: 15_000, stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `kustomize`, or `kubectl` (its built-in kustomize), whichever is on PATH and runs; otherwise
+ * the reason there is none.
+ */
+export function findKustomize(): KustomizeBinary | { readonly unavailable: string } {
+  if (onPath("kustomize") && answers("kustomize", ["version"])) {
+    return { command: "kustomize", args: (dir) => ["build", "--load-restrictor", "LoadRestrictionsNone", dir] };
+  }
+  if (onPath("kubectl") && answers("kubectl", ["version", "--client"])) {
+    return { command: "kubectl", args: (dir) => ["kustomize", "--load-restrictor", "LoadRestrictionsNone", dir] };
+  }
+  return { unavailable: "neither kustomize nor kubectl runs from PATH" };
 }
 
 export function kustomizeBuild(binary: KustomizeBinary, dir: string): Doc[] {
