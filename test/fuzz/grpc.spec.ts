@@ -1,0 +1,67 @@
+/**
+ * The same fuzzing over gRPC against a real `countersign serve` process (dist/, `npm run build`
+ * first): FUZZ_RUNS/50 streams (at least 30), each a random or malformed message sequence.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
+import { REAL, REAL_ENV, SECURITY_POLICY } from "../security/support/fixtures.js";
+import { metricValue, scrapeMetrics, waitFor } from "../security/support/admin.js";
+import { connectExtProc } from "../support/extProcClient.js";
+import { startServe, type ServeProcess } from "../support/startServe.js";
+import { fuzzRuns, streamArb } from "./support/arbitraries.js";
+import { runGrpcStream } from "./support/grpcRun.js";
+import { modeOverride, responseProblems, streamProblems, type HostVerdict } from "./support/oracle.js";
+
+const RUNS = fuzzRuns(0.02, 30);
+/** Known src/ bug, pinned in test/fuzz/extProcStream.spec.ts. */
+const KNOWN_HOST_BUGS: ReadonlySet<HostVerdict> = new Set(["unicode-folding"]);
+
+let serve: ServeProcess;
+let client: ExternalProcessorClient;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "countersign-fuzz-"));
+  const policyFile = join(dir, "policy.yaml");
+  writeFileSync(policyFile, SECURITY_POLICY);
+  serve = await startServe(["--policy", policyFile, "--log-level", "info"], REAL_ENV);
+  client = connectExtProc(serve.grpcAddress);
+});
+
+afterAll(async () => {
+  client?.close();
+  await serve?.stop();
+});
+
+describe(`countersign serve under random ext_proc streams over gRPC (${RUNS} streams)`, () => {
+  it("answers every message of every stream exactly once, well-formed, ends each stream OK within 5 s, and signs only allowed hosts", async () => {
+    await fc.assert(
+      fc.asyncProperty(streamArb, async (msgs) => {
+        const { transcript, code } = await runGrpcStream(client, msgs);
+        expect(code).toBe(0);
+        expect(transcript).toHaveLength(msgs.length);
+        let streamed = false;
+        const problems: string[] = [];
+        for (const [i, e] of transcript.entries()) {
+          problems.push(...responseProblems(e.kind, e.response, streamed).map((p) => `message ${i}: ${p}`));
+          if (e.kind === "request_headers" && modeOverride(e.response)?.request === "STREAMED") streamed = true;
+        }
+        problems.push(...streamProblems(transcript, KNOWN_HOST_BUGS));
+        expect(problems).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("is still alive and healthy afterwards, with no stream left open and no secret in its logs", async () => {
+    expect(serve.proc.exitCode).toBeNull();
+    expect((await fetch(`${serve.adminUrl}/healthz`)).status).toBe(200);
+    await waitFor(async () => metricValue(await scrapeMetrics(serve.adminUrl), "countersign_extproc_streams_active") === 0, 5_000, "streams_active back to 0");
+    const logs = serve.lines.join("\n");
+    for (const secret of [REAL.secretAccessKey, REAL.sessionToken, REAL.accessKeyId]) expect(logs).not.toContain(secret);
+    expect(logs).toContain('"decision":"signed"');
+  });
+});
