@@ -30,7 +30,7 @@ run: build ## serve with policies/aws.yaml (set COUNTERSIGN_AWS_* first)
 	node dist/src/cli.js serve --policy $${COUNTERSIGN_POLICY:-policies/aws.yaml}
 
 demo: build ## end-to-end demo: fake AWS + Envoy emulator + countersign + a real SDK upload
-	node dist/test/demo.js 2>/dev/null || npx tsx test/demo.ts
+	node --import tsx test/demo.ts
 
 bench: build ## benchmarks (ratios measured in one run); not part of make test
 	node --import tsx bench/run.ts

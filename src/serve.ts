@@ -4,7 +4,7 @@
  * and SIGHUP), draining and shutdown.
  */
 import { readFileSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
+import * as grpcJs from "@grpc/grpc-js";
 import { startAdminServer, type AdminServer } from "./admin/adminServer.js";
 import { createLogger, type Logger, type LogLevel } from "./admin/logger.js";
 import { Metrics } from "./admin/metrics.js";
@@ -61,8 +61,8 @@ export function splitHostPort(address: string, what: string): { host: string; po
   return { host: m[1] ?? m[2] ?? "", port };
 }
 
-export function grpcCredentials(tls: TlsOptions | undefined): grpc.ServerCredentials {
-  if (!tls) return grpc.ServerCredentials.createInsecure();
+export function grpcCredentials(tls: TlsOptions | undefined): grpcJs.ServerCredentials {
+  if (!tls) return grpcJs.ServerCredentials.createInsecure();
   const read = (file: string, what: string): Buffer => {
     try {
       return readFileSync(file);
@@ -71,7 +71,7 @@ export function grpcCredentials(tls: TlsOptions | undefined): grpc.ServerCredent
     }
   };
   const ca = tls.clientCaFile ? read(tls.clientCaFile, "--tls-client-ca") : null;
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: read(tls.certFile, "--tls-cert"), private_key: read(tls.keyFile, "--tls-key") }], ca !== null);
+  return grpcJs.ServerCredentials.createSsl(ca, [{ cert_chain: read(tls.certFile, "--tls-cert"), private_key: read(tls.keyFile, "--tls-key") }], ca !== null);
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
@@ -179,16 +179,12 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     for (const p of runtime.profiles.values()) p.stop();
   };
 
-  let grpcServer: ExtProcServer;
+  // gRPC first, admin second: once /healthz answers, the ext_proc listener is bound too.
+  let grpcServer: ExtProcServer | undefined;
   let admin: AdminServer | undefined;
   try {
     splitHostPort(opts.listen, "--listen");
-    if (opts.adminListen !== undefined) {
-      const adminAddr = splitHostPort(opts.adminListen, "--admin-listen");
-      admin = await startAdminServer(adminAddr.host, adminAddr.port, metrics, readiness).catch((err: unknown) => {
-        throw new Error(`cannot listen on --admin-listen ${opts.adminListen}: ${err instanceof Error ? err.message : String(err)}`);
-      });
-    }
+    const adminAddr = opts.adminListen === undefined ? undefined : splitHostPort(opts.adminListen, "--admin-listen");
     grpcServer = await startExtProcServer(
       opts.listen,
       ctx,
@@ -204,13 +200,20 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     ).catch((err: unknown) => {
       throw new Error(`cannot listen on --listen ${opts.listen}: ${err instanceof Error ? err.message : String(err)}`);
     });
+    if (adminAddr) {
+      admin = await startAdminServer(adminAddr.host, adminAddr.port, metrics, readiness).catch((err: unknown) => {
+        throw new Error(`cannot listen on --admin-listen ${opts.adminListen}: ${err instanceof Error ? err.message : String(err)}`);
+      });
+    }
   } catch (err) {
+    await grpcServer?.shutdown(0);
     await admin?.close();
     cleanup();
     throw err;
   }
+  const grpc: ExtProcServer = grpcServer;
   logger.info(
-    { listen: opts.listen, grpcPort: grpcServer.port, tls: opts.tls ? (opts.tls.clientCaFile ? "mtls" : "tls") : "off", admin: opts.adminListen, adminPort: admin?.port, pid: process.pid },
+    { listen: opts.listen, grpcPort: grpc.port, tls: opts.tls ? (opts.tls.clientCaFile ? "mtls" : "tls") : "off", admin: opts.adminListen, adminPort: admin?.port, pid: process.pid },
     "countersign serving",
   );
 
@@ -221,7 +224,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       metrics.ready.set(0);
       logger.info({ drainMs: opts.drainMs, graceMs: opts.shutdownGraceMs }, "draining: /readyz now fails; still serving new streams");
       await new Promise((r) => setTimeout(r, opts.drainMs));
-      await grpcServer.shutdown(opts.shutdownGraceMs);
+      await grpc.shutdown(opts.shutdownGraceMs);
       await admin?.close();
       cleanup();
       logger.info({}, "stopped");
@@ -231,7 +234,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   };
 
   return {
-    grpcPort: grpcServer.port,
+    grpcPort: grpc.port,
     adminPort: admin?.port,
     metrics,
     logger,

@@ -1,9 +1,11 @@
 /**
  * Starts `countersign serve` (the compiled CLI in dist/) as a separate process, the way a user
- * does, and reads its ports from its "countersign serving" log line.
+ * does, on free loopback ports, and waits until its admin port answers /healthz (so it works at
+ * every --log-level). Pass your own --listen / --admin-listen to override the ports.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
 
 export const REPO = join(import.meta.dirname, "..", "..");
@@ -22,7 +24,14 @@ export interface ServeProcess {
 
 export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" (make test does) first`);
-  const proc = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--drain-seconds", "0", ...args], {
+  const grpcPort = await freePort();
+  const adminPort = await freePort();
+  const defaults = [
+    ...(args.includes("--listen") ? [] : ["--listen", `127.0.0.1:${grpcPort}`]),
+    ...(args.includes("--admin-listen") ? [] : ["--admin-listen", `127.0.0.1:${adminPort}`]),
+    ...(args.includes("--drain-seconds") ? [] : ["--drain-seconds", "0"]),
+  ];
+  const proc = spawn(process.execPath, [CLI, "serve", ...defaults, ...args], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -63,11 +72,25 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): P
     });
   };
 
-  const serving = JSON.parse(await waitForLine((l) => l.includes('"countersign serving"'))) as { grpcPort: number; adminPort: number };
+  const listen = args[args.indexOf("--listen") + 1] ?? "";
+  const admin = args[args.indexOf("--admin-listen") + 1] ?? "";
+  const grpcAddress = args.includes("--listen") ? listen : `127.0.0.1:${grpcPort}`;
+  const adminUrl = `http://${args.includes("--admin-listen") ? admin : `127.0.0.1:${adminPort}`}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`countersign exited (${proc.exitCode}) at start; output:\n${lines.join("\n")}`);
+    const up = await fetch(`${adminUrl}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) break;
+    if (Date.now() > deadline) throw new Error(`countersign did not answer /healthz within 20 s; output:\n${lines.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return {
     proc,
-    grpcAddress: `127.0.0.1:${serving.grpcPort}`,
-    adminUrl: `http://127.0.0.1:${serving.adminPort}`,
+    grpcAddress,
+    adminUrl,
     lines,
     waitForLine,
     stop: async (signal: NodeJS.Signals = "SIGTERM") => {
@@ -78,4 +101,16 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): P
       return code;
     },
   };
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
