@@ -11,7 +11,7 @@ import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
 import { eventually, startCountersign, type Countersign, type LogRecord } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
-import { scrape, samplesOf, sumOf, valueOf, type Sample } from "./support/metrics.js";
+import { scrape, sumOf, valueOf, type Sample } from "./support/metrics.js";
 import { envFor, policyText } from "./support/policyText.js";
 import { connectOwnChannel, forwardToFake, s3GetUnsigned, s3Put, sha256Hex, signedKeyId } from "./support/requests.js";
 
