@@ -22,6 +22,10 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Metrics } from "../src/admin/metrics.js";
 import type { DecisionEvent, PolicySnapshot, SigningContext } from "../src/extproc/context.js";
+import { decodeRequestHead, isDenial } from "../src/extproc/headers.js";
+import { headersContinue } from "../src/extproc/mutations.js";
+import { planRequest } from "../src/extproc/plan.js";
+import { loadExtProcProtos } from "../src/extproc/protos.js";
 import { ExtProcStream } from "../src/extproc/stream.js";
 import { parsePolicy } from "../src/policy/index.js";
 import { AwsChunkedResigner, chunkSigningKey, signRequest, type Credentials } from "../src/sigv4/index.js";
@@ -52,6 +56,10 @@ interface Variant {
   /** Runs the operation `n` times; may prepare untimed state first and return the timed part. */
   readonly run: (n: number) => Promise<void> | void;
   readonly prepare?: (n: number) => Promise<void> | void;
+}
+
+function repeat(n: number, fn: () => unknown): void {
+  for (let i = 0; i < n; i++) fn();
 }
 
 function median(xs: number[]): number {
@@ -204,6 +212,60 @@ async function signingBenchmarks(): Promise<MicroResult[]> {
   );
 }
 
+/**
+ * Where countersign's per-request time goes, piece by piece, for the headers-unsigned request
+ * (informational: the pieces run alone, so their sum is close to but not exactly the whole).
+ */
+async function breakdownBenchmarks(): Promise<MicroResult[]> {
+  const s = scenarioByName("headers-unsigned");
+  const ctx = benchContext();
+  const msg = decodeRequest(encodeRequest(headersRequest(s.head, s.headersEndOfStream)));
+  const limits = { maxHeaderBytes: ctx.maxHeaderBytes };
+  const head = decodeRequestHead(msg.request_headers?.headers, limits);
+  if (isDenial(head)) throw new Error(head.message);
+  const plan = planRequest(head, true, ctx, {});
+  if (isDenial(plan)) throw new Error(plan.message);
+  const signInput = () => ({
+    method: plan.head.method,
+    host: plan.host,
+    path: plan.path,
+    query: plan.query,
+    headers: plan.head.headers,
+    clientSignedHeaders: plan.clientSignedHeaders,
+    signContentLength: true,
+    payloadHash: "UNSIGNED-PAYLOAD",
+    service: plan.service,
+    region: plan.region,
+    credentials: plan.credentials,
+    now: new Date(),
+  });
+  const signed = await signRequest(signInput());
+  const changes = { set: signed.setHeaders, remove: signed.removeHeaders };
+  const method = loadExtProcProtos().envoy.service.ext_proc.v3.ExternalProcessor.service.Process;
+  const answer = headersContinue(changes);
+  const noopAnswer = { request_headers: {} };
+  const requestBytes = encodeRequest(headersRequest(s.head, s.headersEndOfStream));
+  const sha256 = Hash.bind(null, "sha256");
+  return compare(
+    [
+      { name: "part: decode request_headers (gRPC stack, both servers)", run: (n) => repeat(n, () => method.requestDeserialize(requestBytes)) },
+      { name: "part: decodeRequestHead", run: (n) => repeat(n, () => decodeRequestHead(msg.request_headers?.headers, limits)) },
+      { name: "part: planRequest", run: (n) => repeat(n, () => planRequest(head, true, ctx, {})) },
+      { name: "part: new SignatureV4()", run: (n) => repeat(n, () => new SignatureV4({ service: "s3", region: "eu-west-1", credentials, sha256, uriEscapePath: false, applyChecksum: false })) },
+      {
+        name: "part: signRequest",
+        run: async (n) => {
+          for (let i = 0; i < n; i++) await signRequest(signInput());
+        },
+      },
+      { name: "part: headersContinue (build answer)", run: (n) => repeat(n, () => headersContinue(changes)) },
+      { name: "part: encode countersign answer (gRPC stack)", run: (n) => repeat(n, () => method.responseSerialize(answer)) },
+      { name: "part: encode no-op answer (gRPC stack)", run: (n) => repeat(n, () => method.responseSerialize(noopAnswer)) },
+    ],
+    { warmupMs: 800, batchMs: 40, batches: 15 },
+  );
+}
+
 async function hashingBenchmarks(): Promise<MicroResult[]> {
   const k64 = Buffer.alloc(64 * 1024, 0x61);
   const m1 = Buffer.alloc(1024 * 1024, 0x61);
@@ -316,8 +378,9 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
 
 async function main(): Promise<void> {
   const signing = await signingBenchmarks();
+  const breakdown = await breakdownBenchmarks();
   const hashing = await hashingBenchmarks();
-  process.stdout.write(`${JSON.stringify({ signing, hashing })}\n`);
+  process.stdout.write(`${JSON.stringify({ signing, breakdown, hashing })}\n`);
 }
 
 main().catch((err: unknown) => {

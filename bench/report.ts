@@ -91,7 +91,7 @@ export interface BenchResults {
   readonly runs: LoadRun[];
   readonly hold: HoldRun[];
   readonly upload: UploadRun[];
-  readonly micro: { signing: MicroResult[]; hashing: MicroResult[] } | undefined;
+  readonly micro: { signing: MicroResult[]; breakdown: MicroResult[]; hashing: MicroResult[] } | undefined;
   readonly profile: (ProfileSummary & { scenario: string; file: string }) | undefined;
   readonly workers: { supported: boolean; note: string; singleRps?: number; twoWorkersRps?: number };
   readonly durationSeconds: number;
@@ -252,7 +252,7 @@ export function renderMarkdown(r: BenchResults): string {
     out.push("");
     out.push("| benchmark | per op | MB/s | spread | batches × ops |");
     out.push("|---|---:|---:|---:|---:|");
-    for (const x of [...r.micro.signing, ...r.micro.hashing]) {
+    for (const x of [...r.micro.signing, ...r.micro.breakdown, ...r.micro.hashing]) {
       const per = x.nsPerOp >= 1e6 ? `${(x.nsPerOp / 1e6).toFixed(2)} ms` : `${(x.nsPerOp / 1000).toFixed(2)} µs`;
       out.push(`| ${x.name} | ${per} | ${x.mbPerSecond === undefined ? "" : fmt(x.mbPerSecond)} | ${(x.spread * 100).toFixed(0)}% | ${x.batches} × ${x.opsPerBatch} |`);
     }

@@ -29,7 +29,6 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { LatencyHistogram } from "./histogram.js";
 import type { LoadgenConfig } from "./loadgen.js";
-import type { MicroResult } from "./micro.js";
 import { cpuSeconds, machineBusySeconds, machineFacts, memory, processTree, resetPeakRss, rssSampler } from "./procfs.js";
 import { computeTargets, renderMarkdown, type BenchResults, type HoldRun, type LatencySummary, type LoadRun, type UploadRun } from "./report.js";
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, allScenarios, type Scenario } from "./scenarios.js";
@@ -594,7 +593,7 @@ async function withServer<T>(start: () => Promise<ServerHandle>, body: (server: 
   }
 }
 
-function runMicro(s: Settings): Promise<{ signing: MicroResult[]; hashing: MicroResult[] }> {
+function runMicro(s: Settings): Promise<NonNullable<BenchResults["micro"]>> {
   return new Promise((resolve, reject) => {
     const child = track(spawn(process.execPath, ["--import", "tsx", MICRO], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, BENCH_MICRO_SCALE: String(s.microScale) } }));
     const out: Buffer[] = [];
@@ -606,7 +605,7 @@ function runMicro(s: Settings): Promise<{ signing: MicroResult[]; hashing: Micro
     child.once("exit", (code) => {
       clearTimeout(timer);
       if (code !== 0) reject(new Error(`micro-benchmarks failed (exit ${code})`));
-      else resolve(JSON.parse(Buffer.concat(out).toString("utf8")) as { signing: MicroResult[]; hashing: MicroResult[] });
+      else resolve(JSON.parse(Buffer.concat(out).toString("utf8")) as NonNullable<BenchResults["micro"]>);
     });
   });
 }

@@ -43,6 +43,8 @@ export interface ProfileSummary {
   readonly totalMs: number;
   readonly busyMs: number;
   readonly functions: FunctionTime[];
+  /** Inclusive (self + callees) time of JS functions outside Node's internals, largest first. */
+  readonly inclusive: FunctionTime[];
   readonly areas: Array<{ area: string; selfMs: number; selfPercent: number }>;
 }
 
@@ -78,7 +80,11 @@ function shortWhere(frame: CallFrame): string {
  */
 export function summarizeProfile(profile: CpuProfile, topN = 20, window?: { startUs: number; endUs: number }): ProfileSummary {
   const byId = new Map<number, ProfileNode>();
-  for (const n of profile.nodes) byId.set(n.id, n);
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) {
+    byId.set(n.id, n);
+    for (const c of n.children ?? []) parent.set(c, n.id);
+  }
   const selfUs = new Map<number, number>();
   let t = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -104,22 +110,42 @@ export function summarizeProfile(profile: CpuProfile, topN = 20, window?: { star
     fnTotals.set(key, entry);
   }
   const busyUs = totalUs - idleUs || 1;
+  // Inclusive: each sample counts once for every distinct function on its stack.
+  const incl = new Map<string, { frame: CallFrame; us: number }>();
+  for (const [id, us] of selfUs) {
+    if (IDLE.has((byId.get(id) as ProfileNode).callFrame.functionName)) continue;
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const frame = (byId.get(cur) as ProfileNode).callFrame;
+      const area = areaOf(frame);
+      if (frame.url === "" || area === "node:internal") continue;
+      const key = `${frame.functionName}|${frame.url}|${frame.lineNumber}|${frame.columnNumber}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const entry = incl.get(key) ?? { frame, us: 0 };
+      entry.us += us;
+      incl.set(key, entry);
+    }
+  }
   const areaTotals = new Map<string, number>();
   for (const { frame, us } of fnTotals.values()) areaTotals.set(areaOf(frame), (areaTotals.get(areaOf(frame)) ?? 0) + us);
-  const functions = [...fnTotals.values()]
-    .sort((a, b) => b.us - a.us)
-    .slice(0, topN)
-    .map(({ frame, us }) => ({
-      name: frame.functionName || "(anonymous)",
-      where: shortWhere(frame),
-      area: areaOf(frame),
-      selfMs: us / 1000,
-      selfPercent: (100 * us) / busyUs,
-    }));
+  const rank = (m: Map<string, { frame: CallFrame; us: number }>): FunctionTime[] =>
+    [...m.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, topN)
+      .map(({ frame, us }) => ({
+        name: frame.functionName || "(anonymous)",
+        where: shortWhere(frame),
+        area: areaOf(frame),
+        selfMs: us / 1000,
+        selfPercent: (100 * us) / busyUs,
+      }));
+  const functions = rank(fnTotals);
+  const inclusive = rank(incl);
   const areas = [...areaTotals]
     .sort((a, b) => b[1] - a[1])
     .map(([area, us]) => ({ area, selfMs: us / 1000, selfPercent: (100 * us) / busyUs }));
-  return { totalMs: totalUs / 1000, busyMs: (totalUs - idleUs) / 1000, functions, areas };
+  return { totalMs: totalUs / 1000, busyMs: (totalUs - idleUs) / 1000, functions, inclusive, areas };
 }
 
 export function formatSummary(s: ProfileSummary): string {
@@ -133,6 +159,12 @@ export function formatSummary(s: ProfileSummary): string {
     "| area | self % | self ms |",
     "|---|---:|---:|",
     ...s.areas.slice(0, 15).map((a) => `| ${a.area} | ${a.selfPercent.toFixed(1)} | ${a.selfMs.toFixed(0)} |`),
+    "",
+    "Inclusive time (the function and everything it called), JS outside Node's internals:",
+    "",
+    "| # | incl. % | incl. ms | function | where | area |",
+    "|---:|---:|---:|---|---|---|",
+    ...s.inclusive.map((f, i) => `| ${i + 1} | ${f.selfPercent.toFixed(1)} | ${f.selfMs.toFixed(0)} | \`${f.name}\` | ${f.where} | ${f.area} |`),
   ];
   return lines.join("\n");
 }

@@ -67,7 +67,7 @@ export function grpcCredentials(tls: TlsOptions | undefined): grpcJs.ServerCrede
     try {
       return readFileSync(file);
     } catch (err) {
-      throw new Error(`${what} ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`${what} ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   };
   const ca = tls.clientCaFile ? read(tls.clientCaFile, "--tls-client-ca") : null;

@@ -1,0 +1,123 @@
+/**
+ * STS on a loopback URL, for a policy's `sts_endpoint: http://127.0.0.1:<port>`.
+ *
+ * The fake AWS routes by Host and does not serve STS under `127.0.0.1:<port>` (it answers
+ * UnknownEndpoint), so this gateway stands in front of it: it verifies the caller's SigV4 exactly
+ * as STS would for a request addressed to this URL (the fake's own independent verifier, scope
+ * us-east-1/sts), then passes the call on to the fake's STS at `sts.amazonaws.com`, signed again
+ * with the same caller's key, and relays the answer. The fake issues and registers the temporary
+ * credentials as usual, so requests signed with them verify there.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Hash } from "@smithy/hash-node";
+import { HttpRequest } from "@smithy/protocol-http";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { authenticate, type FakeAwsAccount } from "../../fakeaws/auth.js";
+import type { Endpoint } from "../../fakeaws/hosts.js";
+import { sha256Hex } from "./requests.js";
+
+export interface GatewayCall {
+  readonly action: string;
+  readonly verified: boolean;
+  readonly accessKeyId?: string;
+  readonly errorCode?: string;
+  /** Status the fake's STS answered (0 when the call was refused here). */
+  readonly upstreamStatus: number;
+}
+
+export interface StsGateway {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly calls: readonly GatewayCall[];
+  close(): Promise<void>;
+}
+
+const STS_HOST = "sts.amazonaws.com";
+const Sha256 = Hash.bind(null, "sha256");
+
+function headerPairs(raw: string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([(raw[i] as string).toLowerCase(), raw[i + 1] as string]);
+  return out;
+}
+
+async function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of req) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+function relay(fakePort: number, signed: HttpRequest, body: Buffer): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const c = http.request({ host: "127.0.0.1", port: fakePort, method: signed.method, path: signed.path, headers: signed.headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (d: Buffer) => parts.push(d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    c.on("error", reject);
+    c.end(body);
+  });
+}
+
+export async function startStsGateway(opts: { fakePort: number; accounts: readonly FakeAwsAccount[] }): Promise<StsGateway> {
+  const calls: GatewayCall[] = [];
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const body = await readBody(req);
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      const rawPath = q < 0 ? url : url.slice(0, q);
+      const rawQuery = q < 0 ? "" : url.slice(q + 1);
+      const headers = headerPairs(req.rawHeaders);
+      const action = new URLSearchParams(body.toString("utf8")).get("Action") ?? "";
+      const host = req.headers.host ?? "";
+      const endpoint: Endpoint = { api: "sts", service: "sts", region: "us-east-1", protocol: "query", hostname: host.split(":")[0] ?? "" };
+      const outcome = authenticate({
+        request: { method: req.method ?? "POST", rawPath, rawQuery, headers },
+        endpoint,
+        payloadHash: sha256Hex(body),
+        now: new Date(),
+        maxSkewMs: 5 * 60_000,
+        findAccount: (id) => opts.accounts.find((a) => a.accessKeyId === id),
+      });
+      if (outcome.kind !== "verified") {
+        const code = outcome.kind === "denied" ? outcome.error.code : "MissingAuthenticationToken";
+        calls.push({ action, verified: false, ...(outcome.kind === "denied" && outcome.accessKeyId ? { accessKeyId: outcome.accessKeyId } : {}), errorCode: code, upstreamStatus: 0 });
+        res.writeHead(403, { "content-type": "text/xml" }).end(`<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>sts gateway refused the caller</Message></Error></ErrorResponse>`);
+        return;
+      }
+      const signer = new SignatureV4({ service: "sts", region: "us-east-1", sha256: Sha256, credentials: outcome.account });
+      const contentType = req.headers["content-type"] ?? "application/x-www-form-urlencoded";
+      const signed = (await signer.sign(
+        new HttpRequest({
+          method: req.method ?? "POST",
+          protocol: "http:",
+          hostname: STS_HOST,
+          path: rawPath,
+          headers: { host: STS_HOST, "content-type": contentType, "content-length": String(body.length) },
+          body,
+        }),
+      )) as HttpRequest;
+      const answer = await relay(opts.fakePort, signed, body);
+      calls.push({ action, verified: true, accessKeyId: outcome.account.accessKeyId, upstreamStatus: answer.status });
+      res.writeHead(answer.status, { "content-type": String(answer.headers["content-type"] ?? "text/xml") }).end(answer.body);
+    })().catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500).end(`sts gateway: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    calls,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
