@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "./admin/logger.js";
+import { DEFAULT_ADMISSION_LIMITS } from "./extproc/admission.js";
 import { formatPolicyError, loadPolicyFile } from "./policy/index.js";
 import { AggregatorRegistry } from "prom-client";
 import { serve } from "./serve.js";
@@ -16,12 +17,16 @@ const USAGE = `usage:
   countersign serve --policy FILE [--listen HOST:PORT] [--admin-listen HOST:PORT] [--log-level LEVEL]
                     [--drain-seconds N] [--shutdown-grace-seconds N] [--workers N]
                     [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+                    [--max-streams N] [--max-held-bytes N]
       env: COUNTERSIGN_POLICY, COUNTERSIGN_LISTEN (default 127.0.0.1:50051),
            COUNTERSIGN_ADMIN_LISTEN (default 0.0.0.0:9464), COUNTERSIGN_LOG_LEVEL (default info),
            COUNTERSIGN_DRAIN_SECONDS (default 5), COUNTERSIGN_SHUTDOWN_GRACE_SECONDS (default 20),
-           COUNTERSIGN_WORKERS (default 1), COUNTERSIGN_TLS_CERT, COUNTERSIGN_TLS_KEY, COUNTERSIGN_TLS_CLIENT_CA
+           COUNTERSIGN_WORKERS (default 1), COUNTERSIGN_TLS_CERT, COUNTERSIGN_TLS_KEY, COUNTERSIGN_TLS_CLIENT_CA,
+           COUNTERSIGN_MAX_STREAMS (default 4096), COUNTERSIGN_MAX_HELD_BYTES (default 134217728)
       --workers N       N processes share the gRPC listener (Node cluster); the primary serves the admin port
       --tls-*           TLS for the gRPC listener (shared-service mode); with --tls-client-ca, mTLS
+      --max-streams     ext_proc streams open at once; more are answered 503 (per worker)
+      --max-held-bytes  request body bytes held in memory by all streams; over it, 503 (per worker)
   countersign validate FILE          exit 0 when the policy is valid; else print FILE:LINE:COL: message, exit 1
   countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]
 `;
@@ -79,6 +84,8 @@ async function runServe(args: string[]): Promise<number> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-client-ca": { type: "string" },
+      "max-streams": { type: "string" },
+      "max-held-bytes": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -114,6 +121,17 @@ async function runServe(args: string[]): Promise<number> {
   if (workers > 1 && !isWorker()) {
     return runPrimary({ workers, adminListen, logLevel, shutdownTimeoutMs: drainMs + shutdownGraceMs + 5_000 });
   }
+  const count = (v: string | undefined, envName: string, flag: string, dflt: number): number => {
+    const raw = v ?? env[envName];
+    if (raw === undefined) return dflt;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} (${envName}): "${raw}" is not a positive integer`);
+    return n;
+  };
+  const admission = {
+    maxConcurrentStreams: count(values["max-streams"], "COUNTERSIGN_MAX_STREAMS", "--max-streams", DEFAULT_ADMISSION_LIMITS.maxConcurrentStreams),
+    maxHeldBytes: count(values["max-held-bytes"], "COUNTERSIGN_MAX_HELD_BYTES", "--max-held-bytes", DEFAULT_ADMISSION_LIMITS.maxHeldBytes),
+  };
   const certFile = values["tls-cert"] ?? env.COUNTERSIGN_TLS_CERT;
   const keyFile = values["tls-key"] ?? env.COUNTERSIGN_TLS_KEY;
   const clientCaFile = values["tls-client-ca"] ?? env.COUNTERSIGN_TLS_CLIENT_CA;
@@ -129,6 +147,7 @@ async function runServe(args: string[]): Promise<number> {
     drainMs,
     shutdownGraceMs,
     tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : undefined,
+    admission,
   });
   if (isWorker()) {
     // Constructing one installs prom-client's worker-side listener for the primary's requests.

@@ -9,6 +9,7 @@ import { startAdminServer, type AdminServer } from "./admin/adminServer.js";
 import { createLogger, type Logger, type LogLevel } from "./admin/logger.js";
 import { Metrics } from "./admin/metrics.js";
 import type { CredentialDeps } from "./credentials/index.js";
+import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from "./extproc/admission.js";
 import type { DecisionEvent, SigningContext } from "./extproc/context.js";
 import { startExtProcServer, type ExtProcServer } from "./extproc/server.js";
 import { formatPolicyError, loadPolicyFile } from "./policy/index.js";
@@ -34,6 +35,8 @@ export interface ServeOptions {
   /** Then wait at most this long for in-flight streams before forcing them closed. */
   readonly shutdownGraceMs: number;
   readonly tls?: TlsOptions;
+  /** Concurrent-stream and held-body-bytes limits (default DEFAULT_ADMISSION_LIMITS). */
+  readonly admission?: AdmissionLimits;
   /** Watch the policy file and reload it when it changes (default true). */
   readonly watchPolicy?: boolean;
   readonly policyPollIntervalMs?: number;
@@ -166,10 +169,13 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     else logger.warn(line, "refused");
   };
 
+  const admission = new Admission(opts.admission ?? DEFAULT_ADMISSION_LIMITS);
+  metrics.observeAdmission(admission);
   const ctx: SigningContext = {
     snapshot: () => runtime,
     now: () => new Date(),
     maxHeaderBytes: 96 * 1024,
+    admission,
     onDecision,
   };
 

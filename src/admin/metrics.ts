@@ -121,6 +121,36 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Read at scrape time from the process's admission limits. */
+  private admissionStatus: () => { heldBytes: number; maxHeldBytes: number; maxStreams: number } | undefined = () => undefined;
+
+  readonly heldBytes: client.Gauge = new client.Gauge({
+    name: "countersign_body_bytes_held",
+    help: "Request body bytes held in memory by all streams (buffered bodies being hashed, current aws-chunked chunks).",
+    registers: [this.registry],
+    collect: () => {
+      const s = this.admissionStatus();
+      if (!s) return;
+      this.heldBytes.set(s.heldBytes);
+      this.heldBytesLimit.set(s.maxHeldBytes);
+      this.streamsLimit.set(s.maxStreams);
+    },
+  });
+  readonly heldBytesLimit = new client.Gauge({
+    name: "countersign_body_bytes_held_limit",
+    help: "--max-held-bytes: requests that would hold more body bytes than this are refused with 503.",
+    registers: [this.registry],
+  });
+  readonly streamsLimit = new client.Gauge({
+    name: "countersign_extproc_streams_limit",
+    help: "--max-streams: streams over this many at once are refused with 503.",
+    registers: [this.registry],
+  });
+
+  observeAdmission(a: { readonly heldBytes: number; readonly limits: { maxHeldBytes: number; maxConcurrentStreams: number } }): void {
+    this.admissionStatus = () => ({ heldBytes: a.heldBytes, maxHeldBytes: a.limits.maxHeldBytes, maxStreams: a.limits.maxConcurrentStreams });
+  }
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics ?? true) client.collectDefaultMetrics({ register: this.registry });
   }

@@ -1,5 +1,6 @@
 import type { Policy } from "../policy/types.js";
 import type { Credentials } from "../sigv4/types.js";
+import type { Admission } from "./admission.js";
 
 /** What a credential profile can give right now: one immutable set, or why not. */
 export type CredentialLookupResult =
@@ -40,5 +41,7 @@ export interface SigningContext {
   snapshot(): PolicySnapshot;
   now(): Date;
   readonly maxHeaderBytes: number;
+  /** Process-wide stream and held-bytes limits; none: unlimited (unit tests). */
+  readonly admission?: Admission;
   onDecision?(event: DecisionEvent): void;
 }

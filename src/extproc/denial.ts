@@ -23,6 +23,7 @@ export type DenialReason =
   | "not_implemented"
   | "bad_chunk_framing"
   | "protocol_error"
+  | "overloaded"
   | "internal_error";
 
 export function deny(status: Denial["status"], code: string, reason: DenialReason, message: string): Denial {

@@ -21,12 +21,15 @@ export function extProcHandlers(ctx: SigningContext, observer: StreamObserver = 
   return {
     Process(call: ProcessCall): void {
       observer.streamOpened?.();
-      const stream = new ExtProcStream(ctx);
+      const admitted = ctx.admission?.tryOpenStream() ?? true;
+      const stream = new ExtProcStream(ctx, admitted);
       let queue: Promise<void> = Promise.resolve();
       let closed = false;
       const close = (): void => {
         if (closed) return;
         closed = true;
+        stream.release();
+        if (admitted) ctx.admission?.closeStream();
         observer.streamClosed?.();
       };
       call.on("data", (msg: ProcessingRequest__Output) => {
@@ -52,6 +55,9 @@ export function extProcHandlers(ctx: SigningContext, observer: StreamObserver = 
   };
 }
 
+/** The schema's ceiling for limits.max_buffered_body_bytes (64 MiB) plus 1 MiB for headers. */
+export const MAX_GRPC_MESSAGE_BYTES = 65 * 1024 * 1024;
+
 export interface ExtProcServer {
   readonly server: grpc.Server;
   readonly port: number;
@@ -66,7 +72,9 @@ export async function startExtProcServer(
 ): Promise<ExtProcServer> {
   const protos = loadExtProcProtos();
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": 8 * 1024 * 1024,
+    // One message holds at most a BUFFERED body (policy limits.max_buffered_body_bytes, at most
+    // 64 MiB) or a STREAMED piece (Envoy's buffer limit), plus its headers.
+    "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
     "grpc.keepalive_permit_without_calls": 1,
   });
   server.addService(protos.envoy.service.ext_proc.v3.ExternalProcessor.service, extProcHandlers(ctx, observer));

@@ -65,8 +65,35 @@ export class ExtProcStream {
   private outcome: { decision: "signed" | "refused"; reason: string; status: number } | undefined;
   private reported = false;
   private resigner: AwsChunkedResigner | undefined;
+  /** Body bytes this stream has reserved in ctx.admission. */
+  private held = 0;
+  private released = false;
 
-  constructor(private readonly ctx: SigningContext) {}
+  /** `admitted` false: the process is at its stream limit, and this stream is refused with 503. */
+  constructor(
+    private readonly ctx: SigningContext,
+    private readonly admitted = true,
+  ) {}
+
+  /** Gives back this stream's share of the held-bytes budget (the stream has ended). */
+  release(): void {
+    this.hold(0);
+    this.released = true;
+  }
+
+  /** Resizes this stream's reservation; false when the process-wide budget has no room. */
+  private hold(bytes: number): boolean {
+    const a = this.ctx.admission;
+    if (!a || bytes === this.held || this.released) return true;
+    if (!a.resize(this.held, bytes)) return false;
+    this.held = bytes;
+    return true;
+  }
+
+  private overBudget(what: string, bytes: number): Denial {
+    const limit = this.ctx.admission?.limits.maxHeldBytes ?? 0;
+    return deny(503, "ServiceUnavailable", "overloaded", `countersign is holding too many request bodies: ${what} (${bytes} bytes) does not fit under its ${limit}-byte limit (--max-held-bytes); retry later`);
+  }
 
   /** Handles one message and returns the one response it needs. Never throws. */
   async handle(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
@@ -115,6 +142,10 @@ export class ExtProcStream {
     if (isDenial(head)) return this.refuse(head);
     this.method = head.method;
     this.requestId = head.headers.get("x-request-id") ?? `countersign-${process.pid}-${++requestCounter}`;
+    if (!this.admitted) {
+      const limit = this.ctx.admission?.limits.maxConcurrentStreams ?? 0;
+      return this.refuse(deny(503, "ServiceUnavailable", "overloaded", `countersign is at its limit of ${limit} concurrent requests (--max-streams); retry later`));
+    }
 
     const plan = planRequest(head, h?.end_of_stream ?? false, this.ctx, this.facts);
     if (isDenial(plan)) return this.refuse(plan);
@@ -160,7 +191,12 @@ export class ExtProcStream {
     this.bytesHashed = resigner.bytesHashed;
     this.chunksResigned = resigner.signaturesComputed;
     if (!result.ok) {
+      this.hold(0);
       return this.refuse(deny(400, "IncompleteBody", "bad_chunk_framing", `aws-chunked body is malformed: ${result.message}; nothing more was forwarded`));
+    }
+    if (!this.hold(resigner.heldBytes)) {
+      this.hold(0);
+      return this.refuse(this.overBudget("the current aws-chunked chunk", resigner.heldBytes));
     }
     if (msg.request_body?.end_of_stream) {
       this.resigner = undefined;
@@ -180,11 +216,16 @@ export class ExtProcStream {
     if (body.length > plan.maxBufferedBodyBytes) {
       return this.refuse(deny(413, "EntityTooLarge", "body_too_large", `the body (${body.length} bytes) is over the ${plan.maxBufferedBodyBytes}-byte limit for hashing`));
     }
-    this.bytesHashed += body.length;
-    const hash = createHash("sha256").update(body).digest("hex");
-    const changes = await this.sign(plan, hash, true);
-    this.finish("signed", "signed", 200);
-    return bodyContinue(changes);
+    if (!this.hold(body.length)) return this.refuse(this.overBudget("the buffered body", body.length));
+    try {
+      this.bytesHashed += body.length;
+      const hash = createHash("sha256").update(body).digest("hex");
+      const changes = await this.sign(plan, hash, true);
+      this.finish("signed", "signed", 200);
+      return bodyContinue(changes);
+    } finally {
+      this.hold(0);
+    }
   }
 
   private async sign(plan: Plan, payloadHash: string, signContentLength: boolean): Promise<HeaderChanges> {

@@ -64,6 +64,8 @@ export class AwsChunkedResigner {
   signaturesComputed = 0;
   /** Data bytes hashed so far. */
   bytesHashed = 0;
+  /** Bytes of the current chunk held in memory until its signature can be computed. */
+  heldBytes = 0;
 
   constructor(private readonly p: ChunkSigningParams) {
     this.previous = p.seedSignature;
@@ -100,6 +102,7 @@ export class AwsChunkedResigner {
           const piece = input.subarray(i, i + take);
           (this.hash as Hash).update(piece);
           this.data.push(piece);
+          this.heldBytes += take;
           this.remaining -= take;
           this.bytesHashed += take;
           i += take;
@@ -164,6 +167,7 @@ export class AwsChunkedResigner {
       this.remaining = size;
       this.hash = createHash("sha256");
       this.data = [];
+      this.heldBytes = 0;
       this.state = "data";
       return { ok: true, out: Buffer.alloc(0) };
     }
@@ -211,6 +215,7 @@ export class AwsChunkedResigner {
     const head = Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1");
     const out = Buffer.concat([head, ...this.data, CRLF]);
     this.data = [];
+    this.heldBytes = 0;
     this.hash = undefined;
     return out;
   }
@@ -230,6 +235,7 @@ export class AwsChunkedResigner {
     this.state = "failed";
     this.error = message;
     this.data = [];
+    this.heldBytes = 0;
     return { ok: false, message };
   }
 

@@ -97,10 +97,15 @@ describe("size limits", () => {
     expect(refusalBody(responses[1])).toContain(`chunk of ${size} bytes is over the ${16 * MiB}-byte limit`);
   });
 
-  it("lets gRPC refuse a single message over 8 MiB (RESOURCE_EXHAUSTED) and stays healthy", async () => {
-    const { code, responses } = await runGrpcStream(client, [
+  it("refuses a 9 MiB buffered body over the policy's limit with 413, and lets gRPC refuse a single message over 65 MiB (RESOURCE_EXHAUSTED), staying healthy", async () => {
+    const nine = await runGrpcStream(client, [
       { msg: requestHeadersMessage(bufferedPut(undefined), false) },
       { msg: requestBodyMessage(Buffer.alloc(9 * MiB), true) },
+    ]);
+    expect(refusalStatus(nine.responses[1])).toBe(413);
+    const { code, responses } = await runGrpcStream(client, [
+      { msg: requestHeadersMessage(bufferedPut(undefined), false) },
+      { msg: requestBodyMessage(Buffer.alloc(66 * MiB), true) },
     ]);
     expect(code).toBe(8); // RESOURCE_EXHAUSTED: Envoy turns it into a 500, fail-closed
     expect(responses.every((r) => !headersSet(r).has("authorization") || responseKinds(r)[0] === "request_headers")).toBe(true);
@@ -108,12 +113,10 @@ describe("size limits", () => {
   });
 });
 
-describe("a policy whose max_buffered_body_bytes is above gRPC's 8 MiB message limit", () => {
-  // src/extproc/server.ts sets grpc.max_receive_message_length to 8 MiB, while the policy schema
-  // accepts limits.max_buffered_body_bytes up to 4294967295 and envoy.yaml must match it. A
-  // BUFFERED body between 8 MiB and the policy's limit reaches gRPC's cap: RESOURCE_EXHAUSTED,
-  // which Envoy turns into a 500 instead of signing (or a clear 413).
-  it.fails("signs a 9 MiB buffered body when the policy allows 12 MiB", async () => {
+describe("a policy whose max_buffered_body_bytes is above 8 MiB", () => {
+  // gRPC's message cap (65 MiB) sits above the schema's ceiling for max_buffered_body_bytes
+  // (64 MiB), so a BUFFERED body the policy allows always reaches countersign.
+  it("signs a 9 MiB buffered body when the policy allows 12 MiB", async () => {
     const big = await serveWithPolicy(SECURITY_POLICY.replace(`max_buffered_body_bytes: ${SECURITY_MAX_BUFFERED_BODY_BYTES}`, `max_buffered_body_bytes: ${12 * MiB}`), undefined, ["--log-level", "warn"]);
     const c = connectExtProc(big.serve.grpcAddress);
     try {
@@ -164,8 +167,78 @@ describe("overload", () => {
     await expectHealthyAndDrained();
   });
 
-  it.todo("caps concurrent ext_proc streams (no grpc.max_concurrent_streams or equivalent is set in src/extproc/server.ts; every stream is accepted)");
-  it.todo("caps the bytes held in BUFFERED bodies across all streams (each stream may hold up to max_buffered_body_bytes; nothing bounds their sum)");
+  it("refuses streams over --max-streams with 503 overloaded while the others are held open, and admits a new one once one closes", async () => {
+    const small = await serveWithPolicy(SECURITY_POLICY, undefined, ["--log-level", "warn", "--max-streams", "3"]);
+    const c = connectExtProc(small.serve.grpcAddress);
+    const held: Array<ReturnType<typeof c.Process>> = [];
+    try {
+      // Three streams that announced a body and wait for it: each holds its slot.
+      for (let i = 0; i < 3; i++) {
+        const call = c.Process();
+        call.on("error", () => undefined);
+        const first = new Promise<ProcessingResponse__Output>((resolve) => call.once("data", resolve));
+        call.write(toWire(requestHeadersMessage(bufferedPut(10), false)));
+        expect(modeOverride(await first)?.request).toBe("BUFFERED");
+        held.push(call);
+      }
+      const fourth = await runGrpcStream(c, [{ msg: requestHeadersMessage(unsignedPayloadGet(), true) }]);
+      expect(refusalStatus(fourth.responses[0])).toBe(503);
+      expect(refusalDetails(fourth.responses[0])).toBe("countersign_overloaded");
+      expect(refusalBody(fourth.responses[0])).toContain("limit of 3 concurrent requests (--max-streams)");
+      expect(headersSet(fourth.responses[0]).has("authorization")).toBe(false);
+
+      const m = await scrapeMetrics(small.serve.adminUrl);
+      expect(metricValue(m, "countersign_extproc_streams_limit")).toBe(3);
+      expect(metricValue(m, "countersign_requests_total", { decision: "refused", reason: "overloaded" })).toBe(1);
+
+      (held.shift() as ReturnType<typeof c.Process>).cancel();
+      await waitFor(async () => {
+        const r = await runGrpcStream(c, [{ msg: requestHeadersMessage(unsignedPayloadGet(), true) }]);
+        return headersSet(r.responses[0]).get("authorization")?.startsWith("AWS4-HMAC-SHA256 ") === true;
+      }, 5_000, "a stream to be admitted after one closed");
+    } finally {
+      for (const call of held) call.cancel();
+      c.close();
+      await small.serve.stop();
+    }
+  });
+
+  it("refuses a body that does not fit under --max-held-bytes (summed over streams) with 503, and holds nothing once streams end", async () => {
+    const small = await serveWithPolicy(SECURITY_POLICY, undefined, ["--log-level", "warn", "--max-held-bytes", String(256 * 1024)]);
+    const c = connectExtProc(small.serve.grpcAddress);
+    try {
+      // Four uploads each hold 100,000 bytes of a 200,000-byte chunk, never finishing it: the
+      // third no longer fits in 256 KiB.
+      const calls = [];
+      const answers: Array<ProcessingResponse__Output | undefined> = [];
+      for (let i = 0; i < 4; i++) {
+        const call = c.Process();
+        call.on("error", () => undefined);
+        const got: ProcessingResponse__Output[] = [];
+        call.on("data", (r: ProcessingResponse__Output) => got.push(r));
+        call.write(toWire(requestHeadersMessage(chunkSignedPut(200_000), false)));
+        await waitFor(async () => got.length === 1, 5_000, "the headers answer");
+        call.write(toWire(requestBodyMessage(framedChunk(Buffer.alloc(200_000, 0x61)).subarray(0, 100_100), false)));
+        await waitFor(async () => got.length === 2, 5_000, "the body answer");
+        answers.push(got[1]);
+        calls.push(call);
+      }
+      expect(answers.map((r) => refusalStatus(r) ?? "continued")).toEqual(["continued", "continued", 503, 503]);
+      expect(refusalBody(answers[2])).toContain("does not fit under its 262144-byte limit (--max-held-bytes)");
+      expect(metricValue(await scrapeMetrics(small.serve.adminUrl), "countersign_body_bytes_held")).toBeGreaterThan(190_000);
+      for (const call of calls) call.cancel();
+      await waitFor(async () => metricValue(await scrapeMetrics(small.serve.adminUrl), "countersign_body_bytes_held") === 0, 5_000, "held bytes to return to 0");
+      // A buffered body that fits is signed again.
+      const ok = await runGrpcStream(c, [
+        { msg: requestHeadersMessage(bufferedPut(undefined), false) },
+        { msg: requestBodyMessage(Buffer.alloc(60_000), true) },
+      ]);
+      expect(headersSet(ok.responses[1]).get("authorization")).toMatch(/^AWS4-HMAC-SHA256 /);
+    } finally {
+      c.close();
+      await small.serve.stop();
+    }
+  });
 });
 
 describe("misbehaving clients", () => {
