@@ -13,7 +13,8 @@ export function createLogger(level: LogLevel = "info", destination?: pino.Destin
   return pino(
     {
       level,
-      base: { service: "countersign" },
+      // "name", not "service": decision lines carry the request's SigV4 service as "service".
+      base: { name: "countersign" },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: {

@@ -55,6 +55,8 @@ export interface PlanFacts {
 export function planRequest(head: RequestHead, endOfStream: boolean, ctx: SigningContext, facts: PlanFacts): Plan | Denial {
   const snapshot = ctx.snapshot();
   const policy = snapshot.policy;
+  // The raw authority until an endpoint matched, so a refusal's log line names what was refused.
+  facts.host = clip(head.authority);
   const match = matchEndpoint(policy, head.authority, head.scheme);
   if (!match) {
     return deny(403, "AccessDenied", "no_endpoint", `countersign policy has no endpoint for host "${clip(head.authority)}" (${head.scheme}); add it to the policy's endpoints to allow signing`);

@@ -107,7 +107,7 @@ describe("normaliseHost", () => {
     expect(normaliseHost(host)).toBe(expected);
   });
 
-  it.each(["", ".", "a..b", ".a", "a b", "a/b", "[::1", "[]", "[xyz]", "a.b..", "é.com"])("rejects %j", (host) => {
+  it.each(["", ".", "a..b", ".a", "a b", "a/b", "[::1", "[]", "[xyz]", "a.b..", "é.com", "buc\u212Aet.s3.amazonaws.com", "\u017Fts.amazonaws.com"])("rejects %j", (host) => {
     expect(normaliseHost(host)).toBeUndefined();
   });
 });

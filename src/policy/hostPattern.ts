@@ -38,6 +38,9 @@ export function normaliseHost(host: string): string | undefined {
     return normaliseIpv6(host.slice(1, -1));
   }
   if (host.includes(":")) return normaliseIpv6(host);
+  // ASCII only, checked before lower-casing: Unicode case folding maps some non-ASCII letters to
+  // ASCII ones (U+212A KELVIN SIGN → "k"), which would let a foreign authority match an endpoint.
+  if (!/^[\x21-\x7e]+$/.test(host)) return undefined;
   let lower = host.toLowerCase();
   if (lower.charCodeAt(lower.length - 1) === 0x2e /* . */) lower = lower.slice(0, -1);
   return isDnsName(lower) ? lower : undefined;

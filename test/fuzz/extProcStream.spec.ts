@@ -23,8 +23,8 @@ import { runStream } from "./support/run.js";
 const RUNS = fuzzRuns();
 const policy = policyFrom(SECURITY_POLICY);
 
-/** Known src/ bug, pinned by the it.fails test at the end of this file (remove once fixed). */
-const KNOWN_HOST_BUGS: ReadonlySet<HostVerdict> = new Set(["unicode-folding"]);
+/** Known src/ bugs the oracle tolerates (none open; U+212A folding is fixed and pinned below). */
+const KNOWN_HOST_BUGS: ReadonlySet<HostVerdict> = new Set();
 
 describe(`ExtProcStream under random ext_proc message sequences (${RUNS} cases each)`, () => {
   it("answers every message with exactly one well-formed response of its kind or an immediate_response, within 2 s, and reports one decision per decided stream", async () => {
@@ -92,11 +92,10 @@ describe(`ExtProcStream under random ext_proc message sequences (${RUNS} cases e
   });
 });
 
-describe("known bugs found by fuzzing (it.fails until src/ is fixed)", () => {
-  // src/policy/hostPattern.ts normaliseHost lower-cases with String.prototype.toLowerCase before
-  // checking for DNS characters, so U+212A KELVIN SIGN folds to "k" and the authority matches an
-  // ASCII endpoint; src/extproc/plan.ts then signs for the raw, non-ASCII authority.
-  it.fails("refuses with 403 an :authority whose non-ASCII letter lower-cases to an allowed host (U+212A KELVIN SIGN in bucket.s3.eu-west-1.amazonaws.com)", async () => {
+describe("bugs found by fuzzing, fixed", () => {
+  // src/policy/hostPattern.ts used to lower-case before checking for DNS characters, so U+212A
+  // KELVIN SIGN folded to "k" and the authority matched an ASCII endpoint.
+  it("refuses with 403 an :authority whose non-ASCII letter lower-cases to an allowed host (U+212A KELVIN SIGN in bucket.s3.eu-west-1.amazonaws.com)", async () => {
     const { ctx } = inProcessContext(policy);
     const headers = requestHead("GET", "buc\u212Aet.s3.eu-west-1.amazonaws.com", "/key", [
       ["x-amz-content-sha256", "UNSIGNED-PAYLOAD"],

@@ -162,23 +162,12 @@ describe("countersign serve logs at --log-level info", () => {
     expect(masked).toEqual(["AKID…R000", "AKID…R000", "AKID…R000"]);
   });
 
-  // BUG (src/serve.ts onDecision, the `line` object ~l.150, with src/admin/logger.ts `base: { service: "countersign" }`):
-  // every decision line carries the key "service" twice — `"service":"countersign"` from the
-  // logger's base bindings, then `"service":"s3"` (the SigV4 service). JSON.parse keeps the last,
-  // but a strict consumer (Elasticsearch's duplicate-field check) rejects the line, and others keep
-  // the first. Expected: no duplicate keys (e.g. log the SigV4 service as `signingService`, or
-  // rename the base binding to `app`). Remove `.fails` once fixed.
-  it.fails("writes no line with a duplicate key (decision lines repeat \"service\")", () => {
+  it("writes no line with a duplicate key (the logger is named by \"name\"; decision lines use \"service\" for the SigV4 service)", () => {
     const withDuplicates = cs.lines.map((l) => [l, duplicateKeys(l)] as const).filter(([, d]) => d.length > 0);
     expect(withDuplicates).toEqual([]);
   });
 
-  // BUG (src/extproc/plan.ts planRequest: `facts.host` is set only after an endpoint matched;
-  // src/extproc/stream.ts report() then sends host ""): the refusal line for a host outside the
-  // policy says `"host":""`, so the operator cannot see which host was refused, the one fact
-  // needed to fix the policy. Input: PUT to example.com. Observed host "", expected "example.com".
-  // Remove `.fails` once fixed.
-  it.fails("names the refused host in the decision line of a request outside the policy", () => {
+  it("names the refused host in the decision line of a request outside the policy", () => {
     const refused = cs.logRecords().find((r) => r.reason === "no_endpoint");
     expect(refused?.host).toBe("example.com");
   });
