@@ -155,7 +155,7 @@ async function runServe(args: string[]): Promise<number> {
     AggregatorRegistry.setRegistries([server.metrics.registry]);
     reportStatusToPrimary(server.notReadyReasons);
   }
-  await new Promise<void>((resolve) => {
+  const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       server.logger.info({ signal }, "shutdown requested");
       void server.stop().then(resolve);
@@ -163,6 +163,9 @@ async function runServe(args: string[]): Promise<number> {
     process.once("SIGTERM", onSignal);
     process.once("SIGINT", onSignal);
   });
+  await stopped;
+  // A worker's IPC channel to the primary would keep it alive: leave the cluster so it exits now.
+  if (isWorker() && process.connected) process.disconnect();
   return 0;
 }
 

@@ -148,6 +148,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     },
   };
 
+  metrics.readyCheck = () => readiness.notReadyReasons().length === 0;
+
   const onDecision = (e: DecisionEvent): void => {
     metrics.recordDecision(e);
     if (!logger.isLevelEnabled(e.decision === "signed" ? "info" : "warn")) return;

@@ -80,11 +80,14 @@ export class Metrics {
     help: "The loaded policy: 1 for the SHA-256 of its source text (first 16 hex characters).",
     labelNames: ["sha256"] as const,
     registers: [this.registry],
+    // With --workers the primary merges the workers' registries: per-process facts must not be summed.
+    aggregator: "max",
   });
   readonly policyLoadedTimestamp = new client.Gauge({
     name: "countersign_policy_loaded_timestamp_seconds",
     help: "Unix time the current policy was loaded.",
     registers: [this.registry],
+    aggregator: "min",
   });
   /** Read at scrape time; set by whoever owns the credential profiles. */
   credentialStatus: () => readonly CredentialGaugeSample[] = () => [];
@@ -94,6 +97,7 @@ export class Metrics {
     help: "Seconds until the profile's current credentials expire (absent for credentials without expiry).",
     labelNames: ["profile"] as const,
     registers: [this.registry],
+    aggregator: "min",
     collect: () => this.collectCredentialGauges(),
   });
   readonly credentialsUsable: client.Gauge<"profile" | "source"> = new client.Gauge({
@@ -101,6 +105,7 @@ export class Metrics {
     help: "1 when the profile has usable credentials, else 0.",
     labelNames: ["profile", "source"] as const,
     registers: [this.registry],
+    aggregator: "min",
   });
   readonly credentialRefreshes = new client.Counter({
     name: "countersign_credential_refreshes_total",
@@ -115,10 +120,16 @@ export class Metrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly ready = new client.Gauge({
+  /** Read at scrape time: true when /readyz would answer 200. */
+  readyCheck: (() => boolean) | undefined;
+  readonly ready: client.Gauge = new client.Gauge({
     name: "countersign_ready",
     help: "1 when /readyz answers 200.",
     registers: [this.registry],
+    aggregator: "min",
+    collect: () => {
+      if (this.readyCheck) this.ready.set(this.readyCheck() ? 1 : 0);
+    },
   });
 
   /** Read at scrape time from the process's admission limits. */

@@ -110,31 +110,21 @@ describe("countersign serve --workers 2", () => {
     expect(valueOf(m, "countersign_policy_reloads_total", { result: "success" })).toBe(2); // one initial load per worker
   });
 
-  // BUG (src/admin/metrics.ts: the gauges below are created without an `aggregator`, so
-  // prom-client's AggregatorRegistry in the --workers primary (src/workers.ts, clusterMetrics())
-  // sums them over the workers; they describe a per-process fact, so "first"/"max"/"min" fit).
-  // Observed with 2 workers: policy_info{sha256=…} 2, credentials_usable{…} 2, loaded timestamp
-  // ≈ 2 × now. Expected: 1, 1, ≈ now. Remove `.fails` once fixed.
-  it.fails("the primary reports countersign_policy_info{sha256} as 1, not summed over workers", async () => {
+  it("the primary reports countersign_policy_info{sha256} as 1, not summed over workers", async () => {
     const hash16 = sha256Hex(readFileSync(policyFile)).slice(0, 16);
     expect(valueOf(await scrape(cs.adminUrl), "countersign_policy_info", { sha256: hash16 })).toBe(1);
   });
 
-  it.fails("the primary reports countersign_credentials_usable{profile,source} as 1, not summed over workers", async () => {
+  it("the primary reports countersign_credentials_usable{profile,source} as 1, not summed over workers", async () => {
     expect(valueOf(await scrape(cs.adminUrl), "countersign_credentials_usable", { profile: "main", source: "static" })).toBe(1);
   });
 
-  it.fails("the primary reports countersign_policy_loaded_timestamp_seconds near now, not the sum of the workers' timestamps", async () => {
+  it("the primary reports countersign_policy_loaded_timestamp_seconds near now, not the sum of the workers' timestamps", async () => {
     const loadedAt = valueOf(await scrape(cs.adminUrl), "countersign_policy_loaded_timestamp_seconds") ?? 0;
     expect(Math.abs(loadedAt - Date.now() / 1000)).toBeLessThan(120);
   });
 
-  // BUG (src/admin/metrics.ts `ready` is only ever set by src/admin/adminServer.ts, which workers do
-  // not run; src/workers.ts computes readiness from worker status messages but never exports it):
-  // with --workers, countersign_ready on the primary is 0 while /readyz answers 200, so an alert
-  // on countersign_ready == 0 fires for a healthy cluster. Expected: 1 whenever /readyz is 200.
-  // Remove `.fails` once fixed.
-  it.fails("the primary's countersign_ready is 1 while its /readyz answers 200", async () => {
+  it("the primary's countersign_ready is 1 while its /readyz answers 200", async () => {
     expect(await readyz()).toBe(200);
     expect(valueOf(await scrape(cs.adminUrl), "countersign_ready")).toBe(1);
   });
@@ -173,15 +163,7 @@ describe("countersign serve --workers 2", () => {
     expect(cs.logRecords().filter((r) => r.msg === "stopped")).toHaveLength(3);
   });
 
-  // BUG (src/cli.ts runServe, worker path): after server.stop() resolves a worker returns 0 but
-  // never leaves the cluster (no cluster.worker.disconnect()/process.disconnect()), so its IPC
-  // channel keeps it alive; the primary (src/workers.ts) then waits for its deadline,
-  // drain + grace + 5 s, and SIGKILLs the workers. Observed: with --drain-seconds 0
-  // --shutdown-grace-seconds 2 the workers log "stopped" within ~5 ms of SIGTERM, yet the cluster
-  // exits after ~7 s. Expected: it exits as soon as the workers have stopped (well within
-  // drain + grace). With the defaults (5 + 20 + 5 = 30 s) this meets Kubernetes' default 30 s
-  // terminationGracePeriodSeconds. Remove `.fails` once fixed.
-  it.fails("the cluster exits as soon as its workers have stopped, within drain + grace, without SIGKILL", () => {
+  it("the cluster exits as soon as its workers have stopped, within drain + grace, without SIGKILL", () => {
     expect(stopElapsedMs).toBeLessThan(2_000);
   });
 });
