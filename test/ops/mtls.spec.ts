@@ -1,0 +1,171 @@
+/**
+ * Shared-service mode: the gRPC listener with TLS (`--tls-cert`/`--tls-key`) and with client
+ * certificate verification (`--tls-client-ca`). Certificates come from openssl, independent of
+ * countersign's own `certs` command. A client that does not present what the listener demands gets
+ * a gRPC error and no answer at all; the server keeps serving the clients that do.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
+import { loadExtProcProtos } from "../../src/extproc/protos.js";
+import { exchange } from "../support/extProcClient.js";
+import { startCountersign, type Countersign } from "./support/countersign.js";
+import { tempDir } from "./support/files.js";
+import { envFor, policyText, type StaticKey } from "./support/policyText.js";
+import { s3Put, signedKeyId } from "./support/requests.js";
+
+const KEY: StaticKey = { accessKeyId: "AKIAOPSMTLS000000001", secretAccessKey: "ops/mtls/0000000000000000000000000000001" };
+const HOST = "tls.s3.eu-west-1.amazonaws.com";
+
+interface Pki {
+  readonly dir: string;
+  readonly ca: string;
+  readonly serverCert: string;
+  readonly serverKey: string;
+  readonly clientCert: string;
+  readonly clientKey: string;
+  /** A client certificate from a CA the server does not trust. */
+  readonly strangerCert: string;
+  readonly strangerKey: string;
+}
+
+function openssl(dir: string, ...args: string[]): void {
+  execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+}
+
+function makePki(): Pki {
+  const dir = tempDir("mtls");
+  const ca = (name: string): void => {
+    openssl(dir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "2", "-subj", `/CN=${name}`);
+  };
+  const leaf = (name: string, caName: string, ext: string): void => {
+    openssl(dir, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    openssl(dir, "x509", "-req", "-in", `${name}.csr`, "-CA", `${caName}.crt`, "-CAkey", `${caName}.key`, "-CAcreateserial", "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`);
+  };
+  ca("ca");
+  ca("stranger-ca");
+  leaf("server", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  leaf("envoy", "ca", "extendedKeyUsage=clientAuth\n");
+  leaf("stranger", "stranger-ca", "extendedKeyUsage=clientAuth\n");
+  const p = (f: string): string => join(dir, f);
+  return {
+    dir,
+    ca: p("ca.crt"),
+    serverCert: p("server.crt"),
+    serverKey: p("server.key"),
+    clientCert: p("envoy.crt"),
+    clientKey: p("envoy.key"),
+    strangerCert: p("stranger.crt"),
+    strangerKey: p("stranger.key"),
+  };
+}
+
+function client(address: string, creds: grpc.ChannelCredentials): ExternalProcessorClient {
+  const protos = loadExtProcProtos();
+  // The certificate names localhost too; checking that name avoids Node's SNI-with-an-IP warning.
+  return new protos.envoy.service.ext_proc.v3.ExternalProcessor(address, creds, { "grpc.use_local_subchannel_pool": 1, "grpc.ssl_target_name_override": "localhost" });
+}
+
+/** Signs one request through `c`: the signed key id, or the gRPC error's status name. */
+async function attempt(c: ExternalProcessorClient): Promise<string> {
+  try {
+    const r = await exchange(c, s3Put(HOST, "tls.txt", Buffer.from("over tls")));
+    return signedKeyId(r) ?? `not signed (${r.kind})`;
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    return `gRPC ${code === undefined ? String(err) : grpc.status[code]}`;
+  } finally {
+    c.close();
+  }
+}
+
+let pki: Pki;
+let policyFile: string;
+
+beforeAll(() => {
+  pki = makePki();
+  policyFile = join(pki.dir, "policy.yaml");
+  writeFileSync(policyFile, policyText({ main: "OPS_TLS" }, [[HOST, "main"]]));
+});
+
+describe("--tls-cert/--tls-key: a TLS gRPC listener", () => {
+  let cs: Countersign;
+  beforeAll(async () => {
+    cs = await startCountersign({ policyFile, env: envFor("OPS_TLS", KEY), args: ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey] });
+  });
+  afterAll(async () => {
+    await cs?.stop();
+  });
+
+  it("signs for a client that trusts the CA, and gives a plaintext client no answer", async () => {
+    const ca = readFileSync(pki.ca);
+    expect(await attempt(client(cs.grpcAddress, grpc.credentials.createSsl(ca)))).toBe(KEY.accessKeyId);
+    expect(await attempt(client(cs.grpcAddress, grpc.credentials.createInsecure()))).toBe("gRPC UNAVAILABLE");
+  });
+
+  it("gives a client that does not trust the server's CA no answer", async () => {
+    expect(await attempt(client(cs.grpcAddress, grpc.credentials.createSsl(readFileSync(join(pki.dir, "stranger-ca.crt")))))).toBe("gRPC UNAVAILABLE");
+  });
+});
+
+describe("--tls-client-ca: mTLS", () => {
+  let cs: Countersign;
+  beforeAll(async () => {
+    cs = await startCountersign({
+      policyFile,
+      env: envFor("OPS_TLS", KEY),
+      args: ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-client-ca", pki.ca],
+    });
+  });
+  afterAll(async () => {
+    await cs?.stop();
+  });
+
+  it("accepts a client certificate signed by the client CA and signs its request", async () => {
+    const creds = grpc.credentials.createSsl(readFileSync(pki.ca), readFileSync(pki.clientKey), readFileSync(pki.clientCert));
+    expect(await attempt(client(cs.grpcAddress, creds))).toBe(KEY.accessKeyId);
+  });
+
+  it("refuses a client without a certificate, and one whose certificate another CA signed; still serves the trusted client after", async () => {
+    const ca = readFileSync(pki.ca);
+    expect(await attempt(client(cs.grpcAddress, grpc.credentials.createSsl(ca)))).toBe("gRPC UNAVAILABLE");
+    expect(await attempt(client(cs.grpcAddress, grpc.credentials.createSsl(ca, readFileSync(pki.strangerKey), readFileSync(pki.strangerCert))))).toBe("gRPC UNAVAILABLE");
+    expect(await attempt(client(cs.grpcAddress, grpc.credentials.createInsecure()))).toBe("gRPC UNAVAILABLE");
+    const good = grpc.credentials.createSsl(ca, readFileSync(pki.clientKey), readFileSync(pki.clientCert));
+    expect(await attempt(client(cs.grpcAddress, good))).toBe(KEY.accessKeyId);
+    expect(cs.proc.exitCode).toBeNull();
+    // Nothing was decided for the refused connections: they never reached ext_proc.
+    const decided = cs.logRecords().filter((r) => r.msg === "signed" || r.msg === "refused");
+    expect(decided).toHaveLength(2);
+  });
+});
+
+describe("TLS flag mistakes stop serve at start with a clear message", () => {
+  it("refuses --tls-client-ca without --tls-cert/--tls-key (exit 2), and an unreadable key file (exit 1, naming the flag and file)", async () => {
+    const run = (args: string[]): { code: number; stderr: string } => {
+      try {
+        execFileSync(process.execPath, [join(import.meta.dirname, "..", "..", "dist", "src", "cli.js"), "serve", "--policy", policyFile, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", ...args], {
+          env: { PATH: process.env.PATH, ...envFor("OPS_TLS", KEY) },
+          stdio: ["ignore", "pipe", "pipe"],
+          timeout: 20_000,
+        });
+        return { code: 0, stderr: "" };
+      } catch (err) {
+        const e = err as { status: number | null; stderr: Buffer };
+        return { code: e.status ?? -1, stderr: e.stderr.toString("utf8") };
+      }
+    };
+    const noCert = run(["--tls-client-ca", pki.ca]);
+    expect(noCert.code).toBe(2);
+    expect(noCert.stderr).toContain("--tls-client-ca needs them");
+    const missing = join(pki.dir, "nope.key");
+    const badKey = run(["--tls-cert", pki.serverCert, "--tls-key", missing]);
+    expect(badKey.code).toBe(1);
+    expect(badKey.stderr).toContain(`--tls-key ${missing}`);
+    expect(badKey.stderr).toContain("ENOENT");
+  });
+});
