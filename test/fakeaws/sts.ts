@@ -7,8 +7,12 @@ import { randomBytes } from "node:crypto";
 import type { FakeAwsAccount } from "./auth.js";
 import { STS_NAMESPACE, awsError, xmlElement, type AwsError } from "./errors.js";
 
-/** "500" InternalFailure · "throttle" 400 Throttling · "timeout" never answers · "expired" credentials already past Expiration. */
-export type StsFailureKind = "500" | "throttle" | "timeout" | "expired";
+/**
+ * "500" InternalFailure · "throttle" 400 Throttling · "throttle-503" 503 Throttling (as a
+ * regional endpoint under load answers) · "timeout" never answers · "expired" credentials
+ * already past Expiration.
+ */
+export type StsFailureKind = "500" | "throttle" | "throttle-503" | "timeout" | "expired";
 
 export type StsResult =
   | { kind: "response"; body: string }
@@ -20,6 +24,10 @@ export interface StsControls {
   readonly calls: Record<string, number>;
   /** The next `n` STS calls fail the given way ("expired" only affects credential-issuing calls). */
   failNext(n: number, kind: StsFailureKind): void;
+  /** Every STS call fails the given way until clearFailures() (an outage of unknown length). */
+  failAll(kind: StsFailureKind): void;
+  /** Ends failAll() and drops the failNext() queue: STS answers normally again. */
+  clearFailures(): void;
   /** Delay every STS answer by `ms`. */
   setDelayMs(ms: number): void;
   /** Credentials issued so far (newest last). */
@@ -50,12 +58,22 @@ export class StsService implements StsControls {
   readonly calls: Record<string, number> = {};
   readonly issued: FakeAwsAccount[] = [];
   private failures: StsFailureKind[] = [];
+  private outage: StsFailureKind | undefined;
   private delay = 0;
 
   constructor(private readonly deps: StsDeps) {}
 
   failNext(n: number, kind: StsFailureKind): void {
     for (let i = 0; i < n; i++) this.failures.push(kind);
+  }
+
+  failAll(kind: StsFailureKind): void {
+    this.outage = kind;
+  }
+
+  clearFailures(): void {
+    this.outage = undefined;
+    this.failures = [];
   }
 
   setDelayMs(ms: number): void {
@@ -80,6 +98,7 @@ export class StsService implements StsControls {
     const injected = this.takeFailure(action);
     if (injected === "500") return { kind: "error", error: awsError(500, "InternalFailure", "fakeaws: injected STS failure", "sts-injected") };
     if (injected === "throttle") return { kind: "error", error: awsError(400, "Throttling", "Rate exceeded", "sts-injected") };
+    if (injected === "throttle-503") return { kind: "error", error: awsError(503, "Throttling", "Rate exceeded", "sts-injected") };
     if (injected === "timeout") return { kind: "hang" };
     if (params.get("Version") !== "2011-06-15") {
       return { kind: "error", error: awsError(400, "InvalidAction", `Could not find operation ${action} for version ${params.get("Version") ?? "NO_VERSION_SPECIFIED"}`, "operation") };
@@ -98,6 +117,7 @@ export class StsService implements StsControls {
   }
 
   private takeFailure(action: string): StsFailureKind | undefined {
+    if (this.outage !== undefined && (this.outage !== "expired" || CREDENTIAL_ACTIONS.has(action))) return this.outage;
     const next = this.failures[0];
     if (next === undefined) return undefined;
     if (next === "expired" && !CREDENTIAL_ACTIONS.has(action)) return undefined;

@@ -7,6 +7,10 @@
  * us-east-1/sts), then passes the call on to the fake's STS at `sts.amazonaws.com`, signed again
  * with the same caller's key, and relays the answer. The fake issues and registers the temporary
  * credentials as usual, so requests signed with them verify there.
+ *
+ * AssumeRoleWithWebIdentity (IRSA) is unsigned, as STS allows: it is passed on unsigned and the
+ * fake checks the token. `hold()` keeps calls waiting here (after they were verified) until
+ * released, so a test can keep a refresh in flight for as long as it likes.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -20,6 +24,8 @@ import { sha256Hex } from "./requests.js";
 export interface GatewayCall {
   readonly action: string;
   readonly verified: boolean;
+  /** An unsigned call STS allows (AssumeRoleWithWebIdentity), passed on unsigned. */
+  readonly anonymous?: true;
   readonly accessKeyId?: string;
   readonly errorCode?: string;
   /** Status the fake's STS answered (0 when the call was refused here). */
@@ -30,8 +36,20 @@ export interface StsGateway {
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
   readonly calls: readonly GatewayCall[];
+  /** Calls received and verified but held back by hold(), not yet passed on. */
+  readonly waiting: number;
+  /** Holds every call from now on until the returned release() is called. */
+  hold(): () => void;
   close(): Promise<void>;
 }
+
+export interface StsGatewayOptions {
+  readonly fakePort: number;
+  /** Keys the gateway accepts signatures from; a function is asked on every call (e.g. issued role credentials). */
+  readonly accounts: readonly FakeAwsAccount[] | (() => readonly FakeAwsAccount[]);
+}
+
+const ANONYMOUS_ACTIONS = new Set(["AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"]);
 
 const STS_HOST = "sts.amazonaws.com";
 const Sha256 = Hash.bind(null, "sha256");
@@ -60,8 +78,11 @@ function relay(fakePort: number, signed: HttpRequest, body: Buffer): Promise<{ s
   });
 }
 
-export async function startStsGateway(opts: { fakePort: number; accounts: readonly FakeAwsAccount[] }): Promise<StsGateway> {
+export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGateway> {
   const calls: GatewayCall[] = [];
+  const accounts = (): readonly FakeAwsAccount[] => (typeof opts.accounts === "function" ? opts.accounts() : opts.accounts);
+  let held: Promise<void> | undefined;
+  let waiting = 0;
   const server = http.createServer((req, res) => {
     void (async () => {
       const body = await readBody(req);
@@ -79,16 +100,32 @@ export async function startStsGateway(opts: { fakePort: number; accounts: readon
         payloadHash: sha256Hex(body),
         now: new Date(),
         maxSkewMs: 5 * 60_000,
-        findAccount: (id) => opts.accounts.find((a) => a.accessKeyId === id),
+        findAccount: (id) => accounts().find((a) => a.accessKeyId === id),
       });
+      const contentType = req.headers["content-type"] ?? "application/x-www-form-urlencoded";
+      if (outcome.kind === "anonymous" && ANONYMOUS_ACTIONS.has(action)) {
+        await whileHeld();
+        const unsigned = new HttpRequest({
+          method: req.method ?? "POST",
+          protocol: "http:",
+          hostname: STS_HOST,
+          path: rawPath,
+          headers: { host: STS_HOST, "content-type": contentType, "content-length": String(body.length) },
+          body,
+        });
+        const answer = await relay(opts.fakePort, unsigned, body);
+        calls.push({ action, verified: false, anonymous: true, upstreamStatus: answer.status });
+        res.writeHead(answer.status, { "content-type": String(answer.headers["content-type"] ?? "text/xml") }).end(answer.body);
+        return;
+      }
       if (outcome.kind !== "verified") {
         const code = outcome.kind === "denied" ? outcome.error.code : "MissingAuthenticationToken";
         calls.push({ action, verified: false, ...(outcome.kind === "denied" && outcome.accessKeyId ? { accessKeyId: outcome.accessKeyId } : {}), errorCode: code, upstreamStatus: 0 });
         res.writeHead(403, { "content-type": "text/xml" }).end(`<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>sts gateway refused the caller</Message></Error></ErrorResponse>`);
         return;
       }
+      await whileHeld();
       const signer = new SignatureV4({ service: "sts", region: "us-east-1", sha256: Sha256, credentials: outcome.account });
-      const contentType = req.headers["content-type"] ?? "application/x-www-form-urlencoded";
       const signed = (await signer.sign(
         new HttpRequest({
           method: req.method ?? "POST",
@@ -106,6 +143,15 @@ export async function startStsGateway(opts: { fakePort: number; accounts: readon
       if (!res.headersSent) res.writeHead(500).end(`sts gateway: ${err instanceof Error ? err.message : String(err)}`);
     });
   });
+  async function whileHeld(): Promise<void> {
+    if (!held) return;
+    waiting += 1;
+    try {
+      await held;
+    } finally {
+      waiting -= 1;
+    }
+  }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => resolve());
@@ -114,6 +160,19 @@ export async function startStsGateway(opts: { fakePort: number; accounts: readon
   return {
     url: `http://127.0.0.1:${port}`,
     calls,
+    get waiting() {
+      return waiting;
+    },
+    hold() {
+      let release = (): void => {};
+      held = new Promise<void>((resolve) => {
+        release = () => {
+          held = undefined;
+          resolve();
+        };
+      });
+      return release;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
