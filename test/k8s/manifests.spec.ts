@@ -334,12 +334,15 @@ describe("the shared-service overlay", () => {
   const resources = built["shared-service"].resources;
   const podLabels = sharedTemplate.metadata.labels;
 
-  it("listens on every interface, and names the TLS flags that are to protect it", () => {
+  it("listens on every interface with mTLS: each TLS flag names a file in the mounted Secret countersign-grpc-tls, which the cert-manager example issues", () => {
     const listen = splitHostPort(flagValue(container, "--listen") ?? "");
     expect(listen).toEqual({ host: "0.0.0.0", port: 50051 });
     expect(resolvePort(container, "grpc")).toBe(listen.port);
-    const text = readFileSync(repoPath("k8s", "shared-service", "deployment.yaml"), "utf8");
-    for (const flag of ["--tls-cert", "--tls-key", "--tls-client-ca"]) expect(text).toContain(flag);
+    const files = ["--tls-cert", "--tls-key", "--tls-client-ca"].map((flag) => flagValue(container, flag));
+    expect(files.map((f) => f && basename(f))).toEqual(["tls.crt", "tls.key", "ca.crt"]);
+    for (const f of files) expect(mountAt(sharedPod, container, dirname(f ?? ""))?.volume.secret?.secretName).toBe("countersign-grpc-tls");
+    const issued = loadYamlDocs(repoPath("k8s", "shared-service", "grpc-tls.cert-manager.yaml")).filter((d) => d["kind"] === "Certificate").map((d) => (d["spec"] as { secretName: string }).secretName);
+    expect(issued).toContain("countersign-grpc-tls");
   });
 
   it("has a Service, PodDisruptionBudget, CPU HorizontalPodAutoscaler and ServiceMonitor that all reach the Deployment", () => {
