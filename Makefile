@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 BUILD_STAMP := dist/.built
 
-.PHONY: help setup build test lint run demo bench fuzz soak e2e-envoy clean
+.PHONY: help setup system-deps build test lint run demo bench fuzz soak e2e-envoy clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -23,7 +23,10 @@ lint: $(NODE_MODULES) ## eslint + type-check (src and tests)
 	npx eslint .
 	npx tsc -p tsconfig.test.json
 
-test: build lint ## unit, integration and end-to-end tests (the README's test command)
+system-deps: ## boto3 and the AWS CLI from Debian, for the end-to-end tests (skips without root)
+	@bash scripts/install-system-deps.sh
+
+test: system-deps build lint ## unit, integration and end-to-end tests (the README's test command)
 	npx vitest run
 
 run: build ## serve with policies/aws.yaml (set COUNTERSIGN_AWS_* first)
