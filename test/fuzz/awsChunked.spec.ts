@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { checksumBase64 } from "../fakeaws/checksums.js";
 import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD, STREAMING_SIGNED_PAYLOAD_TRAILER } from "../fakeaws/verifier.js";
 import { PLACEHOLDER_KEY_ID, REAL, SECURITY_POLICY, inProcessContext, placeholderAuthorization, policyFrom } from "../security/support/fixtures.js";
-import { fuzzRuns } from "./support/arbitraries.js";
+import { FUZZ_TIMEOUT_MS, fuzzRuns } from "./support/arbitraries.js";
 import { awsChunkedBody, requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
 import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
 import { runStream } from "./support/run.js";
@@ -126,5 +126,5 @@ describe(`aws-chunked re-signing under random framing (${RUNS} cases)`, () => {
       }),
       { numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 });

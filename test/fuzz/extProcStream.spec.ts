@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PLACEHOLDER_KEY_ID, SECURITY_POLICY, inProcessContext, placeholderAuthorization, policyFrom } from "../security/support/fixtures.js";
-import { HEAD_DEFECTS, defectiveHead, fuzzRuns, streamArb } from "./support/arbitraries.js";
+import { HEAD_DEFECTS, defectiveHead, FUZZ_TIMEOUT_MS, fuzzRuns, streamArb } from "./support/arbitraries.js";
 import { requestHead, requestHeadersMessage } from "./support/messages.js";
 import {
   headersSet,
@@ -46,7 +46,7 @@ describe(`ExtProcStream under random ext_proc message sequences (${RUNS} cases e
       }),
       { numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("sets a signature only for an :authority the policy allows, only with the real key id and token, only with the bound placeholder key id, and never after refusing", async () => {
     await fc.assert(
@@ -57,7 +57,7 @@ describe(`ExtProcStream under random ext_proc message sequences (${RUNS} cases e
       }),
       { numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("never refuses with internal_error: every refusal names a specific reason", async () => {
     await fc.assert(
@@ -68,7 +68,7 @@ describe(`ExtProcStream under random ext_proc message sequences (${RUNS} cases e
       }),
       { numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("refuses every malformed request head (CR/LF/NUL, invalid UTF-8, oversized, missing or repeated pseudo-headers, bad names, CONNECT, bad scheme) with 400 and no signature", async () => {
     await fc.assert(
@@ -82,7 +82,7 @@ describe(`ExtProcStream under random ext_proc message sequences (${RUNS} cases e
       }),
       { numRuns: Math.min(RUNS, 2_000) },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("the same head without the defect is signed (so the refusals above are the defect's doing)", async () => {
     const { ctx } = inProcessContext(policy);

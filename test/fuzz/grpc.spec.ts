@@ -12,7 +12,7 @@ import { REAL, REAL_ENV, SECURITY_POLICY } from "../security/support/fixtures.js
 import { metricValue, scrapeMetrics, waitFor } from "../security/support/admin.js";
 import { connectExtProc } from "../support/extProcClient.js";
 import { startServe, type ServeProcess } from "../support/startServe.js";
-import { fuzzRuns, streamArb } from "./support/arbitraries.js";
+import { FUZZ_TIMEOUT_MS, fuzzRuns, streamArb } from "./support/arbitraries.js";
 import { runGrpcStream } from "./support/grpcRun.js";
 import { modeOverride, responseProblems, streamProblems, type HostVerdict } from "./support/oracle.js";
 
@@ -54,7 +54,7 @@ describe(`countersign serve under random ext_proc streams over gRPC (${RUNS} str
       }),
       { numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("is still alive and healthy afterwards, with no stream left open and no secret in its logs", async () => {
     expect(serve.proc.exitCode).toBeNull();

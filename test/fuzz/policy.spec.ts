@@ -12,7 +12,7 @@ import { matchEndpoint, parsePolicy } from "../../src/policy/index.js";
 import type { ParseResult } from "../../src/policy/types.js";
 import { SECURITY_POLICY } from "../security/support/fixtures.js";
 import { REPO } from "../support/startServe.js";
-import { authorityArb, fuzzRuns } from "./support/arbitraries.js";
+import { authorityArb, FUZZ_TIMEOUT_MS, fuzzRuns } from "./support/arbitraries.js";
 
 const RUNS = fuzzRuns();
 /** Parsing a whole policy costs ~1.5 ms (YAML, JSON Schema, semantics): a tenth of the cases. */
@@ -125,7 +125,7 @@ describe(`parsePolicy on random input (${RUNS} random texts, ${DOC_RUNS} documen
       }),
       { numRuns: RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("never throws on random edits of real policies, and a policy that still parses matches random authorities without throwing", () => {
     fc.assert(
@@ -134,7 +134,7 @@ describe(`parsePolicy on random input (${RUNS} random texts, ${DOC_RUNS} documen
       }),
       { numRuns: DOC_RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("never throws on random policy-shaped documents", () => {
     fc.assert(
@@ -143,7 +143,7 @@ describe(`parsePolicy on random input (${RUNS} random texts, ${DOC_RUNS} documen
       }),
       { numRuns: DOC_RUNS },
     );
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it("refuses an alias bomb and deeply nested YAML quickly, with an error instead of an exception", () => {
     const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`)].join("\n");

@@ -28,6 +28,12 @@ export function fuzzRuns(scale = 1, minimum = 1): number {
   return Math.max(minimum, Math.round(runs * scale));
 }
 
+/**
+ * Per-property time limit: vitest's default 60 s is too short for `make fuzz` (100,000 cases take
+ * 70–90 s for the slowest properties on a quiet 2-core machine), so allow 5 ms per case, at least 60 s.
+ */
+export const FUZZ_TIMEOUT_MS = Math.max(60_000, fuzzRuns() * 5);
+
 /** One shared 97 KiB value (over countersign's 96 KiB header limit), allocated once. */
 export const OVERSIZED_VALUE = Buffer.alloc(97 * 1024, 0x61);
 
