@@ -41,8 +41,9 @@ bench: build ## benchmarks (ratios measured in one run); not part of make test
 fuzz: build ## long fuzz run (>= 100k cases)
 	FUZZ_RUNS=$${FUZZ_RUNS:-100000} npx vitest run test/fuzz
 
-soak: build ## 10-minute steady load in every payload mode
-	node --import tsx test/soak.ts
+SOAK_MINUTES ?= 10
+soak: build ## steady load in every payload mode, credentials refreshed each minute (SOAK_MINUTES=10)
+	SOAK_MINUTES=$(SOAK_MINUTES) node --import tsx test/soak.ts
 
 e2e-envoy: build ## end-to-end suite against a real envoy binary from PATH (skips if none)
 	@if ! command -v envoy >/dev/null 2>&1; then echo "e2e-envoy: SKIPPED — no 'envoy' binary on PATH"; exit 0; fi; \
