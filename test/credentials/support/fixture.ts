@@ -23,6 +23,8 @@ export interface Fixture {
   /** Builds the runtime (first fetch of every profile in use awaited, as `serve` does). */
   start(policyText: (stsUrl: string) => string, env?: NodeJS.ProcessEnv): Promise<Runtime>;
   profile(name: string): CredentialProfile;
+  /** A key the fake AWS and the STS gateway accept from now on (e.g. a set a container endpoint issued). */
+  addAccount(account: FakeAwsAccount): void;
   notReady(): string[];
   /** One request through countersign; a forwarded one is sent on to the fake AWS and its record returned. */
   send(req: TestRequest, betweenHeadersAndBody?: () => Promise<void>): Promise<Sent>;
@@ -33,8 +35,9 @@ export type Sent = { readonly outcome: Outcome; readonly record?: RecordedReques
 
 export async function startFixture(opts: { accounts: FakeAwsAccount[]; webIdentityTokens?: string[]; seed?: number }): Promise<Fixture> {
   const fake = await startFakeAws({ accounts: opts.accounts, ...(opts.webIdentityTokens ? { webIdentityTokens: opts.webIdentityTokens } : {}) });
-  // The gateway accepts the static keys and every set the fake's STS issued (role chaining).
-  const gateway = await startStsGateway({ fakePort: fake.port, accounts: () => [...opts.accounts, ...fake.sts.issued] });
+  // The gateway accepts the static keys, every set the fake's STS issued (role chaining) and any added later.
+  const added: FakeAwsAccount[] = [];
+  const gateway = await startStsGateway({ fakePort: fake.port, accounts: () => [...opts.accounts, ...added, ...fake.sts.issued] });
   const audit = createAudit();
   for (const a of opts.accounts) audit.secret(a);
   const random = recordedRandom(opts.seed ?? 7);
@@ -56,6 +59,11 @@ export async function startFixture(opts: { accounts: FakeAwsAccount[]; webIdenti
       const p = fx.runtime?.profiles.get(name);
       if (!p) throw new Error(`no profile ${name}`);
       return p;
+    },
+    addAccount(account) {
+      added.push(account);
+      fake.addAccount(account);
+      audit.secret(account);
     },
     notReady() {
       if (!fx.runtime) throw new Error("not started");

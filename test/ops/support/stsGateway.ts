@@ -26,6 +26,8 @@ export interface GatewayCall {
   readonly verified: boolean;
   /** An unsigned call STS allows (AssumeRoleWithWebIdentity), passed on unsigned. */
   readonly anonymous?: true;
+  /** For AssumeRoleWithWebIdentity: what the caller sent (test tokens only). */
+  readonly webIdentity?: { readonly roleArn: string; readonly sessionName: string; readonly token: string };
   readonly accessKeyId?: string;
   readonly errorCode?: string;
   /** Status the fake's STS answered (0 when the call was refused here). */
@@ -91,7 +93,8 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
       const rawPath = q < 0 ? url : url.slice(0, q);
       const rawQuery = q < 0 ? "" : url.slice(q + 1);
       const headers = headerPairs(req.rawHeaders);
-      const action = new URLSearchParams(body.toString("utf8")).get("Action") ?? "";
+      const form = new URLSearchParams(body.toString("utf8"));
+      const action = form.get("Action") ?? "";
       const host = req.headers.host ?? "";
       const endpoint: Endpoint = { api: "sts", service: "sts", region: "us-east-1", protocol: "query", hostname: host.split(":")[0] ?? "" };
       const outcome = authenticate({
@@ -114,7 +117,8 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
           body,
         });
         const answer = await relay(opts.fakePort, unsigned, body);
-        calls.push({ action, verified: false, anonymous: true, upstreamStatus: answer.status });
+        const webIdentity = { roleArn: form.get("RoleArn") ?? "", sessionName: form.get("RoleSessionName") ?? "", token: form.get("WebIdentityToken") ?? "" };
+        calls.push({ action, verified: false, anonymous: true, ...(action === "AssumeRoleWithWebIdentity" ? { webIdentity } : {}), upstreamStatus: answer.status });
         res.writeHead(answer.status, { "content-type": String(answer.headers["content-type"] ?? "text/xml") }).end(answer.body);
         return;
       }
