@@ -2,7 +2,9 @@
  * Credential profiles end to end through `countersign serve`: endpoints bound to different
  * profiles are signed with different real keys (each verified by the fake AWS with its own key), a
  * `file:` profile follows its file when it is replaced on disk, and an `assume_role` profile signs
- * with the temporary credentials STS issued to it, session token included.
+ * with the temporary credentials STS issued to it, session token included. A second process
+ * starts while STS throttles: not ready, 503 naming the refresh error, then ready and signing
+ * once STS answers, with every refresh outcome counted, timed and logged.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -165,6 +167,7 @@ describe("credential profiles end to end", () => {
     expect(expiresIn).toBeGreaterThan(3_000);
     expect(expiresIn).toBeLessThanOrEqual(3_600);
     expect(valueOf(m, "countersign_credential_refreshes_total", { profile: "role", result: "success" })).toBe(1);
+    expect(valueOf(m, "countersign_credential_refresh_duration_seconds_count", { profile: "role" })).toBe(1);
   });
 
   it("never logs a real key id, secret, session token or the credentials file's content", () => {
@@ -174,5 +177,80 @@ describe("credential profiles end to end", () => {
     if (issued) secrets.push(issued.accessKeyId, issued.secretAccessKey, issued.sessionToken ?? "<no token>");
     for (const s of secrets) expect(all).not.toContain(s);
     expect(all).not.toContain(readFileSync(credentialsFile, "utf8").split("\n")[5]);
+  });
+});
+
+describe("an assume_role profile whose STS throttles at start, through countersign serve", () => {
+  const HOST_ROLE = "late-role.s3.eu-west-1.amazonaws.com";
+  let fake2: FakeAws;
+  let gateway2: StsGateway;
+  let cs2: Countersign;
+  let client2: ExternalProcessorClient;
+
+  beforeAll(async () => {
+    fake2 = await startFakeAws({ accounts: [ROLE_SOURCE] });
+    fake2.sts.failAll("throttle-503");
+    gateway2 = await startStsGateway({ fakePort: fake2.port, accounts: [ROLE_SOURCE] });
+    const dir = tempDir("credentials-throttled");
+    const policyFile = join(dir, "policy.yaml");
+    writeFileSync(
+      policyFile,
+      `version: 1\ncredentials:\n${staticCredentials({ "role-source": "OPS_CS" })}  late:\n    assume_role:\n      role_arn: arn:aws:iam::123456789012:role/countersign-late\n      source: role-source\n      sts_endpoint: ${gateway2.url}\nendpoints:\n${s3Endpoint(HOST_ROLE, "late")}`,
+    );
+    cs2 = await startCountersign({ policyFile, env: envFor("OPS_CS", ROLE_SOURCE) });
+    client2 = connectOwnChannel(cs2.grpcAddress);
+  });
+
+  afterAll(async () => {
+    client2?.close();
+    await cs2?.stop();
+    await gateway2?.close();
+    await fake2?.close();
+  });
+
+  it("is not ready and refuses with 503 naming STS's error while STS throttles, then signs once STS answers", async () => {
+    await eventually(async () => ((await fetch(`${cs2.adminUrl}/readyz`)).status === 503 ? true : undefined), "/readyz 503");
+    const refused = await exchange(client2, s3Put(HOST_ROLE, "while-throttled.txt", Buffer.from("x")));
+    expect(refused.kind).toBe("refused");
+    if (refused.kind === "refused") {
+      expect(refused.status).toBe(503);
+      expect(refused.body).toMatch(/no credentials for profile &quot;late&quot; \(assume_role\); last refresh failed: STS Throttling: Rate exceeded \(HTTP 503\)/);
+    }
+    // Retries with backoff: at least two failed attempts, each counted and logged.
+    await eventually(async () => ((valueOf(await scrape(cs2.adminUrl), "countersign_credential_refreshes_total", { profile: "late", result: "failure" }) ?? 0) >= 2 ? true : undefined), "two failed refreshes");
+    const throttled = await scrape(cs2.adminUrl);
+    expect(valueOf(throttled, "countersign_credentials_usable", { profile: "late", source: "assume_role" })).toBe(0);
+    const failedLine = await cs2.waitForRecord((r) => r.profile === "late" && r.msg === "credential refresh failed");
+    expect(failedLine).toMatchObject({ source: "assume_role", result: "failure", error: "STS Throttling: Rate exceeded (HTTP 503)" });
+
+    const backAt = Date.now();
+    fake2.sts.clearFailures();
+    await eventually(async () => ((await fetch(`${cs2.adminUrl}/readyz`)).status === 200 ? true : undefined), "/readyz 200 after STS recovers", 20_000, 100);
+    const recoveryMs = Date.now() - backAt;
+    const calls = gateway2.calls.map((c) => [c.action, c.verified, c.accessKeyId, c.upstreamStatus]);
+    expect(calls.at(-1)).toEqual(["AssumeRole", true, ROLE_SOURCE.accessKeyId, 200]);
+    expect(calls.slice(0, -1).every(([, , , status]) => status === 503)).toBe(true);
+    // The backoff ceiling after n failures is 2^(n-1) s (60 s cap): the recovery waited at most that long.
+    expect(recoveryMs).toBeLessThanOrEqual(Math.min(60, 2 ** (calls.length - 2)) * 1000 + 1000);
+
+    const issued = fake2.sts.issued[0];
+    if (!issued) throw new Error("the fake STS issued nothing");
+    const r = await exchange(client2, s3Put(HOST_ROLE, "after-recovery.txt", Buffer.from("y")));
+    expect(signedKeyId(r)).toBe(issued.accessKeyId);
+    if (r.kind === "forwarded") expect(await forwardToFake(fake2.port, r.request)).toBe(200);
+    expect(fake2.requests.at(-1)).toMatchObject({ host: HOST_ROLE, verified: true, accessKeyId: issued.accessKeyId });
+
+    const m = await scrape(cs2.adminUrl);
+    expect(valueOf(m, "countersign_credentials_usable", { profile: "late", source: "assume_role" })).toBe(1);
+    expect(valueOf(m, "countersign_credential_refreshes_total", { profile: "late", result: "success" })).toBe(1);
+    expect(valueOf(m, "countersign_credential_refreshes_total", { profile: "late", result: "failure" })).toBe(calls.length - 1);
+    expect(valueOf(m, "countersign_credential_refresh_duration_seconds_count", { profile: "late" })).toBe(calls.length);
+    expect(valueOf(m, "countersign_credentials_expiry_seconds", { profile: "late" })).toBeGreaterThan(3_000);
+    const outcomes = cs2.logRecords().filter((l) => l.profile === "late" && typeof l.msg === "string" && l.msg.startsWith("credential refresh"));
+    expect(outcomes).toHaveLength(calls.length);
+    const all = cs2.lines.join("\n");
+    for (const secret of [ROLE_SOURCE.accessKeyId, ROLE_SOURCE.secretAccessKey, issued.accessKeyId, issued.secretAccessKey, issued.sessionToken ?? "<none>"]) {
+      expect(all).not.toContain(secret);
+    }
   });
 });
