@@ -57,6 +57,12 @@ export function decodeRequestHead(map: HeaderMap__Output | null | undefined, lim
   if (!path) return bad("request has no :path");
   if (!authority) return bad("request has no :authority or Host");
   if (scheme !== "https" && scheme !== "http") return bad(`:scheme "${printable(scheme)}" is neither https nor http`);
+  // Framing the upstream could read differently from what is signed: fail closed (RFC 9112 §6.3).
+  const contentLength = headers.get("content-length");
+  if (contentLength !== undefined) {
+    if (!/^\d{1,15}$/.test(contentLength)) return bad(`content-length ${printable(contentLength)} is not a number`);
+    if (headers.has("transfer-encoding")) return bad("request has both content-length and transfer-encoding; send only one");
+  }
   return { method, path, authority, scheme, headers };
 }
 

@@ -215,16 +215,9 @@ describe("request smuggling at countersign: the signature binds the framing it s
     expect(fake.requests.at(-1)).toMatchObject({ verified: false });
   });
 
-  // GAP (defence in depth; src/extproc/headers.ts decodeRequestHead): a head carrying both
-  // content-length and transfer-encoding, or two different content-length values (joined "5,7"),
-  // is signed as it stands (content-length included). Envoy's HTTP/1 codec never passes such a
-  // head (the emulator test above), so this is reachable only by a client that talks to the gRPC
-  // port directly. RFC 9112 §6.3 lets a server reject both; countersign, which fails closed,
-  // should: `if (headers.has("transfer-encoding") && headers.has("content-length")) return
-  // bad("request has both content-length and transfer-encoding")`, and refuse a content-length
-  // that is not one decimal number on every path (today only the buffered path checks it).
-  // Remove `.fails` once fixed.
-  it.fails("refuses a head with both content-length and transfer-encoding, or with two content-length values, with 400", async () => {
+  // Defence in depth (src/extproc/headers.ts): reachable only by a client that talks to the gRPC
+  // port directly, since Envoy's HTTP/1 codec refuses such heads itself (the emulator test above).
+  it("refuses a head with both content-length and transfer-encoding, or with two content-length values, with 400", async () => {
     for (const framing of [
       [["content-length", "5"], ["transfer-encoding", "chunked"]],
       [["content-length", "5"], ["content-length", "7"]],
