@@ -6,6 +6,9 @@
  * signed request is checked by the fake AWS's own SigV4 verifier, which requires the key's own
  * secret and the session token issued with it.
  */
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Credentials } from "../../src/sigv4/types.js";
 import { FAKE_TIMERS } from "../../src/credentials/testing/audit.js";
@@ -282,5 +285,62 @@ describe("assume_role against the fake STS on loopback", () => {
     expect(results).toHaveLength(660);
     // Both sides of every swap were used.
     expect(used.size).toBe(9);
+  });
+
+  it("chains roles from a static key, from another role and from a file rotated on disk, each AssumeRole verified with its source's current set", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "countersign-chain-file-"));
+    const FILE_1 = { accessKeyId: "AKIACREDTESTFILE0001", secretAccessKey: "credentials/test/file/00000000000000001" };
+    const FILE_2 = { accessKeyId: "AKIACREDTESTFILE0002", secretAccessKey: "credentials/test/file/00000000000000002" };
+    const writeKey = (k: typeof FILE_1): void => {
+      writeFileSync(join(dir, "credentials.tmp"), `[default]\naws_access_key_id = ${k.accessKeyId}\naws_secret_access_key = ${k.secretAccessKey}\n`);
+      renameSync(join(dir, "credentials.tmp"), join(dir, "credentials"));
+    };
+    try {
+      fx.addAccount(FILE_1);
+      fx.addAccount(FILE_2);
+      writeKey(FILE_1);
+      const roleEntry = (name: string, source: string, url: string): string =>
+        `  ${name}:\n    assume_role:\n      role_arn: arn:aws:iam::123456789012:role/${name}\n      session_name: ${name}-session\n      source: ${source}\n      sts_endpoint: ${url}\n`;
+      const endpoint = (name: string): string => `  - host: "${name}.s3.eu-west-1.amazonaws.com"\n    credential_signing: sigv4\n    signing_service: s3\n    credentials: ${name}\n`;
+      await fx.start(
+        (url) =>
+          `version: 1\ncredentials:\n  source:\n    static: { access_key_id_env: SRC_ID, secret_access_key_env: SRC_SECRET }\n` +
+          `  from-file:\n    file: { path: ${join(dir, "credentials")}, profile: default }\n` +
+          roleEntry("first", "source", url) + roleEntry("second", "first", url) + roleEntry("via-file", "from-file", url) +
+          `endpoints:\n${endpoint("second")}${endpoint("via-file")}`,
+        ENV,
+      );
+      const byArn = (role: string): Credentials => {
+        const set = fx.fake.sts.issued.filter((i) => i.arn?.includes(`:assumed-role/${role}/`)).at(-1);
+        if (!set) throw new Error(`nothing issued for ${role}`);
+        return set;
+      };
+      /** Who signed the AssumeRole that issued the role's current set. */
+      const signer = (role: string): string | undefined => fx.gateway.calls.find((c) => c.issuedKeyId === byArn(role).accessKeyId)?.accessKeyId;
+      // Each AssumeRole was signed with its source's set, and the fake verified it with that set.
+      expect(fx.gateway.calls.every((c) => c.verified && c.upstreamStatus === 200)).toBe(true);
+      expect(signer("first")).toBe(SOURCE.accessKeyId);
+      expect(signer("second")).toBe(byArn("first").accessKeyId);
+      expect(signer("via-file")).toBe(FILE_1.accessKeyId);
+      expectSignedWith(await fx.send(put("second.s3.eu-west-1.amazonaws.com")), byArn("second"));
+      expectSignedWith(await fx.send(put("via-file.s3.eu-west-1.amazonaws.com")), byArn("via-file"));
+
+      // The file is rotated (temp + rename); the file profile picks it up; the role's next refresh is signed with the new key.
+      writeKey(FILE_2);
+      const file = fx.profile("from-file");
+      for (let i = 0; i < 300 && file.status().refreshSuccesses < 2; i++) {
+        await vi.advanceTimersByTimeAsync(100);
+        await until(() => file.status().refreshSuccesses >= 2, "the rotated file", 5).catch(() => undefined);
+      }
+      expect(file.status().refreshSuccesses).toBe(2);
+      const viaFile = fx.profile("via-file");
+      const before = viaFile.status().refreshSuccesses;
+      await vi.advanceTimersByTimeAsync((viaFile.status().nextRefreshAt?.getTime() ?? 0) - Date.now());
+      await until(() => viaFile.status().refreshSuccesses > before, "the via-file refresh");
+      expect(signer("via-file")).toBe(FILE_2.accessKeyId);
+      expectSignedWith(await fx.send(put("via-file.s3.eu-west-1.amazonaws.com")), byArn("via-file"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

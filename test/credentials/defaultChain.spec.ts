@@ -137,9 +137,9 @@ describe("IRSA through the SDK default chain, against the fake STS", () => {
     await fx.start(policy);
     expect(fx.notReady()).toEqual([]);
     expect(fx.gateway.calls).toEqual([
-      { action: "AssumeRoleWithWebIdentity", verified: false, anonymous: true, webIdentity: { roleArn: IRSA_ROLE, sessionName: "irsa-session", token: TOKEN_1 }, upstreamStatus: 200 },
+      { action: "AssumeRoleWithWebIdentity", verified: false, anonymous: true, webIdentity: { roleArn: IRSA_ROLE, sessionName: "irsa-session", token: TOKEN_1 }, issuedKeyId: issued(0).accessKeyId, upstreamStatus: 200 },
       // The chained role's AssumeRole is signed with the IRSA set and verified by the fake's verifier.
-      { action: "AssumeRole", verified: true, accessKeyId: issued(0).accessKeyId, upstreamStatus: 200 },
+      { action: "AssumeRole", verified: true, accessKeyId: issued(0).accessKeyId, issuedKeyId: issued(1).accessKeyId, upstreamStatus: 200 },
     ]);
     expect(issued(0).arn).toBe("arn:aws:sts::123456789012:assumed-role/irsa-workload/irsa-session");
     expect(issued(1).arn).toBe("arn:aws:sts::123456789012:assumed-role/chained-from-ambient/chained-test");
@@ -256,7 +256,7 @@ describe("container credentials through the SDK default chain", () => {
     if (!first) throw new Error("the endpoint issued nothing");
     expectSignedWith(await fx.send(put(AMBIENT_HOST)), first);
     // The chained role's AssumeRole was signed with the Pod Identity set.
-    expect(fx.gateway.calls).toEqual([{ action: "AssumeRole", verified: true, accessKeyId: first.accessKeyId, upstreamStatus: 200 }]);
+    expect(fx.gateway.calls).toEqual([{ action: "AssumeRole", verified: true, accessKeyId: first.accessKeyId, issuedKeyId: issued(0).accessKeyId, upstreamStatus: 200 }]);
     expectSignedWith(await fx.send(put(CHAINED_HOST)), issued(0));
 
     // The agent's token rotates; the refresh at expiry − 300 s − jitter reads it again.

@@ -147,10 +147,10 @@ describe("credential profiles end to end", () => {
 
   it("signs an assume_role profile with the temporary credentials STS issued (session token included), obtained with its static source over a loopback sts_endpoint", async () => {
     // The AssumeRole call: made once at start, signed with the source profile's key.
-    expect(gateway.calls).toEqual([{ action: "AssumeRole", verified: true, accessKeyId: ROLE_SOURCE.accessKeyId, upstreamStatus: 200 }]);
     expect(fake.sts.calls.AssumeRole).toBe(1);
     const issued = fake.sts.issued[0];
     if (!issued) throw new Error("the fake STS issued nothing");
+    expect(gateway.calls).toEqual([{ action: "AssumeRole", verified: true, accessKeyId: ROLE_SOURCE.accessKeyId, issuedKeyId: issued.accessKeyId, upstreamStatus: 200 }]);
     expect(issued.accessKeyId).toMatch(/^ASIA/);
     expect(issued.arn).toBe("arn:aws:sts::123456789012:assumed-role/countersign-ops/countersign-ops-test");
 

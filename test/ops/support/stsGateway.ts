@@ -30,6 +30,8 @@ export interface GatewayCall {
   readonly webIdentity?: { readonly roleArn: string; readonly sessionName: string; readonly token: string };
   readonly accessKeyId?: string;
   readonly errorCode?: string;
+  /** Key id of the set STS handed out in its answer, if it handed one out. */
+  readonly issuedKeyId?: string;
   /** Status the fake's STS answered (0 when the call was refused here). */
   readonly upstreamStatus: number;
 }
@@ -80,6 +82,11 @@ function relay(fakePort: number, signed: HttpRequest, body: Buffer): Promise<{ s
   });
 }
 
+function issuedIn(body: Buffer): { issuedKeyId?: string } {
+  const id = /<AccessKeyId>([^<]+)<\/AccessKeyId>/.exec(body.toString("utf8"))?.[1];
+  return id === undefined ? {} : { issuedKeyId: id };
+}
+
 export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGateway> {
   const calls: GatewayCall[] = [];
   const accounts = (): readonly FakeAwsAccount[] => (typeof opts.accounts === "function" ? opts.accounts() : opts.accounts);
@@ -118,7 +125,7 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
         });
         const answer = await relay(opts.fakePort, unsigned, body);
         const webIdentity = { roleArn: form.get("RoleArn") ?? "", sessionName: form.get("RoleSessionName") ?? "", token: form.get("WebIdentityToken") ?? "" };
-        calls.push({ action, verified: false, anonymous: true, ...(action === "AssumeRoleWithWebIdentity" ? { webIdentity } : {}), upstreamStatus: answer.status });
+        calls.push({ action, verified: false, anonymous: true, ...(action === "AssumeRoleWithWebIdentity" ? { webIdentity } : {}), ...issuedIn(answer.body), upstreamStatus: answer.status });
         res.writeHead(answer.status, { "content-type": String(answer.headers["content-type"] ?? "text/xml") }).end(answer.body);
         return;
       }
@@ -141,7 +148,7 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
         }),
       )) as HttpRequest;
       const answer = await relay(opts.fakePort, signed, body);
-      calls.push({ action, verified: true, accessKeyId: outcome.account.accessKeyId, upstreamStatus: answer.status });
+      calls.push({ action, verified: true, accessKeyId: outcome.account.accessKeyId, ...issuedIn(answer.body), upstreamStatus: answer.status });
       res.writeHead(answer.status, { "content-type": String(answer.headers["content-type"] ?? "text/xml") }).end(answer.body);
     })().catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(`sts gateway: ${err instanceof Error ? err.message : String(err)}`);
