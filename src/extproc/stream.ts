@@ -14,14 +14,7 @@
 import { createHash } from "node:crypto";
 import type { ProcessingRequest__Output } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
 import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
-import {
-  AwsChunkedResigner,
-  chunkSigningKey,
-  H_AMZ_DATE,
-  H_AUTHORIZATION,
-  H_SECURITY_TOKEN,
-  signRequest,
-} from "../sigv4/index.js";
+import { AwsChunkedResigner, H_AMZ_DATE, H_AUTHORIZATION, H_SECURITY_TOKEN, signingKeyFor, signRequestSync } from "../sigv4/index.js";
 import type { SigningContext } from "./context.js";
 import { deny, type Denial } from "./denial.js";
 import { decodeRequestHead, isDenial } from "./headers.js";
@@ -95,16 +88,25 @@ export class ExtProcStream {
     return deny(503, "ServiceUnavailable", "overloaded", `countersign is holding too many request bodies: ${what} (${bytes} bytes) does not fit under its ${limit}-byte limit (--max-held-bytes); retry later`);
   }
 
-  /** Handles one message and returns the one response it needs. Never throws. */
-  async handle(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
-    const started = process.hrtime.bigint();
+  /** Handles one message and returns the one response it needs. Never rejects. */
+  handle(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+    return Promise.resolve(this.handleNow(msg));
+  }
+
+  /**
+   * {@link handle} without the promise: all the work is synchronous (hashing and signing included),
+   * so a caller that is not waiting on an earlier message of the stream can answer in the same tick.
+   * Never throws.
+   */
+  handleNow(msg: ProcessingRequest__Output): ProcessingResponse {
+    const started = performance.now();
     try {
-      return await this.dispatch(msg);
+      return this.dispatch(msg);
     } catch (err) {
       // A bug must not let the request through: refuse it, and say so in the log via the event.
       return this.refuse(deny(500, "InternalError", "internal_error", `countersign failed while signing: ${err instanceof Error ? err.message : String(err)}`));
     } finally {
-      this.busySeconds += Number(process.hrtime.bigint() - started) / 1e9;
+      this.busySeconds += (performance.now() - started) / 1000;
       if (this.outcome && !this.reported) this.report();
     }
   }
@@ -114,7 +116,7 @@ export class ExtProcStream {
     return this.state === "done";
   }
 
-  private async dispatch(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+  private dispatch(msg: ProcessingRequest__Output): ProcessingResponse {
     switch (msg.request) {
       case "request_headers":
         return this.onRequestHeaders(msg);
@@ -133,7 +135,7 @@ export class ExtProcStream {
     }
   }
 
-  private async onRequestHeaders(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+  private onRequestHeaders(msg: ProcessingRequest__Output): ProcessingResponse {
     if (this.state !== "awaiting_headers") {
       return this.refuse(deny(500, "InternalError", "protocol_error", "request_headers arrived twice on one ext_proc stream"));
     }
@@ -153,7 +155,7 @@ export class ExtProcStream {
 
     switch (plan.mode.kind) {
       case "header": {
-        const changes = await this.sign(plan, plan.mode.payloadHash, true);
+        const changes = this.sign(plan, plan.mode.payloadHash, true);
         this.finish("signed", "signed", 200);
         return headersContinue(changes);
       }
@@ -163,9 +165,9 @@ export class ExtProcStream {
       case "chunked": {
         // content-length is never signed here: Envoy may drop it in STREAMED mode, and the
         // re-signed body keeps its exact length either way.
-        const signed = await this.signWithDetails(plan, plan.mode.payloadHash, false);
+        const signed = this.signWithDetails(plan, plan.mode.payloadHash, false);
         this.resigner = new AwsChunkedResigner({
-          signingKey: await chunkSigningKey(plan.credentials, signed.amzDate, plan.region, plan.service),
+          signingKey: signingKeyFor(plan.credentials, signed.amzDate.slice(0, 8), plan.region, plan.service),
           amzDate: signed.amzDate,
           scope: signed.scope,
           seedSignature: signed.signature,
@@ -205,7 +207,7 @@ export class ExtProcStream {
     return bodyReplace(result.out);
   }
 
-  private async onRequestBody(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+  private onRequestBody(msg: ProcessingRequest__Output): ProcessingResponse {
     if (this.state === "streaming") return this.onStreamedBody(msg);
     const plan = this.plan;
     if (this.state !== "awaiting_body" || !plan) {
@@ -220,7 +222,7 @@ export class ExtProcStream {
     try {
       this.bytesHashed += body.length;
       const hash = createHash("sha256").update(body).digest("hex");
-      const changes = await this.sign(plan, hash, true);
+      const changes = this.sign(plan, hash, true);
       this.finish("signed", "signed", 200);
       return bodyContinue(changes);
     } finally {
@@ -228,16 +230,16 @@ export class ExtProcStream {
     }
   }
 
-  private async sign(plan: Plan, payloadHash: string, signContentLength: boolean): Promise<HeaderChanges> {
-    return (await this.signWithDetails(plan, payloadHash, signContentLength)).changes;
+  private sign(plan: Plan, payloadHash: string, signContentLength: boolean): HeaderChanges {
+    return this.signWithDetails(plan, payloadHash, signContentLength).changes;
   }
 
-  private async signWithDetails(
+  private signWithDetails(
     plan: Plan,
     payloadHash: string,
     signContentLength: boolean,
-  ): Promise<{ changes: HeaderChanges; signature: string; amzDate: string; scope: string }> {
-    const out = await signRequest({
+  ): { changes: HeaderChanges; signature: string; amzDate: string; scope: string } {
+    const out = signRequestSync({
       method: plan.head.method,
       host: plan.host,
       path: plan.path,
