@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { FileCredentialSpec } from "../policy/types.js";
-import { FILE_POLL_INTERVAL_MS, FILE_SETTLE_MS } from "./constants.js";
+import { FILE_POLL_INTERVAL_MS, FILE_SETTLE_MS, FILE_UNTERMINATED_SETTLE_MS } from "./constants.js";
 import { createCredentialStore } from "./credentialStore.js";
 import { parseSharedCredentials } from "./parseSharedCredentials.js";
 import { describeError } from "./redact.js";
@@ -28,7 +28,8 @@ type Snapshot =
  * Credentials from an AWS shared-credentials file, re-read when it changes.
  * Kubernetes Secret volumes change by swapping the `..data` symlink in the file's directory, which a
  * watch on the file itself misses: so the directory is watched, and the content is also polled as a
- * backstop. A changed file is used only once it reads the same twice `settleMs` apart and holds a
+ * backstop. A changed file is used only once it reads the same twice `settleMs` apart (a file not
+ * ending in a newline must also stay the same for `unterminatedSettleMs`) and holds a
  * complete profile; a half-written, unparsable or vanished file keeps the last good set (and counts
  * as a failed refresh, logged once per distinct content).
  */
@@ -36,6 +37,7 @@ export function createFileProfile(options: FileProfileOptions): CredentialProfil
   const { name, spec, now } = options;
   const pollIntervalMs = options.pollIntervalMs ?? FILE_POLL_INTERVAL_MS;
   const settleMs = options.settleMs ?? FILE_SETTLE_MS;
+  const unterminatedSettleMs = options.unterminatedSettleMs ?? FILE_UNTERMINATED_SETTLE_MS;
   const store = createCredentialStore({
     profile: name,
     source: "file",
@@ -85,6 +87,13 @@ export function createFileProfile(options: FileProfileOptions): CredentialProfil
         snapshot = again;
       }
       if (!settled) return; // still being written: the next event or poll looks again
+    }
+    if (snapshot.kind === "content" && !snapshot.text.endsWith("\n") && !stopped) {
+      // Possibly cut mid-value (a secret truncated by a stalled writer would sign every request
+      // wrongly): wait longer before believing it.
+      await sleep(unterminatedSettleMs);
+      const again = await readSnapshot(spec.path);
+      if (again.key !== snapshot.key) return; // it was still being written
     }
     if (stopped) return;
     lastObservedKey = snapshot.key;

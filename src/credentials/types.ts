@@ -83,6 +83,8 @@ export interface FileWatchOptions {
   readonly pollIntervalMs?: number;
   /** A changed file is accepted only when two reads this far apart agree. Default 200 ms. */
   readonly settleMs?: number;
+  /** Extra wait for a changed file that does not end in a newline (default 2,000 ms). */
+  readonly unterminatedSettleMs?: number;
 }
 
 export interface CredentialDeps {

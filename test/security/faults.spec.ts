@@ -173,16 +173,9 @@ describe("the credentials file of a file: profile", () => {
     expect(cs.logRecords().filter(refreshFailed)).toEqual([]);
   });
 
-  // GAP (src/credentials/fileProfile.ts checkOnce + parseSharedCredentials): a changed file is used
-  // once two reads FILE_SETTLE_MS (200 ms) apart agree and the profile has both keys. A writer that
-  // stalls longer than that in the middle of the secret's line leaves a file that passes both
-  // checks, and countersign installs the truncated secret: every request is then signed with
-  // garbage (AWS answers SignatureDoesNotMatch) until the write completes. Fix suggested in
-  // SECURITY.md ("Residual risks"): treat a profile whose last value is the file's final line
-  // without a trailing newline as incomplete ("file may still be being written"), and document
-  // that credentials files must be replaced atomically (temp file + rename, or a Secret volume).
-  // Remove `.fails` once fixed.
-  it.fails("never installs a secret cut mid-line by a writer that stalls 900 ms", async () => {
+  // A changed file must read the same twice 200 ms apart; one that does not end in a newline (a
+  // writer may have stalled mid-value) must also stay the same for 2 s before it is used.
+  it("never installs a secret cut mid-line by a writer that stalls 900 ms", async () => {
     const credentialsFile = join(tempDir("sec-creds"), "credentials");
     writeFileSync(credentialsFile, ini(FILE_1));
     const { cs, client } = await start(filePolicy(credentialsFile));
