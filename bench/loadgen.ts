@@ -11,6 +11,9 @@
  * Modes:
  *   closed  closed loop: each stream starts its next exchange when the previous one has closed.
  *           Latency is per exchange: first message written -> last answer read.
+ *   paced   open loop at `rate` exchanges per second (at most `concurrency` in flight; a start
+ *           that would pass it is skipped and counted in `skipped`), so that two servers can be
+ *           compared at the same request rate.
  *   hold    opens `holdStreams` streams, each stopped after its BUFFERED headers answer, reports
  *           "holding", waits for "release", then finishes them all; `holdRounds` times.
  *   upload  one chunk-signed upload of `uploadBytes` decoded bytes, `window` messages in flight.
@@ -23,7 +26,9 @@ import { BENCH_ACCESS_KEY_ID, chunkedUploadScenario, decodeResponse, encodeReque
 
 export interface LoadgenConfig {
   readonly address: string;
-  readonly mode: "closed" | "hold" | "upload";
+  readonly mode: "closed" | "paced" | "hold" | "upload";
+  /** Exchanges started per second (paced mode). */
+  readonly rate?: number;
   /** Scenario name (closed and hold modes). */
   readonly scenario: string;
   readonly concurrency: number;
@@ -215,7 +220,14 @@ function onParent(handler: (m: ParentMessage) => void): void {
 }
 
 function runClosedLoop(client: grpc.Client, cfg: LoadgenConfig, p: Prepared): void {
+  const paced = cfg.mode === "paced";
+  const rate = cfg.rate ?? 0;
+  if (paced && !(rate > 0)) throw new Error("paced mode needs a rate above 0");
   let running = false;
+  let skipped = 0;
+  let markSkipped = 0;
+  let pacedStart = 0;
+  let pacedDue = 0;
   let issued = 0;
   let inflight = 0;
   let completed = 0;
@@ -235,6 +247,9 @@ function runClosedLoop(client: grpc.Client, cfg: LoadgenConfig, p: Prepared): vo
       if (inflight === 0) onDrained?.();
       return;
     }
+    start();
+  };
+  const start = (): void => {
     issued++;
     inflight++;
     exchange(client, cfg, p, (o) => {
@@ -247,21 +262,38 @@ function runClosedLoop(client: grpc.Client, cfg: LoadgenConfig, p: Prepared): vo
         errors++;
         firstError ??= o.error;
       }
-      launch();
+      if (!paced) launch();
+      else if (!running && inflight === 0) onDrained?.();
     });
+  };
+  /** Paced: every millisecond or so, start the exchanges that are due by now. */
+  const tick = (): void => {
+    if (!running) return;
+    const due = Math.floor(((performance.now() - pacedStart) / 1000) * rate);
+    for (; pacedDue < due; pacedDue++) {
+      if (inflight >= cfg.concurrency || issued >= cfg.maxExchanges) skipped++;
+      else start();
+    }
+    setTimeout(tick, 1);
   };
 
   onParent((m) => {
     switch (m.cmd) {
       case "go":
         running = true;
-        for (let i = 0; i < cfg.concurrency; i++) launch();
+        if (paced) {
+          pacedStart = performance.now();
+          tick();
+        } else {
+          for (let i = 0; i < cfg.concurrency; i++) launch();
+        }
         break;
       case "mark":
         recording = true;
         hist = new LatencyHistogram();
         markCompleted = completed;
         markErrors = errors;
+        markSkipped = skipped;
         markCpu = process.cpuUsage();
         markTime = performance.now();
         send({ type: "marked" });
@@ -272,6 +304,7 @@ function runClosedLoop(client: grpc.Client, cfg: LoadgenConfig, p: Prepared): vo
           type: "result",
           completed: completed - markCompleted,
           errors: errors - markErrors,
+          skipped: skipped - markSkipped,
           refused: refusedCount,
           firstError,
           windowMs: performance.now() - markTime,
@@ -389,7 +422,7 @@ async function main(): Promise<void> {
   const check = cfg.mode === "upload" ? prepare(scenarioByName("chunked-1m")) : p;
   await validateDeeply(client, cfg, check);
 
-  if (cfg.mode === "closed") runClosedLoop(client, cfg, p);
+  if (cfg.mode === "closed" || cfg.mode === "paced") runClosedLoop(client, cfg, p);
   else if (cfg.mode === "hold") runHold(client, cfg, p);
   else runUpload(client, cfg, p);
   send({ type: "ready" });

@@ -8,6 +8,8 @@
  *   BENCH_CONCURRENCY       streams kept busy at once, every scenario (default: per scenario, 64 / 8)
  *   BENCH_CLIENTS=1         load generator processes (each one HTTP/2 connection)
  *   BENCH_ROUNDS=3          interleaved rounds (no-op, countersign, ...) of the headers-only scenarios
+ *   BENCH_RATE              request rate of the paired CPU comparison, req/s (default: 1000, or half the
+ *                           slowest closed-loop rate of that scenario when that is lower)
  *   BENCH_ONLY              comma-separated subset: scenario names, micro, hold, upload, workers, profile, info
  *   BENCH_UPLOAD_MIB=1024   size of the single streamed upload (RSS growth target)
  *   BENCH_HOLD_STREAMS=1000 streams held open at once (RSS target); BENCH_HOLD_ROUNDS=3
@@ -59,11 +61,12 @@ interface Settings {
   readonly holdMs: number;
   readonly window: number;
   readonly headlineLevel: "warn" | "info";
+  readonly rate: number | undefined;
   readonly quick: boolean;
   readonly microScale: number;
 }
 
-const SETTING_NAMES = ["duration", "warmup", "concurrency", "clients", "rounds", "only", "upload-mib", "hold-streams", "hold-rounds", "window", "headline-log", "quick"] as const;
+const SETTING_NAMES = ["duration", "warmup", "concurrency", "clients", "rounds", "rate", "only", "upload-mib", "hold-streams", "hold-rounds", "window", "headline-log", "quick"] as const;
 
 function readSettings(argv: string[]): Settings {
   const { values } = parseArgs({ args: argv, options: Object.fromEntries(SETTING_NAMES.map((n) => [n, { type: "string" as const }])) });
@@ -96,6 +99,7 @@ function readSettings(argv: string[]): Settings {
     holdMs: quick ? 300 : 1000,
     window: num("window", 4, 1, 64),
     headlineLevel: headline,
+    rate: get("rate") ? num("rate", 1000, 10, 100_000) : undefined,
     quick,
     microScale: quick ? 0.2 : 1,
   };
@@ -301,6 +305,8 @@ async function startNoop(): Promise<ServerHandle> {
 interface LoadgenResult {
   readonly completed: number;
   readonly errors: number;
+  /** Paced mode: starts skipped because `concurrency` exchanges were already in flight. */
+  readonly skipped?: number;
   readonly refused: number;
   readonly firstError: string | undefined;
   readonly windowMs: number;
@@ -422,6 +428,7 @@ function combineRounds(rounds: LoadRun[]): LoadRun {
     windowSeconds: rounds.reduce((a, r) => a + r.windowSeconds, 0),
     completed: rounds.reduce((a, r) => a + r.completed, 0),
     errors: rounds.reduce((a, r) => a + r.errors, 0),
+    skipped: rounds.reduce((a, r) => a + (r.skipped ?? 0), 0),
     firstError: rounds.find((r) => r.firstError)?.firstError,
     requestsPerSecond: med((r) => r.requestsPerSecond),
     latency: {
@@ -513,6 +520,88 @@ async function runClosedLoop(server: ServerHandle, scenario: Scenario, s: Settin
     };
   } finally {
     for (const g of gens) await g.finished();
+  }
+}
+
+/**
+ * The CPU comparison: the no-op floor and countersign run at the same time, each with its own
+ * load generator starting exchanges at the same fixed rate, and their CPU is read over the same
+ * window. Same rate: CPU per request depends on how many requests each wake-up of the event loop
+ * serves, so a slower server measured in a closed loop also pays more per request for the
+ * transport. Same time: both see the same machine (other tenants, frequency, caches).
+ */
+async function runPaired(scenario: Scenario, s: Settings, rate: number, logLevel: string): Promise<{ noop: LoadRun; cs: LoadRun }> {
+  const noop = await startNoop();
+  try {
+    const cs = await startCountersign({ logLevel });
+    try {
+      const servers = [noop, cs] as const;
+      // Enough in flight for latency spikes of a loaded machine; a start over it is counted as skipped.
+      const cap = Math.max(256, Math.ceil(rate / 2));
+      const gens = servers.map((srv) => new Loadgen(loadgenConfig(srv, s, { mode: "paced", rate, scenario: scenario.name, concurrency: cap })));
+      try {
+        await Promise.all(gens.map((g) => g.waitFor("ready", 30_000)));
+        for (const g of gens) g.send("go");
+        await sleep(s.warmupS * 1000);
+        const busy0 = machineBusySeconds();
+        const cpu0 = servers.map((srv) => cpuSeconds(srv.pid));
+        const mono0 = process.hrtime.bigint();
+        const t0 = performance.now();
+        for (const g of gens) g.send("mark");
+        await Promise.all(gens.map((g) => g.waitFor("marked", 10_000)));
+        await sleep(s.durationS * 1000);
+        const cpu1 = servers.map((srv) => cpuSeconds(srv.pid));
+        const busy1 = machineBusySeconds();
+        const mono1 = process.hrtime.bigint();
+        const t1 = performance.now();
+        for (const g of gens) g.send("stop");
+        const results = await Promise.all(gens.map((g) => g.waitFor("result", 15_000)));
+        const mems = servers.map((srv) => memory(srv.pid));
+        const windowS = (t1 - t0) / 1000;
+        const allCpu = (cpu1[0] as number) - (cpu0[0] as number) + (cpu1[1] as number) - (cpu0[1] as number) + results.reduce((a, r) => a + r.clientCpuSeconds, 0);
+        const rows = servers.map((srv, i): LoadRun => {
+          const r = results[i] as LoadgenResult;
+          if (r.completed === 0) throw new Error(`${scenario.name} at ${rate} req/s on ${srv.kind}: no exchange completed (${r.firstError ?? "no error reported"})`);
+          const cpu = (cpu1[i] as number) - (cpu0[i] as number);
+          const hist = LatencyHistogram.fromJSON(r.histogram);
+          const perReq = (cpu / r.completed) * 1e6;
+          return {
+            scenario: scenario.name,
+            server: srv.kind,
+            logLevel: srv.kind === "noop" ? "-" : logLevel,
+            workers: 1,
+            load: "paced",
+            targetRate: rate,
+            concurrency: cap,
+            clients: 1,
+            windowSeconds: windowS,
+            completed: r.completed,
+            errors: r.errors,
+            skipped: r.skipped ?? 0,
+            firstError: r.firstError,
+            requestsPerSecond: r.completed / windowS,
+            latency: summarizeLatency(hist),
+            serverCpuUsPerRequest: perReq,
+            serverCores: cpu / windowS,
+            clientCores: r.clientCpuSeconds / windowS,
+            peakRssMiB: MiB((mems[i] as { hwmKiB: number }).hwmKiB),
+            bodyMBPerSecond: ((r.completed / windowS) * scenario.bodyBytes) / 1e6,
+            otherCores: Math.max(0, (busy1 - busy0 - allCpu) / windowS),
+            rounds: 1,
+            serverCpuUsPerRequestMin: perReq,
+            serverCpuUsPerRequestMax: perReq,
+            windowMonotonicUs: { startUs: Number(mono0 / 1000n), endUs: Number(mono1 / 1000n) },
+          };
+        });
+        return { noop: rows[0] as LoadRun, cs: rows[1] as LoadRun };
+      } finally {
+        for (const g of gens) await g.finished();
+      }
+    } finally {
+      await cs.stop();
+    }
+  } finally {
+    await noop.stop();
   }
 }
 
@@ -620,7 +709,7 @@ function log(line: string): void {
 }
 
 function describe(r: LoadRun): string {
-  return `${r.requestsPerSecond.toFixed(0)} req/s, server ${r.serverCpuUsPerRequest.toFixed(1)} µs CPU/req (${r.serverCores.toFixed(2)} cores), client ${r.clientCores.toFixed(2)} cores, p50 ${r.latency.p50Us.toFixed(0)} µs, p99 ${r.latency.p99Us.toFixed(0)} µs${r.errors ? `, ${r.errors} errors: ${r.firstError ?? ""}` : ""}`;
+  return `${r.requestsPerSecond.toFixed(0)} req/s${r.skipped ? ` (${r.skipped} starts skipped: behind the rate)` : ""}, server ${r.serverCpuUsPerRequest.toFixed(1)} µs CPU/req (${r.serverCores.toFixed(2)} cores), client ${r.clientCores.toFixed(2)} cores, p50 ${r.latency.p50Us.toFixed(0)} µs, p99 ${r.latency.p99Us.toFixed(0)} µs${r.errors ? `, ${r.errors} errors: ${r.firstError ?? ""}` : ""}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -663,6 +752,19 @@ async function main(): Promise<void> {
     }
     runs.push(combineRounds(noopRounds));
     for (const level of levels) runs.push(combineRounds(csRounds.get(level) ?? []));
+    if (headersOnly) {
+      const slowest = Math.min(...[...noopRounds, ...(csRounds.get(s.headlineLevel) ?? [])].map((r) => r.requestsPerSecond));
+      const rate = s.rate ?? Math.max(50, Math.round(Math.min(1000, slowest / 2)));
+      const pn: LoadRun[] = [];
+      const pc: LoadRun[] = [];
+      for (let round = 1; round <= s.rounds; round++) {
+        const { noop, cs } = await runPaired(scenario, s, rate, s.headlineLevel);
+        pn.push(noop);
+        pc.push(cs);
+        log(`${scenario.name} / paired at ${rate} req/s${s.rounds > 1 ? ` (round ${round}/${s.rounds})` : ""}: no-op ${describe(noop)}; countersign ${describe(cs)} — ${(cs.serverCpuUsPerRequest / noop.serverCpuUsPerRequest).toFixed(2)} × no-op`);
+      }
+      runs.push(combineRounds(pn), { ...combineRounds(pc), pairedRatios: pc.map((c, i) => c.serverCpuUsPerRequest / (pn[i] as LoadRun).serverCpuUsPerRequest) });
+    }
   }
 
   const hold: HoldRun[] = [];
