@@ -14,7 +14,14 @@
 import { createHash } from "node:crypto";
 import type { ProcessingRequest__Output } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
 import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
-import { AwsChunkedResigner, H_AMZ_DATE, H_AUTHORIZATION, H_SECURITY_TOKEN, signingKeyFor, signRequestSync } from "../sigv4/index.js";
+import {
+  AwsChunkedResigner,
+  chunkSigningKey,
+  H_AMZ_DATE,
+  H_AUTHORIZATION,
+  H_SECURITY_TOKEN,
+  signRequest,
+} from "../sigv4/index.js";
 import type { SigningContext } from "./context.js";
 import { deny, type Denial } from "./denial.js";
 import { decodeRequestHead, isDenial } from "./headers.js";
@@ -88,25 +95,16 @@ export class ExtProcStream {
     return deny(503, "ServiceUnavailable", "overloaded", `countersign is holding too many request bodies: ${what} (${bytes} bytes) does not fit under its ${limit}-byte limit (--max-held-bytes); retry later`);
   }
 
-  /** Handles one message and returns the one response it needs. Never rejects. */
-  handle(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
-    return Promise.resolve(this.handleNow(msg));
-  }
-
-  /**
-   * {@link handle} without the promise: all the work is synchronous (hashing and signing included),
-   * so a caller that is not waiting on an earlier message of the stream can answer in the same tick.
-   * Never throws.
-   */
-  handleNow(msg: ProcessingRequest__Output): ProcessingResponse {
-    const started = performance.now();
+  /** Handles one message and returns the one response it needs. Never throws. */
+  async handle(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+    const started = process.hrtime.bigint();
     try {
-      return this.dispatch(msg);
+      return await this.dispatch(msg);
     } catch (err) {
       // A bug must not let the request through: refuse it, and say so in the log via the event.
       return this.refuse(deny(500, "InternalError", "internal_error", `countersign failed while signing: ${err instanceof Error ? err.message : String(err)}`));
     } finally {
-      this.busySeconds += (performance.now() - started) / 1000;
+      this.busySeconds += Number(process.hrtime.bigint() - started) / 1e9;
       if (this.outcome && !this.reported) this.report();
     }
   }
@@ -116,7 +114,7 @@ export class ExtProcStream {
     return this.state === "done";
   }
 
-  private dispatch(msg: ProcessingRequest__Output): ProcessingResponse {
+  private async dispatch(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
     switch (msg.request) {
       case "request_headers":
         return this.onRequestHeaders(msg);
@@ -135,7 +133,7 @@ export class ExtProcStream {
     }
   }
 
-  private onRequestHeaders(msg: ProcessingRequest__Output): ProcessingResponse {
+  private async onRequestHeaders(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
     if (this.state !== "awaiting_headers") {
       return this.refuse(deny(500, "InternalError", "protocol_error", "request_headers arrived twice on one ext_proc stream"));
     }
@@ -155,7 +153,7 @@ export class ExtProcStream {
 
     switch (plan.mode.kind) {
       case "header": {
-        const changes = this.sign(plan, plan.mode.payloadHash, true);
+        const changes = await this.sign(plan, plan.mode.payloadHash, true);
         this.finish("signed", "signed", 200);
         return headersContinue(changes);
       }
@@ -165,9 +163,9 @@ export class ExtProcStream {
       case "chunked": {
         // content-length is never signed here: Envoy may drop it in STREAMED mode, and the
         // re-signed body keeps its exact length either way.
-        const signed = this.signWithDetails(plan, plan.mode.payloadHash, false);
+        const signed = await this.signWithDetails(plan, plan.mode.payloadHash, false);
         this.resigner = new AwsChunkedResigner({
-          signingKey: signingKeyFor(plan.credentials, signed.amzDate.slice(0, 8), plan.region, plan.service),
+          signingKey: await chunkSigningKey(plan.credentials, signed.amzDate, plan.region, plan.service),
           amzDate: signed.amzDate,
           scope: signed.scope,
           seedSignature: signed.signature,
@@ -207,7 +205,7 @@ export class ExtProcStream {
     return bodyReplace(result.out);
   }
 
-  private onRequestBody(msg: ProcessingRequest__Output): ProcessingResponse {
+  private async onRequestBody(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
     if (this.state === "streaming") return this.onStreamedBody(msg);
     const plan = this.plan;
     if (this.state !== "awaiting_body" || !plan) {
@@ -222,7 +220,7 @@ export class ExtProcStream {
     try {
       this.bytesHashed += body.length;
       const hash = createHash("sha256").update(body).digest("hex");
-      const changes = this.sign(plan, hash, true);
+      const changes = await this.sign(plan, hash, true);
       this.finish("signed", "signed", 200);
       return bodyContinue(changes);
     } finally {
@@ -230,16 +228,16 @@ export class ExtProcStream {
     }
   }
 
-  private sign(plan: Plan, payloadHash: string, signContentLength: boolean): HeaderChanges {
-    return this.signWithDetails(plan, payloadHash, signContentLength).changes;
+  private async sign(plan: Plan, payloadHash: string, signContentLength: boolean): Promise<HeaderChanges> {
+    return (await this.signWithDetails(plan, payloadHash, signContentLength)).changes;
   }
 
-  private signWithDetails(
+  private async signWithDetails(
     plan: Plan,
     payloadHash: string,
     signContentLength: boolean,
-  ): { changes: HeaderChanges; signature: string; amzDate: string; scope: string } {
-    const out = signRequestSync({
+  ): Promise<{ changes: HeaderChanges; signature: string; amzDate: string; scope: string }> {
+    const out = await signRequest({
       method: plan.head.method,
       host: plan.host,
       path: plan.path,
