@@ -15,7 +15,7 @@
  * before the data), so memory is bounded by one chunk. Input may be split anywhere.
  * Pure: no I/O; the HMAC key is derived by the caller.
  */
-import { createHash, createHmac, type Hash } from "node:crypto";
+import { createHash, createHmac, createSecretKey, type Hash, type KeyObject } from "node:crypto";
 import { EMPTY_SHA256 } from "./constants.js";
 
 export interface ChunkSigningParams {
@@ -50,7 +50,11 @@ export class AwsChunkedResigner {
   private state: State = "header";
   private previous: string;
   /** Bytes of the line being read (chunk header or trailer line). */
-  private line: number[] = [];
+  /** The framing line read so far, as slices of the input (a line may span messages). */
+  private line: Buffer[] = [];
+  private lineBytes = 0;
+  /** The signing key, imported once for every chunk's HMAC. */
+  private readonly key: KeyObject;
   private sizeText = "";
   private remaining = 0;
   private crlfSeen = 0;
@@ -69,6 +73,7 @@ export class AwsChunkedResigner {
 
   constructor(private readonly p: ChunkSigningParams) {
     this.previous = p.seedSignature;
+    this.key = createSecretKey(p.signingKey);
   }
 
   /** Feeds the next piece of the body; returns the bytes that may be forwarded now. */
@@ -82,16 +87,18 @@ export class AwsChunkedResigner {
         case "trailer": {
           const nl = input.indexOf(0x0a, i);
           const end = nl < 0 ? input.length : nl + 1;
-          for (let j = i; j < end; j++) this.line.push(input[j] as number);
+          this.line.push(input.subarray(i, end));
+          this.lineBytes += end - i;
           i = end;
-          if (this.line.length > (this.state === "header" ? MAX_HEADER_LINE : MAX_TRAILER_BYTES)) {
+          if (this.lineBytes > (this.state === "header" ? MAX_HEADER_LINE : MAX_TRAILER_BYTES)) {
             return this.fail(this.state === "header" ? "chunk header line is too long (expected <hex size>;chunk-signature=<64 hex>)" : "trailer line is too long");
           }
           if (nl < 0) break;
-          const bytes = this.line;
+          const bytes = this.line.length === 1 ? (this.line[0] as Buffer) : Buffer.concat(this.line, this.lineBytes);
           this.line = [];
+          this.lineBytes = 0;
           if (bytes.length < 2 || bytes[bytes.length - 2] !== 0x0d) return this.fail("chunk framing line does not end with CRLF");
-          const text = Buffer.from(bytes.slice(0, -2)).toString("latin1");
+          const text = bytes.toString("latin1", 0, bytes.length - 2);
           const r = this.state === "header" ? this.onHeaderLine(text) : this.onTrailerLine(text);
           if (!r.ok) return r;
           if (r.out.length > 0) out.push(r.out);
@@ -125,7 +132,7 @@ export class AwsChunkedResigner {
             this.state = "done";
             out.push(CRLF);
           } else {
-            out.push(this.emitChunk());
+            this.emitChunk(out);
             this.state = "header";
           }
           break;
@@ -210,14 +217,15 @@ export class AwsChunkedResigner {
     return { ok: true, out };
   }
 
-  private emitChunk(): Buffer {
+  /** Appends the re-signed chunk to `out` as pieces (the data is copied once, when `push` joins them). */
+  private emitChunk(out: Buffer[]): void {
     const sig = this.signChunk((this.hash as Hash).digest("hex"));
-    const head = Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1");
-    const out = Buffer.concat([head, ...this.data, CRLF]);
+    out.push(Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1"));
+    for (const piece of this.data) out.push(piece);
+    out.push(CRLF);
     this.data = [];
     this.heldBytes = 0;
     this.hash = undefined;
-    return out;
   }
 
   private signChunk(dataHash: string): string {
@@ -228,7 +236,7 @@ export class AwsChunkedResigner {
 
   private hmac(stringToSign: string): string {
     this.signaturesComputed++;
-    return createHmac("sha256", this.p.signingKey).update(stringToSign, "utf8").digest("hex");
+    return createHmac("sha256", this.key).update(stringToSign, "utf8").digest("hex");
   }
 
   private fail(message: string): ResignResult {
