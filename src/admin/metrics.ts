@@ -176,10 +176,26 @@ export class Metrics {
     }
   }
 
+  /** Labelled children resolved once per label set (the sets are few and bounded). */
+  private readonly requestChildren = new Map<string, client.Counter.Internal>();
+  private readonly latencyChildren = new Map<string, client.Histogram.Internal<"payload_mode">>();
+
   recordDecision(e: DecisionEvent): void {
     const mode = e.payloadMode || "none";
-    this.requests.inc({ decision: e.decision, reason: e.reason, payload_mode: mode, service: serviceLabel(e.service) });
-    this.signingSeconds.observe({ payload_mode: mode }, e.signingSeconds);
+    const service = serviceLabel(e.service);
+    const key = `${e.decision}|${e.reason}|${mode}|${service}`;
+    let counter = this.requestChildren.get(key);
+    if (!counter) {
+      counter = this.requests.labels({ decision: e.decision, reason: e.reason, payload_mode: mode, service });
+      this.requestChildren.set(key, counter);
+    }
+    counter.inc();
+    let latency = this.latencyChildren.get(mode);
+    if (!latency) {
+      latency = this.signingSeconds.labels({ payload_mode: mode });
+      this.latencyChildren.set(mode, latency);
+    }
+    latency.observe(e.signingSeconds);
     if (e.bytesHashed > 0) this.bytesHashed.inc(e.bytesHashed);
     if (e.chunksResigned > 0) this.chunksResigned.inc(e.chunksResigned);
   }
