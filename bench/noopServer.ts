@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const protos = loadExtProcProtos();
   // Same server options as src/extproc/server.ts.
   // The same server options as countersign's (src/extproc/server.ts), so the floor is the same stack.
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 65 * 1024 * 1024, "grpc.keepalive_permit_without_calls": 1, "grpc.enable_channelz": 0 });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 65 * 1024 * 1024, "grpc.keepalive_permit_without_calls": 1 });
   server.addService(protos.envoy.service.ext_proc.v3.ExternalProcessor.service, handlers());
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(values.listen as string, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));

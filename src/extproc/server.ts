@@ -76,8 +76,9 @@ export async function startExtProcServer(
     // 64 MiB) or a STREAMED piece (Envoy's buffer limit), plus its headers.
     "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
     "grpc.keepalive_permit_without_calls": 1,
-    // Channelz bookkeeping costs a few per cent of CPU per call and nothing here reads it.
-    "grpc.enable_channelz": 0,
+    // Channelz stays on (its default) although nothing reads it: with it off, grpc-js does not
+    // track sessions in the map forceShutdown() closes, so a stream held past the shutdown grace
+    // would keep the process alive (test/ops/shutdown.spec.ts).
   });
   server.addService(protos.envoy.service.ext_proc.v3.ExternalProcessor.service, extProcHandlers(ctx, observer));
   const port = await new Promise<number>((resolve, reject) => {
