@@ -1,3 +1,4 @@
+import { isAscii } from "node:buffer";
 import type { HeaderMap__Output } from "../../protos/generated/envoy/config/core/v3/HeaderMap.js";
 import { deny, type Denial } from "./denial.js";
 
@@ -67,15 +68,8 @@ export function decodeRequestHead(map: HeaderMap__Output | null | undefined, lim
 }
 
 function decodeValue(raw: Buffer): string | undefined {
-  // Fast path: ASCII is by far the common case.
-  let ascii = true;
-  for (let i = 0; i < raw.length; i++) {
-    if ((raw[i] as number) > 0x7e) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return raw.toString("latin1");
+  // Fast path: ASCII is by far the common case (checked natively).
+  if (isAscii(raw)) return raw.toString("latin1");
   try {
     return utf8.decode(raw);
   } catch {

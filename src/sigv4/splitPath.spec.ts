@@ -14,6 +14,15 @@ describe("splitPath", () => {
     });
   });
 
+  it("keeps query keys named like Object.prototype members as plain own values", () => {
+    const r = splitPath("/k?constructor=a&__proto__=b&toString=c&toString=d&hasOwnProperty=e");
+    if (!r.ok) throw new Error(r.message);
+    expect(Object.keys(r.query)).toEqual(["constructor", "__proto__", "toString", "hasOwnProperty"]);
+    expect(Object.getOwnPropertyDescriptor(r.query, "__proto__")?.value).toBe("b");
+    expect(r.query["constructor"]).toBe("a");
+    expect(r.query["toString"]).toEqual(["c", "d"]);
+  });
+
   it("collects repeated keys in order", () => {
     const s = splitPath("/?a=2&a=1&b=3");
     expect(s.ok && s.query).toEqual(Object.assign(Object.create(null), { a: ["2", "1"], b: "3" }));

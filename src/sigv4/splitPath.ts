@@ -29,10 +29,12 @@ export function splitPath(rawPath: string): SplitPath {
   if (rawPath.includes("#")) return { ok: false, message: ":path must not contain a fragment (#)" };
   const q = rawPath.indexOf("?");
   const path = q < 0 ? rawPath : rawPath.slice(0, q);
-  const query: DecodedQuery = Object.create(null) as DecodedQuery;
   const presign = new Map<string, string>();
-  if (q < 0) return { ok: true, path, query, presign, rewrittenPath: undefined };
+  if (q < 0) return { ok: true, path, query: {}, presign, rewrittenPath: undefined };
 
+  // Collected in a Map, then made an object with own properties only (any key, "__proto__" and
+  // "constructor" included): far cheaper than writing arbitrary keys into a null-prototype object.
+  const params = new Map<string, string | string[]>();
   const kept: string[] = [];
   for (const pair of rawPath.slice(q + 1).split("&")) {
     if (pair === "") continue;
@@ -49,11 +51,12 @@ export function splitPath(rawPath: string): SplitPath {
       continue;
     }
     kept.push(pair);
-    const prev = query[key];
-    if (prev === undefined) query[key] = value;
+    const prev = params.get(key);
+    if (prev === undefined) params.set(key, value);
     else if (Array.isArray(prev)) prev.push(value);
-    else query[key] = [prev, value];
+    else params.set(key, [prev, value]);
   }
+  const query: DecodedQuery = Object.fromEntries(params);
   const rewrittenPath = presign.size === 0 ? undefined : kept.length === 0 ? path : `${path}?${kept.join("&")}`;
   return { ok: true, path, query, presign, rewrittenPath };
 }
