@@ -15,7 +15,7 @@ import { loadEmulatorConfig } from "../emulator/config.js";
 import { startEnvoyEmulator, type Emulator } from "../emulator/emulator.js";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { REPO, startServe, type ServeProcess } from "../support/startServe.js";
-import { startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
+import { findEnvoy, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
 
 export const REAL = { accessKeyId: "AKIAREALKEYE2E000001", secretAccessKey: "real/e2e/secret/0000000000000000000000001" };
 export const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER000", secretAccessKey: "placeholder-secret-not-real" };
@@ -83,6 +83,8 @@ export interface Stack {
   readonly caFile: string;
   readonly dir: string;
   readonly emulator: Emulator | undefined;
+  /** The real Envoy (COUNTERSIGN_REAL_ENVOY=1): its admin URL, rewritten config and output. */
+  readonly envoy: RealEnvoy | undefined;
   readonly kind: "emulator" | "envoy";
   close(): Promise<void>;
 }
@@ -96,6 +98,10 @@ export interface StackOptions {
 export const useRealEnvoy = process.env.COUNTERSIGN_REAL_ENVOY === "1";
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  // Asked for explicitly, so a missing binary is an error, not a silent fall-back to the emulator.
+  if (useRealEnvoy && findEnvoy() === undefined) {
+    throw new Error("COUNTERSIGN_REAL_ENVOY=1 but there is no 'envoy' on PATH; `make e2e-envoy` skips in that case, unset the variable to use the emulator");
+  }
   const dir = mkdtempSync(join(tmpdir(), "countersign-e2e-"));
   const fake = await startFakeAws({ accounts: [REAL], ...opts.fakeOptions });
   const ca = await createCa({ commonName: "countersign e2e CA" });
@@ -143,6 +149,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       caFile,
       dir,
       emulator,
+      envoy,
       kind: useRealEnvoy ? "envoy" : "emulator",
       close: async () => {
         await emulator?.close();
