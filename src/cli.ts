@@ -118,9 +118,6 @@ async function runServe(args: string[]): Promise<number> {
   const adminListen = values["admin-listen"] ?? env.COUNTERSIGN_ADMIN_LISTEN ?? "0.0.0.0:9464";
   const drainMs = seconds(values["drain-seconds"], "COUNTERSIGN_DRAIN_SECONDS", 5) * 1000;
   const shutdownGraceMs = seconds(values["shutdown-grace-seconds"], "COUNTERSIGN_SHUTDOWN_GRACE_SECONDS", 20) * 1000;
-  if (workers > 1 && !isWorker()) {
-    return runPrimary({ workers, adminListen, logLevel, shutdownTimeoutMs: drainMs + shutdownGraceMs + 5_000 });
-  }
   const count = (v: string | undefined, envName: string, flag: string, dflt: number): number => {
     const raw = v ?? env[envName];
     if (raw === undefined) return dflt;
@@ -139,16 +136,28 @@ async function runServe(args: string[]): Promise<number> {
     process.stderr.write("countersign serve: --tls-cert and --tls-key go together, and --tls-client-ca needs them\n");
     return 2;
   }
-  const server = await serve({
-    policyPath,
-    listen: values.listen ?? env.COUNTERSIGN_LISTEN ?? "127.0.0.1:50051",
-    adminListen: isWorker() ? undefined : adminListen,
-    logLevel,
-    drainMs,
-    shutdownGraceMs,
-    tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : undefined,
-    admission,
-  });
+  // Every flag is checked above, before workers are forked, so a mistake stops the whole command.
+  if (workers > 1 && !isWorker()) {
+    return runPrimary({ workers, adminListen, logLevel, shutdownTimeoutMs: drainMs + shutdownGraceMs + 5_000 });
+  }
+  // Until serve() has bound its listeners nothing else holds the event loop open, and start-up
+  // waits on timers that do not (credential settling, STS retries): keep the process alive.
+  const keepAlive = setInterval(() => undefined, 60_000);
+  let server: Awaited<ReturnType<typeof serve>>;
+  try {
+    server = await serve({
+      policyPath,
+      listen: values.listen ?? env.COUNTERSIGN_LISTEN ?? "127.0.0.1:50051",
+      adminListen: isWorker() ? undefined : adminListen,
+      logLevel,
+      drainMs,
+      shutdownGraceMs,
+      tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : undefined,
+      admission,
+    });
+  } finally {
+    clearInterval(keepAlive);
+  }
   if (isWorker()) {
     // Constructing one installs prom-client's worker-side listener for the primary's requests.
     new AggregatorRegistry();
@@ -176,5 +185,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     process.stderr.write(`countersign: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
+    // A worker that failed to start must leave the cluster, or its IPC channel keeps it alive.
+    if (isWorker() && process.connected) process.disconnect();
   },
 );

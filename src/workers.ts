@@ -18,6 +18,7 @@ interface WorkerStatus {
 }
 
 const STATUS_INTERVAL_MS = 1_000;
+const MAX_FAILED_STARTS = 3;
 
 /** In a worker: report readiness to the primary every second. */
 export function reportStatusToPrimary(notReadyReasons: () => string[]): () => void {
@@ -38,13 +39,26 @@ export async function runPrimary(opts: { workers: number; adminListen: string; l
   const logger = createLogger(opts.logLevel);
   const aggregator = new AggregatorRegistry();
   const status = new Map<number, string[]>();
+  /** Workers that have been ready at least once. */
+  const everReady = new Set<number>();
+  /** Workers in a row that died before they were ever ready: a broken config, not bad luck. */
+  let failedStarts = 0;
   let stopping = false;
+  let exitCode = 0;
+  let requestStop: ((signal: NodeJS.Signals) => void) | undefined;
 
   const fork = (): Worker => {
     const w = cluster.fork();
     status.set(w.id, ["starting"]);
     w.on("message", (m: unknown) => {
-      if (typeof m === "object" && m !== null && (m as WorkerStatus).type === "countersign:status") status.set(w.id, (m as WorkerStatus).reasons);
+      if (typeof m === "object" && m !== null && (m as WorkerStatus).type === "countersign:status") {
+        const reasons = (m as WorkerStatus).reasons;
+        status.set(w.id, reasons);
+        if (reasons.length === 0 && !everReady.has(w.id)) {
+          everReady.add(w.id);
+          failedStarts = 0;
+        }
+      }
     });
     return w;
   };
@@ -52,8 +66,16 @@ export async function runPrimary(opts: { workers: number; adminListen: string; l
   cluster.on("exit", (w, code, signal) => {
     status.delete(w.id);
     if (stopping) return;
+    if (!everReady.delete(w.id) && ++failedStarts >= MAX_FAILED_STARTS) {
+      logger.error({ worker: w.process.pid, code, signal, failedStarts }, "workers keep exiting before they are ready; stopping (see the workers' errors above)");
+      exitCode = 1;
+      requestStop?.("SIGTERM");
+      return;
+    }
     logger.error({ worker: w.process.pid, code, signal }, "worker exited unexpectedly; starting a replacement");
-    fork();
+    // A worker that never got ready is replaced after a pause, so a broken start does not spin.
+    if (failedStarts > 0) setTimeout(() => void (stopping || fork()), 1_000 * failedStarts).unref();
+    else fork();
   });
 
   const notReady = (): string[] => {
@@ -111,10 +133,11 @@ export async function runPrimary(opts: { workers: number; adminListen: string; l
         }
       }, 50);
     };
+    requestStop = stop;
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
   logger.info({}, "stopped");
   logger.flush();
-  return 0;
+  return exitCode;
 }

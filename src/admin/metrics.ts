@@ -149,13 +149,15 @@ export class Metrics {
   });
   readonly heldBytesLimit = new client.Gauge({
     name: "countersign_body_bytes_held_limit",
-    help: "--max-held-bytes: requests that would hold more body bytes than this are refused with 503.",
+    help: "--max-held-bytes (per process): requests that would hold more body bytes than this are refused with 503.",
     registers: [this.registry],
+    aggregator: "max",
   });
   readonly streamsLimit = new client.Gauge({
     name: "countersign_extproc_streams_limit",
-    help: "--max-streams: streams over this many at once are refused with 503.",
+    help: "--max-streams (per process): streams over this many at once are refused with 503.",
     registers: [this.registry],
+    aggregator: "max",
   });
 
   observeAdmission(a: { readonly heldBytes: number; readonly limits: { maxHeldBytes: number; maxConcurrentStreams: number } }): void {

@@ -88,9 +88,10 @@ export function createFileProfile(options: FileProfileOptions): CredentialProfil
       }
       if (!settled) return; // still being written: the next event or poll looks again
     }
-    if (snapshot.kind === "content" && !snapshot.text.endsWith("\n") && !stopped) {
-      // Possibly cut mid-value (a secret truncated by a stalled writer would sign every request
-      // wrongly): wait longer before believing it.
+    if (settle && snapshot.kind === "content" && !snapshot.text.endsWith("\n") && !stopped) {
+      // A change possibly cut mid-value (a secret truncated by a stalled writer would sign every
+      // request wrongly): wait longer before believing it. Not at start, where there is no last
+      // good set to keep and the file is read once, as it is.
       await sleep(unterminatedSettleMs);
       const again = await readSnapshot(spec.path);
       if (again.key !== snapshot.key) return; // it was still being written

@@ -4,8 +4,10 @@
  * and signed, the current aws-chunked chunk of each STREAMED upload). A stream over either limit
  * is refused with 503 ServiceUnavailable, which SDKs retry with backoff; it is never forwarded.
  *
- * Each stream's reservation is resized as it goes, so the sum is exact, and a stream that ends
- * (completed, refused, cancelled) gives everything back.
+ * Each stream's reservation is resized as it goes and a stream that ends (completed, refused,
+ * cancelled) gives everything back. What is counted is the body bytes countersign itself holds;
+ * messages grpc-js has decoded but not yet handed over are not (each is bounded by the gRPC
+ * message cap, and their number by --max-streams and HTTP/2 flow control).
  */
 export interface AdmissionLimits {
   /** Streams open at once; the next one is refused with 503 until one closes. */

@@ -118,11 +118,12 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
     decodedContentLength = Number(decoded);
   }
 
-  const maxBody = policy.limits.maxBufferedBodyBytes;
+  // A body larger than the whole process's held-bytes budget could never be taken: refuse it as
+  // too large (413) up front instead of as overloaded (503) on every retry.
+  const maxBody = Math.min(policy.limits.maxBufferedBodyBytes, ctx.admission?.limits.maxHeldBytes ?? Infinity);
   if (mode.kind === "buffer") {
     const declared = head.headers.get(H_CONTENT_LENGTH);
     if (declared !== undefined) {
-      if (!/^\d{1,15}$/.test(declared)) return deny(400, "InvalidRequest", "malformed_request", `content-length "${clip(declared)}" is not a number`);
       if (Number(declared) > maxBody) {
         return deny(413, "EntityTooLarge", "body_too_large", `the body (${declared} bytes) must be hashed to sign this request and is over the ${maxBody}-byte limit; send x-amz-content-sha256 (a hex hash or UNSIGNED-PAYLOAD) from the client, or raise limits.max_buffered_body_bytes and Envoy's buffer limit together`);
       }

@@ -34,13 +34,22 @@ export function extProcHandlers(ctx: SigningContext, observer: StreamObserver = 
       };
       call.on("data", (msg: ProcessingRequest__Output) => {
         // Messages of one stream are handled one at a time, in order.
-        queue = queue.then(async () => {
-          const response = await stream.handle(msg);
-          if (!call.cancelled && !call.destroyed) call.write(response);
-        });
+        queue = queue
+          .then(async () => {
+            if (closed) return; // cancelled: nothing more is signed for it
+            const response = await stream.handle(msg);
+            if (!call.cancelled && !call.destroyed) call.write(response);
+          })
+          .catch((err: unknown) => {
+            // handle() never throws; if anything here does, end the stream rather than leave it
+            // hanging (Envoy answers 500 and forwards nothing).
+            observer.grpcError?.("INTERNAL");
+            call.destroy(err instanceof Error ? err : new Error(String(err)));
+            close();
+          });
       });
       call.on("end", () => {
-        void queue.then(() => {
+        void queue.finally(() => {
           if (!call.destroyed) call.end();
           close();
         });

@@ -105,7 +105,13 @@ export class ExtProcStream {
       return this.refuse(deny(500, "InternalError", "internal_error", `countersign failed while signing: ${err instanceof Error ? err.message : String(err)}`));
     } finally {
       this.busySeconds += Number(process.hrtime.bigint() - started) / 1e9;
-      if (this.outcome && !this.reported) this.report();
+      if (this.outcome && !this.reported) {
+        try {
+          this.report();
+        } catch {
+          // Metrics or logging failed: the answer already decided must still go out.
+        }
+      }
     }
   }
 
@@ -170,7 +176,8 @@ export class ExtProcStream {
           scope: signed.scope,
           seedSignature: signed.signature,
           trailer: plan.mode.trailer,
-          maxChunkBytes: MAX_CHUNK_BYTES,
+          // Never more than the process-wide held-bytes budget, which one chunk must fit in.
+          maxChunkBytes: Math.min(MAX_CHUNK_BYTES, this.ctx.admission?.limits.maxHeldBytes ?? MAX_CHUNK_BYTES),
           decodedContentLength: plan.decodedContentLength,
         });
         this.state = "streaming";

@@ -49,8 +49,10 @@ const TRAILER_PREFIX = "AWS4-HMAC-SHA256-TRAILER";
 export class AwsChunkedResigner {
   private state: State = "header";
   private previous: string;
-  /** Bytes of the line being read (chunk header or trailer line). */
-  /** The framing line read so far, as slices of the input (a line may span messages). */
+  /**
+   * The framing line (chunk header or trailer line) read so far, copied out of the input (a line
+   * may span messages; a slice would keep the whole message buffer alive).
+   */
   private line: Buffer[] = [];
   private lineBytes = 0;
   /** The signing key, imported once for every chunk's HMAC. */
@@ -87,7 +89,7 @@ export class AwsChunkedResigner {
         case "trailer": {
           const nl = input.indexOf(0x0a, i);
           const end = nl < 0 ? input.length : nl + 1;
-          this.line.push(input.subarray(i, end));
+          this.line.push(Buffer.from(input.subarray(i, end)));
           this.lineBytes += end - i;
           i = end;
           if (this.lineBytes > (this.state === "header" ? MAX_HEADER_LINE : MAX_TRAILER_BYTES)) {

@@ -59,37 +59,20 @@ export interface SignOutput {
 }
 
 /**
- * One SignatureV4 per credential set, region, service and path style, so that the library's own
- * signing-key cache (per instance) is hit instead of re-deriving the key on every request. Keyed by
- * the credentials object: a refresh swaps in a new object, and the old one's signers go with it.
- */
-const signers = new WeakMap<Credentials, Map<string, SignatureV4>>();
-const MAX_SIGNERS_PER_CREDENTIALS = 256;
-
-function signerFor(credentials: Credentials, region: string, service: string, s3Style: boolean): SignatureV4 {
-  let byScope = signers.get(credentials);
-  if (!byScope) {
-    byScope = new Map();
-    signers.set(credentials, byScope);
-  }
-  const key = `${region}/${service}/${s3Style ? "s3" : "n"}`;
-  let signer = byScope.get(key);
-  if (!signer) {
-    // Bounded: `signing_service: auto` lets clients choose the service name.
-    if (byScope.size >= MAX_SIGNERS_PER_CREDENTIALS) byScope.clear();
-    signer = new SignatureV4({ service, region, credentials, sha256: Sha256, uriEscapePath: !s3Style, applyChecksum: false });
-    byScope.set(key, signer);
-  }
-  return signer;
-}
-
-/**
- * Signs one request head with real credentials. Pure apart from the signing-key caches inside
- * @smithy/signature-v4; all SigV4 math is that library's.
+ * Signs one request head with real credentials. Pure apart from the signing-key cache inside
+ * @smithy/signature-v4 (module-wide, keyed by credentials, date, region and service); all SigV4
+ * math is that library's. A SignatureV4 costs nothing to construct, so one is made per request.
  */
 export async function signRequest(input: SignInput): Promise<SignOutput> {
   const s3Style = input.singleEncodePath ?? SINGLE_ENCODE_SERVICES.has(input.service);
-  const signer = signerFor(input.credentials, input.region, input.service, s3Style);
+  const signer = new SignatureV4({
+    service: input.service,
+    region: input.region,
+    credentials: input.credentials,
+    sha256: Sha256,
+    uriEscapePath: !s3Style,
+    applyChecksum: false,
+  });
   const headers = selectSignedHeaders(input.headers, input.host, input.clientSignedHeaders, input.signContentLength);
   const sendContentSha256 = input.sendContentSha256 ?? true;
   if (sendContentSha256) headers[H_CONTENT_SHA256] = input.payloadHash;

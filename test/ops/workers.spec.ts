@@ -3,6 +3,7 @@
  * workers' metrics; both workers serve ext_proc streams on the shared port; SIGHUP reaches both;
  * a worker that dies is replaced; SIGTERM stops everything with exit 0 and leaves no process behind.
  */
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -165,5 +166,36 @@ describe("countersign serve --workers 2", () => {
 
   it("the cluster exits as soon as its workers have stopped, within drain + grace, without SIGKILL", () => {
     expect(stopElapsedMs).toBeLessThan(2_000);
+  });
+});
+
+describe("--workers with a configuration that cannot start", () => {
+  /** Runs `countersign serve --workers 2 …` to completion; its exit code, stderr and how long it took. */
+  function runCluster(args: string[], env: NodeJS.ProcessEnv): { code: number | null; stderr: string; ms: number } {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, "..", "..", "dist", "src", "cli.js"), "serve", "--workers", "2", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    return { code: r.status, stderr: r.stderr, ms: Date.now() - t0 };
+  }
+
+  it("refuses a bad flag before forking any worker (exit 1, naming the flag)", () => {
+    const policyFile = join(tempDir("workers-bad-flag"), "policy.yaml");
+    writeFileSync(policyFile, policyText({ main: "OPS_W" }, [[HOST, "main"]]));
+    const r = runCluster(["--policy", policyFile, "--max-streams", "abc"], envFor("OPS_W", KEY));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--max-streams (COUNTERSIGN_MAX_STREAMS): "abc" is not a positive integer');
+    expect(r.ms).toBeLessThan(10_000);
+  });
+
+  it("stops with exit 1 when workers keep dying before they are ready (an invalid policy), instead of re-forking for ever", () => {
+    const policyFile = join(tempDir("workers-bad-policy"), "policy.yaml");
+    writeFileSync(policyFile, "version: 1\nendpoints: [ { host: '*' } ]\n");
+    const r = runCluster(["--policy", policyFile], {});
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(policyFile);
+    expect(r.ms).toBeLessThan(25_000);
   });
 });

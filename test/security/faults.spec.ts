@@ -6,7 +6,7 @@
  * STS faults (down, slow, throttling, expired credentials) are in src/credentials/refresher.spec.ts,
  * src/credentials/assumeRole.spec.ts and test/ops/credentials.spec.ts.
  */
-import { closeSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
@@ -103,6 +103,19 @@ async function putVerified(client: ExternalProcessorClient, host: string): Promi
 const refreshFailed = (r: LogRecord): boolean => r.msg === "credential refresh failed" && r.profile === "rotating";
 
 describe("the credentials file of a file: profile", () => {
+  it("starts and signs from a file without a final newline (as `kubectl create secret --from-literal` writes it), and later takes a rotated one without a newline after it settles", async () => {
+    const credentialsFile = join(tempDir("sec-creds"), "credentials");
+    writeFileSync(credentialsFile, ini(FILE_1).trimEnd());
+    const { cs, client } = await start(filePolicy(credentialsFile));
+    expect(cs.proc.exitCode).toBeNull();
+    expect(await putVerified(client, FROM_FILE)).toBe("A");
+    const tmp = `${credentialsFile}.tmp`;
+    writeFileSync(tmp, ini(FILE_2).trimEnd());
+    renameSync(tmp, credentialsFile);
+    await cs.waitForRecord((r) => r.msg === "credential refresh succeeded" && r.keyIdSuffix === FILE_2.accessKeyId.slice(-4), 15_000);
+    expect(await putVerified(client, FROM_FILE)).toBe("B");
+  });
+
   it("vanishes: requests stay signed with the last good key (verified by AWS), the failure is logged and counted, /readyz stays 200; a new file is picked up", async () => {
     const credentialsFile = join(tempDir("sec-creds"), "credentials");
     writeFileSync(credentialsFile, ini(FILE_1));
