@@ -152,7 +152,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
   const onDecision = (e: DecisionEvent): void => {
     metrics.recordDecision(e);
-    if (!logger.isLevelEnabled(e.decision === "signed" ? "info" : "warn")) return;
+    const level = e.decision === "refused" ? "warn" : "info";
+    if (!logger.isLevelEnabled(level)) return;
     const line = {
       requestId: e.requestId,
       method: e.method,
@@ -167,8 +168,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       durationMs: Math.round(e.signingSeconds * 1e6) / 1e3,
       clientKeyId: e.clientKeyId,
     };
-    if (e.decision === "signed") logger.info(line, "signed");
-    else logger.warn(line, "refused");
+    logger[level](line, e.decision);
   };
 
   const admission = new Admission(opts.admission ?? DEFAULT_ADMISSION_LIMITS);

@@ -32,7 +32,7 @@ export class Metrics {
 
   readonly requests = new client.Counter({
     name: "countersign_requests_total",
-    help: "Requests decided, by decision (signed|refused), reason, payload mode and signing service.",
+    help: "Requests decided, by decision (signed|refused|cancelled), reason, payload mode and signing service.",
     labelNames: ["decision", "reason", "payload_mode", "service"] as const,
     registers: [this.registry],
   });

@@ -17,7 +17,8 @@ export interface DecisionEvent {
   readonly payloadMode: string;
   readonly profile: string;
   readonly endpointIndex: number;
-  readonly decision: "signed" | "refused";
+  /** "cancelled": the stream ended (Envoy or the client went away) before the request was decided. */
+  readonly decision: "signed" | "refused" | "cancelled";
   readonly reason: string;
   readonly status: number;
   /** Time spent inside countersign (not waiting for Envoy), seconds. */

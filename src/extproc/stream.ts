@@ -22,7 +22,7 @@ import {
   H_SECURITY_TOKEN,
   signRequest,
 } from "../sigv4/index.js";
-import type { SigningContext } from "./context.js";
+import type { DecisionEvent, SigningContext } from "./context.js";
 import { deny, type Denial } from "./denial.js";
 import { decodeRequestHead, isDenial } from "./headers.js";
 import {
@@ -62,7 +62,7 @@ export class ExtProcStream {
   private busySeconds = 0;
   private bytesHashed = 0;
   private chunksResigned = 0;
-  private outcome: { decision: "signed" | "refused"; reason: string; status: number } | undefined;
+  private outcome: { decision: DecisionEvent["decision"]; reason: string; status: number } | undefined;
   private reported = false;
   private resigner: AwsChunkedResigner | undefined;
   /** Body bytes this stream has reserved in ctx.admission. */
@@ -75,10 +75,23 @@ export class ExtProcStream {
     private readonly admitted = true,
   ) {}
 
-  /** Gives back this stream's share of the held-bytes budget (the stream has ended). */
+  /**
+   * The stream has ended: gives back its share of the held-bytes budget, and reports a request
+   * that was still waiting for (or in the middle of) its body as cancelled (499, as proxies log a
+   * client that went away), so every request gets its one decision event.
+   */
   release(): void {
     this.hold(0);
     this.released = true;
+    if (this.state === "awaiting_body" || this.state === "streaming") {
+      this.resigner = undefined;
+      this.finish("cancelled", "client_cancelled", 499);
+      try {
+        this.report();
+      } catch {
+        // Metrics or logging failed; nothing is left to answer.
+      }
+    }
   }
 
   /** Resizes this stream's reservation; false when the process-wide budget has no room. */
@@ -267,7 +280,7 @@ export class ExtProcStream {
     return immediateDenial(denial, this.requestId || `countersign-${process.pid}-${++requestCounter}`);
   }
 
-  private finish(decision: "signed" | "refused", reason: string, status: number): void {
+  private finish(decision: DecisionEvent["decision"], reason: string, status: number): void {
     if (this.state === "done") return;
     this.state = "done";
     this.outcome = { decision, reason, status };

@@ -242,7 +242,9 @@ describe("overload", () => {
 });
 
 describe("misbehaving clients", () => {
-  it("closes streams cancelled mid-body (BUFFERED and STREAMED) without crashing or leaking them", async () => {
+  it("closes streams cancelled mid-body (BUFFERED and STREAMED) without crashing or leaking them, counting each undecided one as cancelled", async () => {
+    const cancelled = async (): Promise<number> => metricValue(await scrapeMetrics(served.serve.adminUrl), "countersign_requests_total", { decision: "cancelled", reason: "client_cancelled" }) ?? 0;
+    const before = await cancelled();
     for (let i = 0; i < 20; i++) {
       for (const head of [bufferedPut(1_000), chunkSignedPut(100_000)]) {
         const call = client.Process();
@@ -255,6 +257,8 @@ describe("misbehaving clients", () => {
       }
     }
     await expectHealthyAndDrained();
+    // Every STREAMED upload was cut mid-chunk (a BUFFERED one may have been signed before its cancel).
+    expect((await cancelled()) - before).toBeGreaterThanOrEqual(20);
   });
 
   it("answers the headers of a half-closed stream (client ends before sending the body it announced) and then ends the stream", async () => {
