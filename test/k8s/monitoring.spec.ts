@@ -140,7 +140,7 @@ describe("the metric catalogue read from src/admin/metrics.ts", () => {
 
   it("reads the label values the help texts list", () => {
     const byName = new Map(exported.map((m) => [m.name, m]));
-    expect(byName.get("countersign_requests_total")?.documentedValues.get("decision")).toEqual(["signed", "refused"]);
+    expect(byName.get("countersign_requests_total")?.documentedValues.get("decision")).toEqual(["signed", "refused", "cancelled"]);
     expect(byName.get("countersign_credential_refreshes_total")?.documentedValues.get("result")).toEqual(["success", "failure"]);
   });
 });
