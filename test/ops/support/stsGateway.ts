@@ -113,9 +113,9 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
         findAccount: (id) => accounts().find((a) => a.accessKeyId === id),
       });
       const contentType = req.headers["content-type"] ?? "application/x-www-form-urlencoded";
-      if (outcome.kind === "anonymous" && ANONYMOUS_ACTIONS.has(action)) {
-        await whileHeld();
-        const unsigned = new HttpRequest({
+      /** The same call, addressed to the fake's STS host (signed again below unless anonymous). */
+      const upstream = (): HttpRequest =>
+        new HttpRequest({
           method: req.method ?? "POST",
           protocol: "http:",
           hostname: STS_HOST,
@@ -123,7 +123,9 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
           headers: { host: STS_HOST, "content-type": contentType, "content-length": String(body.length) },
           body,
         });
-        const answer = await relay(opts.fakePort, unsigned, body);
+      if (outcome.kind === "anonymous" && ANONYMOUS_ACTIONS.has(action)) {
+        await whileHeld();
+        const answer = await relay(opts.fakePort, upstream(), body);
         const webIdentity = { roleArn: form.get("RoleArn") ?? "", sessionName: form.get("RoleSessionName") ?? "", token: form.get("WebIdentityToken") ?? "" };
         calls.push({ action, verified: false, anonymous: true, ...(action === "AssumeRoleWithWebIdentity" ? { webIdentity } : {}), ...issuedIn(answer.body), upstreamStatus: answer.status });
         res.writeHead(answer.status, { "content-type": String(answer.headers["content-type"] ?? "text/xml") }).end(answer.body);
@@ -137,16 +139,7 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
       }
       await whileHeld();
       const signer = new SignatureV4({ service: "sts", region: "us-east-1", sha256: Sha256, credentials: outcome.account });
-      const signed = (await signer.sign(
-        new HttpRequest({
-          method: req.method ?? "POST",
-          protocol: "http:",
-          hostname: STS_HOST,
-          path: rawPath,
-          headers: { host: STS_HOST, "content-type": contentType, "content-length": String(body.length) },
-          body,
-        }),
-      )) as HttpRequest;
+      const signed = (await signer.sign(upstream())) as HttpRequest;
       const answer = await relay(opts.fakePort, signed, body);
       calls.push({ action, verified: true, accessKeyId: outcome.account.accessKeyId, ...issuedIn(answer.body), upstreamStatus: answer.status });
       res.writeHead(answer.status, { "content-type": String(answer.headers["content-type"] ?? "text/xml") }).end(answer.body);
