@@ -24,7 +24,7 @@ import { Metrics } from "../src/admin/metrics.js";
 import type { DecisionEvent, PolicySnapshot, SigningContext } from "../src/extproc/context.js";
 import { decodeRequestHead, isDenial } from "../src/extproc/headers.js";
 import { headersContinue } from "../src/extproc/mutations.js";
-import { planRequest } from "../src/extproc/plan.js";
+import { planRequest, signInputFor } from "../src/extproc/plan.js";
 import { loadExtProcProtos } from "../src/extproc/protos.js";
 import { ExtProcStream } from "../src/extproc/stream.js";
 import { parsePolicy } from "../src/policy/index.js";
@@ -225,20 +225,7 @@ async function breakdownBenchmarks(): Promise<MicroResult[]> {
   if (isDenial(head)) throw new Error(head.message);
   const plan = planRequest(head, true, ctx, {});
   if (isDenial(plan)) throw new Error(plan.message);
-  const signInput = () => ({
-    method: plan.head.method,
-    host: plan.host,
-    path: plan.path,
-    query: plan.query,
-    headers: plan.head.headers,
-    clientSignedHeaders: plan.clientSignedHeaders,
-    signContentLength: true,
-    payloadHash: "UNSIGNED-PAYLOAD",
-    service: plan.service,
-    region: plan.region,
-    credentials: plan.credentials,
-    now: new Date(),
-  });
+  const signInput = () => signInputFor(plan, "UNSIGNED-PAYLOAD", true, new Date());
   const signed = await signRequest(signInput());
   const changes = { set: signed.setHeaders, remove: signed.removeHeaders };
   const method = loadExtProcProtos().envoy.service.ext_proc.v3.ExternalProcessor.service.Process;

@@ -27,6 +27,12 @@ export function serviceLabel(service: string): string {
   return KNOWN_SERVICES.has(service) ? service : "other";
 }
 
+/** What the metrics read from the process's admission limits (src/extproc/admission.ts). */
+interface AdmissionView {
+  readonly heldBytes: number;
+  readonly limits: { readonly maxHeldBytes: number; readonly maxConcurrentStreams: number };
+}
+
 export class Metrics {
   readonly registry = new client.Registry();
 
@@ -133,18 +139,18 @@ export class Metrics {
   });
 
   /** Read at scrape time from the process's admission limits. */
-  private admissionStatus: () => { heldBytes: number; maxHeldBytes: number; maxStreams: number } | undefined = () => undefined;
+  private admission: AdmissionView | undefined;
 
   readonly heldBytes: client.Gauge = new client.Gauge({
     name: "countersign_body_bytes_held",
     help: "Request body bytes held in memory by all streams (buffered bodies being hashed, current aws-chunked chunks).",
     registers: [this.registry],
     collect: () => {
-      const s = this.admissionStatus();
-      if (!s) return;
-      this.heldBytes.set(s.heldBytes);
-      this.heldBytesLimit.set(s.maxHeldBytes);
-      this.streamsLimit.set(s.maxStreams);
+      const a = this.admission;
+      if (!a) return;
+      this.heldBytes.set(a.heldBytes);
+      this.heldBytesLimit.set(a.limits.maxHeldBytes);
+      this.streamsLimit.set(a.limits.maxConcurrentStreams);
     },
   });
   readonly heldBytesLimit = new client.Gauge({
@@ -160,8 +166,9 @@ export class Metrics {
     aggregator: "max",
   });
 
-  observeAdmission(a: { readonly heldBytes: number; readonly limits: { maxHeldBytes: number; maxConcurrentStreams: number } }): void {
-    this.admissionStatus = () => ({ heldBytes: a.heldBytes, maxHeldBytes: a.limits.maxHeldBytes, maxStreams: a.limits.maxConcurrentStreams });
+  /** Reports `a`'s held bytes and limits at every scrape. */
+  observeAdmission(a: AdmissionView): void {
+    this.admission = a;
   }
 
   constructor(opts: { processMetrics?: boolean } = {}) {

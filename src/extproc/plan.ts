@@ -17,6 +17,7 @@ import {
   type ClientAuth,
   type DecodedQuery,
   type PayloadMode,
+  type SignInput,
 } from "../sigv4/index.js";
 import type { Credentials } from "../sigv4/types.js";
 import type { SigningContext } from "./context.js";
@@ -156,4 +157,22 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
 
 function clip(s: string): string {
   return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+/** What the signer gets for a planned request: its head as the client sent it, with `payloadHash`. */
+export function signInputFor(plan: Plan, payloadHash: string, signContentLength: boolean, now: Date): SignInput {
+  return {
+    method: plan.head.method,
+    host: plan.host,
+    path: plan.path,
+    query: plan.query,
+    headers: plan.head.headers,
+    clientSignedHeaders: plan.clientSignedHeaders,
+    signContentLength,
+    payloadHash,
+    service: plan.service,
+    region: plan.region,
+    credentials: plan.credentials,
+    now,
+  };
 }

@@ -38,7 +38,7 @@ import {
   trailersContinue,
   type HeaderChanges,
 } from "./mutations.js";
-import { planRequest, type Plan, type PlanFacts } from "./plan.js";
+import { planRequest, signInputFor, type Plan, type PlanFacts } from "./plan.js";
 
 type State = "awaiting_headers" | "awaiting_body" | "streaming" | "done";
 
@@ -257,20 +257,7 @@ export class ExtProcStream {
     payloadHash: string,
     signContentLength: boolean,
   ): Promise<{ changes: HeaderChanges; signature: string; amzDate: string; scope: string }> {
-    const out = await signRequest({
-      method: plan.head.method,
-      host: plan.host,
-      path: plan.path,
-      query: plan.query,
-      headers: plan.head.headers,
-      clientSignedHeaders: plan.clientSignedHeaders,
-      signContentLength,
-      payloadHash,
-      service: plan.service,
-      region: plan.region,
-      credentials: plan.credentials,
-      now: this.ctx.now(),
-    });
+    const out = await signRequest(signInputFor(plan, payloadHash, signContentLength, this.ctx.now()));
     const set = plan.rewrittenPath === undefined ? out.setHeaders : [...out.setHeaders, [":path", plan.rewrittenPath] as const];
     return { changes: { set, remove: out.removeHeaders }, signature: out.signature, amzDate: out.amzDate, scope: out.scope };
   }
