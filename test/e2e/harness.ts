@@ -1,10 +1,13 @@
 /**
  * The whole path users run — SDK → Envoy → countersign → AWS — on loopback:
- *   the fake AWS (strict, independent SigV4 verifier, knows only the REAL key),
+ *   the fake AWS (strict, independent SigV4 verifier, knows only the REAL key) over HTTPS on port
+ *   443 of its own loopback address, found through a loopback DNS server (loopbackAws.ts),
  *   `countersign serve` as a separate process (the only holder of the real key),
- *   the Envoy emulator configured from envoy/envoy.yaml (or, with COUNTERSIGN_REAL_ENVOY=1, a real
- *   `envoy` from PATH), terminating TLS with a leaf from `countersign certs`' code,
+ *   real Envoy (the pinned .venv/bin/envoy) with the shipped envoy/envoy.yaml, terminating TLS
+ *   with a leaf from `countersign certs`' code,
  *   and clients holding PLACEHOLDER credentials only.
+ * `startStack({ proxy: "emulator" })` puts the Envoy emulator in Envoy's place, for the cases real
+ * Envoy cannot be made to produce and for the comparisons between the two.
  */
 import "reflect-metadata";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -13,9 +16,11 @@ import { join } from "node:path";
 import { createCa, createLeaf } from "../../src/certs/certificates.js";
 import { loadEmulatorConfig } from "../emulator/config.js";
 import { startEnvoyEmulator, type Emulator } from "../emulator/emulator.js";
-import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
+import type { FakeAws, FakeAwsOptions } from "../fakeaws/server.js";
+import type { DnsServer } from "../support/dnsServer.js";
 import { REPO, startServe, type ServeProcess } from "../support/startServe.js";
-import { findEnvoy, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
+import { startLoopbackAws } from "./loopbackAws.js";
+import { envoyBinary, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
 
 export const REAL = { accessKeyId: "AKIAREALKEYE2E000001", secretAccessKey: "real/e2e/secret/0000000000000000000000001" };
 export const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER000", secretAccessKey: "placeholder-secret-not-real" };
@@ -72,8 +77,11 @@ const CERT_HOSTS = [
   "example.com",
 ];
 
+export type ProxyKind = "envoy" | "emulator";
+
 export interface Stack {
   readonly fake: FakeAws;
+  readonly dns: DnsServer;
   readonly serve: ServeProcess;
   /** http://127.0.0.1:<port> — the HTTPS_PROXY/HTTP_PROXY for the workload. */
   readonly proxyUrl: string;
@@ -83,27 +91,28 @@ export interface Stack {
   readonly caFile: string;
   readonly dir: string;
   readonly emulator: Emulator | undefined;
-  /** The real Envoy (COUNTERSIGN_REAL_ENVOY=1): its admin URL, rewritten config and output. */
+  /** Real Envoy: its admin URL, rewritten config and output. */
   readonly envoy: RealEnvoy | undefined;
-  readonly kind: "emulator" | "envoy";
+  readonly kind: ProxyKind;
   close(): Promise<void>;
 }
 
 export interface StackOptions {
   policy?: string;
-  fakeOptions?: Partial<Parameters<typeof startFakeAws>[0]>;
+  fakeOptions?: Partial<Omit<FakeAwsOptions, "tls" | "host" | "port">>;
   logLevel?: string;
+  /** Real Envoy (the default) or the emulator. */
+  proxy?: ProxyKind;
+  /** Extra `countersign serve` arguments. */
+  serveArgs?: string[];
 }
 
-export const useRealEnvoy = process.env.COUNTERSIGN_REAL_ENVOY === "1";
-
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
-  // Asked for explicitly, so a missing binary is an error, not a silent fall-back to the emulator.
-  if (useRealEnvoy && findEnvoy() === undefined) {
-    throw new Error("COUNTERSIGN_REAL_ENVOY=1 but there is no 'envoy' on PATH; `make e2e-envoy` skips in that case, unset the variable to use the emulator");
-  }
+  const kind = opts.proxy ?? "envoy";
+  if (kind === "envoy") envoyBinary(); // says what to do when the pinned Envoy is missing
   const dir = mkdtempSync(join(tmpdir(), "countersign-e2e-"));
-  const fake = await startFakeAws({ accounts: [REAL], ...opts.fakeOptions });
+  const aws = await startLoopbackAws(dir, { accounts: [REAL], ...opts.fakeOptions });
+  const fake = aws.fake;
   const ca = await createCa({ commonName: "countersign e2e CA" });
   const leaf = await createLeaf({ ca, hosts: CERT_HOSTS });
   const caFile = join(dir, "ca.crt");
@@ -115,14 +124,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let emulator: Emulator | undefined;
   let envoy: RealEnvoy | undefined;
   try {
-    serve = await startServe(["--policy", policyFile, "--log-level", opts.logLevel ?? "info"], {
+    serve = await startServe(["--policy", policyFile, "--log-level", opts.logLevel ?? "info", ...(opts.serveArgs ?? [])], {
       COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId,
       COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey,
     });
     let proxyPort: number;
     let endpointPort: number;
-    if (useRealEnvoy) {
-      envoy = await startRealEnvoy({ dir, extProcAddress: serve.grpcAddress, certPem: leaf.certPem, keyPem: leaf.keyPem, fakeAwsPort: fake.port });
+    if (kind === "envoy") {
+      envoy = await startRealEnvoy({ dir, extProcAddress: serve.grpcAddress, certPem: leaf.certPem, keyPem: leaf.keyPem, dnsPort: aws.dns.port, upstreamCaFile: aws.caFile });
       proxyPort = envoy.connectPort;
       endpointPort = envoy.endpointPort;
     } else {
@@ -130,8 +139,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         config: loadEmulatorConfig(join(REPO, "envoy", "envoy.yaml")),
         extProcAddress: serve.grpcAddress,
         tls: { cert: leaf.certPem, key: leaf.keyPem },
-        // The resolver override: every AWS host is the fake AWS on loopback (plain HTTP).
-        upstream: { resolve: () => ({ host: "127.0.0.1", port: fake.port, tls: false }) },
+        // The resolver override: every AWS host is the fake AWS on its loopback address (HTTPS).
+        upstream: { resolve: () => ({ host: aws.ip, port: fake.port, tls: true }), ca: aws.caPem },
         // Tests read what reached AWS from the fake's records; keeping every body would make
         // large uploads hold (and re-copy) hundreds of MiB.
         recordUpstreamBodies: false,
@@ -142,6 +151,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const s = serve;
     return {
       fake,
+      dns: aws.dns,
       serve: s,
       proxyUrl: `http://127.0.0.1:${proxyPort}`,
       endpointUrl: `http://127.0.0.1:${endpointPort}`,
@@ -150,19 +160,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       dir,
       emulator,
       envoy,
-      kind: useRealEnvoy ? "envoy" : "emulator",
+      kind,
       close: async () => {
         await emulator?.close();
         await envoy?.stop();
         await s.stop();
-        await fake.close();
+        await aws.close();
       },
     };
   } catch (err) {
     await emulator?.close();
     await envoy?.stop();
     await serve?.stop();
-    await fake.close();
+    await aws.close();
     throw err;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * A strict fake AWS on loopback (plain HTTP, 127.0.0.1, port 0). It routes by the Host header,
+ * A strict fake AWS on loopback (plain HTTP on 127.0.0.1, port 0, unless told to serve HTTPS or
+ * to listen elsewhere on loopback). It routes by the Host header,
  * verifies every request's SigV4 signature with the independent verifier in this folder, and
  * answers like S3, STS, Bedrock Runtime and DynamoDB would — including their refusals.
  *
@@ -8,6 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import * as http from "node:http";
+import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { authenticate, missingAuthError, type AuthKind, type AuthOutcome, type FakeAwsAccount } from "./auth.js";
 import { isStreamingPayloadMode, AwsChunkedDecoder, type ChunkedFailure } from "./awsChunked.js";
@@ -49,6 +51,12 @@ export interface FakeAwsOptions {
   accountId?: string;
   /** Largest body buffered for STS/JSON services (S3 streams). Default 16 MiB. */
   maxBufferedBodyBytes?: number;
+  /** Serve HTTPS (HTTP/1.1) with this certificate instead of plain HTTP, as AWS does. */
+  tls?: { certPem: string; keyPem: string };
+  /** Listen address, a loopback address only. Default 127.0.0.1. */
+  host?: string;
+  /** Listen port. Default 0 (the OS picks). */
+  port?: number;
 }
 
 /** What the fake saw and decided for one request. */
@@ -94,7 +102,9 @@ export interface RecordedRequest {
 
 export interface FakeAws {
   port: number;
-  /** `http://127.0.0.1:<port>` */
+  /** The address it listens on. */
+  host: string;
+  /** `http://127.0.0.1:<port>`, or `https://…` with `tls`. */
   url: string;
   readonly requests: RecordedRequest[];
   readonly sts: StsControls;
@@ -156,12 +166,13 @@ function chunkFailureError(failure: ChunkedFailure): AwsError {
 
 class FakeAwsServer implements FakeAws {
   port = 0;
+  host = "127.0.0.1";
   url = "";
   readonly requests: RecordedRequest[] = [];
   readonly s3: S3Store;
   readonly sts: StsService;
   private readonly accounts = new Map<string, FakeAwsAccount>();
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private readonly now: () => Date;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -174,7 +185,14 @@ class FakeAwsServer implements FakeAws {
       webIdentityTokens: new Set(opts.webIdentityTokens ?? []),
       register: (a) => this.addAccount(a),
     });
-    this.server = http.createServer({ keepAlive: true });
+    this.server = opts.tls
+      ? https.createServer({ keepAlive: true, cert: opts.tls.certPem, key: opts.tls.keyPem, ALPNProtocols: ["http/1.1"] })
+      : http.createServer({ keepAlive: true });
+    // Keep idle connections open (Node would close them after 5 s): a close racing Envoy's reuse
+    // of the connection would fail a request for a reason that has nothing to do with signing.
+    // No request timeout either: a 1 GiB upload through Envoy may take minutes on a busy box.
+    this.server.keepAliveTimeout = 0;
+    this.server.requestTimeout = 0;
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, false));
     this.server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, true));
   }
@@ -182,10 +200,12 @@ class FakeAwsServer implements FakeAws {
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => resolve());
+      this.server.listen(this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", () => resolve());
     });
-    this.port = (this.server.address() as AddressInfo).port;
-    this.url = `http://127.0.0.1:${this.port}`;
+    const address = this.server.address() as AddressInfo;
+    this.port = address.port;
+    this.host = address.address;
+    this.url = `${this.opts.tls ? "https" : "http"}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${this.port}`;
   }
 
   addAccount(account: FakeAwsAccount): void {
@@ -527,7 +547,7 @@ function stsParameters(wire: WireRequest, body: Buffer): Map<string, string> {
   return params;
 }
 
-/** Starts the fake on 127.0.0.1 with an OS-chosen port. */
+/** Starts the fake (by default on 127.0.0.1 with an OS-chosen port). */
 export async function startFakeAws(opts: FakeAwsOptions): Promise<FakeAws> {
   const fake = new FakeAwsServer(opts);
   await fake.listen();
