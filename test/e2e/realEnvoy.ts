@@ -28,6 +28,8 @@ export interface RealEnvoy {
   readonly configFile: string;
   /** Envoy's last stdout (access log) and stderr lines. */
   output(): string;
+  /** Envoy's counters and gauges from the admin API (`/stats?format=json`), by name. */
+  stats(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -341,6 +343,13 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
     adminUrl,
     configFile,
     output,
+    stats: async () => {
+      const res = await fetch(`${adminUrl}/stats?format=json`, { signal: AbortSignal.timeout(5_000) });
+      const body = (await res.json()) as { stats?: Array<{ name?: string; value?: number }> };
+      const out: Record<string, number> = {};
+      for (const st of body.stats ?? []) if (typeof st.name === "string" && typeof st.value === "number") out[st.name] = st.value;
+      return out;
+    },
     stop: async () => {
       await kill(proc);
       process.removeListener("exit", killOnExit);
