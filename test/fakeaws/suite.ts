@@ -1,20 +1,16 @@
 /**
- * Reader for AWS's official SigV4 test suite (aws-c-auth layout) kept in `../shared` beside the
- * repository. Test-only helper: parses `request.txt`-style files into a WireRequest.
+ * Reader for AWS's official SigV4 test suite (aws-c-auth layout), kept in the repository with its
+ * LICENSE and NOTICE under test/fixtures/aws-sigv4-test-suite. Test-only helper: parses `request.txt`-style files into a WireRequest.
  */
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { uriEncode, type WireRequest } from "./verifier.js";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const SUITE_DIR = resolve(REPO_ROOT, "..", "shared", "aws-sigv4-test-suite");
+export const SUITE_DIR = resolve(REPO_ROOT, "test", "fixtures", "aws-sigv4-test-suite");
 export const V4_DIR = join(SUITE_DIR, "v4");
 export const CHUNKED_EXAMPLE = join(SUITE_DIR, "s3-chunked-upload-example.json");
-
-export function suiteAvailable(): boolean {
-  return existsSync(V4_DIR);
-}
 
 export function suiteCases(): string[] {
   return readdirSync(V4_DIR, { withFileTypes: true })
