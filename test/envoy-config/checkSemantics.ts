@@ -1,17 +1,24 @@
 /**
- * Checks on an Envoy bootstrap that the protos cannot express: names that must refer to something,
- * and the guarantees countersign relies on (ext_proc fails closed, sees only headers unless it asks
- * for the body, and nothing after it changes what it signed).
+ * Checks on an Envoy bootstrap that Envoy cannot make: the guarantees countersign relies on
+ * (ext_proc fails closed, sees only headers unless it asks for the body, and nothing after it
+ * changes what it signed), and names that must refer to something where Envoy does not check it
+ * (`envoy --mode validate` accepts an ext_proc grpc_service naming an undefined cluster, an
+ * internal address naming a listener that is not internal, two listeners of one name).
  *
- * Works on the plain YAML document and never assumes its shape: anything unexpected is skipped
- * here because the proto check reports it.
+ * Works on the plain YAML document. Envoy (envoyValidate.ts) rejects what is malformed; where
+ * Envoy's parser is lenient these rules are strict instead, so that they never read a document
+ * differently from Envoy: a single value where a list belongs (Envoy reads a list of one),
+ * camelCase field names (Envoy accepts the JSON names), a type URL with another prefix than
+ * type.googleapis.com/ (Envoy reads the name after the last "/"), and a string where a boolean
+ * they check belongs (Envoy reads "true", "yes" and YAML's unquoted on/yes as true) are reported.
  */
 import { type ConfigProblem, isPlainObject, problem, type YamlPath } from "./configProblem.js";
-import { TYPE_URL_PREFIX } from "./envoyProtos.js";
 
 export const TYPES = {
   hcm: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
   extProc: "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+  extProcPerRoute: "envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
+  routeFilterConfig: "envoy.config.route.v3.FilterConfig",
   dfpFilter: "envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig",
   dfpPerRoute: "envoy.extensions.filters.http.dynamic_forward_proxy.v3.PerRouteConfig",
   dfpCluster: "envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
@@ -34,6 +41,26 @@ const REWRITING_ROUTE_FIELDS = [
   "path_rewrite_policy",
 ] as const;
 
+/**
+ * Repeated fields these rules walk. Envoy reads a single value written there as a list of one;
+ * these rules would not look into it.
+ */
+const LISTS_WALKED = new Set([
+  "bootstrap_extensions",
+  "listeners",
+  "clusters",
+  "filter_chains",
+  "filters",
+  "http_filters",
+  "virtual_hosts",
+  "routes",
+  "request_headers_to_add",
+  "request_headers_to_remove",
+]);
+
+/** A protobuf JSON name (lowerCamelCase), which Envoy accepts as well as the proto field name. */
+const JSON_FIELD_NAME = /^[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+$/;
+
 /** Request headers the router must not add or remove on a signing HCM (they are signed). */
 const SIGNED_HEADER = /^(host|:authority|:path|:method|authorization|x-amz-.*)$/i;
 
@@ -45,6 +72,7 @@ interface Named {
 export function checkSemantics(doc: unknown): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   if (!isPlainObject(doc)) return [problem([], "the bootstrap must be a mapping")];
+  checkWrittenAsTheseRulesReadIt(doc, problems);
   const clusters = namedEntries(doc, ["static_resources", "clusters"], "cluster", problems);
   const listeners = namedEntries(doc, ["static_resources", "listeners"], "listener", problems);
   checkReferences(doc, clusters, listeners, problems);
@@ -57,7 +85,39 @@ export function checkSemantics(doc: unknown): ConfigProblem[] {
       }
     });
   }
-  return problems;
+  return unique(problems);
+}
+
+/** Each finding once (a rule reached from two listeners reports a shared cluster once). */
+function unique(problems: readonly ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.path}\n${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** What Envoy would read one way and these rules another (see the file comment). */
+function checkWrittenAsTheseRulesReadIt(doc: Record<string, unknown>, problems: ConfigProblem[]): void {
+  for (const { value, path } of walk(doc, [])) {
+    for (const [key, child] of Object.entries(value)) {
+      if (LISTS_WALKED.has(key) && child !== null && !Array.isArray(child)) {
+        problems.push(problem([...path, key], `expected a list, got ${describe(child)}: Envoy reads it as a list of one, which countersign's rules do not check; write a list`));
+      }
+      if (JSON_FIELD_NAME.test(key)) {
+        const protoName = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+        problems.push(problem([...path, key], `"${key}" is a JSON field name: Envoy accepts it, but countersign's rules read proto field names; write "${protoName}"`));
+      }
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  if (isPlainObject(value)) return "a mapping";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  return `${typeof value} ${JSON.stringify(value)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -77,10 +137,10 @@ function objectsIn(value: unknown, path: YamlPath): Named[] {
   return value.flatMap((item, i) => (isPlainObject(item) ? [{ value: item, path: [...path, i] }] : []));
 }
 
-/** The message name of an Any value's "@type", or undefined. */
+/** The message name of an Any value's "@type" (as Envoy reads it: what follows the last "/"), or undefined. */
 function typeOf(any: unknown): string | undefined {
   const url = get(any, "@type");
-  return typeof url === "string" && url.startsWith(TYPE_URL_PREFIX) ? url.slice(TYPE_URL_PREFIX.length) : undefined;
+  return typeof url === "string" ? url.slice(url.lastIndexOf("/") + 1) : undefined;
 }
 
 function namedEntries(
@@ -214,7 +274,12 @@ function checkSigningHcm(
   const where = `listener "${listenerName}"`;
 
   filters.forEach((filter, i) => {
-    if (kinds[i] === TYPES.extProc) checkExtProcConfig(filter, clusters, problems);
+    if (kinds[i] !== TYPES.extProc) return;
+    checkExtProcConfig(filter, clusters, problems);
+    const disabled = filter.value["disabled"];
+    if (disabled !== undefined && disabled !== false) {
+      problems.push(problem([...filter.path, "disabled"], `${where}: ext_proc must not be disabled (got ${JSON.stringify(disabled)}): requests would leave with the placeholder signature`));
+    }
   });
   if (routerIndex !== filters.length - 1) {
     problems.push(problem(at(["http_filters"]), `${where}: the router must be the last HTTP filter`));
@@ -234,7 +299,7 @@ function checkSigningHcm(
   if (!isPlainObject(hcm.value["route_config"])) {
     problems.push(problem(at([]), `${where}: a signing HCM needs an inline route_config (so rewrites can be ruled out)`));
   }
-  checkNoRewrites(hcm, where, problems);
+  checkSigningRoutes(hcm, where, problems);
   if (dfpIndex !== -1) checkDfpPairing(hcm, filters[dfpIndex], where, clusters, problems);
 
   const limit = listener.value["per_connection_buffer_limit_bytes"];
@@ -242,7 +307,7 @@ function checkSigningHcm(
     problems.push(
       problem(
         [...listener.path, "per_connection_buffer_limit_bytes"],
-        `${where}: the request body buffer limit must be ${EXPECTED_BUFFER_LIMIT_BYTES} (countersign's limits.max_buffered_body_bytes), got ${limit === undefined ? "nothing (set it explicitly)" : String(limit)}`,
+        `${where}: the request body buffer limit must be ${EXPECTED_BUFFER_LIMIT_BYTES} (countersign's limits.max_buffered_body_bytes), got ${limit === undefined ? "nothing (set it explicitly)" : JSON.stringify(limit)}`,
       ),
     );
   }
@@ -255,15 +320,17 @@ function checkExtProcConfig(filter: Named, clusters: ReadonlyMap<string, Named>,
   const fail = (path: YamlPath, message: string): void => {
     problems.push(problem(path, `ext_proc: ${message}`));
   };
-  if (config["failure_mode_allow"] === true) {
-    fail(at("failure_mode_allow"), "failure_mode_allow must not be true: a countersign failure would let the request out with the placeholder signature");
-  }
+  /** Absent or the boolean false; anything else Envoy might read as true. */
+  const mustBeOff = (key: string, why: string): void => {
+    const value = config[key];
+    if (value === undefined || value === false) return;
+    fail(at(key), value === true ? `${key} must not be true: ${why}` : `${key} must be false or absent, got ${describe(value)}, which Envoy may read as true: ${why}`);
+  };
+  mustBeOff("failure_mode_allow", "a countersign failure would let the request out with the placeholder signature");
+  mustBeOff("observability_mode", "Envoy would ignore countersign's answers");
+  mustBeOff("disable_immediate_response", "countersign refuses requests with immediate responses");
   if (config["allow_mode_override"] !== true) {
     fail(at("allow_mode_override"), "allow_mode_override must be true: countersign asks for the body with mode_override when it must hash it");
-  }
-  if (config["observability_mode"] === true) fail(at("observability_mode"), "observability_mode must be off: Envoy would ignore countersign's answers");
-  if (config["disable_immediate_response"] === true) {
-    fail(at("disable_immediate_response"), "disable_immediate_response must be off: countersign refuses requests with immediate responses");
   }
   if (!("message_timeout" in config)) fail(at(), "message_timeout must be set (the 200 ms default is too short to hash a buffered body)");
 
@@ -297,7 +364,8 @@ function speaksHttp2(cluster: Record<string, unknown>): boolean {
   );
 }
 
-function checkNoRewrites(hcm: Named, where: string, problems: ConfigProblem[]): void {
+/** Nothing on the routes of a signing HCM may change the request after ext_proc signed it, or turn ext_proc off. */
+function checkSigningRoutes(hcm: Named, where: string, problems: ConfigProblem[]): void {
   for (const route of routesOf(hcm)) {
     const action = route.value["route"];
     if (isPlainObject(action)) {
@@ -326,8 +394,12 @@ function checkNoRewrites(hcm: Named, where: string, problems: ConfigProblem[]): 
     const perFilter = value["typed_per_filter_config"];
     if (isPlainObject(perFilter)) {
       for (const [filterName, config] of Object.entries(perFilter)) {
-        if (typeOf(config) === TYPES.dfpPerRoute && (get(config, "host_rewrite_literal") !== undefined || get(config, "host_rewrite_header") !== undefined)) {
+        const kind = typeOf(config);
+        if (kind === TYPES.dfpPerRoute && (get(config, "host_rewrite_literal") !== undefined || get(config, "host_rewrite_header") !== undefined)) {
           problems.push(problem([...path, "typed_per_filter_config", filterName], `${where}: a dynamic_forward_proxy host rewrite changes the host after ext_proc signed it`));
+        }
+        if (kind === TYPES.extProcPerRoute || kind === TYPES.routeFilterConfig) {
+          problems.push(problem([...path, "typed_per_filter_config", filterName], `${where}: per-route filter settings (${kind}) can turn ext_proc off or change what it is sent; countersign must see every request the same way`));
         }
       }
     }

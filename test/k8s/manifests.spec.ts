@@ -2,15 +2,18 @@
  * The Kubernetes manifests under k8s/ agree with each other and with the rest of the repository:
  * the Envoy ConfigMap is generated from envoy/envoy.yaml itself; container ports, the ext_proc
  * address, the TLS mount and the admin port match what envoy.yaml and the countersign CLI expect;
- * the Secrets, ConfigMaps, selectors and probes refer to things that exist. When a kustomize (or
- * kubectl) binary is on PATH, both overlays are also built for real.
+ * the Secrets, ConfigMaps, selectors and probes refer to things that exist; the pinned Envoy
+ * (`envoy --mode validate`) accepts the sidecar's Envoy config with the container's own arguments.
+ * When a kustomize (or kubectl) binary is on PATH, both overlays are also built for real.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { load } from "js-yaml";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPolicyFile, matchEndpoint } from "../../src/policy/index.js";
-import { validateBootstrap } from "../envoy-config/validateBootstrap.js";
+import { checkSemantics } from "../envoy-config/checkSemantics.js";
+import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate } from "../envoy-config/envoyValidate.js";
+import { envoyProblems, formatProblems } from "../envoy-config/validateBootstrap.js";
 import {
   adminAddress,
   clusterAddresses,
@@ -90,6 +93,12 @@ function shutdownSeconds(container: Container): number {
   const fromCli = (name: string): number => Number(new RegExp(`"${name}", (\\d+)\\)`).exec(cli)?.[1] ?? NaN);
   const seconds = (name: string): number => Number(envValue(container, name) ?? fromCli(name));
   return seconds("COUNTERSIGN_DRAIN_SECONDS") + seconds("COUNTERSIGN_SHUTDOWN_GRACE_SECONDS");
+}
+
+/** The container's arguments without `flag` and its value. */
+function argsWithout(container: Container, flag: string): string[] {
+  const args = container.args ?? [];
+  return args.filter((arg, i) => arg !== flag && args[i - 1] !== flag && !arg.startsWith(`${flag}=`));
 }
 
 /** The readiness listener and cluster that the Envoy container merges in with --config-yaml. */
@@ -231,9 +240,26 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     expect(entry?.path).toBe(ENVOY_YAML);
   });
 
-  it("merges a readiness listener that validates with envoy.yaml and forwards only GET /ready to Envoy's admin address", () => {
-    const merged = mergeBootstrap(bootstrap, readinessFragment);
-    expect(validateBootstrap(merged).filter((p) => p.severity === "error")).toEqual([]);
+  describe("the pinned Envoy", () => {
+    let files: EnvoyTestFiles;
+    beforeAll(async () => {
+      files = await createEnvoyTestFiles();
+    });
+    afterAll(() => files.remove());
+
+    it("accepts the generated ConfigMap's envoy.yaml with the container's own arguments (the readiness listener merged by --config-yaml), and the merge keeps countersign's rules", () => {
+      const { entry } = configMapFileSource(built.sidecar, sidecarPod, envoy, flagValue(envoy, "--config-path") ?? "");
+      const args = argsWithout(envoy, "--config-path");
+      expect(args).toContain("--config-yaml");
+      const problems = [
+        ...envoyProblems(envoyValidate(readFileSync(entry?.path ?? "", "utf8"), files, args)),
+        ...checkSemantics(mergeBootstrap(bootstrap, readinessFragment)),
+      ];
+      expect(problems, formatProblems(problems)).toEqual([]);
+    });
+  });
+
+  it("merges a readiness listener that forwards only GET /ready to Envoy's admin address", () => {
     const added = listeners(readinessFragment);
     expect(added).toHaveLength(1);
     expect(listeners(bootstrap).map((l) => l.name)).not.toContain(added[0]?.name);
