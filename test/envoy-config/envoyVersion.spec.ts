@@ -1,0 +1,68 @@
+/**
+ * One Envoy version, pinned in envoy/VERSION, everywhere: the binary the tests validate and run
+ * (scripts/install-envoy.sh installs it into .venv), the Envoy image of the Kubernetes manifests, and
+ * the README's Testing section.
+ */
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ENVOY_VERSION, envoyBinary } from "../e2e/realEnvoy.js";
+import { assemble, repoPath } from "../k8s/kustomize.js";
+
+const ENVOY_IMAGE = /envoyproxy\/envoy[\w.-]*:([\w.-]+)/g;
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    return entry.isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+/** "distroless-v1.40.0", "v1.40.0" → "1.40.0"; anything else (e.g. "v1.40-latest") → the tag itself. */
+function versionOfTag(tag: string): string {
+  return /^(?:[a-z-]+-)?v(\d+\.\d+\.\d+)$/.exec(tag)?.[1] ?? tag;
+}
+
+/** The README section under `## Testing`, up to the next `## ` heading. */
+function readmeTestingSection(): string {
+  const readme = readFileSync(repoPath("README.md"), "utf8");
+  const start = readme.indexOf("\n## Testing\n");
+  if (start < 0) throw new Error("README.md has no ## Testing section");
+  const end = readme.indexOf("\n## ", start + 1);
+  return readme.slice(start, end < 0 ? undefined : end);
+}
+
+describe("the Envoy version pin (envoy/VERSION)", () => {
+  it("names one Envoy release", () => {
+    expect(readFileSync(repoPath("envoy", "VERSION"), "utf8")).toMatch(/^\d+\.\d+\.\d+\n?$/);
+  });
+
+  it("is the version of the Envoy binary the tests run", () => {
+    const envoy = envoyBinary();
+    const r = spawnSync(envoy, ["--version"], { encoding: "utf8", timeout: 10_000 });
+    expect(r.stdout, `${envoy} --version: ${r.stdout}${r.stderr}`).toContain(`/${ENVOY_VERSION}/`);
+  });
+
+  it("is the tag of every Envoy image in k8s/, in manifests and kustomize image overrides alike", () => {
+    const tags = filesUnder(repoPath("k8s")).flatMap((file) =>
+      [...readFileSync(file, "utf8").matchAll(ENVOY_IMAGE)].map((m) => ({ where: relative(repoPath(), file), tag: m[1] ?? "" })),
+    );
+    for (const overlay of ["sidecar", "shared-service"]) {
+      for (const image of assemble(repoPath("k8s", overlay)).images.filter((i) => (i.newName ?? i.name).startsWith("envoyproxy/envoy"))) {
+        tags.push({ where: `k8s/${overlay} images: ${image.name}`, tag: image.newTag ?? "(no tag)" });
+      }
+    }
+    expect(tags.length).toBeGreaterThan(0);
+    expect(tags.map((t) => ({ ...t, version: versionOfTag(t.tag) }))).toEqual(tags.map((t) => ({ ...t, version: ENVOY_VERSION })));
+  });
+
+  it("is the Envoy the README's Testing section names, installed by make test with scripts/install-envoy.sh into .venv", () => {
+    const section = readmeTestingSection();
+    const named = [...section.matchAll(/\bEnvoy (\d+\.\d+\.\d+)\b/g)].map((m) => m[1]);
+    expect(named.length).toBeGreaterThan(0);
+    expect(named).toEqual(named.map(() => ENVOY_VERSION));
+    expect(section).toContain("scripts/install-envoy.sh");
+    expect(section).toContain(".venv");
+  });
+});
