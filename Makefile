@@ -31,7 +31,7 @@ lint: $(NODE_MODULES) ## eslint + type-check (src and tests)
 	npx eslint .
 	npx tsc -p tsconfig.test.json
 
-system-deps: ## boto3 and the AWS CLI from Debian, for the end-to-end tests (skips without root)
+system-deps: ## boto3 and the AWS CLI from Debian, for the end-to-end tests (fails, saying why, when it cannot)
 	@bash scripts/install-system-deps.sh
 
 test: system-deps $(ENVOY) build lint ## unit, integration and end-to-end tests (the README's test command)
