@@ -23,6 +23,13 @@ describe("parseAuthorizationHeader", () => {
     expect(a).toMatchObject({ kind: "header", accessKeyId: "AK", region: "eu-west-1", service: "s3", signedHeaders: ["host"] });
   });
 
+  it("accepts :authority in SignedHeaders, which the JS SDK v3 signs in place of host over HTTP/2", () => {
+    const a = parseAuthorizationHeader(
+      "AWS4-HMAC-SHA256 Credential=AKIDPLACEHOLDER000/20240101/us-east-1/s3/aws4_request, SignedHeaders=:authority;amz-sdk-invocation-id;x-amz-content-sha256;x-amz-date, Signature=ab",
+    );
+    expect(a).toMatchObject({ kind: "header", accessKeyId: "AKIDPLACEHOLDER000", signedHeaders: [":authority", "amz-sdk-invocation-id", "x-amz-content-sha256", "x-amz-date"] });
+  });
+
   it("reads a SigV4A scope, which has no region", () => {
     const a = parseAuthorizationHeader("AWS4-ECDSA-P256-SHA256 Credential=AK/20240101/s3/aws4_request, SignedHeaders=host, Signature=ab");
     expect(a).toMatchObject({ kind: "header", algorithm: "AWS4-ECDSA-P256-SHA256", region: undefined, service: "s3" });
@@ -40,6 +47,7 @@ describe("parseAuthorizationHeader", () => {
     ["AWS4-HMAC-SHA256 Credential=AK/20240101/us-east-1/s3/aws4_request, SignedHeaders=Host;X-Amz-Date, Signature=ab", "lower-case"],
     ["AWS4-HMAC-SHA256 Credential=AK/20240101/us-east-1/s3/aws4_request, Credential=AK2/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=ab", "appears twice"],
     ["AWS4-HMAC-SHA256 garbage, SignedHeaders=host", "not name=value"],
+    ["AWS4-HMAC-SHA256 Credential=AK/20240101/us-east-1/s3/aws4_request, SignedHeaders=::authority;host, Signature=ab", "lower-case"],
   ])("refuses %s", (value, message) => {
     const a = parseAuthorizationHeader(value);
     expect(a.kind).toBe("malformed");

@@ -23,7 +23,10 @@ export type ClientAuth =
 
 const KEY_ID = /^[A-Za-z0-9]{1,128}$/;
 const SCOPE_PART = /^[A-Za-z0-9._-]{1,64}$/;
-const SIGNED_HEADER = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+// A lower-case token, or a pseudo-header name: over HTTP/2 the JS SDK v3 (NodeHttp2Handler) signs
+// `:authority` in place of `host`. countersign signs `host` from `:authority` itself, and pseudo-headers
+// are never in the header map, so such a name selects nothing extra.
+const SIGNED_HEADER = /^:?[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /** Parses an `Authorization` header value (any case of the algorithm prefix is refused, as AWS does). */
 export function parseAuthorizationHeader(value: string): ClientAuth {
