@@ -41,6 +41,23 @@ export function s3Client(stack: Stack, extra: Partial<S3ClientConfig> = {}): S3C
   return new S3Client({ region: "eu-west-1", credentials: PLACEHOLDER, requestHandler: proxiedHandler(stack), maxAttempts: 1, ...extra });
 }
 
+/**
+ * Endpoint mode, as with AWS_ENDPOINT_URL_S3=stack.endpointUrl: plain HTTP to Envoy's endpoint_in,
+ * which sets the host to s3.us-east-1.amazonaws.com; path-style, since the bucket cannot ride in a
+ * host that is replaced. No proxy.
+ */
+export function endpointS3Client(stack: Stack, extra: Partial<S3ClientConfig> = {}): S3Client {
+  return new S3Client({
+    region: "us-east-1",
+    endpoint: stack.endpointUrl,
+    forcePathStyle: true,
+    credentials: PLACEHOLDER,
+    requestHandler: new NodeHttpHandler({ requestTimeout: 60_000, throwOnRequestTimeout: true }),
+    maxAttempts: 1,
+    ...extra,
+  });
+}
+
 export function stsClient(stack: Stack): STSClient {
   // us-east-1 resolves to the global endpoint sts.amazonaws.com, as the AWS CLI and boto3 do.
   return new STSClient({ region: "us-east-1", credentials: PLACEHOLDER, requestHandler: proxiedHandler(stack), maxAttempts: 1, endpoint: "https://sts.amazonaws.com" });
