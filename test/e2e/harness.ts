@@ -18,6 +18,7 @@ import { loadEmulatorConfig } from "../emulator/config.js";
 import { startEnvoyEmulator, type Emulator } from "../emulator/emulator.js";
 import type { FakeAws, FakeAwsOptions } from "../fakeaws/server.js";
 import type { DnsServer } from "../support/dnsServer.js";
+import { updateSecretVolume } from "../support/secretVolume.js";
 import { REPO, startServe, type ServeProcess } from "../support/startServe.js";
 import { startLoopbackAws } from "./loopbackAws.js";
 import { envoyBinary, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
@@ -94,6 +95,12 @@ export interface Stack {
   /** Real Envoy: its admin URL, rewritten config and output. */
   readonly envoy: RealEnvoy | undefined;
   readonly kind: ProxyKind;
+  /**
+   * Renews the listener certificate the way Kubernetes updates the mounted TLS Secret (a new key
+   * and certificate from the same CA, one atomic `..data` swap); returns the new certificate's PEM.
+   * Real Envoy only.
+   */
+  renewListenerCertificate(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -105,6 +112,11 @@ export interface StackOptions {
   proxy?: ProxyKind;
   /** Extra `countersign serve` arguments. */
   serveArgs?: string[];
+  /**
+   * Where Envoy (or the emulator) sends ext_proc streams, instead of the stack's `countersign serve`:
+   * a scripted ext_proc, or a loopback port nothing listens on. countersign still runs (and sees nothing).
+   */
+  extProcAddress?: string;
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -131,13 +143,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     let proxyPort: number;
     let endpointPort: number;
     if (kind === "envoy") {
-      envoy = await startRealEnvoy({ dir, extProcAddress: serve.grpcAddress, certPem: leaf.certPem, keyPem: leaf.keyPem, dnsPort: aws.dns.port, upstreamCaFile: aws.caFile });
+      envoy = await startRealEnvoy({ dir, extProcAddress: opts.extProcAddress ?? serve.grpcAddress, certPem: leaf.certPem, keyPem: leaf.keyPem, dnsPort: aws.dns.port, upstreamCaFile: aws.caFile });
       proxyPort = envoy.connectPort;
       endpointPort = envoy.endpointPort;
     } else {
       emulator = await startEnvoyEmulator({
         config: loadEmulatorConfig(join(REPO, "envoy", "envoy.yaml")),
-        extProcAddress: serve.grpcAddress,
+        extProcAddress: opts.extProcAddress ?? serve.grpcAddress,
         tls: { cert: leaf.certPem, key: leaf.keyPem },
         // The resolver override: every AWS host is the fake AWS on its loopback address (HTTPS).
         upstream: { resolve: () => ({ host: aws.ip, port: fake.port, tls: true }), ca: aws.caPem },
@@ -161,6 +173,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       emulator,
       envoy,
       kind,
+      renewListenerCertificate: async () => {
+        if (!envoy) throw new Error("renewListenerCertificate needs real Envoy");
+        const renewed = await createLeaf({ ca, hosts: CERT_HOSTS });
+        updateSecretVolume(envoy.tlsDir, { "tls.crt": renewed.certPem, "tls.key": renewed.keyPem });
+        return renewed.certPem;
+      },
       close: async () => {
         await emulator?.close();
         await envoy?.stop();

@@ -5,7 +5,7 @@
  * address, the DNS resolver, the upstream trust bundle) and that nothing else moves, and that the
  * result reaches nothing but loopback. Then startRealEnvoy's process handling, against a stand-in.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { Resolver } from "node:dns/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,7 @@ import * as yaml from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvoyYaml } from "../envoy-config/validateBootstrap.js";
 import { startDnsServer } from "../support/dnsServer.js";
+import { REPO } from "../support/startServe.js";
 import { assertLoopbackOnly, envoyBinary, envoyE2eConfig, SHIPPED_ENVOY_YAML, splitHostPort, startRealEnvoy, validateWithEnvoy, type E2eConfigOptions, type RealEnvoy } from "./realEnvoy.js";
 
 type Obj = Record<string, unknown>;
@@ -22,6 +23,7 @@ const OPTS: E2eConfigOptions = {
   endpointPort: 41002,
   extProcAddress: "127.0.0.1:41003",
   tlsDir: "/tmp/countersign-e2e-x/tls",
+  envoyDir: "/tmp/countersign-e2e-x/envoy",
   dnsPort: 41005,
   upstreamCaFile: "/tmp/countersign-e2e-x/fake-aws-ca.crt",
 };
@@ -64,6 +66,8 @@ function withoutAllowedChanges(doc: Obj): Obj {
   const copy = JSON.parse(JSON.stringify(doc)) as Obj;
   const text = JSON.stringify(copy)
     .replaceAll(`"${OPTS.tlsDir}/`, '"/etc/countersign/tls/')
+    .replaceAll(`"${OPTS.envoyDir}/`, '"/etc/envoy/')
+    .replaceAll(`"${OPTS.envoyDir}"`, '"/etc/envoy"')
     .replaceAll(`"${OPTS.upstreamCaFile}"`, '"/etc/ssl/certs/ca-certificates.crt"');
   const back = JSON.parse(text) as Obj;
   for (const c of dnsCaches(back)) delete c["typed_dns_resolver_config"];
@@ -93,7 +97,10 @@ describe("envoyE2eConfig: the shipped envoy.yaml rewritten for a loopback run", 
 
   it("points the TLS files at the test's folder and countersign's cluster at the server under test", () => {
     expect(JSON.stringify(doc)).not.toContain("/etc/countersign");
-    expect(JSON.stringify(doc)).toContain(`${OPTS.tlsDir}/tls.crt`);
+    expect(JSON.stringify(doc)).not.toContain('"/etc/envoy');
+    // The listener's certificate comes through file-based SDS; the secret file is the test's copy.
+    const sds = at(named(doc, "listeners", "tls_decap"), "filter_chains", 0, "transport_socket", "typed_config", "common_tls_context", "tls_certificate_sds_secret_configs", 0, "sds_config", "path_config_source");
+    expect(sds).toEqual({ path: `${OPTS.envoyDir}/tls-certificate.sds.yaml`, watched_directory: { path: OPTS.envoyDir } });
     const cs = named(doc, "clusters", "countersign");
     expect(at(cs, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address")).toEqual({ socket_address: { address: "127.0.0.1", port_value: 41003 } });
   });
@@ -223,7 +230,9 @@ describe("envoy --mode validate (the pinned Envoy)", () => {
     writeFileSync(join(dir, "tls.crt"), leaf.certPem);
     writeFileSync(join(dir, "tls.key"), leaf.keyPem, { mode: 0o600 });
     writeFileSync(join(dir, "ca.crt"), ca.certPem);
-    const doc = envoyE2eConfig(loadEnvoyYaml(SHIPPED_ENVOY_YAML), { ...OPTS, tlsDir: dir, upstreamCaFile: join(dir, "ca.crt") });
+    mkdirSync(join(dir, "envoy"));
+    writeFileSync(join(dir, "envoy", "tls-certificate.sds.yaml"), readFileSync(join(REPO, "envoy", "tls-certificate.sds.yaml"), "utf8").replaceAll("/etc/countersign/tls", dir));
+    const doc = envoyE2eConfig(loadEnvoyYaml(SHIPPED_ENVOY_YAML), { ...OPTS, tlsDir: dir, envoyDir: join(dir, "envoy"), upstreamCaFile: join(dir, "ca.crt") });
     const file = join(dir, "validate.yaml");
     writeFileSync(file, yaml.dump(doc, { noRefs: true }));
     expect(() => validateWithEnvoy(envoyBinary(), file)).not.toThrow();

@@ -4,7 +4,9 @@
  * where a loopback test must change it (`envoyE2eConfig`, pure and unit-tested):
  *   - ports: admin (port 0, read back through --admin-address-path) and the two listeners bind
  *     127.0.0.1;
- *   - certificate paths: every file under /etc/countersign/tls/ becomes the test's copy;
+ *   - certificate paths: every file under /etc/countersign/tls/ becomes the test's copy, and the
+ *     SDS secret file under /etc/envoy/ (envoy/tls-certificate.sds.yaml) the test's copy of it,
+ *     naming those files;
  *   - the countersign cluster points at the `countersign serve` under test;
  *   - the DNS resolver: the dynamic forward proxy's DNS cache (filter and cluster alike) asks only
  *     the test's DNS server on 127.0.0.1 (c-ares), which answers every *.amazonaws.com name with
@@ -18,14 +20,19 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
+import { writeSecretVolume } from "../support/secretVolume.js";
 import { freePort, REPO } from "../support/startServe.js";
 
 export interface RealEnvoy {
+  /** The Envoy process (for its RSS and CPU in /proc). */
+  readonly pid: number;
   readonly connectPort: number;
   readonly endpointPort: number;
   readonly adminUrl: string;
   /** The rewritten bootstrap Envoy runs with. */
   readonly configFile: string;
+  /** The folder standing in for /etc/countersign/tls (kubelet layout; see updateSecretVolume). */
+  readonly tlsDir: string;
   /** Envoy's last stdout (access log) and stderr lines. */
   output(): string;
   /** Envoy's counters and gauges from the admin API (`/stats?format=json`), by name. */
@@ -40,6 +47,8 @@ export interface E2eConfigOptions {
   extProcAddress: string;
   /** The folder that stands in for /etc/countersign/tls (the listener certificate and key). */
   tlsDir: string;
+  /** The folder that stands in for /etc/envoy (the SDS secret file beside envoy.yaml). */
+  envoyDir: string;
   /** Port of the test's DNS server on 127.0.0.1. */
   dnsPort: number;
   /** PEM file of the CA that issued the fake AWS's certificate (replaces the system bundle). */
@@ -50,6 +59,9 @@ type Node = Record<string, unknown>;
 
 export const SHIPPED_ENVOY_YAML = join(REPO, "envoy", "envoy.yaml");
 const SHIPPED_TLS_DIR = "/etc/countersign/tls/";
+const SHIPPED_ENVOY_DIR = "/etc/envoy/";
+/** The SDS secret files envoy.yaml names in /etc/envoy/ (kept in envoy/ in the repository). */
+export const SHIPPED_SDS_FILES = ["tls-certificate.sds.yaml"];
 const SHIPPED_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 const CARES = "envoy.network.dns_resolver.cares";
 const CARES_TYPE = "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig";
@@ -116,8 +128,11 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
   walk(doc, (n) => {
     for (const [k, v] of Object.entries(n)) {
       if (typeof v !== "string") continue;
-      if (v.startsWith(SHIPPED_TLS_DIR)) {
+      if (v.startsWith(SHIPPED_TLS_DIR) || v === SHIPPED_TLS_DIR.slice(0, -1)) {
         n[k] = join(opts.tlsDir, v.slice(SHIPPED_TLS_DIR.length));
+        tlsFiles++;
+      } else if (v.startsWith(SHIPPED_ENVOY_DIR) || v === SHIPPED_ENVOY_DIR.slice(0, -1)) {
+        n[k] = join(opts.envoyDir, v.slice(SHIPPED_ENVOY_DIR.length));
         tlsFiles++;
       } else if (v === SHIPPED_CA_BUNDLE) {
         n[k] = opts.upstreamCaFile;
@@ -140,7 +155,7 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
       caches++;
     }
   });
-  if (tlsFiles === 0) throw new Error(`envoy.yaml: no file under ${SHIPPED_TLS_DIR} to point at the test's certificate`);
+  if (tlsFiles === 0) throw new Error(`envoy.yaml: no file under ${SHIPPED_TLS_DIR} or ${SHIPPED_ENVOY_DIR} to point at the test's certificate`);
   if (caBundles === 0) throw new Error(`envoy.yaml: the upstream does not trust ${SHIPPED_CA_BUNDLE}; the harness has no trust bundle to replace`);
   if (caches === 0) throw new Error("envoy.yaml: no dns_cache_config (the dynamic forward proxy) to point at the test's DNS server");
 
@@ -265,35 +280,47 @@ export interface StartRealEnvoyOptions {
   readyTimeoutMs?: number;
   /** Envoy's --log-level (default warn). */
   logLevel?: string;
+  /** Envoy's --concurrency, its worker threads (default 1). */
+  concurrency?: number;
 }
 
 /** Writes the test's certificate files and the rewritten bootstrap; returns the config file's path. */
-export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number }> {
+export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number; tlsDir: string }> {
+  // The TLS Secret as the kubelet mounts it (`..data` symlink), so that a test can renew it the
+  // way Kubernetes does (updateSecretVolume) and Envoy's watched_directory sees it.
   const tlsDir = join(opts.dir, "tls");
-  mkdirSync(tlsDir, { recursive: true });
-  writeFileSync(join(tlsDir, "tls.crt"), opts.certPem);
-  writeFileSync(join(tlsDir, "tls.key"), opts.keyPem, { mode: 0o600 });
-  const [connectPort, endpointPort] = [await freePort(), await freePort()];
+  writeSecretVolume(tlsDir, { "tls.crt": opts.certPem, "tls.key": opts.keyPem });
+  const envoyDir = join(opts.dir, "envoy");
+  mkdirSync(envoyDir, { recursive: true });
+  for (const name of SHIPPED_SDS_FILES) {
+    const text = readFileSync(join(REPO, "envoy", name), "utf8").replaceAll(SHIPPED_TLS_DIR, `${tlsDir}/`).replaceAll(SHIPPED_TLS_DIR.slice(0, -1), tlsDir);
+    writeFileSync(join(envoyDir, name), text);
+  }
+  const connectPort = await freePort();
+  let endpointPort = await freePort();
+  // freePort() may hand out the port it has just released again: two listeners on one port fail Envoy's validation.
+  while (endpointPort === connectPort) endpointPort = await freePort();
   const doc = envoyE2eConfig(yaml.load(readFileSync(SHIPPED_ENVOY_YAML, "utf8")), {
     connectPort,
     endpointPort,
     extProcAddress: opts.extProcAddress,
     tlsDir,
+    envoyDir,
     dnsPort: opts.dnsPort,
     upstreamCaFile: opts.upstreamCaFile,
   });
   const configFile = join(opts.dir, "envoy-e2e.yaml");
   writeFileSync(configFile, yaml.dump(doc, { noRefs: true, lineWidth: -1 }));
-  return { configFile, connectPort, endpointPort };
+  return { configFile, connectPort, endpointPort, tlsDir };
 }
 
 export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealEnvoy> {
   const envoy = envoyBinary();
-  const { configFile, connectPort, endpointPort } = await writeEnvoyE2eConfig(opts);
+  const { configFile, connectPort, endpointPort, tlsDir } = await writeEnvoyE2eConfig(opts);
   validateWithEnvoy(envoy, configFile);
 
   const adminAddressFile = join(opts.dir, "envoy-admin-address");
-  const proc = spawn(envoy, ["-c", configFile, "--disable-hot-restart", "--concurrency", "1", "--log-level", opts.logLevel ?? "warn", "--admin-address-path", adminAddressFile], {
+  const proc = spawn(envoy, ["-c", configFile, "--disable-hot-restart", "--concurrency", String(opts.concurrency ?? 1), "--log-level", opts.logLevel ?? "warn", "--admin-address-path", adminAddressFile], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const stdout = new Tail(200);
@@ -338,10 +365,12 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
   }
 
   return {
+    pid: proc.pid as number,
     connectPort,
     endpointPort,
     adminUrl,
     configFile,
+    tlsDir,
     output,
     stats: async () => {
       const res = await fetch(`${adminUrl}/stats?format=json`, { signal: AbortSignal.timeout(5_000) });

@@ -176,7 +176,8 @@ describe("envoy --mode validate rejects a malformed config and says where", () =
     ],
     ["a duration that is not a Duration string", (d) => void (extProcOf(d, "tls_decap")["message_timeout"] = "1m"), () => "message_timeout"],
     ["a negative duration", (d) => void (extProcOf(d, "tls_decap")["message_timeout"] = "-1s"), () => "Expected positive duration"],
-    ["two members of one oneof", (d) => void (obj(firstRouteOf(d, "endpoint_in")["match"], "match")["path"] = "/exact"), () => "match.prefix: string, near"],
+    // Envoy names whichever of the two it parsed second (its JSON map order varies), so only the reason is fixed.
+    ["two members of one oneof", (d) => void (obj(firstRouteOf(d, "endpoint_in")["match"], "match")["path"] = "/exact"), () => "has already been set (either directly or as part of a oneof)"],
     ["a missing field that protoc-gen-validate requires", (d) => void delete hcmOf(d, "endpoint_in")["stat_prefix"], () => "StatPrefix: value length must be at least 1"],
     ["a route to an undefined cluster", (d) => void (obj(firstRouteOf(d, "connect_in")["route"], "route")["cluster"] = "tls_decapp"), () => "route: unknown cluster 'tls_decapp'"],
     [
@@ -194,12 +195,12 @@ describe("envoy --mode validate rejects a malformed config and says where", () =
     ],
     ["internal listeners without their bootstrap extension", (d) => void delete d["bootstrap_extensions"], () => "InternalListener bootstrap extension is mandatory"],
     [
-      "a certificate file that does not exist",
+      "an SDS secret file that does not exist",
       (d) => {
-        const text = JSON.stringify(listener(d, "tls_decap")).replace("/etc/countersign/tls/tls.key", "/etc/countersign/tls/missing.key");
+        const text = JSON.stringify(listener(d, "tls_decap")).replace("/etc/envoy/tls-certificate.sds.yaml", "/etc/envoy/missing.sds.yaml");
         Object.assign(listener(d, "tls_decap"), JSON.parse(text));
       },
-      () => "/missing.key",
+      () => "missing.sds.yaml",
     ],
   ])("%s", (_name, edit, where) => {
     const { doc, text } = edited(edit);

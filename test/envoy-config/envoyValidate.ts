@@ -11,18 +11,26 @@
  *   files.remove();
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, createLeaf } from "../../src/certs/certificates.js";
 import { envoyBinary } from "../e2e/realEnvoy.js";
+import { REPO } from "../support/startServe.js";
 
-/** Files the shipped configs read, each with the name of its test copy. */
+/**
+ * Files and folders the shipped configs read, each with the name of its test copy (files first:
+ * the folders are replaced as prefixes afterwards). The SDS secret file is the repository's
+ * envoy/tls-certificate.sds.yaml, written with the same replacements.
+ */
 const SHIPPED_FILES: readonly (readonly [shipped: string, copy: string])[] = [
   ["/etc/countersign/tls/tls.crt", "tls.crt"],
   ["/etc/countersign/tls/tls.key", "tls.key"],
   ["/etc/countersign/tls/ca.crt", "ca.crt"],
   ["/etc/ssl/certs/ca-certificates.crt", "ca.crt"],
+  ["/etc/envoy/tls-certificate.sds.yaml", "tls-certificate.sds.yaml"],
+  ["/etc/countersign/tls", "."],
+  ["/etc/envoy", "."],
 ];
 
 export interface EnvoyTestFiles {
@@ -50,11 +58,13 @@ export async function createEnvoyTestFiles(): Promise<EnvoyTestFiles> {
   writeFileSync(join(dir, "ca.crt"), ca.certPem);
   writeFileSync(join(dir, "tls.crt"), leaf.certPem);
   writeFileSync(join(dir, "tls.key"), leaf.keyPem, { mode: 0o600 });
-  return {
+  const files: EnvoyTestFiles = {
     dir,
     replacements: SHIPPED_FILES.map(([shipped, copy]) => [shipped, join(dir, copy)] as const),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+  writeFileSync(join(dir, "tls-certificate.sds.yaml"), withTestFiles(readFileSync(join(REPO, "envoy", "tls-certificate.sds.yaml"), "utf8"), files));
+  return files;
 }
 
 /** `text` with every shipped file path replaced by its test copy. */

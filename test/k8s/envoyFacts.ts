@@ -77,11 +77,31 @@ export function extProcClusters(bootstrap: unknown): string[] {
   return [...new Set(filters.map((f) => String(get(f, "grpc_service", "envoy_grpc", "cluster_name"))))];
 }
 
-/** Files of every downstream certificate: certificate_chain and private_key filenames. */
-export function tlsCertificateFiles(bootstrap: unknown): { certificate: string; key: string }[] {
-  return findAll(bootstrap, (d) => Array.isArray(d["tls_certificates"]))
-    .flatMap((d) => list(d["tls_certificates"]))
-    .map((c) => ({ certificate: String(get(c, "certificate_chain", "filename")), key: String(get(c, "private_key", "filename")) }));
+/** The file-based SDS secret files a bootstrap names (path_config_source.path), with their watched folders. */
+export function sdsSecretFiles(bootstrap: unknown): { path: string; watchedDirectory: string | undefined }[] {
+  return findAll(bootstrap, (d) => get(d, "sds_config", "path_config_source") !== undefined).map((d) => ({
+    path: String(get(d, "sds_config", "path_config_source", "path")),
+    watchedDirectory: get(d, "sds_config", "path_config_source", "watched_directory", "path") as string | undefined,
+  }));
+}
+
+/**
+ * Files of every downstream certificate: certificate_chain and private_key filenames, inline
+ * (tls_certificates) or in the file-based SDS secrets the bootstrap names, which `readSds` loads
+ * (by their path in the container).
+ */
+export function tlsCertificateFiles(bootstrap: unknown, readSds: (path: string) => unknown): { certificate: string; key: string; watchedDirectory?: string }[] {
+  const inline = findAll(bootstrap, (d) => Array.isArray(d["tls_certificates"])).flatMap((d) => list(d["tls_certificates"]));
+  const viaSds = sdsSecretFiles(bootstrap).flatMap(({ path }) =>
+    list(get(readSds(path), "resources"))
+      .map((r) => get(r, "tls_certificate"))
+      .filter((c) => c !== undefined),
+  );
+  return [...inline, ...viaSds].map((c) => ({
+    certificate: String(get(c, "certificate_chain", "filename")),
+    key: String(get(c, "private_key", "filename")),
+    ...(get(c, "watched_directory", "path") === undefined ? {} : { watchedDirectory: String(get(c, "watched_directory", "path")) }),
+  }));
 }
 
 export function adminAddress(bootstrap: unknown): SocketAddress | undefined {

@@ -23,6 +23,7 @@ import {
   listeners,
   mergeBootstrap,
   signingBufferLimits,
+  sdsSecretFiles,
   tlsCertificateFiles,
 } from "./envoyFacts.js";
 import { assemble, type Assembled, type Doc, findKustomize, isDoc, kustomizeBuild, loadYamlDocs, repoPath } from "./kustomize.js";
@@ -129,9 +130,12 @@ describe("k8s/ files", () => {
 });
 
 describe("kustomize generators", () => {
-  it("generates the Envoy ConfigMap from envoy/envoy.yaml itself, under the key envoy.yaml", () => {
+  it("generates the Envoy ConfigMap from envoy/envoy.yaml and its SDS secret file themselves, under their own names", () => {
     const envoyConfig = generator(built.sidecar, "countersign-envoy");
-    expect(envoyConfig.files).toEqual([{ key: "envoy.yaml", path: ENVOY_YAML }]);
+    expect(envoyConfig.files).toEqual([
+      { key: "envoy.yaml", path: ENVOY_YAML },
+      { key: "tls-certificate.sds.yaml", path: repoPath("envoy", "tls-certificate.sds.yaml") },
+    ]);
     expect(envoyConfig.declaredIn).toBe(repoPath("k8s", "base", "kustomization.yaml"));
   });
 
@@ -222,13 +226,27 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     expect({ host: listen.host, port: listen.port }).toEqual({ host: address?.address, port: address?.port });
   });
 
-  it("mounts the TLS Secret into Envoy where envoy.yaml reads the certificate and key", () => {
-    const files = tlsCertificateFiles(bootstrap);
+  it("gives Envoy the SDS secret file from the countersign-envoy ConfigMap, mounted whole (no subPath) so that its watch sees updates", () => {
+    const sds = sdsSecretFiles(bootstrap);
+    expect(sds.length).toBeGreaterThan(0);
+    for (const { path, watchedDirectory } of sds) {
+      const { gen, entry } = configMapFileSource(built.sidecar, sidecarPod, envoy, path);
+      expect(gen.name).toBe("countersign-envoy");
+      expect(entry?.path, path).toBe(repoPath("envoy", basename(path)));
+      expect(watchedDirectory).toBe(dirname(path));
+      expect(mountAt(sidecarPod, envoy, dirname(path))?.mount.subPath).toBeUndefined();
+    }
+  });
+
+  it("mounts the TLS Secret into Envoy where the SDS secret names the certificate and key, and Envoy watches that folder (renewals load without a restart)", () => {
+    const files = tlsCertificateFiles(bootstrap, (path) => load(readFileSync(repoPath("envoy", basename(path)), "utf8")));
     expect(files.length).toBeGreaterThan(0);
-    for (const { certificate, key } of files) {
+    for (const { certificate, key, watchedDirectory } of files) {
       expect(dirname(certificate)).toBe(dirname(key));
+      expect(watchedDirectory).toBe(dirname(certificate));
       const mount = mountAt(sidecarPod, envoy, dirname(certificate));
       expect(mount?.volume.secret?.secretName, dirname(certificate)).toBe("countersign-tls");
+      expect(mount?.mount.subPath).toBeUndefined();
       expect(projectedKeys(mount?.volume ?? { name: "" })?.sort()).toEqual([basename(certificate), basename(key)].sort());
     }
   });

@@ -28,7 +28,14 @@ export interface Container {
     readonly runAsNonRoot?: boolean;
     readonly capabilities?: { readonly drop?: readonly string[] };
   };
-  readonly volumeMounts?: readonly { readonly name: string; readonly mountPath: string; readonly readOnly?: boolean }[];
+  readonly volumeMounts?: readonly VolumeMount[];
+}
+
+export interface VolumeMount {
+  readonly name: string;
+  readonly mountPath: string;
+  readonly readOnly?: boolean;
+  readonly subPath?: string;
 }
 
 export interface Volume {
@@ -117,9 +124,9 @@ export function volumeNamed(pod: PodSpec, name: string): Volume {
 }
 
 /** The mount whose mountPath is exactly `dir`, with its volume. */
-export function mountAt(pod: PodSpec, container: Container, dir: string): { mountPath: string; volume: Volume } | undefined {
+export function mountAt(pod: PodSpec, container: Container, dir: string): { mountPath: string; mount: VolumeMount; volume: Volume } | undefined {
   const mount = container.volumeMounts?.find((m) => m.mountPath === dir);
-  return mount === undefined ? undefined : { mountPath: mount.mountPath, volume: volumeNamed(pod, mount.name) };
+  return mount === undefined ? undefined : { mountPath: mount.mountPath, mount, volume: volumeNamed(pod, mount.name) };
 }
 
 /** Keys a Secret or ConfigMap volume projects (its items), or undefined when it projects every key. */
