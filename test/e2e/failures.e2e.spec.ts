@@ -4,7 +4,8 @@
  * an ext_proc server slower than message_timeout, and one answering with a gRPC error status.
  *
  * Every case checks the three witnesses against each other:
- *   - the client: the exact status and body Envoy answers (Envoy's local replies have no body);
+ *   - the client: the exact status and body Envoy answers (502, or 504 for a late answer, with the
+ *     AWS-style XML body of envoy.yaml's local_reply_config);
  *   - the fake AWS: nothing new arrives, or only requests signed with the REAL key — never the
  *     placeholder signature, never unsigned;
  *   - Envoy's own ext_proc counters (`http.<listener>.ext_proc.countersign.*`, summed over the two
@@ -43,17 +44,22 @@ const TEST_TIMEOUT_MS = 180_000;
 // ===== the cases ================================================================================
 
 describe("countersign not running: Envoy's ext_proc cluster points at a closed loopback port", () => {
-  it("answers 500 with an empty body on both signing listeners, forwards nothing, and signs again as soon as countersign listens there", async () => {
+  it("answers 502 with an AWS-style XML error on both signing listeners, forwards nothing, and signs again as soon as countersign listens there", async () => {
     const address = await closedLoopbackAddress();
     await withStack({ extProcAddress: address }, async (stack) => {
       const start = stack.fake.requests.length;
       const envoy0 = await envoySnapshot(stack);
 
       // Proxy mode (CONNECT, tls_decap), endpoint mode (plain_sign) and a real SDK client.
-      expect(await placeholderSigned(stack, { method: "GET", path: "/absent.txt" })).toEqual(LOCAL_REPLY_500);
+      expect(await placeholderSigned(stack, { method: "GET", path: "/absent.txt" })).toEqual(LOCAL_REPLY_502);
       const viaEndpoint = await fetch(`${stack.endpointUrl}/e2e-bucket/absent.txt`, { signal: AbortSignal.timeout(60_000) });
-      expect({ status: viaEndpoint.status, body: await viaEndpoint.text() }).toEqual({ status: 500, body: "" });
-      await expect(s3Client(stack).send(new GetObjectCommand({ Bucket: "e2e-bucket", Key: "absent.txt" }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 500 } });
+      expect({ status: viaEndpoint.status, body: await viaEndpoint.text() }).toEqual(LOCAL_REPLY_502);
+      // The SDK reads the XML: its error is named after the code, with the message a person can act on.
+      await expect(s3Client(stack).send(new GetObjectCommand({ Bucket: "e2e-bucket", Key: "absent.txt" }))).rejects.toMatchObject({
+        name: "SigningUnavailable",
+        message: expect.stringContaining("ext_proc_error_gRPC_error_14"),
+        $metadata: { httpStatusCode: 502 },
+      });
 
       expect(forwardedSince(stack, start)).toEqual([]);
       // Envoy counts a stream started (and its headers message sent) for every request although
@@ -81,7 +87,7 @@ describe("countersign not running: Envoy's ext_proc cluster points at a closed l
 });
 
 describe("countersign killed (SIGKILL) mid-stream", () => {
-  it("while it holds a BUFFERED upload (headers answered, body awaited): 500, empty body, connection closed, nothing forwarded", async () => {
+  it("while it holds a BUFFERED upload (headers answered, body awaited): 502 with the XML error, connection closed, nothing forwarded", async () => {
     await withStack({}, async (stack) => {
       const start = stack.fake.requests.length;
       const envoy0 = await envoySnapshot(stack);
@@ -99,7 +105,7 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
         await expectOpenStreamsAgree(stack, envoy0, { streams: 1 });
 
         await sigkill(stack.serve);
-        expect(await held.response).toEqual({ ...LOCAL_REPLY_500, connection: "close" });
+        expect(await held.response).toEqual({ ...LOCAL_REPLY_502, connection: "close" });
       } finally {
         held.destroy();
       }
@@ -113,7 +119,7 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
     });
   }, TEST_TIMEOUT_MS);
 
-  it("in the middle of a chunk-signed upload (STREAMED): 500, and AWS got only what countersign had re-signed with the REAL key, never completed", async () => {
+  it("in the middle of a chunk-signed upload (STREAMED): 502, and AWS got only what countersign had re-signed with the REAL key, never completed", async () => {
     await withStack({ fakeOptions: { discardBodies: true } }, async (stack) => {
       const start = stack.fake.requests.length;
       const envoy0 = await envoySnapshot(stack);
@@ -129,7 +135,7 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
         await expectOpenStreamsAgree(stack, envoy0, { streams: 1 });
 
         await sigkill(stack.serve);
-        expect(await held.response).toEqual({ ...LOCAL_REPLY_500, connection: "close" });
+        expect(await held.response).toEqual({ ...LOCAL_REPLY_502, connection: "close" });
       } finally {
         held.destroy();
       }
@@ -177,7 +183,7 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
 });
 
 describe("countersign restarted on the same --listen address", () => {
-  it.each(["SIGTERM", "SIGKILL"] as const)("stopped with %s: 500 while it is down, then Envoy reconnects and requests are signed again", async (signal) => {
+  it.each(["SIGTERM", "SIGKILL"] as const)("stopped with %s: 502 while it is down, then Envoy reconnects and requests are signed again", async (signal) => {
     const address = await closedLoopbackAddress();
     await withStack({ serveArgs: ["--listen", address] }, async (stack) => {
       await stsClient(stack).send(new GetCallerIdentityCommand({}));
@@ -185,8 +191,9 @@ describe("countersign restarted on the same --listen address", () => {
 
       const start = stack.fake.requests.length;
       const envoy0 = await envoySnapshot(stack);
-      expect(await placeholderSigned(stack, { method: "GET", path: "/while-down.txt" })).toEqual(LOCAL_REPLY_500);
-      await expect(stsClient(stack).send(new GetCallerIdentityCommand({}))).rejects.toMatchObject({ $metadata: { httpStatusCode: 500 } });
+      expect(await placeholderSigned(stack, { method: "GET", path: "/while-down.txt" })).toEqual(LOCAL_REPLY_502);
+      // STS (query protocol) looks for <ErrorResponse>, so its SDK error is "Unknown", but it carries the message.
+      await expect(stsClient(stack).send(new GetCallerIdentityCommand({}))).rejects.toMatchObject({ message: expect.stringContaining("countersign (the signing sidecar) could not sign"), $metadata: { httpStatusCode: 502 } });
       expect(forwardedSince(stack, start)).toEqual([]);
       await expectEnvoyMoved(stack, envoy0, {
         extProc: { streams_started: 2, stream_msgs_sent: 2, streams_failed: 2, server_half_closed: 2, immediate_responses_sent: 2 },
@@ -207,7 +214,7 @@ describe("countersign restarted on the same --listen address", () => {
 });
 
 describe("an ext_proc server slower than message_timeout", () => {
-  it(`answers 504 with an empty body after message_timeout (${MESSAGE_TIMEOUT_MS} ms) and ignores the late answer: nothing is forwarded`, async () => {
+  it(`answers 504 with the XML error after message_timeout (${MESSAGE_TIMEOUT_MS} ms) and ignores the late answer: nothing is forwarded`, async () => {
     const slow = await LateExtProc.start();
     try {
       await withStack({ extProcAddress: slow.address }, async (stack) => {
@@ -283,14 +290,14 @@ describe("an ext_proc server answering with a gRPC error status", () => {
     ["RESOURCE_EXHAUSTED", grpc.status.RESOURCE_EXHAUSTED],
     ["PERMISSION_DENIED", grpc.status.PERMISSION_DENIED],
     ["UNKNOWN", grpc.status.UNKNOWN],
-  ])("%s: 500 with an empty body (status_on_error), nothing forwarded", async (_name, code) => {
+  ])("%s: 502 with the XML error (status_on_error), nothing forwarded", async (_name, code) => {
     fake.setScript(async (s) => {
       await s.next(30_000);
       s.fail(code, "scripted failure");
     });
     const start = stack.fake.requests.length;
     const envoy0 = await envoySnapshot(stack);
-    expect(await placeholderSigned(stack, { method: "PUT", path: "/grpc-error.txt", body: Buffer.from("hello") })).toEqual(LOCAL_REPLY_500);
+    expect(await placeholderSigned(stack, { method: "PUT", path: "/grpc-error.txt", body: Buffer.from("hello") })).toEqual(LOCAL_REPLY_502);
     expect(forwardedSince(stack, start)).toEqual([]);
     // The scripted server saw exactly what Envoy counts: one stream, one message (the headers).
     expect(fake.streams.map((s) => s.received.length)).toEqual([1]);
@@ -313,9 +320,12 @@ interface ClientOutcome {
   connection?: string;
 }
 
-/** Envoy's local replies carry no body (content-length: 0). */
-const LOCAL_REPLY_500: ClientOutcome = { status: 500, body: "" };
-const LOCAL_REPLY_504: ClientOutcome = { status: 504, body: "" };
+/**
+ * Envoy's own replies when countersign fails: status_on_error 502, or 504 for message_timeout, each
+ * with the AWS-style XML body envoy.yaml's local_reply_config gives them.
+ */
+const LOCAL_REPLY_502: ClientOutcome = { status: 502, body: expect.stringMatching(/^<\?xml [^>]*>\n<Error><Code>SigningUnavailable<\/Code><Message>countersign \(the signing sidecar\) could not sign this request, so it was not sent to AWS \(ext_proc_error_gRPC_error_\d+/) as unknown as string };
+const LOCAL_REPLY_504: ClientOutcome = { status: 504, body: expect.stringMatching(/^<\?xml [^>]*>\n<Error><Code>SigningTimeout<\/Code><Message>countersign \(the signing sidecar\) did not answer in time/) as unknown as string };
 
 function outcomeOf(status: number, headers: IncomingHttpHeaders, body: string): ClientOutcome {
   if (headers["content-length"] !== undefined && Number(headers["content-length"]) !== Buffer.byteLength(body)) throw new Error(`content-length ${headers["content-length"]} but ${Buffer.byteLength(body)} bytes`);

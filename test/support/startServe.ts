@@ -76,7 +76,8 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): P
   const admin = args[args.indexOf("--admin-listen") + 1] ?? "";
   const grpcAddress = args.includes("--listen") ? listen : `127.0.0.1:${grpcPort}`;
   const adminUrl = `http://${args.includes("--admin-listen") ? admin : `127.0.0.1:${adminPort}`}`;
-  const deadline = Date.now() + 20_000;
+  // Generous: on a busy 2-core CI box a cold Node start can take many seconds.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`countersign exited (${proc.exitCode}) at start; output:\n${lines.join("\n")}`);
     const up = await fetch(`${adminUrl}/healthz`).then(
@@ -84,7 +85,7 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): P
       () => false,
     );
     if (up) break;
-    if (Date.now() > deadline) throw new Error(`countersign did not answer /healthz within 20 s; output:\n${lines.join("\n")}`);
+    if (Date.now() > deadline) throw new Error(`countersign did not answer /healthz within 60 s; output:\n${lines.join("\n")}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
