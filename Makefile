@@ -52,8 +52,9 @@ fuzz: build ## long fuzz run (>= 100k cases)
 	FUZZ_RUNS=$${FUZZ_RUNS:-100000} npx vitest run test/fuzz
 
 SOAK_MINUTES ?= 10
-soak: $(ENVOY) build ## steady load in every payload mode, credentials refreshed each minute (SOAK_MINUTES=10)
-	SOAK_MINUTES=$(SOAK_MINUTES) node --import tsx test/soak.ts
+SOAK_RATE ?= 1000
+soak: $(ENVOY) build ## load through real Envoy in every payload mode, credentials refreshed each minute (SOAK_MINUTES=10 SOAK_RATE=1000)
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) node --import tsx test/soak.ts
 
 clean:
 	rm -rf dist protos/generated .venv

@@ -1,21 +1,47 @@
-/** countersign's memory and counters over time: RSS from /proc, heap and refreshes from /metrics. */
-import { readFileSync } from "node:fs";
+/**
+ * What the soak samples over time: RSS and CPU of each process in the stack (/proc), the machine's
+ * busy time (so load from outside the soak shows), and countersign's refreshes and heap (/metrics).
+ */
+import { cpuSeconds, machineBusySeconds, memory } from "../../bench/procfs.js";
 import { scrape, sumOf, valueOf, type Sample } from "../ops/support/metrics.js";
 
-export interface MemorySample {
-  /** Seconds since the load started. */
-  readonly t: number;
+/** The processes of the soak, by role. */
+export type Role = "countersign" | "envoy" | "loadgen" | "soak";
+export const ROLES: readonly Role[] = ["countersign", "envoy", "loadgen", "soak"];
+export const ROLE_LABELS: Readonly<Record<Role, string>> = { countersign: "countersign", envoy: "Envoy", loadgen: "load generator", soak: "fake AWS + STS + soak" };
+
+export interface ProcessReading {
   readonly rssBytes: number;
-  /** V8 heap in use (nodejs_heap_size_used_bytes); NaN when /metrics does not export it. */
-  readonly heapUsedBytes: number;
+  /** User + system CPU seconds so far. */
+  readonly cpuSeconds: number;
 }
 
-/** VmRSS of a process, in bytes (Linux /proc). */
-export function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
+export interface Reading {
+  /** performance.now() when read. */
+  readonly at: number;
+  readonly processes: Readonly<Record<Role, ProcessReading>>;
+  /** CPU seconds every process on the machine has used so far. */
+  readonly machineBusySeconds: number;
+}
+
+export function read(pids: Readonly<Record<Role, number>>, at: number): Reading {
+  const processes = {} as Record<Role, ProcessReading>;
+  for (const role of ROLES) processes[role] = { rssBytes: memory(pids[role]).rssKiB * 1024, cpuSeconds: cpuSeconds(pids[role]) };
+  return { at, processes, machineBusySeconds: machineBusySeconds() };
+}
+
+/** Cores each process used between two readings, and `other`: the rest of the machine's busy time. */
+export function coresBetween(a: Reading, b: Reading): Record<Role | "other", number> {
+  const seconds = (b.at - a.at) / 1000;
+  const out = {} as Record<Role | "other", number>;
+  let ours = 0;
+  for (const role of ROLES) {
+    const used = b.processes[role].cpuSeconds - a.processes[role].cpuSeconds;
+    out[role] = used / seconds;
+    ours += used;
+  }
+  out.other = Math.max(0, (b.machineBusySeconds - a.machineBusySeconds - ours) / seconds);
+  return out;
 }
 
 export interface Counters {

@@ -5,7 +5,8 @@
  * than half the session (`refresh_before_seconds` is capped at duration/2), i.e. every 7½ min at
  * best. This loopback proxy stands in front of the ops STS gateway (test/ops/support/stsGateway.ts,
  * which verifies the caller's signature and relays to the fake's STS) and shortens the Expiration
- * of every AssumeRole answer to `lifetimeSeconds` from now. It also tells the fake AWS the new
+ * of every AssumeRole answer to `lifetimeSeconds` from now. It also tells the fake AWS (and any
+ * other fake in `alsoTrust`, such as the one serving S3 behind Envoy) the new credentials and their
  * expiry, so a request signed with credentials past their (shortened) expiry fails verification
  * there (ExpiredToken): the soak would count it as an error.
  *
@@ -40,7 +41,7 @@ function readAll(stream: http.IncomingMessage): Promise<Buffer> {
   });
 }
 
-export async function startShortLivedSts(opts: { fake: FakeAws; source: StaticKey; lifetimeSeconds: number }): Promise<ShortLivedSts> {
+export async function startShortLivedSts(opts: { fake: FakeAws; source: StaticKey; lifetimeSeconds: number; alsoTrust?: readonly FakeAws[] }): Promise<ShortLivedSts> {
   const gateway: StsGateway = await startStsGateway({ fakePort: opts.fake.port, accounts: [opts.source] });
   const gatewayPort = Number(new URL(gateway.url).port);
   const issued: Array<{ accessKeyId: string; expiration: Date; at: Date }> = [];
@@ -68,7 +69,7 @@ export async function startShortLivedSts(opts: { fake: FakeAws; source: StaticKe
         text = text.replace(EXPIRATION_RE, `<Expiration>${iso}</Expiration>`);
         const account = opts.fake.sts.issued.find((a) => a.accessKeyId === keyId);
         if (!account) throw new Error(`the fake STS did not issue ${keyId}`);
-        opts.fake.addAccount({ ...account, expiration: new Date(iso) });
+        for (const f of [opts.fake, ...(opts.alsoTrust ?? [])]) f.addAccount({ ...account, expiration: new Date(iso) });
         issued.push({ accessKeyId: keyId, expiration: new Date(iso), at: now });
       } else {
         failures.push(`STS answered ${answer.status}: ${text.slice(0, 200)}`);
