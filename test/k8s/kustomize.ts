@@ -2,10 +2,10 @@
  * Reads a kustomization the way `kustomize build` assembles it, for the parts k8s/ uses:
  * resources (files and directories, recursively), configMapGenerator with `files`, delete patches,
  * images and namespace. It keeps generator file paths, which a real build forgets, so tests can
- * check where each ConfigMap comes from. A real build, when a binary is available, is compared
- * against it in the spec.
+ * check where each ConfigMap comes from. The spec compares it with a real build by the pinned
+ * kubectl's built-in kustomize (test/k8s/tools.ts).
  */
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -141,45 +141,14 @@ export function assemble(dir: string): Assembled {
   return { resources: kept, generators: keptGenerators, images, ...(namespace !== undefined ? { namespace } : {}), files };
 }
 
-export interface KustomizeBinary {
-  readonly command: string;
-  readonly args: (dir: string) => string[];
-}
-
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? "")
-    .split(":")
-    .filter((d) => d !== "")
-    .some((d) => existsSync(join(d, command)));
-}
-
-function answers(command: string, args: string[]): boolean {
-  try {
-    execFileSync(command, args, { timeout: 15_000, stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * `kustomize`, or `kubectl` (its built-in kustomize), whichever is on PATH and runs; otherwise
- * the reason there is none.
- */
-export function findKustomize(): KustomizeBinary | { readonly unavailable: string } {
-  if (onPath("kustomize") && answers("kustomize", ["version"])) {
-    return { command: "kustomize", args: (dir) => ["build", "--load-restrictor", "LoadRestrictionsNone", dir] };
-  }
-  if (onPath("kubectl") && answers("kubectl", ["version", "--client"])) {
-    return { command: "kubectl", args: (dir) => ["kustomize", "--load-restrictor", "LoadRestrictionsNone", dir] };
-  }
-  return { unavailable: "neither kustomize nor kubectl runs from PATH" };
-}
-
-export function kustomizeBuild(binary: KustomizeBinary, dir: string): Doc[] {
-  const out = execFileSync(binary.command, binary.args(dir), { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
+/** The documents `kubectl kustomize` builds from `dir` (the pinned kubectl, test/k8s/tools.ts). */
+export function kustomizeBuild(kubectl: string, dir: string): Doc[] {
+  const args = ["kustomize", "--load-restrictor", "LoadRestrictionsNone", dir];
+  const r = spawnSync(kubectl, args, { encoding: "utf8", timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  if (r.error) throw new Error(`${kubectl} ${args.join(" ")}: ${r.error.message}`, { cause: r.error });
+  if (r.status !== 0) throw new Error(`${kubectl} ${args.join(" ")} exited ${String(r.status)}:\n${r.stderr}`);
   const docs: Doc[] = [];
-  loadAll(out, (d) => {
+  loadAll(r.stdout, (d) => {
     if (isDoc(d)) docs.push(d);
   });
   return docs;
