@@ -22,6 +22,9 @@ export interface CredentialGaugeSample {
   readonly expiresAt?: Date;
 }
 
+/** Values of countersign_policy_reloads_total's `result` label (its help text lists them too). */
+export const POLICY_RELOAD_RESULTS = ["success", "invalid", "unreadable"] as const;
+
 export function serviceLabel(service: string): string {
   if (service === "") return "none";
   return KNOWN_SERVICES.has(service) ? service : "other";
@@ -173,6 +176,9 @@ export class Metrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics ?? true) client.collectDefaultMetrics({ register: this.registry });
+    // Every result is exported at 0 from the start: Prometheus's increase() sees nothing in a series
+    // whose first sample is already 1, so the alert on rejected reloads would miss the first one.
+    for (const result of POLICY_RELOAD_RESULTS) this.policyReloads.inc({ result }, 0);
   }
 
   private collectCredentialGauges(): void {

@@ -10,7 +10,8 @@ import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { connectExtProc, exchange, type ExchangeResult, type TestRequest } from "../support/extProcClient.js";
 import { eventually, startCountersign, type Countersign } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
-import { scrape, samplesOf, sumOf, valueOf, type Sample } from "./support/metrics.js";
+import { familiesNamed, scrape, samplesOf, sumOf, valueOf, type Sample } from "./support/metrics.js";
+import { promtoolBinary, runTool } from "../k8s/tools.js";
 import { emptyGet, forwardToFake, getCallerIdentityBody, s3GetUnsigned, s3Put, sha256Hex, stsFormPost } from "./support/requests.js";
 
 const REAL = { accessKeyId: "AKIAOPSMETRICS000001", secretAccessKey: "ops/metrics/secret/000000000000000000001" };
@@ -142,14 +143,27 @@ describe("countersign /metrics after a known mix of requests", () => {
     expect(samplesOf(samples, "countersign_grpc_errors_total")).toEqual([]);
   });
 
-  it("countersign_policy_info is 1 for the first 16 hex characters of the policy file's SHA-256, and the load counted as a success", () => {
+  it("countersign_policy_info is 1 for the first 16 hex characters of the policy file's SHA-256, and the load counted as a success (the other results exported at 0)", () => {
     const hash16 = sha256Hex(readFileSync(policyFile)).slice(0, 16);
     expect(samplesOf(samples, "countersign_policy_info")).toEqual([{ name: "countersign_policy_info", labels: { sha256: hash16 }, value: 1 }]);
     expect(samplesOf(samples, "countersign_policy_reloads_total")).toEqual([
       { name: "countersign_policy_reloads_total", labels: { result: "success" }, value: 1 },
+      { name: "countersign_policy_reloads_total", labels: { result: "invalid" }, value: 0 },
+      { name: "countersign_policy_reloads_total", labels: { result: "unreadable" }, value: 0 },
     ]);
     const loadedAt = valueOf(samples, "countersign_policy_loaded_timestamp_seconds") ?? 0;
     expect(Math.abs(loadedAt - Date.now() / 1000)).toBeLessThan(120);
+  });
+
+  it("countersign's metric families pass promtool check metrics (Prometheus's naming, unit, help and type conventions)", async () => {
+    const res = await fetch(`${cs.adminUrl}/metrics`);
+    // Only countersign_ families: three of prom-client's default nodejs_* gauges end in _total,
+    // which promtool reports, and they are prom-client's to rename.
+    const families = familiesNamed(await res.text(), "countersign_");
+    expect(families).toContain("# TYPE countersign_requests_total counter\ncountersign_requests_total{");
+    expect(families).not.toContain("nodejs_");
+    const r = runTool(promtoolBinary(), ["check", "metrics"], { input: families });
+    expect(r.status, r.transcript).toBe(0);
   });
 
   it("countersign_credentials_usable{profile,source} is 1 for the static profile, with no expiry for static keys, and the process is ready", () => {

@@ -35,6 +35,18 @@ export function parseMetrics(text: string): Sample[] {
   return out;
 }
 
+/** The lines of the metric families (HELP, TYPE and samples) whose names start with `prefix`. */
+export function familiesNamed(text: string, prefix: string): string {
+  let keep = false;
+  const kept: string[] = [];
+  for (const line of text.split("\n")) {
+    const family = /^# (?:HELP|TYPE) (\S+)/.exec(line)?.[1];
+    if (family !== undefined) keep = family.startsWith(prefix);
+    if (keep && line !== "") kept.push(line);
+  }
+  return `${kept.join("\n")}\n`;
+}
+
 export async function scrape(adminUrl: string): Promise<Sample[]> {
   const res = await fetch(`${adminUrl}/metrics`);
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
