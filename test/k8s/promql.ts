@@ -1,8 +1,12 @@
 /**
  * Just enough PromQL reading to check dashboards and alerts against the metrics countersign
  * exports: which series names an expression selects, with which label matchers, and which labels
- * it groups by. Not a parser: it relies on the expressions being well formed (Prometheus checks
- * that), and on label values holding no braces.
+ * it groups by. The real promtool checks that every expression is valid PromQL and runs the rules'
+ * unit tests (monitoring.spec.ts), but it has no command that lists the series, matchers and
+ * groupings of an expression, and it does not know countersign's metric catalogue: an unknown name
+ * is valid PromQL that selects nothing. This reading fills that gap only. Not a parser: it relies
+ * on the expressions being well formed (promtool checks that first) and on label values holding no
+ * braces.
  */
 
 export interface LabelMatcher {
