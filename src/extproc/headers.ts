@@ -24,6 +24,11 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 /**
  * Reads Envoy's HeaderMap. Values come in `raw_value` (bytes) since Envoy 1.27; older Envoys used
  * `value`. Bytes that could smuggle another header (CR, LF, NUL) or are not UTF-8 are refused.
+ *
+ * Anything Envoy itself never sends, and that could be read two ways, is refused rather than
+ * guessed at: a missing :method, :path, :authority or :scheme, a pseudo-header given twice in any letter case (":authority" and ":Authority"), a
+ * pseudo-header in another case than Envoy's, a missing :authority (a Host header alone is not
+ * taken instead), a Host that names another authority, and `value` and `raw_value` that disagree.
  */
 export function decodeRequestHead(map: HeaderMap__Output | null | undefined, limits: HeaderLimits): RequestHead | Denial {
   const pseudo = new Map<string, string>();
@@ -38,11 +43,13 @@ export function decodeRequestHead(map: HeaderMap__Output | null | undefined, lim
     }
     const value = raw ? decodeValue(raw) : h.value;
     if (value === undefined) return bad(`header ${printable(name)} has bytes that are not UTF-8`);
+    if (raw && h.value !== "" && h.value !== value) return bad(`header ${printable(name)} has a value and a raw_value that disagree`);
     if (/[\r\n\0]/.test(value)) return bad(`header ${printable(name)} contains CR, LF or NUL`);
     if (name.startsWith(":")) {
-      if (!PSEUDO.has(name)) continue; // e.g. :protocol; not part of what we sign
-      if (pseudo.has(name)) return bad(`pseudo-header ${name} appears twice`);
-      pseudo.set(name, value);
+      const folded = name.toLowerCase();
+      if (pseudo.has(folded)) return bad(`pseudo-header ${printable(folded)} appears twice`);
+      if (folded !== name && PSEUDO.has(folded)) return bad(`pseudo-header ${printable(name)} is not lower-case`);
+      pseudo.set(folded, value); // others, e.g. :protocol, are not part of what is signed
       continue;
     }
     if (!TOKEN.test(name)) return bad(`header name ${printable(name)} is not a lower-case HTTP token`);
@@ -51,13 +58,16 @@ export function decodeRequestHead(map: HeaderMap__Output | null | undefined, lim
   }
   const method = pseudo.get(":method");
   const path = pseudo.get(":path");
-  const authority = pseudo.get(":authority") ?? headers.get("host");
-  const scheme = pseudo.get(":scheme") ?? "https";
+  const authority = pseudo.get(":authority");
+  const scheme = pseudo.get(":scheme");
   if (!method || !TOKEN.test(method.toLowerCase())) return bad("request has no valid :method");
   if (method === "CONNECT") return bad("CONNECT must be terminated by Envoy before ext_proc; check envoy.yaml");
   if (!path) return bad("request has no :path");
-  if (!authority) return bad("request has no :authority or Host");
-  if (scheme !== "https" && scheme !== "http") return bad(`:scheme "${printable(scheme)}" is neither https nor http`);
+  if (!authority) return bad("request has no :authority");
+  const host = headers.get("host");
+  if (host !== undefined && host.toLowerCase() !== authority.toLowerCase()) return bad(`Host ${printable(host)} differs from :authority ${printable(authority)}`);
+  if (scheme === undefined) return bad("request has no :scheme");
+  if (scheme !== "https" && scheme !== "http") return bad(`:scheme ${printable(scheme)} is neither https nor http`);
   // Framing the upstream could read differently from what is signed: fail closed (RFC 9112 §6.3).
   const contentLength = headers.get("content-length");
   if (contentLength !== undefined) {

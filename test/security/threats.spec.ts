@@ -99,25 +99,31 @@ describe("confused deputy: nothing is signed for a host, port or service outside
 });
 
 describe(":authority, Host, TLS SNI and the CONNECT target disagree", () => {
-  it("over gRPC, a host header that differs from :authority is not what gets signed: the signature is for :authority, the host AWS receives", async () => {
+  it("over gRPC, a host header that differs from :authority is refused (400) and nothing is signed: which one AWS would read is not guessed", async () => {
     const r = await exchange(client, s3Get(S3, [["host", "evil.example"]]));
-    expect(authOf(r)).toMatch(/SignedHeaders=host;/);
-    if (r.kind !== "forwarded") return;
-    // countersign sets no host; Envoy has one Host, its :authority, and sends that upstream.
-    expect(r.responses.flatMap((x) => [...headersSet(x).keys()])).not.toContain("host");
-    const asEnvoySendsIt = { ...r, request: { ...r.request, headers: r.request.headers.filter(([k]) => k !== "host") } };
-    expect(await atAws(asEnvoySendsIt)).toMatchObject({ verified: true, host: S3 });
+    expect({ kind: r.kind, status: r.kind === "refused" ? r.status : 0 }).toEqual({ kind: "refused", status: 400 });
+    expect(r.responses.flatMap((x) => [...headersSet(x).keys()])).not.toContain("authorization");
   });
 
-  it("over gRPC, an :authority refused by the policy is refused even when the host header names an allowed host", async () => {
+  it("over gRPC, an :authority refused by the policy with a host header naming an allowed host is refused (400), nothing signed", async () => {
     const head = requestHead("GET", "evil.example", "/key", [
       ["host", S3],
       ["x-amz-content-sha256", "UNSIGNED-PAYLOAD"],
       ["authorization", placeholderAuthorization(PLACEHOLDER_KEY_ID, "us-west-2", "s3")],
     ]);
     const r = await decide(head);
-    expect(refusalStatus(r)).toBe(403);
+    expect(refusalStatus(r)).toBe(400);
+    expect(refusalBody(r)).toContain("differs from :authority");
     expect(headersSet(r).has("authorization")).toBe(false);
+  });
+
+  it("over gRPC, a host header equal to :authority (any letter case) is accepted and signed", async () => {
+    const r = await exchange(client, s3Get(S3, [["host", S3.toUpperCase()]]));
+    expect(authOf(r)).toMatch(/SignedHeaders=host;/);
+    if (r.kind !== "forwarded") return;
+    // Envoy has one Host, its :authority, and sends that upstream.
+    const asEnvoySendsIt = { ...r, request: { ...r.request, headers: r.request.headers.filter(([k]) => k !== "host") } };
+    expect(await atAws(asEnvoySendsIt)).toMatchObject({ verified: true, host: S3 });
   });
 
   describe("through real Envoy (envoy/envoy.yaml) to the fake AWS", () => {

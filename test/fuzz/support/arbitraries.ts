@@ -187,6 +187,14 @@ export type HeadDefect =
   | "missing-method"
   | "missing-path"
   | "missing-authority-and-host"
+  | "host-without-authority"
+  | "host-differs-from-authority"
+  | "missing-scheme"
+  | "authority-twice-same-value"
+  | "authority-twice-other-case"
+  | "upper-case-pseudo-header"
+  | "unknown-pseudo-header-twice"
+  | "value-and-raw-value-disagree"
   | "duplicate-method"
   | "duplicate-path"
   | "duplicate-authority"
@@ -207,6 +215,14 @@ export const HEAD_DEFECTS: readonly HeadDefect[] = [
   "missing-method",
   "missing-path",
   "missing-authority-and-host",
+  "host-without-authority",
+  "host-differs-from-authority",
+  "missing-scheme",
+  "authority-twice-same-value",
+  "authority-twice-other-case",
+  "upper-case-pseudo-header",
+  "unknown-pseudo-header-twice",
+  "value-and-raw-value-disagree",
   "duplicate-method",
   "duplicate-path",
   "duplicate-authority",
@@ -251,6 +267,22 @@ export function defectiveHead(defect: HeadDefect, where: number, encoding: "raw"
       return without(":path");
     case "missing-authority-and-host":
       return without(":authority");
+    case "host-without-authority":
+      return [...without(":authority"), header("host", "photos.s3.us-west-2.amazonaws.com")];
+    case "host-differs-from-authority":
+      return insert(header("host", "evil.example"));
+    case "missing-scheme":
+      return without(":scheme");
+    case "authority-twice-same-value":
+      return insert(header(":authority", "photos.s3.us-west-2.amazonaws.com"));
+    case "authority-twice-other-case":
+      return insert(header(":Authority", "photos.s3.us-west-2.amazonaws.com"));
+    case "upper-case-pseudo-header":
+      return base.map((h) => (h.key === ":authority" ? header(":AUTHORITY", "photos.s3.us-west-2.amazonaws.com") : h));
+    case "unknown-pseudo-header-twice":
+      return [...insert(header(":protocol", "websocket")), header(":protocol", "websocket")];
+    case "value-and-raw-value-disagree":
+      return insert({ key: "x-amz-meta-b", bytes: enc("shown"), encoding: "both", value: enc("hidden") });
     case "duplicate-method":
       return insert(header(":method", "PUT"));
     case "duplicate-path":

@@ -13,6 +13,8 @@ export interface HeaderSpec {
   readonly key: string;
   readonly bytes: Buffer;
   readonly encoding: HeaderEncoding;
+  /** With encoding "both": a `value` other than `bytes` (value and raw_value that disagree). */
+  readonly value?: Buffer;
 }
 
 export type MessageKind =
@@ -33,7 +35,7 @@ function headerValues(headers: readonly HeaderSpec[]): HeaderMap__Output {
     headers: headers.map((h) => ({
       key: h.key,
       // `value` is a proto string: bytes that are not UTF-8 would not survive it, so latin1 keeps one char per byte.
-      value: h.encoding === "raw" ? "" : h.bytes.toString("latin1"),
+      value: h.encoding === "raw" ? "" : (h.value ?? h.bytes).toString("latin1"),
       raw_value: h.encoding === "value" ? Buffer.alloc(0) : h.bytes,
     })),
   };

@@ -182,7 +182,7 @@ export function responseProblems(msgKind: MessageKind, response: unknown, stream
   const mo = modeOverride(response);
   if (mo) {
     if (kind !== "request_headers") problems.push(`mode_override on a ${kind} answer (Envoy ignores it)`);
-    if (mo.request !== "BUFFERED" && mo.request !== "STREAMED") problems.push(`mode_override request_body_mode ${String(mo.request)}`);
+    if (mo.request !== "BUFFERED" && mo.request !== "BUFFERED_PARTIAL" && mo.request !== "STREAMED") problems.push(`mode_override request_body_mode ${String(mo.request)}`);
     if (mo.response !== "NONE") problems.push(`mode_override response_body_mode ${String(mo.response)} (must be NONE, set explicitly)`);
   }
   const auth = headersSet(response).get("authorization");
@@ -228,18 +228,20 @@ export function hostVerdict(headers: readonly HeaderSpec[]): HostVerdict {
       return undefined;
     }
   };
-  const authorities = headers.filter((h) => h.key === ":authority");
-  const schemes = headers.filter((h) => h.key === ":scheme");
-  if (authorities.length > 1 || schemes.length > 1) return "refused";
-  let authority: string | undefined;
-  if (authorities.length === 1) authority = valueOf(authorities[0] as HeaderSpec);
-  else {
-    const hosts = headers.filter((h) => h.key === "host").map(valueOf);
-    if (hosts.length === 0 || hosts.some((v) => v === undefined)) return "refused";
-    authority = hosts.join(",");
-  }
-  const scheme = schemes.length === 1 ? valueOf(schemes[0] as HeaderSpec) : "https";
+  // Ambiguous heads must never be signed: a pseudo-header twice in any letter case or in upper
+  // case, :authority or :scheme missing (no falling back to Host), a Host naming another
+  // authority, or a `value` that disagrees with its `raw_value`.
+  const pseudo = headers.filter((h) => h.key.startsWith(":")).map((h) => h.key.toLowerCase());
+  if (new Set(pseudo).size !== pseudo.length) return "refused";
+  if (headers.some((h) => h.key.startsWith(":") && h.key !== h.key.toLowerCase())) return "refused";
+  if (headers.some((h) => h.encoding === "both" && h.value !== undefined && !h.value.equals(h.bytes))) return "refused";
+  const authorityHeader = headers.find((h) => h.key === ":authority");
+  const schemeHeader = headers.find((h) => h.key === ":scheme");
+  const authority = authorityHeader && valueOf(authorityHeader);
+  const scheme = schemeHeader && valueOf(schemeHeader);
   if (authority === undefined || scheme === undefined) return "refused";
+  const hosts = headers.filter((h) => h.key === "host").map(valueOf);
+  if (hosts.some((host) => host === undefined || host.toLowerCase() !== authority.toLowerCase())) return "refused";
   return authorityVerdict(authority, scheme);
 }
 
