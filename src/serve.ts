@@ -1,9 +1,8 @@
 /**
  * `countersign serve`: wires the policy, the credential profiles, the ext_proc gRPC server and the
  * admin listener together, and owns the process lifecycle: readiness, policy reload (file watch
- * and SIGHUP), draining and shutdown.
+ * and SIGHUP), the listener's TLS files (reloaded when they change), draining and shutdown.
  */
-import { readFileSync } from "node:fs";
 import * as grpcJs from "@grpc/grpc-js";
 import { startAdminServer, type AdminServer } from "./admin/adminServer.js";
 import { createLogger, type Logger, type LogLevel } from "./admin/logger.js";
@@ -12,16 +11,10 @@ import type { CredentialDeps } from "./credentials/index.js";
 import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from "./extproc/admission.js";
 import type { DecisionEvent, SigningContext } from "./extproc/context.js";
 import { startExtProcServer, type ExtProcServer } from "./extproc/server.js";
-import { formatPolicyError, loadPolicyFile } from "./policy/index.js";
-import { watchPolicyFile, type PolicyWatcher } from "./policy/watchPolicyFile.js";
+import { readMountedFile, watchMountedFiles, type MountedFileTiming, type MountedFileWatcher } from "./files/index.js";
+import { formatPolicyError, loadPolicyFile, parsePolicy } from "./policy/index.js";
 import { buildRuntime, notReadyReasons, type Runtime } from "./runtime.js";
-
-export interface TlsOptions {
-  readonly certFile: string;
-  readonly keyFile: string;
-  /** When set, clients must present a certificate signed by this CA (mTLS). */
-  readonly clientCaFile?: string;
-}
+import { startListenerTls, type ListenerTls, type TlsFiles } from "./tls/index.js";
 
 export interface ServeOptions {
   readonly policyPath: string;
@@ -34,12 +27,14 @@ export interface ServeOptions {
   readonly drainMs: number;
   /** Then wait at most this long for in-flight streams before forcing them closed. */
   readonly shutdownGraceMs: number;
-  readonly tls?: TlsOptions;
+  /** TLS on the gRPC listener; the files are followed and reloaded when they change. */
+  readonly tls?: TlsFiles;
   /** Concurrent-stream and held-body-bytes limits (default DEFAULT_ADMISSION_LIMITS). */
   readonly admission?: AdmissionLimits;
   /** Watch the policy file and reload it when it changes (default true). */
   readonly watchPolicy?: boolean;
-  readonly policyPollIntervalMs?: number;
+  /** Overrides of the mounted-file watcher's timings for the policy and TLS files (tests). */
+  readonly fileWatchTiming?: Partial<MountedFileTiming>;
   /** Test hooks. */
   readonly credentialDeps?: Omit<CredentialDeps, "logger" | "events">;
   readonly logDestination?: Parameters<typeof createLogger>[1];
@@ -64,19 +59,6 @@ export function splitHostPort(address: string, what: string): { host: string; po
   return { host: m[1] ?? m[2] ?? "", port };
 }
 
-export function grpcCredentials(tls: TlsOptions | undefined): grpcJs.ServerCredentials {
-  if (!tls) return grpcJs.ServerCredentials.createInsecure();
-  const read = (file: string, what: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new Error(`${what} ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-  };
-  const ca = tls.clientCaFile ? read(tls.clientCaFile, "--tls-client-ca") : null;
-  return grpcJs.ServerCredentials.createSsl(ca, [{ cert_chain: read(tls.certFile, "--tls-cert"), private_key: read(tls.keyFile, "--tls-key") }], ca !== null);
-}
-
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const logger = createLogger(opts.logLevel, opts.logDestination);
   const metrics = new Metrics();
@@ -91,6 +73,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     },
   };
 
+  // Read before the load, so that a change made while it loads is still seen by the watcher.
+  const initialPolicyFile = await readMountedFile(opts.policyPath);
   const loaded = await loadPolicyFile(opts.policyPath);
   if (!loaded.ok) {
     throw new Error(`policy ${opts.policyPath} is invalid:\n${loaded.errors.map(formatPolicyError).join("\n")}`);
@@ -108,9 +92,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     });
 
   let reloading: Promise<boolean> = Promise.resolve(true);
-  const reload = (trigger: string): Promise<boolean> => {
+  /** Loads the policy file (or `text`, its content as the watcher saw it settle) and swaps it in when it is valid. */
+  const reload = (trigger: string, text?: string): Promise<boolean> => {
     reloading = reloading.then(async () => {
-      const next = await loadPolicyFile(opts.policyPath);
+      const next = text === undefined ? await loadPolicyFile(opts.policyPath) : parsePolicy(text, opts.policyPath);
       if (!next.ok) {
         const unreadable = next.errors.length === 1 && next.errors[0]?.message.startsWith("cannot read the policy file");
         metrics.policyReloads.inc({ result: unreadable ? "unreadable" : "invalid" });
@@ -132,11 +117,24 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     return reloading;
   };
 
-  let watcher: PolicyWatcher | undefined;
+  let watcher: MountedFileWatcher | undefined;
   if (opts.watchPolicy ?? true) {
-    watcher = watchPolicyFile(opts.policyPath, readFileSync(opts.policyPath, "utf8"), async () => void (await reload("file change")), {
-      pollIntervalMs: opts.policyPollIntervalMs,
-    });
+    watcher = watchMountedFiles(
+      [opts.policyPath],
+      async ({ files: [file] }) => {
+        // A vanished or unreadable policy file is left alone: the policy in use stays (SIGHUP says why).
+        if (file?.kind === "content") await reload("file change", file.bytes.toString("utf8"));
+      },
+      {
+        initial: [initialPolicyFile],
+        ...(opts.fileWatchTiming ? { timing: opts.fileWatchTiming } : {}),
+        onWatchFailure: ({ dir, error, when }) =>
+          logger.warn(
+            { policy: opts.policyPath, dir, error: error instanceof Error ? error.message : String(error) },
+            when === "start" ? "cannot watch the policy file's directory; polling only" : "policy directory watch failed; polling only",
+          ),
+      },
+    );
   }
   const onHup = (): void => void reload("SIGHUP");
   process.on("SIGHUP", onHup);
@@ -181,8 +179,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     onDecision,
   };
 
+  let listenerTls: ListenerTls | undefined;
   const cleanup = (): void => {
     watcher?.stop();
+    listenerTls?.stop();
     process.off("SIGHUP", onHup);
     for (const p of runtime.profiles.values()) p.stop();
   };
@@ -193,6 +193,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   try {
     splitHostPort(opts.listen, "--listen");
     const adminAddr = opts.adminListen === undefined ? undefined : splitHostPort(opts.adminListen, "--admin-listen");
+    if (opts.tls) listenerTls = await startListenerTls(opts.tls, { logger, ...(opts.fileWatchTiming ? { timing: opts.fileWatchTiming } : {}) });
     grpcServer = await startExtProcServer(
       opts.listen,
       ctx,
@@ -204,7 +205,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
         streamClosed: () => metrics.streamsActive.dec(),
         grpcError: (code) => metrics.grpcErrors.inc({ code }),
       },
-      grpcCredentials(opts.tls),
+      listenerTls?.credentials ?? grpcJs.ServerCredentials.createInsecure(),
     ).catch((err: unknown) => {
       throw new Error(`cannot listen on --listen ${opts.listen}: ${err instanceof Error ? err.message : String(err)}`);
     });
@@ -221,7 +222,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   }
   const grpc: ExtProcServer = grpcServer;
   logger.info(
-    { listen: opts.listen, grpcPort: grpc.port, tls: opts.tls ? (opts.tls.clientCaFile ? "mtls" : "tls") : "off", admin: opts.adminListen, adminPort: admin?.port, pid: process.pid },
+    { listen: opts.listen, grpcPort: grpc.port, tls: listenerTls?.mode ?? "off", admin: opts.adminListen, adminPort: admin?.port, pid: process.pid },
     "countersign serving",
   );
 

@@ -19,14 +19,5 @@ export const ATTEMPT_TIMEOUT_MS = 30_000;
 /** STS HTTP timeouts (maxAttempts is 1: the refresher owns retries). */
 export const STS_REQUEST_TIMEOUT_MS = 5_000;
 export const STS_CONNECTION_TIMEOUT_MS = 2_000;
-/** Backstop poll of a credentials file. */
-export const FILE_POLL_INTERVAL_MS = 10_000;
-/** A changed file must read the same twice this far apart before it is used. */
-export const FILE_SETTLE_MS = 200;
-/**
- * A file that does not end in a newline may be cut in the middle of a value by a writer that
- * stalled: it is used only once it has also stayed the same this long.
- */
-export const FILE_UNTERMINATED_SETTLE_MS = 2_000;
 /** setTimeout cannot wait longer than this. */
 export const MAX_TIMER_DELAY_MS = 2_147_483_647;

@@ -79,6 +79,14 @@ describe("file credentials", () => {
     expect(p.status()).toMatchObject({ usable: true, refreshSuccesses: 1, refreshFailures: 0 });
   });
 
+  it("uses a file without a final newline as it is at start, where there is no last good set to keep", async () => {
+    const path = join(dir, "credentials");
+    await writeFile(path, ini(1).trimEnd());
+    const p = open(path);
+    await p.start();
+    expect(p.current()).toEqual({ usable: true, credentials: set(1) });
+  });
+
   it("is unusable when the file is missing at start, naming the path", async () => {
     const path = join(dir, "absent");
     const p = open(path);

@@ -4,6 +4,7 @@
  * (the shape of Envoy's source/extensions/common/aws/); every refresh outcome is counted.
  */
 import type { AssumeRoleCommand, AssumeRoleCommandOutput, STSClientConfig } from "@aws-sdk/client-sts";
+import type { MountedFileTiming } from "../files/types.js";
 import type { CredentialSpec } from "../policy/types.js";
 import type { Credentials } from "../sigv4/types.js";
 
@@ -78,14 +79,8 @@ export interface STSClientLike {
 
 export type STSClientFactory = (config: STSClientConfig) => STSClientLike;
 
-export interface FileWatchOptions {
-  /** Backstop poll of the file's content. Default 10 s. */
-  readonly pollIntervalMs?: number;
-  /** A changed file is accepted only when two reads this far apart agree. Default 200 ms. */
-  readonly settleMs?: number;
-  /** Extra wait for a changed file that does not end in a newline (default 2,000 ms). */
-  readonly unterminatedSettleMs?: number;
-}
+/** Test overrides of the mounted-file watcher's timings (src/files/constants.ts). */
+export type FileWatchOptions = Partial<MountedFileTiming>;
 
 export interface CredentialDeps {
   readonly env?: NodeJS.ProcessEnv;

@@ -2,20 +2,25 @@
  * Shared-service mode: the gRPC listener with TLS (`--tls-cert`/`--tls-key`) and with client
  * certificate verification (`--tls-client-ca`). Certificates come from openssl, independent of
  * countersign's own `certs` command. A client that does not present what the listener demands gets
- * a gRPC error and no answer at all; the server keeps serving the clients that do.
+ * a gRPC error and no answer at all; the server keeps serving the clients that do. The certificate,
+ * key and client CA are reloaded when they change (a Kubernetes Secret update swaps `..data`):
+ * open connections keep working, new ones get the new certificate and the new client CA.
  */
 import { execFileSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
 import { loadExtProcProtos } from "../../src/extproc/protos.js";
 import { exchange } from "../support/extProcClient.js";
+import { updateSecretVolume, writeSecretVolume } from "../support/secretVolume.js";
 import { eventually, sleep, startCountersign, type Countersign } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
+import { holdAfterHeaders } from "./support/heldStream.js";
 import { envFor, policyText, type StaticKey } from "./support/policyText.js";
-import { s3Put, signedKeyId } from "./support/requests.js";
+import { headerOf, s3Put, s3PutBuffered, signedKeyId } from "./support/requests.js";
 
 const KEY: StaticKey = { accessKeyId: "AKIAOPSMTLS000000001", secretAccessKey: "ops/mtls/0000000000000000000000000000001" };
 const HOST = "tls.s3.eu-west-1.amazonaws.com";
@@ -143,6 +148,88 @@ describe("--tls-client-ca: mTLS", () => {
     await eventually(() => (decided() >= 2 ? true : undefined), "the two decision lines to be logged", 3_000);
     await sleep(200);
     expect(decided()).toBe(2);
+  });
+});
+
+describe("the listener's certificate, key and client CA rotated without a restart (a Secret update swaps ..data)", () => {
+  const RELOADED = "TLS certificate reloaded";
+  const REFUSED = "TLS reload refused; the listener keeps its current certificate";
+  let next: Pki;
+  let cs: Countersign | undefined;
+
+  beforeAll(() => {
+    next = makePki();
+  });
+  afterEach(async () => {
+    await cs?.stop();
+    cs = undefined;
+  });
+
+  const fingerprint = (pemFile: string): string => new X509Certificate(readFileSync(pemFile)).fingerprint256;
+  const volumeOf = (p: Pki, key = p.serverKey): Record<string, string> => ({
+    "tls.crt": readFileSync(p.serverCert, "utf8"),
+    "tls.key": readFileSync(key, "utf8"),
+    "ca.crt": readFileSync(p.ca, "utf8"),
+  });
+  /** Trusts `server`'s CA and presents `clientOf`'s client certificate. */
+  const creds = (server: Pki, clientOf: Pki): grpc.ChannelCredentials =>
+    grpc.credentials.createSsl(readFileSync(server.ca), readFileSync(clientOf.clientKey), readFileSync(clientOf.clientCert));
+
+  async function serveFromVolume(): Promise<{ cs: Countersign; dir: string }> {
+    const dir = join(tempDir("mtls-rotate"), "tls");
+    writeSecretVolume(dir, volumeOf(pki));
+    const started = await startCountersign({
+      policyFile,
+      env: envFor("OPS_TLS", KEY),
+      args: ["--tls-cert", join(dir, "tls.crt"), "--tls-key", join(dir, "tls.key"), "--tls-client-ca", join(dir, "ca.crt")],
+    });
+    cs = started;
+    expect((await started.waitForRecord((r) => r.msg === "TLS certificate loaded")).certSha256).toBe(fingerprint(pki.serverCert));
+    return { cs: started, dir };
+  }
+
+  it("a connection open across the rotation keeps working (its in-flight stream and a new one); new connections get the new certificate and are checked against the new client CA", async () => {
+    const { cs, dir } = await serveFromVolume();
+    const open = client(cs.grpcAddress, creds(pki, pki));
+    try {
+      expect(signedKeyId(await exchange(open, s3Put(HOST, "before.txt", Buffer.from("before"))))).toBe(KEY.accessKeyId);
+      const body = Buffer.from("held across the certificate rotation");
+      const held = await holdAfterHeaders(open, s3PutBuffered(HOST, "held.txt", body));
+
+      updateSecretVolume(dir, volumeOf(next));
+      const reloaded = await cs.waitForRecord((r) => r.msg === RELOADED, 30_000);
+      expect(reloaded).toMatchObject({ level: "info", certSha256: fingerprint(next.serverCert), clientCaSha256: fingerprint(next.ca) });
+
+      const done = await held.sendBody();
+      expect(done.kind).toBe("forwarded");
+      if (done.kind === "forwarded") expect(headerOf(done.headers, "authorization")).toContain(`Credential=${KEY.accessKeyId}/`);
+      // A new stream on the open connection: a new handshake would fail, this client trusts the old CA only.
+      expect(signedKeyId(await exchange(open, s3Put(HOST, "after.txt", Buffer.from("after"))))).toBe(KEY.accessKeyId);
+    } finally {
+      open.close();
+    }
+
+    expect(await attempt(client(cs.grpcAddress, creds(next, next)))).toBe(KEY.accessKeyId);
+    // The old CA does not sign the new server certificate; the new client CA did not sign the old client certificate.
+    expect(await attempt(client(cs.grpcAddress, creds(pki, pki)))).toBe("gRPC UNAVAILABLE");
+    expect(await attempt(client(cs.grpcAddress, creds(next, pki)))).toBe("gRPC UNAVAILABLE");
+    expect(cs.logRecords().filter((r) => r.msg === REFUSED)).toEqual([]);
+    expect(cs.proc.exitCode).toBeNull();
+  });
+
+  it("refuses a rotation whose key does not belong to its certificate, logging why, and keeps serving the certificate it has", async () => {
+    const { cs, dir } = await serveFromVolume();
+    updateSecretVolume(dir, volumeOf(next, pki.serverKey));
+    const refused = await cs.waitForRecord((r) => r.msg === REFUSED, 30_000);
+    expect(refused).toMatchObject({
+      level: "error",
+      error: `--tls-key ${join(dir, "tls.key")} does not belong to the certificate in --tls-cert ${join(dir, "tls.crt")}`,
+      keptCertSha256: fingerprint(pki.serverCert),
+    });
+    expect(await attempt(client(cs.grpcAddress, creds(pki, pki)))).toBe(KEY.accessKeyId);
+    expect(await attempt(client(cs.grpcAddress, creds(next, next)))).toBe("gRPC UNAVAILABLE");
+    expect(cs.logRecords().filter((r) => r.msg === RELOADED)).toEqual([]);
+    expect(cs.lines.join("\n")).not.toContain("PRIVATE KEY");
   });
 });
 

@@ -174,7 +174,7 @@ describe("the credentials file of a file: profile", () => {
     })();
     const fd = openSync(credentialsFile, "w");
     writeSync(fd, full.slice(0, cut));
-    await sleep(100); // under the 200 ms the file must stay unchanged before it is used
+    await sleep(100); // under the 300 ms the file must stay unchanged before it is used (src/files/constants.ts)
     writeSync(fd, full.slice(cut));
     closeSync(fd);
     await cs.waitForRecord((r) => r.msg === "credential refresh succeeded" && r.keyIdSuffix === FILE_2.accessKeyId.slice(-4));
@@ -186,7 +186,7 @@ describe("the credentials file of a file: profile", () => {
     expect(cs.logRecords().filter(refreshFailed)).toEqual([]);
   });
 
-  // A changed file must read the same twice 200 ms apart; one that does not end in a newline (a
+  // A changed file must read the same twice 300 ms apart; one that does not end in a newline (a
   // writer may have stalled mid-value) must also stay the same for 2 s before it is used.
   it("never installs a secret cut mid-line by a writer that stalls 900 ms", async () => {
     const credentialsFile = join(tempDir("sec-creds"), "credentials");
