@@ -21,7 +21,8 @@
  * A rate below the target is reported, not failed: it measures the machine.
  *
  * Knobs: SOAK_MINUTES (10), SOAK_RATE (1000), SOAK_CONCURRENCY (64), SOAK_RSS_LIMIT_MIB (20),
- * SOAK_ENVOY_CONCURRENCY (Envoy worker threads, 1 as in the e2e suite), SOAK_LOG_LEVEL (info).
+ * SOAK_ENVOY_CONCURRENCY (Envoy worker threads, 1 as in the e2e suite), SOAK_LOG_LEVEL (info),
+ * SOAK_MODES (a comma-separated subset of the payload modes in workload.ts; default all).
  */
 import "reflect-metadata";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -60,6 +61,14 @@ const CONCURRENCY = Math.max(1, Math.round(envNumber("SOAK_CONCURRENCY", 64)));
 const RSS_LIMIT_MIB = envNumber("SOAK_RSS_LIMIT_MIB", 20);
 const ENVOY_CONCURRENCY = Math.max(1, Math.round(envNumber("SOAK_ENVOY_CONCURRENCY", 1)));
 const LOG_LEVEL = process.env.SOAK_LOG_LEVEL ?? "info";
+const SELECTED: readonly Mode[] = (() => {
+  const raw = process.env.SOAK_MODES;
+  if (raw === undefined || raw.trim() === "") return MODES;
+  const picked = raw.split(",").map((m) => m.trim());
+  const unknown = picked.filter((m) => !(MODES as readonly string[]).includes(m));
+  if (unknown.length > 0) throw new Error(`SOAK_MODES: unknown mode(s) ${unknown.join(", ")}; the modes are ${MODES.join(", ")}`);
+  return MODES.filter((m) => picked.includes(m));
+})();
 const SAMPLE_EVERY_MS = 10_000;
 const SCAN_EVERY_MS = 1_000;
 /** A rate held below this share of the target is called out in the summary. */
@@ -267,7 +276,7 @@ async function main(): Promise<number> {
   const durationMs = MINUTES * 60_000;
   console.log(
     `soak: ${MINUTES} min through real Envoy ${ENVOY_VERSION} (CONNECT + TLS, ${ENVOY_CONCURRENCY} worker thread${ENVOY_CONCURRENCY === 1 ? "" : "s"}); ` +
-      `${RATE > 0 ? `${RATE} requests/s offered` : "as fast as the stack answers"}, at most ${CONCURRENCY} in flight; ${MODES.length} payload modes in turn; ` +
+      `${RATE > 0 ? `${RATE} requests/s offered` : "as fast as the stack answers"}, at most ${CONCURRENCY} in flight; ${SELECTED.length} payload modes in turn; ` +
       `credentials refreshed about every minute; RSS growth limit ${RSS_LIMIT_MIB} MiB; ${availableParallelism()} cores`,
   );
   const dir = tempDir("soak");
@@ -311,7 +320,7 @@ async function main(): Promise<number> {
         `initial credential fetch: ${first.refreshSuccesses} success, ${first.refreshFailures} failure`,
     );
 
-    loadgen = startLoadgen({ proxyUrl: `http://127.0.0.1:${envoy.connectPort}`, caFile, rate: RATE, concurrency: CONCURRENCY, durationMs, reportEveryMs: 1_000 });
+    loadgen = startLoadgen({ proxyUrl: `http://127.0.0.1:${envoy.connectPort}`, caFile, modes: SELECTED, rate: RATE, concurrency: CONCURRENCY, durationMs, reportEveryMs: 1_000 });
     const lg = loadgen;
     const exitedEarly = new Promise<never>((_, reject) => lg.once("exit", (code, signal) => reject(new Error(`the load generator exited (${String(code ?? signal)}) before the run ended`))));
     let onDone: () => void = () => undefined;
@@ -414,7 +423,7 @@ function summary(r: {
   const failures: string[] = [];
   console.log(`\nsoak summary: ${(r.elapsedS / 60).toFixed(1)} min through real Envoy ${ENVOY_VERSION}, ${RATE > 0 ? `${RATE} req/s offered` : "unpaced"}, at most ${CONCURRENCY} in flight`);
   const rows: string[][] = [["mode", "ok", "errors", "req/s", "fake AWS verified"]];
-  for (const m of MODES) {
+  for (const m of SELECTED) {
     const c = soak.total[m];
     const verified = soak.fakeVerified.get(m) ?? 0;
     rows.push([m, String(c.ok), String(c.errors), ((c.ok + c.errors) / r.elapsedS).toFixed(1), m === "refused" ? "-" : String(verified)]);

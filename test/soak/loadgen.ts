@@ -31,6 +31,8 @@ export interface LoadgenConfig {
   readonly proxyUrl: string;
   /** PEM file of the CA that issued Envoy's listener certificate. */
   readonly caFile: string;
+  /** The payload modes to send, in turn. */
+  readonly modes: readonly Mode[];
   /** Requests started per second; 0 = closed loop. */
   readonly rate: number;
   readonly concurrency: number;
@@ -123,11 +125,12 @@ async function main(): Promise<void> {
   const proxy = new URL(cfg.proxyUrl);
   const agent = new TunnelAgent({ host: proxy.hostname, port: Number(proxy.port) }, { keepAlive: true, maxSockets: cfg.concurrency, maxFreeSockets: cfg.concurrency, scheduling: "lifo", ca });
 
-  const pool = new Map<Mode, Planned[]>(MODES.map((m) => [m, Array.from({ length: VARIANTS }, (_, v) => plan(m, v))]));
+  const modes = cfg.modes;
+  const pool = new Map<Mode, Planned[]>(modes.map((m) => [m, Array.from({ length: VARIANTS }, (_, v) => plan(m, v))]));
   let bodyBytes = 0;
   for (const list of pool.values()) for (const p of list) bodyBytes += p.request.body.length;
   const go = new Promise<void>((resolve) => process.on("message", (m: { cmd?: string }) => m.cmd === "go" && resolve()));
-  send({ type: "ready", planned: VARIANTS * MODES.length, bodyMiB: bodyBytes / 2 ** 20 });
+  send({ type: "ready", planned: VARIANTS * modes.length, bodyMiB: bodyBytes / 2 ** 20 });
   await go;
 
   let perMode = zeroCounts();
@@ -151,7 +154,7 @@ async function main(): Promise<void> {
   };
 
   // One upload first, so the bucket exists before the first list request asks for it.
-  const first = pool.get("hex-sha256")?.[0] as Planned;
+  const first = plan("hex-sha256", 0);
   const t0 = performance.now();
   const firstAnswer = await exchange(agent, first).catch((err: unknown) => err);
   record(first.mode, (performance.now() - t0) * 1000, firstAnswer instanceof Error ? `exception: ${firstAnswer.message}` : check(first, firstAnswer as Answer));
@@ -165,9 +168,9 @@ async function main(): Promise<void> {
 
   const launch = (): void => {
     const n = started++;
-    const mode = MODES[n % MODES.length] as Mode;
+    const mode = modes[n % modes.length] as Mode;
     const variants = pool.get(mode) as Planned[];
-    const p = variants[Math.floor(n / MODES.length) % variants.length] as Planned;
+    const p = variants[Math.floor(n / modes.length) % variants.length] as Planned;
     inFlight++;
     const t0 = performance.now();
     exchange(agent, p).then(
