@@ -7,9 +7,9 @@
  */
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "./admin/logger.js";
+import { serveMetricsToPrimary } from "./admin/metrics.js";
 import { DEFAULT_ADMISSION_LIMITS } from "./extproc/admission.js";
 import { formatPolicyError, loadPolicyFile } from "./policy/index.js";
-import { AggregatorRegistry } from "prom-client";
 import { serve } from "./serve.js";
 import { isWorker, reportStatusToPrimary, runPrimary } from "./workers.js";
 
@@ -159,10 +159,8 @@ async function runServe(args: string[]): Promise<number> {
     clearInterval(keepAlive);
   }
   if (isWorker()) {
-    // Constructing one installs prom-client's worker-side listener for the primary's requests.
-    new AggregatorRegistry();
-    AggregatorRegistry.setRegistries([server.metrics.registry]);
-    reportStatusToPrimary(server.notReadyReasons);
+    serveMetricsToPrimary(server.metrics);
+    reportStatusToPrimary(server.readiness);
   }
   const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {

@@ -7,6 +7,7 @@ import * as grpcJs from "@grpc/grpc-js";
 import { startAdminServer, type AdminServer } from "./admin/adminServer.js";
 import { createLogger, type Logger, type LogLevel } from "./admin/logger.js";
 import { Metrics } from "./admin/metrics.js";
+import { Readiness } from "./admin/readiness.js";
 import type { CredentialDeps } from "./credentials/index.js";
 import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from "./extproc/admission.js";
 import type { DecisionEvent, SigningContext } from "./extproc/context.js";
@@ -14,6 +15,7 @@ import { startExtProcServer, type ExtProcServer } from "./extproc/server.js";
 import { readMountedFile, watchMountedFiles, type MountedFileTiming, type MountedFileWatcher } from "./files/index.js";
 import { formatPolicyError, loadPolicyFile, parsePolicy } from "./policy/index.js";
 import { buildRuntime, notReadyReasons, type Runtime } from "./runtime.js";
+import { splitHostPort } from "./splitHostPort.js";
 import { startListenerTls, type ListenerTls, type TlsFiles } from "./tls/index.js";
 
 export interface ServeOptions {
@@ -47,16 +49,9 @@ export interface RunningServer {
   readonly logger: Logger;
   /** Re-reads the policy file now (what SIGHUP does). Resolves true when the new policy is in use. */
   reload(trigger: string): Promise<boolean>;
-  /** Why this process would answer /readyz with 503 (empty when ready). */
-  notReadyReasons(): string[];
+  /** What /readyz and countersign_ready report (a worker sends it to the primary). */
+  readonly readiness: Readiness;
   stop(): Promise<void>;
-}
-
-export function splitHostPort(address: string, what: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`${what} "${address}" is not host:port (e.g. 127.0.0.1:9464 or [::1]:9464)`);
-  return { host: m[1] ?? m[2] ?? "", port };
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
@@ -65,12 +60,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const credentialDeps: CredentialDeps = {
     ...opts.credentialDeps,
     logger,
-    events: {
-      onRefresh(e) {
-        metrics.credentialRefreshes.inc({ profile: e.profile, result: e.result });
-        metrics.credentialRefreshSeconds.observe({ profile: e.profile }, e.durationMs / 1000);
-      },
-    },
+    events: { onRefresh: (e) => metrics.credentialRefreshed(e) },
   };
 
   // Read before the load, so that a change made while it loads is still seen by the watcher.
@@ -81,15 +71,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   }
   // The one mutable reference: every request reads it once, at its start.
   let runtime: Runtime = (await buildRuntime(loaded.policy, credentialDeps)).runtime;
-  metrics.policyReloads.inc({ result: "success" });
-  metrics.setPolicy(runtime.policy.sha256);
+  metrics.policyLoaded(runtime.policy.sha256);
   logger.info({ policy: opts.policyPath, sha256: runtime.policy.sha256.slice(0, 16), endpoints: runtime.policy.endpoints.length }, "policy loaded");
-
-  metrics.credentialStatus = () =>
-    [...runtime.profiles].map(([name, profile]) => {
-      const s = profile.status();
-      return { profile: name, source: profile.source, usable: s.usable, expiresAt: s.expiresAt };
-    });
 
   let reloading: Promise<boolean> = Promise.resolve(true);
   /** Loads the policy file (or `text`, its content as the watcher saw it settle) and swaps it in when it is valid. */
@@ -98,7 +81,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       const next = text === undefined ? await loadPolicyFile(opts.policyPath) : parsePolicy(text, opts.policyPath);
       if (!next.ok) {
         const unreadable = next.errors.length === 1 && next.errors[0]?.message.startsWith("cannot read the policy file");
-        metrics.policyReloads.inc({ result: unreadable ? "unreadable" : "invalid" });
+        metrics.policyRefused(unreadable ? "unreadable" : "invalid");
         logger.error(
           { trigger, policy: opts.policyPath, errors: next.errors.map(formatPolicyError), keptSha256: runtime.policy.sha256.slice(0, 16) },
           "policy reload refused; still serving the previous policy",
@@ -109,8 +92,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       const { runtime: built, retired } = await buildRuntime(next.policy, credentialDeps, runtime);
       runtime = built;
       for (const p of retired) p.stop();
-      metrics.policyReloads.inc({ result: "success" });
-      metrics.setPolicy(built.policy.sha256);
+      metrics.policyLoaded(built.policy.sha256);
       logger.info({ trigger, policy: opts.policyPath, sha256: built.policy.sha256.slice(0, 16), endpoints: built.policy.endpoints.length }, "policy reloaded");
       return true;
     });
@@ -139,15 +121,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const onHup = (): void => void reload("SIGHUP");
   process.on("SIGHUP", onHup);
 
-  let draining = false;
-  const readiness = {
-    notReadyReasons(): string[] {
-      return draining ? ["shutting down", ...notReadyReasons(runtime)] : notReadyReasons(runtime);
-    },
-  };
-
-  metrics.readyCheck = () => readiness.notReadyReasons().length === 0;
-
+  const readiness = new Readiness(() => notReadyReasons(runtime));
   const onDecision = (e: DecisionEvent): void => {
     metrics.recordDecision(e);
     const level = e.decision === "refused" ? "warn" : "info";
@@ -170,7 +144,15 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   };
 
   const admission = new Admission(opts.admission ?? DEFAULT_ADMISSION_LIMITS);
-  metrics.observeAdmission(admission);
+  metrics.observe({
+    readiness,
+    admission,
+    credentials: () =>
+      [...runtime.profiles].map(([name, profile]) => {
+        const s = profile.status();
+        return { profile: name, source: profile.source, usable: s.usable, expiresAt: s.expiresAt };
+      }),
+  });
   const ctx: SigningContext = {
     snapshot: () => runtime,
     now: () => new Date(),
@@ -192,28 +174,12 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   let admin: AdminServer | undefined;
   try {
     splitHostPort(opts.listen, "--listen");
-    const adminAddr = opts.adminListen === undefined ? undefined : splitHostPort(opts.adminListen, "--admin-listen");
+    if (opts.adminListen !== undefined) splitHostPort(opts.adminListen, "--admin-listen");
     if (opts.tls) listenerTls = await startListenerTls(opts.tls, { logger, ...(opts.fileWatchTiming ? { timing: opts.fileWatchTiming } : {}) });
-    grpcServer = await startExtProcServer(
-      opts.listen,
-      ctx,
-      {
-        streamOpened: () => {
-          metrics.streamsActive.inc();
-          metrics.streamsTotal.inc();
-        },
-        streamClosed: () => metrics.streamsActive.dec(),
-        grpcError: (code) => metrics.grpcErrors.inc({ code }),
-      },
-      listenerTls?.credentials ?? grpcJs.ServerCredentials.createInsecure(),
-    ).catch((err: unknown) => {
+    grpcServer = await startExtProcServer(opts.listen, ctx, metrics, listenerTls?.credentials ?? grpcJs.ServerCredentials.createInsecure()).catch((err: unknown) => {
       throw new Error(`cannot listen on --listen ${opts.listen}: ${err instanceof Error ? err.message : String(err)}`);
     });
-    if (adminAddr) {
-      admin = await startAdminServer(adminAddr.host, adminAddr.port, metrics, readiness).catch((err: unknown) => {
-        throw new Error(`cannot listen on --admin-listen ${opts.adminListen}: ${err instanceof Error ? err.message : String(err)}`);
-      });
-    }
+    if (opts.adminListen !== undefined) admin = await startAdminServer(opts.adminListen, readiness, metrics.registry);
   } catch (err) {
     await grpcServer?.shutdown(0);
     await admin?.close();
@@ -229,8 +195,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      draining = true;
-      metrics.ready.set(0);
+      readiness.shutDown();
       logger.info({ drainMs: opts.drainMs, graceMs: opts.shutdownGraceMs }, "draining: /readyz now fails; still serving new streams");
       await new Promise((r) => setTimeout(r, opts.drainMs));
       await grpc.shutdown(opts.shutdownGraceMs);
@@ -248,7 +213,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     metrics,
     logger,
     reload,
-    notReadyReasons: () => readiness.notReadyReasons(),
+    readiness,
     stop,
   };
 }

@@ -7,10 +7,10 @@
  * replaces a worker that dies unexpectedly.
  */
 import cluster, { type Worker } from "node:cluster";
-import http from "node:http";
-import { AggregatorRegistry } from "prom-client";
+import { startAdminServer } from "./admin/adminServer.js";
 import { createLogger, type LogLevel } from "./admin/logger.js";
-import { splitHostPort } from "./serve.js";
+import { clusterMetrics } from "./admin/metrics.js";
+import { Readiness } from "./admin/readiness.js";
 
 interface WorkerStatus {
   type: "countersign:status";
@@ -20,10 +20,10 @@ interface WorkerStatus {
 const STATUS_INTERVAL_MS = 1_000;
 const MAX_FAILED_STARTS = 3;
 
-/** In a worker: report readiness to the primary every second. */
-export function reportStatusToPrimary(notReadyReasons: () => string[]): () => void {
+/** In a worker: report its readiness to the primary every second. */
+export function reportStatusToPrimary(readiness: Readiness): () => void {
   const send = (): void => {
-    if (process.connected) process.send?.({ type: "countersign:status", reasons: notReadyReasons() } satisfies WorkerStatus);
+    if (process.connected) process.send?.({ type: "countersign:status", reasons: readiness.notReadyReasons() } satisfies WorkerStatus);
   };
   send();
   const timer = setInterval(send, STATUS_INTERVAL_MS);
@@ -37,7 +37,6 @@ export function isWorker(): boolean {
 
 export async function runPrimary(opts: { workers: number; adminListen: string; logLevel: LogLevel; shutdownTimeoutMs: number }): Promise<number> {
   const logger = createLogger(opts.logLevel);
-  const aggregator = new AggregatorRegistry();
   const status = new Map<number, string[]>();
   /** Workers that have been ready at least once. */
   const everReady = new Set<number>();
@@ -78,36 +77,14 @@ export async function runPrimary(opts: { workers: number; adminListen: string; l
     else fork();
   });
 
-  const notReady = (): string[] => {
-    const reasons: string[] = stopping ? ["shutting down"] : [];
+  // Ready when every worker runs and last reported itself ready.
+  const readiness = new Readiness(() => {
+    const reasons: string[] = [];
     if (status.size < opts.workers) reasons.push(`${opts.workers - status.size} worker(s) not running`);
     for (const [id, r] of status) for (const reason of r) reasons.push(`worker ${id}: ${reason}`);
     return reasons;
-  };
-
-  const { host, port } = splitHostPort(opts.adminListen, "--admin-listen");
-  const admin = http.createServer((req, res) => {
-    const url = (req.url ?? "/").split("?")[0];
-    if (url === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-    if (url === "/readyz") {
-      const r = notReady();
-      return void (r.length === 0
-        ? res.writeHead(200, { "content-type": "text/plain" }).end("ready\n")
-        : res.writeHead(503, { "content-type": "text/plain" }).end(`not ready:\n${r.map((x) => `- ${x}`).join("\n")}\n`));
-    }
-    if (url === "/metrics") {
-      aggregator.clusterMetrics().then(
-        (body) => res.writeHead(200, { "content-type": aggregator.contentType }).end(body),
-        (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${String(err)}\n`),
-      );
-      return;
-    }
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz, /readyz or /metrics\n");
   });
-  await new Promise<void>((resolve, reject) => {
-    admin.once("error", (err) => reject(new Error(`cannot listen on --admin-listen ${opts.adminListen}: ${err.message}`)));
-    admin.listen(port, host, () => resolve());
-  });
+  const admin = await startAdminServer(opts.adminListen, readiness, clusterMetrics(readiness));
   logger.info({ workers: opts.workers, admin: opts.adminListen }, "countersign primary started");
 
   process.on("SIGHUP", () => {
@@ -117,6 +94,7 @@ export async function runPrimary(opts: { workers: number; adminListen: string; l
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return;
       stopping = true;
+      readiness.shutDown();
       logger.info({ signal }, "shutdown requested; stopping workers");
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
       for (const w of workers) w.process.kill("SIGTERM");
@@ -128,8 +106,7 @@ export async function runPrimary(opts: { workers: number; adminListen: string; l
         if (Object.keys(cluster.workers ?? {}).length === 0) {
           clearInterval(check);
           clearTimeout(deadline);
-          admin.close();
-          resolve();
+          void admin.close().then(resolve);
         }
       }, 50);
     };

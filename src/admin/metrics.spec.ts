@@ -15,5 +15,7 @@ describe("Metrics", () => {
       'countersign_policy_reloads_total{result="invalid"} 0',
       'countersign_policy_reloads_total{result="unreadable"} 0',
     ]);
+    metrics.policyRefused("invalid");
+    expect(await reloadSamples(metrics)).toContain('countersign_policy_reloads_total{result="invalid"} 1');
   });
 });

@@ -2,9 +2,18 @@
  * Every metric countersign exports, in one registry. Label sets are bounded: no host names, key
  * ids or request ids — only policy-bounded values (decision, reason, payload mode, a known service
  * name or "other", a credential profile name from the policy).
+ *
+ * Data comes in two ways only: events through this class's methods (a decision, a stream opened
+ * or closed, a policy load, a credential refresh), and state read at scrape time from the
+ * MetricSources given once to observe() (readiness, admission, credential profiles). Nothing
+ * outside this file touches a prom-client instrument.
  */
 import client from "prom-client";
+import type { RefreshEvent } from "../credentials/index.js";
 import type { DecisionEvent } from "../extproc/context.js";
+import type { StreamObserver } from "../extproc/server.js";
+import type { MetricsSource } from "./adminServer.js";
+import type { Readiness } from "./readiness.js";
 
 /** SigV4 service names countersign labels as themselves; anything else is "other". */
 const KNOWN_SERVICES = new Set([
@@ -36,55 +45,80 @@ interface AdmissionView {
   readonly limits: { readonly maxHeldBytes: number; readonly maxConcurrentStreams: number };
 }
 
-export class Metrics {
-  readonly registry = new client.Registry();
+/** The process state the gauges read at every scrape. */
+export interface MetricSources {
+  readonly readiness: Readiness;
+  readonly admission: AdmissionView;
+  /** The credential profiles of the policy in use. */
+  credentials(): readonly CredentialGaugeSample[];
+}
 
-  readonly requests = new client.Counter({
+/** `countersign_ready`, read from `readiness` at every scrape: the gauge has no other writer. */
+function readyGauge(registry: client.Registry, readiness: () => Readiness | undefined): client.Gauge {
+  const gauge: client.Gauge = new client.Gauge({
+    name: "countersign_ready",
+    help: "1 when /readyz answers 200.",
+    registers: [registry],
+    // With --workers the primary reports its own readiness (which counts its workers), not theirs.
+    aggregator: "omit",
+    collect: () => {
+      const r = readiness();
+      if (r) gauge.set(r.isReady() ? 1 : 0);
+    },
+  });
+  return gauge;
+}
+
+export class Metrics implements StreamObserver {
+  readonly registry = new client.Registry();
+  private sources: MetricSources | undefined;
+
+  private readonly requests = new client.Counter({
     name: "countersign_requests_total",
     help: "Requests decided, by decision (signed|refused|cancelled), reason, payload mode and signing service.",
     labelNames: ["decision", "reason", "payload_mode", "service"] as const,
     registers: [this.registry],
   });
-  readonly signingSeconds = new client.Histogram({
+  private readonly signingSeconds = new client.Histogram({
     name: "countersign_signing_duration_seconds",
     help: "Time spent inside countersign per request (CPU work, not time waiting for Envoy), by payload mode.",
     labelNames: ["payload_mode"] as const,
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
-  readonly bytesHashed = new client.Counter({
+  private readonly bytesHashed = new client.Counter({
     name: "countersign_body_bytes_hashed_total",
     help: "Request body bytes hashed (buffered bodies and re-signed chunks).",
     registers: [this.registry],
   });
-  readonly chunksResigned = new client.Counter({
+  private readonly chunksResigned = new client.Counter({
     name: "countersign_chunks_resigned_total",
     help: "aws-chunked chunk and trailer signatures re-computed.",
     registers: [this.registry],
   });
-  readonly streamsActive = new client.Gauge({
+  private readonly streamsActive = new client.Gauge({
     name: "countersign_extproc_streams_active",
     help: "ext_proc gRPC streams currently open.",
     registers: [this.registry],
   });
-  readonly streamsTotal = new client.Counter({
+  private readonly streamsTotal = new client.Counter({
     name: "countersign_extproc_streams_total",
     help: "ext_proc gRPC streams opened.",
     registers: [this.registry],
   });
-  readonly grpcErrors = new client.Counter({
+  private readonly grpcErrors = new client.Counter({
     name: "countersign_grpc_errors_total",
     help: "ext_proc streams that ended in a gRPC error, by gRPC status name.",
     labelNames: ["code"] as const,
     registers: [this.registry],
   });
-  readonly policyReloads = new client.Counter({
+  private readonly policyReloads = new client.Counter({
     name: "countersign_policy_reloads_total",
     help: "Policy loads and reloads, by result (success|invalid|unreadable).",
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
-  readonly policyInfo = new client.Gauge({
+  private readonly policyInfo = new client.Gauge({
     name: "countersign_policy_info",
     help: "The loaded policy: 1 for the SHA-256 of its source text (first 16 hex characters).",
     labelNames: ["sha256"] as const,
@@ -92,16 +126,13 @@ export class Metrics {
     // With --workers the primary merges the workers' registries: per-process facts must not be summed.
     aggregator: "max",
   });
-  readonly policyLoadedTimestamp = new client.Gauge({
+  private readonly policyLoadedTimestamp = new client.Gauge({
     name: "countersign_policy_loaded_timestamp_seconds",
     help: "Unix time the current policy was loaded.",
     registers: [this.registry],
     aggregator: "min",
   });
-  /** Read at scrape time; set by whoever owns the credential profiles. */
-  credentialStatus: () => readonly CredentialGaugeSample[] = () => [];
-
-  readonly credentialsExpiry: client.Gauge<"profile"> = new client.Gauge({
+  private readonly credentialsExpiry: client.Gauge<"profile"> = new client.Gauge({
     name: "countersign_credentials_expiry_seconds",
     help: "Seconds until the profile's current credentials expire (absent for credentials without expiry).",
     labelNames: ["profile"] as const,
@@ -109,83 +140,69 @@ export class Metrics {
     aggregator: "min",
     collect: () => this.collectCredentialGauges(),
   });
-  readonly credentialsUsable: client.Gauge<"profile" | "source"> = new client.Gauge({
+  private readonly credentialsUsable: client.Gauge<"profile" | "source"> = new client.Gauge({
     name: "countersign_credentials_usable",
     help: "1 when the profile has usable credentials, else 0.",
     labelNames: ["profile", "source"] as const,
     registers: [this.registry],
     aggregator: "min",
   });
-  readonly credentialRefreshes = new client.Counter({
+  private readonly credentialRefreshes = new client.Counter({
     name: "countersign_credential_refreshes_total",
     help: "Credential fetches and refreshes, by profile and result (success|failure).",
     labelNames: ["profile", "result"] as const,
     registers: [this.registry],
   });
-  readonly credentialRefreshSeconds = new client.Histogram({
+  private readonly credentialRefreshSeconds = new client.Histogram({
     name: "countersign_credential_refresh_duration_seconds",
     help: "Latency of credential fetches and refreshes, by profile.",
     labelNames: ["profile"] as const,
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  /** Read at scrape time: true when /readyz would answer 200. */
-  readyCheck: (() => boolean) | undefined;
-  readonly ready: client.Gauge = new client.Gauge({
-    name: "countersign_ready",
-    help: "1 when /readyz answers 200.",
-    registers: [this.registry],
-    aggregator: "min",
-    collect: () => {
-      if (this.readyCheck) this.ready.set(this.readyCheck() ? 1 : 0);
-    },
-  });
-
-  /** Read at scrape time from the process's admission limits. */
-  private admission: AdmissionView | undefined;
-
-  readonly heldBytes: client.Gauge = new client.Gauge({
+  private readonly heldBytes: client.Gauge = new client.Gauge({
     name: "countersign_body_bytes_held",
     help: "Request body bytes held in memory by all streams (buffered bodies being hashed, current aws-chunked chunks).",
     registers: [this.registry],
     collect: () => {
-      const a = this.admission;
+      const a = this.sources?.admission;
       if (!a) return;
       this.heldBytes.set(a.heldBytes);
       this.heldBytesLimit.set(a.limits.maxHeldBytes);
       this.streamsLimit.set(a.limits.maxConcurrentStreams);
     },
   });
-  readonly heldBytesLimit = new client.Gauge({
+  private readonly heldBytesLimit = new client.Gauge({
     name: "countersign_body_bytes_held_limit",
     help: "--max-held-bytes (per process): requests that would hold more body bytes than this are refused with 503.",
     registers: [this.registry],
     aggregator: "max",
   });
-  readonly streamsLimit = new client.Gauge({
+  private readonly streamsLimit = new client.Gauge({
     name: "countersign_extproc_streams_limit",
     help: "--max-streams (per process): streams over this many at once are refused with 503.",
     registers: [this.registry],
     aggregator: "max",
   });
 
-  /** Reports `a`'s held bytes and limits at every scrape. */
-  observeAdmission(a: AdmissionView): void {
-    this.admission = a;
-  }
-
   constructor(opts: { processMetrics?: boolean } = {}) {
+    readyGauge(this.registry, () => this.sources?.readiness);
     if (opts.processMetrics ?? true) client.collectDefaultMetrics({ register: this.registry });
     // Every result is exported at 0 from the start: Prometheus's increase() sees nothing in a series
     // whose first sample is already 1, so the alert on rejected reloads would miss the first one.
     for (const result of POLICY_RELOAD_RESULTS) this.policyReloads.inc({ result }, 0);
   }
 
+  /** Names, once, the state the gauges read at every scrape. */
+  observe(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
   private collectCredentialGauges(): void {
     this.credentialsExpiry.reset();
     this.credentialsUsable.reset();
     const now = Date.now();
-    for (const c of this.credentialStatus()) {
+    for (const c of this.sources?.credentials() ?? []) {
       this.credentialsUsable.set({ profile: c.profile, source: c.source }, c.usable ? 1 : 0);
       if (c.expiresAt) this.credentialsExpiry.set({ profile: c.profile }, (c.expiresAt.getTime() - now) / 1000);
     }
@@ -215,9 +232,59 @@ export class Metrics {
     if (e.chunksResigned > 0) this.chunksResigned.inc(e.chunksResigned);
   }
 
-  setPolicy(sha256: string): void {
+  streamOpened(): void {
+    this.streamsActive.inc();
+    this.streamsTotal.inc();
+  }
+
+  streamClosed(): void {
+    this.streamsActive.dec();
+  }
+
+  grpcError(code: string): void {
+    this.grpcErrors.inc({ code });
+  }
+
+  /** A policy (the first, or a reload) is in use. */
+  policyLoaded(sha256: string): void {
+    this.policyReloads.inc({ result: "success" });
     this.policyInfo.reset();
     this.policyInfo.set({ sha256: sha256.slice(0, 16) }, 1);
     this.policyLoadedTimestamp.set(Date.now() / 1000);
   }
+
+  /** A reload was refused; the previous policy stays in use. */
+  policyRefused(result: "invalid" | "unreadable"): void {
+    this.policyReloads.inc({ result });
+  }
+
+  credentialRefreshed(e: RefreshEvent): void {
+    this.credentialRefreshes.inc({ profile: e.profile, result: e.result });
+    this.credentialRefreshSeconds.observe({ profile: e.profile }, e.durationMs / 1000);
+  }
+}
+
+/**
+ * The `--workers` primary's /metrics: every worker's registry merged by each metric's aggregator
+ * (counters summed, per-process facts by min or max), and `countersign_ready` from the primary's
+ * own readiness.
+ */
+export function clusterMetrics(readiness: Readiness): MetricsSource {
+  const workers = new client.AggregatorRegistry();
+  const own = new client.Registry();
+  readyGauge(own, () => readiness);
+  return {
+    contentType: workers.contentType,
+    async metrics() {
+      const [merged, mine] = await Promise.all([workers.clusterMetrics(), own.metrics()]);
+      return merged === "" ? mine : `${merged}\n${mine}`;
+    },
+  };
+}
+
+/** In a `--workers` worker: answer the primary's requests for metrics from `metrics`' registry. */
+export function serveMetricsToPrimary(metrics: Metrics): void {
+  // Constructing one installs prom-client's worker-side listener for the primary's requests.
+  new client.AggregatorRegistry();
+  client.AggregatorRegistry.setRegistries([metrics.registry]);
 }

@@ -252,6 +252,13 @@ describe("countersign serve refuses", () => {
     expect((await fetch(`${serve.adminUrl}/healthz`)).status).toBe(200);
   });
 
+  it("answers a method other than GET or HEAD on its admin port with 405 and Allow: GET, HEAD", async () => {
+    for (const path of ["/healthz", "/readyz", "/metrics"]) {
+      const res = await fetch(`${serve.adminUrl}${path}`, { method: "POST" });
+      expect({ path, status: res.status, allow: res.headers.get("allow"), body: await res.text() }).toEqual({ path, status: 405, allow: "GET, HEAD", body: "" });
+    }
+  });
+
   it("never logs a secret, a signature or a full key id", () => {
     const all = serve.lines.join("\n");
     expect(all).not.toContain(REAL.secretAccessKey);

@@ -12,7 +12,7 @@ import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
 import { eventually, startCountersign, type Countersign, type LogRecord } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
-import { scrape, sumOf, valueOf, type Sample } from "./support/metrics.js";
+import { samplesOf, scrape, sumOf, valueOf, type Sample } from "./support/metrics.js";
 import { envFor, policyText } from "./support/policyText.js";
 import { connectOwnChannel, forwardToFake, s3GetUnsigned, s3Put, sha256Hex, signedKeyId } from "./support/requests.js";
 
@@ -127,7 +127,18 @@ describe("countersign serve --workers 2", () => {
 
   it("the primary's countersign_ready is 1 while its /readyz answers 200", async () => {
     expect(await readyz()).toBe(200);
-    expect(valueOf(await scrape(cs.adminUrl), "countersign_ready")).toBe(1);
+    const m = await scrape(cs.adminUrl);
+    expect(valueOf(m, "countersign_ready")).toBe(1);
+    // The primary's own readiness (which counts its workers): one series, not one per worker.
+    expect(samplesOf(m, "countersign_ready")).toHaveLength(1);
+  });
+
+  it("the primary's admin port answers a method other than GET or HEAD with 405 and Allow: GET, HEAD, as a single process does", async () => {
+    for (const path of ["/healthz", "/readyz", "/metrics"]) {
+      const res = await fetch(`${cs.adminUrl}${path}`, { method: "POST" });
+      expect({ path, status: res.status, allow: res.headers.get("allow"), body: await res.text() }).toEqual({ path, status: 405, allow: "GET, HEAD", body: "" });
+    }
+    expect(await readyz()).toBe(200);
   });
 
   it("forwards SIGHUP to every worker: both reload the policy", async () => {
