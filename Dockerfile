@@ -10,11 +10,13 @@
 # The ready policies are in the image under /app/policies.
 
 # ---- build: compile TypeScript (generates the ext_proc proto types first) ----
+# tsconfig.build.json compiles src/ without its specs and test doubles (which .dockerignore also
+# leaves out of the context), so dist/ holds only what runs.
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
 COPY policies ./policies

@@ -1,10 +1,13 @@
 /**
  * Facts about the Dockerfile, checked without Docker: a multi-stage build that compiles in one
  * stage and runs as a non-root user on production dependencies only, started the way the
- * Kubernetes manifests expect (`node dist/src/cli.js`, arguments from `serve` on).
+ * Kubernetes manifests expect (`node dist/src/cli.js`, arguments from `serve` on), and that ships
+ * only what runs: no spec, no test double, no package only tests use.
  */
 import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
+import { dirname, relative, resolve } from "node:path";
+import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { execForm, parseCopy, parseInstructions, parseStages, type Stage } from "./dockerfile.js";
 import { repoPath } from "./kustomize.js";
@@ -40,6 +43,51 @@ function cliDefault(envName: string): string {
   const match = new RegExp(`env\\.${envName} \\?\\? "([^"]+)"`).exec(readFileSync(repoPath("src", "cli.ts"), "utf8"));
   if (match === null) throw new Error(`src/cli.ts has no default for ${envName}`);
   return match[1] ?? "";
+}
+
+/** The tsconfig `npm run build` compiles with (its `-p` argument). */
+function buildTsconfig(): string {
+  const project = /\btsc -p (\S+)/.exec(packageJson.scripts["build"] ?? "")?.[1];
+  if (project === undefined) throw new Error(`the build script does not run tsc -p: ${packageJson.scripts["build"]}`);
+  return project;
+}
+
+/** The files a tsconfig compiles, and the compiler options, as tsc reads them (extends and exclude applied). */
+function parsedTsconfig(file: string): ts.ParsedCommandLine {
+  const host: ts.ParseConfigFileHost = {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => {
+      throw new Error(`${file}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
+    },
+  };
+  const parsed = ts.getParsedCommandLineOfConfigFile(repoPath(file), {}, host);
+  if (parsed === undefined || parsed.errors.length > 0) throw new Error(`${file} does not parse`);
+  return parsed;
+}
+
+/** `roots` and every .ts file they reach through relative imports (`./x.js` is x.ts), as tsc follows them. */
+function importClosure(roots: readonly string[]): Set<string> {
+  const seen = new Set<string>();
+  const queue = [...roots];
+  for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const { fileName } of ts.preProcessFile(readFileSync(file, "utf8"), true, true).importedFiles) {
+      if (!fileName.startsWith(".")) continue;
+      const target = resolve(dirname(file), fileName).replace(/\.js$/, ".ts");
+      if (target.endsWith(".ts") && existsSync(target)) queue.push(target);
+    }
+  }
+  return seen;
+}
+
+/** Packages a source text imports at run time (not `import type`), including require.resolve of a package's files. */
+function runtimeImports(text: string): string[] {
+  const pattern = /^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+"([^".][^"]*)"|import\(\s*"([^".][^"]*)"\s*\)|^\s*import\s+"([^".][^"]*)"|require\.resolve\(\s*"([^".][^"]*)"\s*\)/gm;
+  return [...text.matchAll(pattern)].map((m) => {
+    const specifier = m[1] ?? m[2] ?? m[3] ?? m[4] ?? "";
+    return specifier.startsWith("@") ? specifier.split("/").slice(0, 2).join("/") : (specifier.split("/")[0] ?? "");
+  });
 }
 
 /** .dockerignore patterns (simple globs: *, **, leading directory names). */
@@ -95,17 +143,32 @@ describe("Dockerfile", () => {
     expect(copiedFrom("/src/dist")).toBe("build");
   });
 
-  it("copies into the build stage every source the build script and tsconfig.json need", () => {
+  it("copies into the build stage every source the build script and its tsconfig need", () => {
     const copied = argsOf(stageNamed("build"), "COPY").flatMap((a) => parseCopy(a).sources);
     const tsconfig = JSON.parse(readFileSync(repoPath("tsconfig.json"), "utf8")) as { include: string[] };
     // protos/generated is written during the build by gen:types, from node_modules.
     const generatedDuringBuild = "protos";
     const roots = [...new Set(tsconfig.include.map((glob) => glob.split("/")[0] ?? glob))].filter((root) => root !== generatedDuringBuild);
-    expect(packageJson.scripts["build"]).toBe("npm run gen:types && tsc -p tsconfig.json");
+    expect(packageJson.scripts["build"]).toBe("npm run gen:types && tsc -p tsconfig.build.json");
     expect(packageJson.scripts["gen:types"]).toMatch(/^node scripts\//);
-    // scripts/ for gen:types; policies/ because src/policy imports the policy JSON Schema.
-    const needed = [...roots, "tsconfig.json", "scripts", "policies", "package.json", "package-lock.json"];
+    // tsconfig.build.json extends tsconfig.json; scripts/ for gen:types; policies/ because src/policy imports the policy JSON Schema.
+    const needed = [...roots, buildTsconfig(), "tsconfig.json", "scripts", "policies", "package.json", "package-lock.json"];
     expect(needed.filter((p) => !copied.includes(p))).toEqual([]);
+  });
+
+  it("builds only what runs: the build's tsconfig compiles src/ without its specs and test doubles, and nothing it compiles imports one", () => {
+    const parsed = parsedTsconfig(buildTsconfig());
+    const roots = parsed.fileNames.map((f) => relative(repoPath(), f)).filter((f) => f.startsWith("src/"));
+    const shipped = listSourceFiles(repoPath("src")).map((f) => relative(repoPath(), f));
+    expect(roots.sort()).toEqual(shipped.sort());
+    // An excluded file that a compiled one imports is compiled anyway: follow the imports too.
+    const compiled = [...importClosure(parsed.fileNames)].map((f) => relative(repoPath(), f));
+    expect(compiled.filter((f) => f.endsWith(".spec.ts") || f.split("/").includes("testing"))).toEqual([]);
+  });
+
+  it("leaves src/'s specs and test doubles out of the build context", () => {
+    for (const path of ["src/policy/parsePolicy.spec.ts", "src/credentials/testing/audit.ts", "src/credentials/testing/stsStub.ts"]) expect(ignored(path), path).toBe(true);
+    for (const path of listSourceFiles(repoPath("src")).map((f) => relative(repoPath(), f))) expect(ignored(path), path).toBe(false);
   });
 
   it("never copies a path the .dockerignore leaves out of the context, and keeps secrets and build output out", () => {
@@ -135,19 +198,14 @@ describe("Dockerfile", () => {
   });
 
   it("needs at run time only packages the runtime stage installs (dependencies, not devDependencies)", () => {
-    const sources = listSourceFiles(repoPath("src"));
-    const imported = new Set<string>();
-    for (const file of sources) {
-      const text = readFileSync(file, "utf8");
-      const pattern = /^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+"([^".][^"]*)"|import\(\s*"([^".][^"]*)"\s*\)|^\s*import\s+"([^".][^"]*)"/gm;
-      for (const m of text.matchAll(pattern)) {
-        const specifier = m[1] ?? m[2] ?? m[3] ?? "";
-        const pkg = specifier.startsWith("@") ? specifier.split("/").slice(0, 2).join("/") : (specifier.split("/")[0] ?? "");
-        imported.add(pkg);
-      }
-    }
+    const imported = new Set(listSourceFiles(repoPath("src")).flatMap((file) => runtimeImports(readFileSync(file, "utf8"))));
     const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
     expect([...imported].filter((p) => !builtins.has(p) && !(p in packageJson.dependencies)).sort()).toEqual([]);
+  });
+
+  it("installs at run time only packages the shipped code imports (a package only tests use is a devDependency)", () => {
+    const imported = new Set(listSourceFiles(repoPath("src")).flatMap((file) => runtimeImports(readFileSync(file, "utf8"))));
+    expect(Object.keys(packageJson.dependencies).filter((p) => !imported.has(p))).toEqual([]);
   });
 });
 
