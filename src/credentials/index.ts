@@ -1,7 +1,6 @@
 export { createCredentialProfiles } from "./createProfiles.js";
 export { parseIniSections, parseSharedCredentials } from "./parseSharedCredentials.js";
 export type {
-  AwsCredentialIdentity,
   AwsCredentialIdentityProvider,
   CredentialDeps,
   CredentialEvents,

@@ -10,6 +10,7 @@ import type { Credentials } from "../sigv4/types.js";
 
 export type CredentialSourceKind = CredentialSpec["kind"];
 
+/** What a credential profile can give right now: one immutable set, or why not. */
 export type CredentialState =
   | { readonly usable: true; readonly credentials: Credentials }
   | { readonly usable: false; readonly reason: string };
@@ -61,15 +62,8 @@ export interface CredentialLogger {
   warn(obj: object, msg: string): void;
 }
 
-/** What the SDK's credential providers return; structurally the SDK's AwsCredentialIdentity. */
-export interface AwsCredentialIdentity {
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  readonly sessionToken?: string;
-  readonly expiration?: Date;
-}
-
-export type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
+/** An SDK credential provider; what it returns is structurally our Credentials (the SDK's AwsCredentialIdentity). */
+export type AwsCredentialIdentityProvider = () => Promise<Credentials>;
 
 /** The part of STSClient the assume_role source uses; tests can supply their own. */
 export interface STSClientLike {

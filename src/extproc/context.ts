@@ -1,11 +1,6 @@
+import type { CredentialState } from "../credentials/index.js";
 import type { Policy } from "../policy/types.js";
-import type { Credentials } from "../sigv4/types.js";
 import type { Admission } from "./admission.js";
-
-/** What a credential profile can give right now: one immutable set, or why not. */
-export type CredentialLookupResult =
-  | { readonly usable: true; readonly credentials: Credentials }
-  | { readonly usable: false; readonly reason: string };
 
 /** One request's outcome, for metrics and the decision log line. Nothing secret in it. */
 export interface DecisionEvent {
@@ -34,7 +29,7 @@ export interface DecisionEvent {
  */
 export interface PolicySnapshot {
   readonly policy: Policy;
-  credentials(profile: string): CredentialLookupResult;
+  credentials(profile: string): CredentialState;
 }
 
 /** Everything a stream needs from the rest of the process. */
