@@ -93,6 +93,12 @@ export interface RecordedRequest {
   bodyBytes: number;
   /** Bytes of body as received on the wire. */
   wireBodyBytes: number;
+  /** The content-length header as received (absent: the proxy did not forward one). */
+  contentLength?: string;
+  /** The transfer-encoding header as received, e.g. `chunked` (absent: none). */
+  transferEncoding?: string;
+  /** SHA-256 (hex) of the decoded payload, once the body was read whole. */
+  bodySha256?: string;
   signedHeaders: string[];
   /** Headers as received; x-amz-security-token redacted. */
   headers: Array<[string, string]>;
@@ -267,6 +273,8 @@ class FakeAwsServer implements FakeAws {
       trailers: {},
       bodyBytes: 0,
       wireBodyBytes: 0,
+      contentLength: req.headers["content-length"],
+      transferEncoding: req.headers["transfer-encoding"],
       signedHeaders: [],
       headers: redactHeaders(headers),
     };
@@ -412,6 +420,7 @@ class FakeAwsServer implements FakeAws {
     }
     const body = collector.finish();
     rec.bodyBytes = body.size;
+    rec.bodySha256 = body.sha256Hex;
     if (decoder) {
       const result = decoder.end();
       rec.chunksVerified = decoder.progress.chunksVerified;
@@ -470,6 +479,7 @@ class FakeAwsServer implements FakeAws {
     }
     const body = Buffer.concat(parts);
     rec.bodyBytes = body.length;
+    rec.bodySha256 = sha256Hex(body);
     rec.payloadMode = "BODY-SHA256";
 
     const stsParams = endpoint.api === "sts" ? stsParameters(wire, body) : undefined;
