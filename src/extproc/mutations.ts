@@ -30,10 +30,10 @@ export function headersContinue(changes?: HeaderChanges): ProcessingResponse {
  * BOTH body modes from an override (an omitted one becomes NONE), so both are set explicitly;
  * header and trailer modes are left DEFAULT, which keeps Envoy's current values.
  */
-export function headersContinueAndBuffer(changes: HeaderChanges): ProcessingResponse {
+export function headersContinueAndBuffer(changes: HeaderChanges, bodyMode: "BUFFERED" | "BUFFERED_PARTIAL" = "BUFFERED"): ProcessingResponse {
   return {
     request_headers: { response: { status: "CONTINUE", header_mutation: headerMutation(changes) } },
-    mode_override: { request_body_mode: "BUFFERED", response_body_mode: "NONE" },
+    mode_override: { request_body_mode: bodyMode, response_body_mode: "NONE" },
   };
 }
 

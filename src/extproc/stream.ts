@@ -178,7 +178,7 @@ export class ExtProcStream {
       }
       case "buffer":
         this.state = "awaiting_body";
-        return headersContinueAndBuffer(PLACEHOLDER_AUTH);
+        return headersContinueAndBuffer(PLACEHOLDER_AUTH, plan.head.headers.has("content-length") ? "BUFFERED" : "BUFFERED_PARTIAL");
       case "chunked": {
         // content-length is never signed here: Envoy may drop it in STREAMED mode, and the
         // re-signed body keeps its exact length either way.
@@ -234,7 +234,9 @@ export class ExtProcStream {
     // In BUFFERED mode Envoy sends the whole body in one message.
     const body = msg.request_body?.body ?? Buffer.alloc(0);
     if (body.length > plan.maxBufferedBodyBytes) {
-      return this.refuse(deny(413, "EntityTooLarge", "body_too_large", `the body (${body.length} bytes) is over the ${plan.maxBufferedBodyBytes}-byte limit for hashing`));
+      // BUFFERED_PARTIAL sends what it holds once past the limit, before the body's end.
+      const size = msg.request_body?.end_of_stream ? `${body.length} bytes` : `at least ${body.length} bytes, sent without a content-length`;
+      return this.refuse(deny(413, "EntityTooLarge", "body_too_large", `the body (${size}) is over the ${plan.maxBufferedBodyBytes}-byte limit for hashing`));
     }
     if (!this.hold(body.length)) return this.refuse(this.overBudget("the buffered body", body.length));
     try {

@@ -63,14 +63,25 @@ describe("size limits", () => {
     expect(modeOverride(responses[0])).toBeUndefined();
   });
 
-  it("refuses with 413 a buffered body without content-length that turns out over max_buffered_body_bytes, and signs one exactly at the limit", async () => {
+  it("asks for a body without content-length in BUFFERED_PARTIAL, refuses with 413 what turns out over max_buffered_body_bytes (whole or partial), and signs one exactly at the limit", async () => {
+    // BUFFERED_PARTIAL, not BUFFERED: real Envoy 1.40 never answers (408 after its 5-minute stream
+    // idle timeout) when a body without content-length passes its buffer limit in BUFFERED mode
+    // before the headers answer arrives; in BUFFERED_PARTIAL it sends what it holds instead.
     const over = await runGrpcStream(client, [
       { msg: requestHeadersMessage(bufferedPut(undefined), false) },
       { msg: requestBodyMessage(Buffer.alloc(SECURITY_MAX_BUFFERED_BODY_BYTES + 1), true) },
     ]);
-    expect(modeOverride(over.responses[0])?.request).toBe("BUFFERED");
+    expect(modeOverride(over.responses[0])?.request).toBe("BUFFERED_PARTIAL");
     expect(refusalStatus(over.responses[1])).toBe(413);
     expect(headersSet(over.responses[1]).has("authorization")).toBe(false);
+
+    // What Envoy sends in BUFFERED_PARTIAL once past its limit: the bytes so far, end_of_stream false.
+    const partial = await runGrpcStream(client, [
+      { msg: requestHeadersMessage(bufferedPut(undefined), false) },
+      { msg: requestBodyMessage(Buffer.alloc(SECURITY_MAX_BUFFERED_BODY_BYTES + 1), false) },
+    ]);
+    expect(refusalStatus(partial.responses[1])).toBe(413);
+    expect(refusalBody(partial.responses[1])).toContain(`the body (at least ${SECURITY_MAX_BUFFERED_BODY_BYTES + 1} bytes, sent without a content-length) is over the ${SECURITY_MAX_BUFFERED_BODY_BYTES}-byte limit`);
 
     const atLimit = await runGrpcStream(client, [
       { msg: requestHeadersMessage(bufferedPut(undefined), false) },
