@@ -267,6 +267,33 @@ describe("BUFFERED body (reached through mode_override)", () => {
     expect(fake.streams[0]?.received).toHaveLength(2);
   });
 
+  it("stalls, as real Envoy 1.40 does, when the body passed the buffer limit before the answer that asks for BUFFERED: no body message, no reply, nothing upstream", async () => {
+    const e = await start({ bufferLimitBytes: 1024 });
+    let bodyWritten = false;
+    let answered = false;
+    fake.setScript(async (s) => {
+      await s.next();
+      await until(() => bodyWritten);
+      await sleep(300); // the emulator (this process) reads the 4 KiB and stops reading
+      s.send(askForBody());
+      answered = true;
+    });
+    const { req, response } = open({ port: e.endpointPort, method: "PUT", path: "/b/k", headers: { "transfer-encoding": "chunked" } });
+    const outcome = response.then(
+      (r) => `answered ${r.status}`,
+      () => "connection error",
+    );
+    req.write(Buffer.alloc(4096, 97));
+    bodyWritten = true;
+    await until(() => answered);
+    req.end("the rest, never read");
+    // Envoy ends this with 408 after its 5-minute stream idle timeout; the emulator has none.
+    expect(await Promise.race([outcome, sleep(500).then(() => "stalled")])).toBe("stalled");
+    expect(fake.streams[0]?.received).toHaveLength(1);
+    expect(upstream.requests).toHaveLength(0);
+    req.destroy();
+  });
+
   it("answers 500 when a body_mutation's length differs from the kept content-length", async () => {
     const e = await start();
     fake.setScript(async (s) => {

@@ -409,8 +409,14 @@ export class ExtProcFilter {
         return OK;
       }
     } else if (this.mode.request_body_mode === "BUFFERED") {
-      this.callbacks.setReadDisabled("buffer", false);
-      return OK; // keep the headers until the body is complete
+      // Keep the headers until the body is complete. The read stop a body past the buffer limit
+      // raised while this answer was awaited (StopIterationAndWatermark) is NOT lifted here:
+      // ProcessorState::clearWatermark only lifts ext_proc's own, and the filter manager lifts its
+      // own when the held data drains, which BUFFERED never does. Real Envoy 1.40 then never
+      // reads the rest of the body: the request stalls until the stream idle timeout (408 after
+      // 5 minutes), measured. countersign asks for BUFFERED_PARTIAL when there is no
+      // content-length, so it never gets here with a body past the limit.
+      return OK;
     } else if (this.mode.request_body_mode === "STREAMED") {
       this.sendBufferedDataInStreamedMode(false);
       this.heldHeaders = null;
