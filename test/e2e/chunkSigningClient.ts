@@ -27,6 +27,8 @@ export interface ChunkedUpload {
   ca: string;
   /** Byte at offset i of the object. */
   byteAt?: (i: number) => number;
+  /** false: send the framed body with transfer-encoding: chunked and no content-length (default true). */
+  contentLength?: boolean;
 }
 
 export interface UploadResult {
@@ -47,17 +49,29 @@ function framedLength(size: number, chunkSize: number, trailerBytes: number): nu
   return total + header(0) + (trailerBytes > 0 ? trailerBytes : 2);
 }
 
+/**
+ * Bytes [offset, offset + n) of the object. The default content repeats every 256 bytes, so its
+ * chunks are views into one pattern buffer: a 1 GiB upload costs no per-byte work in the client.
+ */
+function chunkMaker(byteAt: ((i: number) => number) | undefined, chunkSize: number): (offset: number, n: number) => Buffer {
+  if (byteAt) {
+    return (offset, n) => {
+      const b = Buffer.allocUnsafe(n);
+      for (let i = 0; i < n; i++) b[i] = byteAt(offset + i);
+      return b;
+    };
+  }
+  const pattern = Buffer.allocUnsafe(chunkSize + 256);
+  for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 31 + 7) & 0xff;
+  return (offset, n) => pattern.subarray(offset % 256, (offset % 256) + n);
+}
+
 export async function chunkedPut(u: ChunkedUpload): Promise<UploadResult> {
-  const byteAt = u.byteAt ?? ((i: number) => (i * 31 + 7) & 0xff);
   const literal = u.trailer ? "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" : "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
-  const makeChunk = (offset: number, n: number): Buffer => {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = byteAt(offset + i);
-    return b;
-  };
+  const makeChunk = chunkMaker(u.byteAt, u.chunkSize);
   // CRC32 of the whole object, for the trailer (computed in a first pass, chunk by chunk).
   let crc = 0;
-  for (let off = 0; off < u.size; off += u.chunkSize) crc = crc32(makeChunk(off, Math.min(u.chunkSize, u.size - off)), crc);
+  if (u.trailer) for (let off = 0; off < u.size; off += u.chunkSize) crc = crc32(makeChunk(off, Math.min(u.chunkSize, u.size - off)), crc);
   const crcB64 = Buffer.alloc(4);
   crcB64.writeUInt32BE(crc >>> 0);
   const checksum = crcB64.toString("base64");
@@ -68,7 +82,7 @@ export async function chunkedPut(u: ChunkedUpload): Promise<UploadResult> {
   const headers: Record<string, string> = {
     host: u.host,
     "content-encoding": "aws-chunked",
-    "content-length": String(contentLength),
+    ...(u.contentLength === false ? {} : { "content-length": String(contentLength) }),
     "x-amz-content-sha256": literal,
     "x-amz-decoded-content-length": String(u.size),
     "x-amz-storage-class": "STANDARD",

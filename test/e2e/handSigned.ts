@@ -1,0 +1,86 @@
+/**
+ * A hand-signed request through the proxy, for the payload modes and refusals no SDK produces on
+ * demand: signed with the PLACEHOLDER key by @smithy/signature-v4 (not src/), sent over CONNECT
+ * with https.request, the body with a content-length or, with `chunked`, transfer-encoding:
+ * chunked (no content-length). One agent per request: a refusal may close the connection.
+ */
+import https from "node:https";
+import type { IncomingHttpHeaders } from "node:http";
+import { Hash } from "@smithy/hash-node";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { proxiedAgent } from "./clients.js";
+import { PLACEHOLDER, type Stack } from "./harness.js";
+
+export interface HandSigned {
+  method: string;
+  host: string;
+  /** The path as sent (encoded once), without the query. */
+  path: string;
+  query?: Record<string, string>;
+  service: string;
+  region: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Sent as x-amz-content-sha256 and signed; omitted: no such header (the signature covers the body's hash). */
+  contentSha256?: string;
+  /** Send the body with transfer-encoding: chunked and no content-length. */
+  chunked?: boolean;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** false: send the request without any signature (no authorization, no x-amz-date). */
+  sign?: boolean;
+  /** Headers set after signing (e.g. a broken authorization), as raw latin1 strings. */
+  after?: Record<string, string>;
+}
+
+export interface HandSignedResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export async function sendHandSigned(stack: Stack, r: HandSigned): Promise<HandSignedResponse> {
+  const body = r.body;
+  const headers: Record<string, string> = { host: r.host, ...r.headers };
+  if (r.contentSha256 !== undefined) headers["x-amz-content-sha256"] = r.contentSha256;
+  if (body !== undefined && !r.chunked) headers["content-length"] = String(body.length);
+  const s3 = r.service === "s3";
+  const signer = new SignatureV4({ service: r.service, region: r.region, credentials: r.credentials ?? PLACEHOLDER, sha256: Hash.bind(null, "sha256"), uriEscapePath: !s3, applyChecksum: false });
+  const request = { method: r.method, protocol: "https:", hostname: r.host, path: r.path, query: r.query ?? {}, headers, body: body ?? "" };
+  const signed = r.sign === false ? request : await signer.sign(request);
+  const sent: Record<string, string> = { ...(signed.headers as Record<string, string>), ...r.after };
+  const qs = new URLSearchParams(r.query ?? {}).toString();
+  const agent = proxiedAgent(stack);
+  try {
+    return await new Promise<HandSignedResponse>((resolve, reject) => {
+      const req = https.request(
+        { host: r.host, port: 443, method: r.method, path: qs === "" ? r.path : `${r.path}?${qs}`, headers: sent, agent, ca: stack.caPem, servername: r.host },
+        (res) => {
+          responded = true;
+          const parts: Buffer[] = [];
+          const done = (): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() });
+          res.on("data", (d: Buffer) => parts.push(d));
+          res.on("end", done);
+          // A refusal may close the connection while the body is still being written: what
+          // arrived of the answer is the answer.
+          res.on("close", done);
+          res.on("error", () => undefined);
+        },
+      );
+      let responded = false;
+      // An answer that arrives while the body is still being written (a refusal) wins over the
+      // write error that may follow when the proxy closes the connection.
+      req.on("error", (err) => {
+        if (!responded) reject(err);
+      });
+      if (body === undefined) req.end();
+      else if (r.chunked) {
+        // Two writes, so the body really goes out as chunks.
+        const half = body.length >> 1;
+        req.write(body.subarray(0, half));
+        req.end(body.subarray(half));
+      } else req.end(body);
+    });
+  } finally {
+    agent.destroy();
+  }
+}
