@@ -31,6 +31,7 @@ import { loadExtProcProtos } from "../../src/extproc/protos.js";
 import { loadEmulatorConfig } from "../emulator/config.js";
 import { FakeExtProc } from "../emulator/support/fakeExtProc.js";
 import { scrape, sumOf, valueOf } from "../ops/support/metrics.js";
+import { untilPasses } from "../support/eventually.js";
 import { startServe, type ServeProcess } from "../support/startServe.js";
 import { proxiedAgent, s3Client, stsClient } from "./clients.js";
 import { PLACEHOLDER, REAL, startStack, type Stack, type StackOptions } from "./harness.js";
@@ -40,6 +41,8 @@ import { SHIPPED_ENVOY_YAML } from "./realEnvoy.js";
 const MESSAGE_TIMEOUT_MS = loadEmulatorConfig(SHIPPED_ENVOY_YAML).extProc.messageTimeoutMs;
 const BUCKET_HOST = "e2e-bucket.s3.eu-west-1.amazonaws.com";
 const TEST_TIMEOUT_MS = 180_000;
+/** How the checks below wait: a retry every 100 ms, for up to 30 s. */
+const POLL = { timeoutMs: 30_000, everyMs: 100 } as const;
 
 // ===== the cases ================================================================================
 
@@ -68,16 +71,16 @@ describe("countersign not running: Envoy's ext_proc cluster points at a closed l
         extProc: { streams_started: 3, stream_msgs_sent: 3, streams_failed: 3, server_half_closed: 3, immediate_responses_sent: 3 },
         cluster: { upstream_cx_connect_fail: 3 },
       });
-      await eventually("Envoy logs the gRPC error", () => expect(stack.envoy?.output()).toContain("Received gRPC error on stream: 14"));
+      await untilPasses(() => expect(stack.envoy?.output()).toContain("Received gRPC error on stream: 14"), "Envoy logs the gRPC error", POLL);
       // The stack's own countersign (on another port) saw none of it.
       expect((await countersignCounts(stack.serve.adminUrl)).streamsTotal).toBe(0);
 
       // countersign comes up on that address: no Envoy restart, the next stream connects.
       const late = await startCountersign(stack, address);
       try {
-        await eventually("a request is signed once countersign listens", async () => {
+        await untilPasses(async () => {
           await stsClient(stack).send(new GetCallerIdentityCommand({}));
-        });
+        }, "a request is signed once countersign listens", POLL);
         await expectSignedRoundsAgree(stack, late, 3);
       } finally {
         await late.stop();
@@ -96,11 +99,11 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
       const headers = await placeholderHeaders({ method: "PUT", path: "/killed/buffered.bin", headers: { "content-length": "100000", "content-type": "application/octet-stream" } });
       const held = holdRequest(stack, { method: "PUT", path: "/killed/buffered.bin", headers, firstPart: Buffer.alloc(10_000, "a") });
       try {
-        await eventually("countersign holds the stream, Envoy has its headers answer", async () => {
+        await untilPasses(async () => {
           const cs = await countersignCounts(stack.serve.adminUrl);
           const moved = diff(envoy0, await envoySnapshot(stack));
           expect({ active: cs.streamsActive, total: cs.streamsTotal, answered: moved.extProc.stream_msgs_received }).toEqual({ active: 1, total: 1, answered: 1 });
-        });
+        }, "countersign holds the stream, Envoy has its headers answer", POLL);
         // Both sides count the same one open stream before the kill.
         await expectOpenStreamsAgree(stack, envoy0, { streams: 1 });
 
@@ -115,7 +118,7 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
         cluster: { upstream_cx_destroy_remote_with_active_rq: 1 },
       });
       // Real Envoy reports the dropped connection as INTERNAL (13); the emulator says UNAVAILABLE (14).
-      await eventually("Envoy logs the gRPC error", () => expect(stack.envoy?.output()).toMatch(/Received gRPC error on stream: 13, message upstream_reset_after_response_started\{connection_termination\}/));
+      await untilPasses(() => expect(stack.envoy?.output()).toMatch(/Received gRPC error on stream: 13, message upstream_reset_after_response_started\{connection_termination\}/), "Envoy logs the gRPC error", POLL);
     });
   }, TEST_TIMEOUT_MS);
 
@@ -128,10 +131,10 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
       const held = holdRequest(stack, { method: "PUT", path, headers: upload.headers, firstPart: upload.firstPart });
       try {
         // countersign re-signed chunk 1 (Envoy forwarded it) and holds the first 1000 bytes of chunk 2.
-        await eventually("chunk 1 reached AWS and countersign holds the partial chunk 2", async () => {
+        await untilPasses(async () => {
           const cs = await countersignCounts(stack.serve.adminUrl);
           expect({ wire: stack.fake.requests[start]?.wireBodyBytes, held: cs.heldBytes, active: cs.streamsActive }).toEqual({ wire: upload.firstChunkFramedBytes, held: 1000, active: 1 });
-        });
+        }, "chunk 1 reached AWS and countersign holds the partial chunk 2", POLL);
         await expectOpenStreamsAgree(stack, envoy0, { streams: 1 });
 
         await sigkill(stack.serve);
@@ -161,10 +164,10 @@ describe("countersign killed (SIGKILL) mid-stream", () => {
       // The SDK's default for a stream of known length: STREAMING-UNSIGNED-PAYLOAD-TRAILER (body mode NONE).
       const put = s3Client(stack).send(new PutObjectCommand({ Bucket: "e2e-bucket", Key: "killed/none.bin", Body: body, ContentLength: 200_000 }));
       body.write(Buffer.alloc(50_000, "x"));
-      await eventually("the signed headers reached AWS and Envoy closed its ext_proc stream", async () => {
+      await untilPasses(async () => {
         expect(stack.fake.requests.length - start).toBe(1);
         expect((await countersignCounts(stack.serve.adminUrl)).streamsActive).toBe(0);
-      });
+      }, "the signed headers reached AWS and Envoy closed its ext_proc stream", POLL);
       const cs = await countersignCounts(stack.serve.adminUrl);
       expect({ streamsTotal: cs.streamsTotal, signed: cs.signed }).toEqual({ streamsTotal: 1, signed: 1 });
       await expectEnvoyMoved(stack, envoy0, { extProc: { streams_started: cs.streamsTotal, stream_msgs_sent: 1, stream_msgs_received: 1, streams_closed: cs.signed }, cluster: { upstream_rq_active: 0 } });
@@ -202,9 +205,9 @@ describe("countersign restarted on the same --listen address", () => {
 
       const restarted = await startCountersign(stack, address);
       try {
-        await eventually("a request is signed after the restart", async () => {
+        await untilPasses(async () => {
           await stsClient(stack).send(new GetCallerIdentityCommand({}));
-        });
+        }, "a request is signed after the restart", POLL);
         await expectSignedRoundsAgree(stack, restarted, 3);
       } finally {
         await restarted.stop();
@@ -227,7 +230,7 @@ describe("an ext_proc server slower than message_timeout", () => {
 
         // The server got the headers, never answered in time, and answered CONTINUE without any
         // mutation (the placeholder signature as it is) once Envoy had half-closed the stream.
-        await eventually("the late answer was written", () => expect(slow.streams).toEqual([{ messages: 1, closedBy: "end", lateAnswerWritten: true }]));
+        await untilPasses(() => expect(slow.streams).toEqual([{ messages: 1, closedBy: "end", lateAnswerWritten: true }]), "the late answer was written", POLL);
         expect(forwardedSince(stack, start)).toEqual([]);
         // A timeout counts as a stream Envoy closed, not a failed one; the late answer is not received.
         await expectEnvoyMoved(stack, envoy0, {
@@ -257,10 +260,10 @@ describe("an ext_proc server slower than message_timeout", () => {
 
       // Thawed, countersign reads the stream Envoy gave up on (headers, half-close and reset in
       // one read), signs the request, logs it as signed with status 200 and finds no one to answer.
-      await eventually("countersign has handled the stale stream", async () => {
+      await untilPasses(async () => {
         const cs = await countersignCounts(stack.serve.adminUrl);
         expect({ opened: cs.streamsTotal, open: cs.streamsActive, signed: cs.signed, refused: cs.refused }).toEqual({ opened: 1, open: 0, signed: 1, refused: 0 });
-      });
+      }, "countersign has handled the stale stream", POLL);
       // The first (and only) decision line of this countersign's life.
       expect(JSON.parse(await stack.serve.waitForLine((l) => l.includes('"decision":'), 30_000))).toMatchObject({ method: "GET", host: BUCKET_HOST, decision: "signed", status: 200 });
       await expectEnvoyMoved(stack, envoy0, {
@@ -306,7 +309,7 @@ describe("an ext_proc server answering with a gRPC error status", () => {
       extProc: { streams_started: 1, stream_msgs_sent: 1, streams_failed: 1, server_half_closed: 1, immediate_responses_sent: 1 },
       cluster: {},
     });
-    await eventually("Envoy logs the gRPC status", () => expect(stack.envoy?.output()).toContain(`Received gRPC error on stream: ${code}, message scripted%20failure{via_upstream}`));
+    await untilPasses(() => expect(stack.envoy?.output()).toContain(`Received gRPC error on stream: ${code}, message scripted%20failure{via_upstream}`), "Envoy logs the gRPC status", POLL);
     expect((await countersignCounts(stack.serve.adminUrl)).streamsTotal).toBe(0);
   }, TEST_TIMEOUT_MS);
 });
@@ -475,11 +478,11 @@ function diff(a: EnvoySnapshot, b: EnvoySnapshot): EnvoySnapshot {
  * counter unchanged) and the named `cluster.countersign.*` stats by exactly `want.cluster`.
  */
 async function expectEnvoyMoved(stack: Stack, before: EnvoySnapshot, want: { extProc: Record<string, number>; cluster?: Record<string, number> }): Promise<void> {
-  await eventually("Envoy's counters settle", async () => {
+  await untilPasses(async () => {
     const moved = diff(before, await envoySnapshot(stack));
     const cluster = Object.fromEntries(Object.keys(want.cluster ?? {}).map((k) => [k, moved.cluster[k] ?? 0]));
     expect({ extProc: moved.extProc, cluster }).toEqual({ extProc: want.extProc, cluster: want.cluster ?? {} });
-  });
+  }, "Envoy's counters settle", POLL);
 }
 
 interface CountersignCounts {
@@ -522,7 +525,7 @@ async function expectOpenStreamsAgree(stack: Stack, envoy0: EnvoySnapshot, want:
  * streams opened and closed, and countersign's refusal as Envoy's one immediate response.
  */
 async function expectSignedRoundsAgree(stack: Stack, serve: ServeProcess, rounds: number): Promise<void> {
-  await eventually("streams from the polling have closed", async () => expect((await countersignCounts(serve.adminUrl)).streamsActive).toBe(0));
+  await untilPasses(async () => expect((await countersignCounts(serve.adminUrl)).streamsActive).toBe(0), "streams from the polling have closed", POLL);
   const start = stack.fake.requests.length;
   const envoy0 = await envoySnapshot(stack);
   const cs0 = await countersignCounts(serve.adminUrl);
@@ -530,7 +533,7 @@ async function expectSignedRoundsAgree(stack: Stack, serve: ServeProcess, rounds
   const otherWorkload = s3Client(stack, { credentials: { accessKeyId: "AKIDOTHERWORKLOAD00", secretAccessKey: "other-placeholder" } });
   await expect(otherWorkload.send(new GetObjectCommand({ Bucket: "e2e-bucket", Key: "k" }))).rejects.toMatchObject({ name: "InvalidAccessKeyId", $metadata: { httpStatusCode: 403 } });
   expect(forwardedSince(stack, start)).toEqual(Array.from({ length: rounds }, () => ({ accessKeyId: REAL.accessKeyId, placeholderSeen: false, verified: true, errorCode: undefined, wireBodyBytes: expect.any(Number) as number })));
-  await eventually("countersign's streams have closed", async () => expect((await countersignCounts(serve.adminUrl)).streamsActive).toBe(0));
+  await untilPasses(async () => expect((await countersignCounts(serve.adminUrl)).streamsActive).toBe(0), "countersign's streams have closed", POLL);
   const cs1 = await countersignCounts(serve.adminUrl);
   const counted = { streams: cs1.streamsTotal - cs0.streamsTotal, signed: cs1.signed - cs0.signed, refused: cs1.refused - cs0.refused };
   expect(counted).toEqual({ streams: rounds + 1, signed: rounds, refused: 1 });
@@ -645,20 +648,5 @@ class LateExtProc {
     call.on("end", () => answerLate("end"));
     call.on("cancelled", () => answerLate("cancelled"));
     call.on("error", () => answerLate("cancelled"));
-  }
-}
-
-// ===== polling ==================================================================================
-
-/** Retries `attempt` every 100 ms until it stops throwing; after `timeoutMs` throws its last error. */
-async function eventually<T>(what: string, attempt: () => T | Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -21,7 +21,8 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSy
 import { join } from "node:path";
 import * as yaml from "js-yaml";
 import { writeSecretVolume } from "../support/secretVolume.js";
-import { freePort, REPO } from "../support/startServe.js";
+import { freePort } from "../support/freePort.js";
+import { REPO } from "../support/startServe.js";
 
 export interface RealEnvoy {
   /** The Envoy process (for its RSS and CPU in /proc). */

@@ -8,7 +8,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checksumBase64 } from "../fakeaws/checksums.js";
 import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD, STREAMING_SIGNED_PAYLOAD_TRAILER } from "../fakeaws/verifier.js";
-import { PLACEHOLDER_KEY_ID, REAL, SECURITY_POLICY, inProcessContext, placeholderAuthorization, policyFrom } from "../security/support/fixtures.js";
+import { PLACEHOLDER_KEY_ID, REAL, SECURITY_POLICY, placeholderAuthorization } from "../security/support/fixtures.js";
+import { inProcessContext } from "../support/extProcHarness.js";
+import { policyFrom } from "../support/policyFrom.js";
 import { FUZZ_TIMEOUT_MS, fuzzRuns } from "./support/arbitraries.js";
 import { awsChunkedBody, requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
 import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
@@ -70,7 +72,7 @@ describe(`aws-chunked re-signing under random framing (${RUNS} cases)`, () => {
           ...(trailer ? [["x-amz-trailer", "x-amz-checksum-crc32"] as const] : []),
           ["authorization", placeholderAuthorization(PLACEHOLDER_KEY_ID, "us-west-2", "s3")],
         ]);
-        const { ctx } = inProcessContext(policy);
+        const { ctx } = inProcessContext(policy, REAL);
         const transcript = await runStream(ctx, [
           { msg: requestHeadersMessage(headers, false), headers },
           ...pieces.map((p, i) => ({ msg: requestBodyMessage(p, i === pieces.length - 1) })),

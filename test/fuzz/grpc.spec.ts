@@ -10,7 +10,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
 import { PLACEHOLDER_KEY_ID, placeholderAuthorization, REAL, REAL_ENV, SECURITY_POLICY } from "../security/support/fixtures.js";
-import { metricValue, scrapeMetrics, waitFor } from "../security/support/admin.js";
+import { metricValue, scrapeMetrics } from "../security/support/admin.js";
+import { until } from "../support/eventually.js";
 import { connectExtProc, exchange, type TestRequest } from "../support/extProcClient.js";
 import { startServe, type ServeProcess } from "../support/startServe.js";
 import { FUZZ_TIMEOUT_MS, fuzzRuns, streamArb } from "./support/arbitraries.js";
@@ -83,7 +84,7 @@ describe(`countersign serve under random ext_proc streams over gRPC (${RUNS} str
     expect(authorization).toMatch(new RegExp(`^AWS4-HMAC-SHA256 Credential=${REAL.accessKeyId}/\\d{8}/us-west-2/s3/aws4_request, SignedHeaders=[^,]+, Signature=[0-9a-f]{64}$`));
     const line = JSON.parse(await serve.waitForLine((l) => l.includes('"requestId":"fuzz-known-good"'), 5_000)) as Record<string, unknown>;
     expect(line).toMatchObject({ decision: "signed", reason: "signed", status: 200, host: KNOWN_GOOD.authority });
-    await waitFor(async () => metricValue(await scrapeMetrics(serve.adminUrl), "countersign_extproc_streams_active") === 0, 5_000, "streams_active back to 0");
+    await until(async () => metricValue(await scrapeMetrics(serve.adminUrl), "countersign_extproc_streams_active") === 0, "streams_active back to 0", { timeoutMs: 5_000 });
     const logs = serve.lines.join("\n");
     for (const secret of [REAL.secretAccessKey, REAL.sessionToken, REAL.accessKeyId]) expect(logs).not.toContain(secret);
   });

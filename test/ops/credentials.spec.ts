@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
-import { eventually, startCountersign, type Countersign } from "./support/countersign.js";
+import { eventually } from "../support/eventually.js";
+import { startCountersign, type Countersign } from "./support/countersign.js";
 import { replaceAtomically, tempDir } from "./support/files.js";
 import { scrape, samplesOf, valueOf } from "./support/metrics.js";
 import { envFor, s3Endpoint, staticCredentials, type StaticKey } from "./support/policyText.js";
@@ -129,8 +130,7 @@ describe("credential profiles end to end", () => {
         return signedKeyId(r) === FILE_2.accessKeyId ? true : undefined;
       },
       "a request signed with the rotated key",
-      5_000,
-      100,
+      { timeoutMs: 5_000, everyMs: 100 },
     );
     // Until the switch, the old key; from it on, the new one; never anything else.
     expect(seen.every((k) => k === FILE_1.accessKeyId || k === FILE_2.accessKeyId)).toBe(true);
@@ -225,7 +225,7 @@ describe("an assume_role profile whose STS throttles at start, through countersi
 
     const backAt = Date.now();
     fake2.sts.clearFailures();
-    await eventually(async () => ((await fetch(`${cs2.adminUrl}/readyz`)).status === 200 ? true : undefined), "/readyz 200 after STS recovers", 20_000, 100);
+    await eventually(async () => ((await fetch(`${cs2.adminUrl}/readyz`)).status === 200 ? true : undefined), "/readyz 200 after STS recovers", { timeoutMs: 20_000, everyMs: 100 });
     const recoveryMs = Date.now() - backAt;
     const calls = gateway2.calls.map((c) => [c.action, c.verified, c.accessKeyId, c.upstreamStatus]);
     expect(calls.at(-1)).toEqual(["AssumeRole", true, ROLE_SOURCE.accessKeyId, 200]);

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { connectExtProc, exchange, type ExchangeResult, type TestRequest } from "../support/extProcClient.js";
-import { eventually, startCountersign, type Countersign } from "./support/countersign.js";
+import { eventually } from "../support/eventually.js";
+import { startCountersign, type Countersign } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
 import { familiesNamed, scrape, samplesOf, sumOf, valueOf, type Sample } from "./support/metrics.js";
 import { promtoolBinary, runTool } from "../k8s/tools.js";
@@ -96,7 +97,7 @@ beforeAll(async () => {
   samples = await eventually(async () => {
     const s = await scrape(cs.adminUrl);
     return valueOf(s, "countersign_extproc_streams_active") === 0 ? s : undefined;
-  }, "countersign_extproc_streams_active to return to 0", 5_000);
+  }, "countersign_extproc_streams_active to return to 0", { timeoutMs: 5_000 });
 });
 
 afterAll(async () => {

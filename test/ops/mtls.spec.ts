@@ -16,7 +16,8 @@ import type { ExternalProcessorClient } from "../../protos/generated/envoy/servi
 import { loadExtProcProtos } from "../../src/extproc/protos.js";
 import { exchange } from "../support/extProcClient.js";
 import { updateSecretVolume, writeSecretVolume } from "../support/secretVolume.js";
-import { eventually, sleep, startCountersign, type Countersign } from "./support/countersign.js";
+import { eventually } from "../support/eventually.js";
+import { sleep, startCountersign, type Countersign } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
 import { holdAfterHeaders } from "./support/heldStream.js";
 import { envFor, policyText, type StaticKey } from "./support/policyText.js";
@@ -145,7 +146,7 @@ describe("--tls-client-ca: mTLS", () => {
     expect(cs.proc.exitCode).toBeNull();
     // Nothing was decided for the refused connections: they never reached ext_proc.
     const decided = (): number => cs.logRecords().filter((r) => r.msg === "signed" || r.msg === "refused").length;
-    await eventually(() => (decided() >= 2 ? true : undefined), "the two decision lines to be logged", 3_000);
+    await eventually(() => (decided() >= 2 ? true : undefined), "the two decision lines to be logged", { timeoutMs: 3_000 });
     await sleep(200);
     expect(decided()).toBe(2);
   });

@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange } from "../support/extProcClient.js";
-import { eventually, sleep, startCountersign, type Countersign } from "./support/countersign.js";
+import { eventually } from "../support/eventually.js";
+import { sleep, startCountersign, type Countersign } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
 import { holdAfterHeaders } from "./support/heldStream.js";
 import { scrape, valueOf } from "./support/metrics.js";
@@ -76,7 +77,7 @@ describe("countersign serve shuts down gracefully on SIGTERM", () => {
     const notReady = await eventually(async () => {
       const r = await status(`${cs.adminUrl}/readyz`);
       return r.code === 503 ? r : undefined;
-    }, "/readyz to fail", 1_000, 10);
+    }, "/readyz to fail", { timeoutMs: 1_000, everyMs: 10 });
     expect(Date.now() - t0).toBeLessThan(500);
     expect(notReady.body).toContain("- shutting down");
     expect((await status(`${cs.adminUrl}/healthz`)).code).toBe(200);
@@ -125,7 +126,7 @@ describe("countersign serve shuts down gracefully on SIGTERM", () => {
     expect(code).toBe(0);
     expect(elapsed).toBeGreaterThanOrEqual(DRAIN_MS + GRACE_MS - 200);
     expect(elapsed).toBeLessThan(DRAIN_MS + GRACE_MS + 2_000);
-    await eventually(() => held.closedEarly(), "the held stream to be closed by the server", 2_000);
+    await eventually(() => held.closedEarly(), "the held stream to be closed by the server", { timeoutMs: 2_000 });
     expect(cs.logRecords().filter((r) => r.msg === "signed" || r.msg === "refused")).toEqual([]);
   });
 });

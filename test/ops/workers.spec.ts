@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
-import { eventually, startCountersign, type Countersign, type LogRecord } from "./support/countersign.js";
+import { eventually } from "../support/eventually.js";
+import { startCountersign, type Countersign, type LogRecord } from "./support/countersign.js";
 import { tempDir } from "./support/files.js";
 import { samplesOf, scrape, sumOf, valueOf, type Sample } from "./support/metrics.js";
 import { envFor, policyText } from "./support/policyText.js";
@@ -70,7 +71,7 @@ describe("countersign serve --workers 2", () => {
   it("starts two worker processes beside the primary, and /readyz turns 200 once both report ready", async () => {
     expect(workerPids).toHaveLength(2);
     expect(new Set([...workerPids, cs.pid]).size).toBe(3);
-    await eventually(async () => ((await readyz()) === 200 ? true : undefined), "/readyz 200", 5_000);
+    await eventually(async () => ((await readyz()) === 200 ? true : undefined), "/readyz 200", { timeoutMs: 5_000 });
   });
 
   it("both workers serve: streams spread over several connections are decided by both pids", async () => {
@@ -92,7 +93,7 @@ describe("countersign serve --workers 2", () => {
     expect(fake.requests.at(-1)).toMatchObject({ verified: true, accessKeyId: KEY.accessKeyId });
 
     const byPid = new Map<number, number>();
-    await eventually(() => (decisions().length === results.length ? true : undefined), "every decision line", 5_000);
+    await eventually(() => (decisions().length === results.length ? true : undefined), "every decision line", { timeoutMs: 5_000 });
     for (const r of decisions()) {
       const m = /^countersign-(\d+)-\d+$/.exec(String(r.requestId));
       expect(m, String(r.requestId)).not.toBeNull();
@@ -146,7 +147,7 @@ describe("countersign serve --workers 2", () => {
     writeFileSync(policyFile, next);
     cs.signal("SIGHUP");
     const reloaded = (): LogRecord[] => cs.logRecords().filter((r) => r.msg === "policy reloaded" && r.sha256 === sha256Hex(next).slice(0, 16));
-    await eventually(() => (reloaded().length === 2 ? true : undefined), "both workers to reload", 5_000);
+    await eventually(() => (reloaded().length === 2 ? true : undefined), "both workers to reload", { timeoutMs: 5_000 });
     expect(reloaded().map((r) => r.trigger)).toEqual(["SIGHUP", "SIGHUP"]);
     expect(cs.proc.exitCode).toBeNull();
     const m = await scrape(cs.adminUrl);
@@ -158,9 +159,9 @@ describe("countersign serve --workers 2", () => {
     process.kill(victim, "SIGKILL");
     const died = await cs.waitForRecord((r) => r.msg === "worker exited unexpectedly; starting a replacement");
     expect(died).toMatchObject({ level: "error", worker: victim, signal: "SIGKILL" });
-    await eventually(() => (cs.logRecords().filter(serving).length === 3 ? true : undefined), "a replacement worker", 10_000);
+    await eventually(() => (cs.logRecords().filter(serving).length === 3 ? true : undefined), "a replacement worker", { timeoutMs: 10_000 });
     workerPids = [...workerPids.slice(1), cs.logRecords().filter(serving).at(-1)?.pid as number];
-    await eventually(async () => ((await readyz()) === 200 ? true : undefined), "/readyz 200 again", 5_000);
+    await eventually(async () => ((await readyz()) === 200 ? true : undefined), "/readyz 200 again", { timeoutMs: 5_000 });
   });
 
   it("SIGTERM stops the primary and every worker with exit code 0, leaving no process behind", async () => {
@@ -170,7 +171,7 @@ describe("countersign serve --workers 2", () => {
     const code = await cs.stop("SIGTERM");
     stopElapsedMs = Date.now() - t0;
     expect(code).toBe(0);
-    await eventually(() => (processesNaming(policyFile).length === 0 ? true : undefined), "no countersign process left", 3_000);
+    await eventually(() => (processesNaming(policyFile).length === 0 ? true : undefined), "no countersign process left", { timeoutMs: 3_000 });
     for (const pid of workerPids) expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
     expect(cs.logRecords().filter((r) => r.msg === "stopped")).toHaveLength(3);
   });

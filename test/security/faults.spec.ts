@@ -4,7 +4,7 @@
  * ports already taken at start. Each must end in a clear error or the last good state, with
  * nothing signed with garbage: every request that is signed is verified by the fake AWS.
  * STS faults (down, slow, throttling, expired credentials) are in src/credentials/refresher.spec.ts,
- * src/credentials/assumeRole.spec.ts and test/ops/credentials.spec.ts.
+ * src/credentials/assumeRoleFetch.spec.ts and test/ops/credentials.spec.ts.
  */
 import { closeSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";

@@ -12,7 +12,9 @@ import { startExtProcServer, type ExtProcServer } from "../../src/extproc/server
 import { runGrpcStream } from "../fuzz/support/grpcRun.js";
 import { requestBodyMessage, requestHeadersMessage } from "../fuzz/support/messages.js";
 import { headersSet } from "../fuzz/support/oracle.js";
-import { inProcessContext, policyFrom, SECURITY_POLICY } from "./support/fixtures.js";
+import { inProcessContext } from "../support/extProcHarness.js";
+import { policyFrom } from "../support/policyFrom.js";
+import { REAL, SECURITY_POLICY } from "./support/fixtures.js";
 import { bufferedPut, unsignedPayloadGet } from "./support/serveFixture.js";
 
 const admission = new Admission({ maxConcurrentStreams: 10, maxHeldBytes: 1024 * 1024 });
@@ -21,7 +23,7 @@ let client: ExternalProcessorClient;
 let hookCalls = 0;
 
 beforeAll(async () => {
-  const { ctx } = inProcessContext(policyFrom(SECURITY_POLICY));
+  const { ctx } = inProcessContext(policyFrom(SECURITY_POLICY), REAL);
   server = await startExtProcServer("127.0.0.1:0", {
     ...ctx,
     admission,

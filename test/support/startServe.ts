@@ -5,8 +5,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import net from "node:net";
 import { join } from "node:path";
+import { freePort } from "./freePort.js";
 
 export const REPO = join(import.meta.dirname, "..", "..");
 export const CLI = join(REPO, "dist", "src", "cli.js");
@@ -102,16 +102,4 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): P
       return code;
     },
   };
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }

@@ -11,7 +11,8 @@ import type { FakeAwsAccount } from "../../fakeaws/auth.js";
 import type { TestRequest } from "../../support/extProcClient.js";
 import { startStsGateway, type StsGateway } from "../../ops/support/stsGateway.js";
 import { forwardToFake, s3Put, s3PutBuffered } from "../../ops/support/requests.js";
-import { exchangeInProcess, policyFrom, recordedRandom, signingContext, type Outcome, type TestContext } from "./harness.js";
+import { policyFrom } from "../../support/policyFrom.js";
+import { exchangeInProcess, recordedRandom, signingContext, type Outcome, type TestContext } from "./harness.js";
 
 export interface Fixture {
   readonly fake: FakeAws;

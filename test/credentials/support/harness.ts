@@ -8,17 +8,7 @@ import type { ProcessingResponse } from "../../../protos/generated/envoy/service
 import type { ProcessingRequest__Output } from "../../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
 import type { DecisionEvent, SigningContext } from "../../../src/extproc/context.js";
 import { ExtProcStream } from "../../../src/extproc/stream.js";
-import { parsePolicy } from "../../../src/policy/index.js";
-import type { Policy } from "../../../src/policy/types.js";
 import type { TestRequest } from "../../support/extProcClient.js";
-
-const realSetTimeout = globalThis.setTimeout;
-
-export function policyFrom(text: string): Policy {
-  const parsed = parsePolicy(text, "credentials-test.yaml");
-  if (!parsed.ok) throw new Error(`test policy is invalid: ${parsed.errors.map((e) => `${e.line}:${e.col} ${e.message}`).join("; ")}`);
-  return parsed.policy;
-}
 
 export interface Forwarded {
   readonly kind: "forwarded";
@@ -136,15 +126,6 @@ export function signingContext(snapshot: SigningContext["snapshot"]): TestContex
     decisions,
     ctx: { snapshot, now: () => new Date(), maxHeaderBytes: 96 * 1024, onDecision: (e) => decisions.push(e) },
   };
-}
-
-/** Waits in real time (a millisecond per turn) until `condition` holds, whatever timers are faked. */
-export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => realSetTimeout(resolve, 1));
-  }
 }
 
 /** A deterministic stream of draws in [0, 1) (mulberry32), recorded so a test can check every delay. */

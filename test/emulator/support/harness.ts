@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import type { HeaderValueOption } from "../../../protos/generated/envoy/config/core/v3/HeaderValueOption.js";
 import type { ProcessingRequest__Output } from "../../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
+import { until as untilHolds } from "../../support/eventually.js";
 import { type EmulatorConfig, type EmulatorConfigOverrides, loadEmulatorConfig, withOverrides } from "../config.js";
 import { type Emulator, startEnvoyEmulator } from "../emulator.js";
 import type { FakeExtProc } from "./fakeExtProc.js";
@@ -50,11 +51,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Polls until `predicate` holds (tests wait for an observable step, not for a fixed time). */
-export async function until(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await sleep(5);
-  }
+/** Polls every 5 ms until `predicate` holds (tests wait for an observable step, not for a fixed time). */
+export function until(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
+  return untilHolds(predicate, "an emulator step", { timeoutMs, everyMs: 5 });
 }

@@ -7,6 +7,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
+import { eventually } from "../../support/eventually.js";
+import { freePort } from "../../support/freePort.js";
 import { CLI } from "../../support/startServe.js";
 
 export interface Countersign {
@@ -34,18 +36,6 @@ export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Extra CLI arguments, e.g. ["--workers", "2"]. Defaults add --drain-seconds 0 --shutdown-grace-seconds 2 unless given. */
   readonly args?: readonly string[];
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -78,17 +68,6 @@ export function parseLogLine(line: string): LogRecord | undefined {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `probe` every `everyMs` until it returns something other than undefined. */
-export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 export async function startCountersign(opts: StartOptions): Promise<Countersign> {
@@ -163,7 +142,7 @@ export async function startCountersign(opts: StartOptions): Promise<Countersign>
         return (await healthy(adminUrl)) && (await canConnect(grpcPort)) ? true : undefined;
       },
       "countersign to serve",
-      15_000,
+      { timeoutMs: 15_000 },
     );
   } catch (err) {
     proc.kill("SIGKILL");

@@ -3,6 +3,7 @@
  * (/proc/<pid>/status), and polling until a condition holds.
  */
 import { readFileSync } from "node:fs";
+import { until } from "../../support/eventually.js";
 
 export async function scrapeMetrics(adminUrl: string): Promise<string> {
   const res = await fetch(`${adminUrl}/metrics`);
@@ -33,12 +34,10 @@ export function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
-/** Polls `check` every 50 ms until it returns true; throws after `timeoutMs`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/**
+ * Polls `check` every 50 ms until it returns true; throws after `timeoutMs`. The one loop is
+ * test/support/eventually.ts's `until`; this keeps the argument order limits.spec.ts calls it with.
+ */
+export function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  return until(check, what, { timeoutMs });
 }

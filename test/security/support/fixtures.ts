@@ -1,10 +1,7 @@
 /**
  * Shared fixtures of the fuzz and security tests: one policy with every kind of endpoint, the real
- * and placeholder keys, and an in-process SigningContext built from a policy text (no env, no I/O).
+ * and placeholder keys (the in-process SigningContext is test/support/extProcHarness.ts).
  */
-import type { DecisionEvent, PolicySnapshot, SigningContext } from "../../../src/extproc/context.js";
-import { parsePolicy } from "../../../src/policy/index.js";
-import type { Policy } from "../../../src/policy/types.js";
 import type { Credentials } from "../../../src/sigv4/types.js";
 
 /** The real credentials countersign signs with. Tests assert these never leak. */
@@ -84,42 +81,6 @@ endpoints:
 `;
 
 export const SECURITY_MAX_BUFFERED_BODY_BYTES = 65536;
-
-export function policyFrom(text: string): Policy {
-  const parsed = parsePolicy(text, "security-policy.yaml");
-  if (!parsed.ok) throw new Error(`fixture policy is invalid: ${parsed.errors.map((e) => `${e.line}:${e.col} ${e.message}`).join("; ")}`);
-  return parsed.policy;
-}
-
-export interface InProcessContext {
-  readonly ctx: SigningContext;
-  readonly decisions: DecisionEvent[];
-}
-
-/** A SigningContext whose every credentials entry resolves to `credentials` (or is unusable). */
-export function inProcessContext(
-  policy: Policy,
-  credentials: Credentials | undefined = REAL,
-  opts: { maxHeaderBytes?: number; now?: () => Date } = {},
-): InProcessContext {
-  const decisions: DecisionEvent[] = [];
-  const snapshot: PolicySnapshot = {
-    policy,
-    credentials: (profile) =>
-      credentials && policy.credentials.has(profile)
-        ? { usable: true, credentials }
-        : { usable: false, reason: `no credentials for "${profile}" in this test` },
-  };
-  return {
-    decisions,
-    ctx: {
-      snapshot: () => snapshot,
-      now: opts.now ?? (() => new Date()),
-      maxHeaderBytes: opts.maxHeaderBytes ?? 96 * 1024,
-      onDecision: (e) => decisions.push(e),
-    },
-  };
-}
 
 /** A placeholder SigV4 Authorization header as an SDK would send it (the signature is junk). */
 export function placeholderAuthorization(keyId: string, region: string, service: string, signedHeaders = "host;x-amz-content-sha256;x-amz-date"): string {

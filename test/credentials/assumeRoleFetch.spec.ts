@@ -13,8 +13,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Credentials } from "../../src/sigv4/types.js";
 import { FAKE_TIMERS } from "../../src/credentials/testing/audit.js";
 import type { StsFailureKind } from "../fakeaws/server.js";
-import { headerOf, keyIdOf, until } from "./support/harness.js";
+import { until } from "../support/eventually.js";
+import { headerOf, keyIdOf } from "./support/harness.js";
 import { put, putBuffered, startFixture, type Fixture, type Sent } from "./support/fixture.js";
+
+/** Polls a millisecond apart: these tests run on vitest's fake clock and wait for real I/O. */
+const EVERY_MS_1 = { everyMs: 1 } as const;
 
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
 const S = 1000;
@@ -96,10 +100,10 @@ async function runNextAttempt(hang: boolean): Promise<number> {
   await vi.advanceTimersByTimeAsync(at.getTime() - Date.now());
   const started = Date.now();
   if (hang) {
-    await until(() => (fx.fake.sts.calls["AssumeRole"] ?? 0) > callsBefore, "the AssumeRole call to reach the fake STS");
+    await until(() => (fx.fake.sts.calls["AssumeRole"] ?? 0) > callsBefore, "the AssumeRole call to reach the fake STS", EVERY_MS_1);
     await vi.advanceTimersByTimeAsync(5 * S);
   }
-  await until(() => attempts() > before, "the attempt to finish");
+  await until(() => attempts() > before, "the attempt to finish", EVERY_MS_1);
   return started;
 }
 
@@ -150,7 +154,7 @@ describe("assume_role against the fake STS on loopback", () => {
     // STS holds the refresh call for as long as the test likes.
     const release = fx.gateway.hold();
     await vi.advanceTimersByTimeAsync(1);
-    await until(() => fx.gateway.waiting === 1, "the refresh call to be held at STS");
+    await until(() => fx.gateway.waiting === 1, "the refresh call to be held at STS", EVERY_MS_1);
 
     // 200 requests while the refresh is in flight: each answered at once, with the old set.
     const started = performance.now();
@@ -165,7 +169,7 @@ describe("assume_role against the fake STS on loopback", () => {
     const gate = new Promise<void>((resolve) => (bodiesMayGo = resolve));
     const spanning = Array.from({ length: 50 }, () => fx.send(putBuffered(HOST), () => gate));
     release();
-    await until(() => fx.profile("role").status().refreshSuccesses === 2, "the refresh to finish");
+    await until(() => fx.profile("role").status().refreshSuccesses === 2, "the refresh to finish", EVERY_MS_1);
     const b = issued(1);
     bodiesMayGo();
     for (const sent of await Promise.all(spanning)) expectSignedWith(sent, a);
@@ -268,7 +272,7 @@ describe("assume_role against the fake STS on loopback", () => {
       const batch = Array.from({ length: 60 }, (_, i) => (i % 2 ? fx.send(put(HOST)) : fx.send(putBuffered(HOST), turns(i % 7))));
       await vi.advanceTimersByTimeAsync(1); // the refresh starts while the batch is in flight
       const more = Array.from({ length: 20 }, (_, i) => fx.send(i % 2 ? put(HOST) : putBuffered(HOST), turns(3)));
-      await until(() => fx.profile("role").status().refreshSuccesses > successes, `refresh ${swap + 1}`);
+      await until(() => fx.profile("role").status().refreshSuccesses > successes, `refresh ${swap + 1}`, EVERY_MS_1);
       results.push(...(await Promise.all([...batch, ...more])));
     }
     results.push(...(await Promise.all(Array.from({ length: 20 }, (_, i) => fx.send(i % 2 ? put(HOST) : putBuffered(HOST))))));
@@ -330,13 +334,13 @@ describe("assume_role against the fake STS on loopback", () => {
       const file = fx.profile("from-file");
       for (let i = 0; i < 300 && file.status().refreshSuccesses < 2; i++) {
         await vi.advanceTimersByTimeAsync(100);
-        await until(() => file.status().refreshSuccesses >= 2, "the rotated file", 5).catch(() => undefined);
+        await until(() => file.status().refreshSuccesses >= 2, "the rotated file", { timeoutMs: 5, everyMs: 1 }).catch(() => undefined);
       }
       expect(file.status().refreshSuccesses).toBe(2);
       const viaFile = fx.profile("via-file");
       const before = viaFile.status().refreshSuccesses;
       await vi.advanceTimersByTimeAsync((viaFile.status().nextRefreshAt?.getTime() ?? 0) - Date.now());
-      await until(() => viaFile.status().refreshSuccesses > before, "the via-file refresh");
+      await until(() => viaFile.status().refreshSuccesses > before, "the via-file refresh", EVERY_MS_1);
       expect(signer("via-file")).toBe(FILE_2.accessKeyId);
       expectSignedWith(await fx.send(put("via-file.s3.eu-west-1.amazonaws.com")), byArn("via-file"));
     } finally {

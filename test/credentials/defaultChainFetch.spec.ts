@@ -17,7 +17,8 @@ import { FAKE_TIMERS } from "../../src/credentials/testing/audit.js";
 import type { Credentials } from "../../src/sigv4/types.js";
 import type { FakeAwsAccount } from "../fakeaws/auth.js";
 import { put, startFixture, type Fixture, type Sent } from "./support/fixture.js";
-import { headerOf, keyIdOf, until } from "./support/harness.js";
+import { until } from "../support/eventually.js";
+import { headerOf, keyIdOf } from "./support/harness.js";
 
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
 const S = 1000;
@@ -117,7 +118,7 @@ async function runNextAttempt(name: string): Promise<number> {
   await vi.advanceTimersByTimeAsync(at.getTime() - Date.now());
   const started = Date.now();
   for (let i = 0; i < 400 && count() === before; i++) {
-    await until(() => count() > before, "the attempt", 20).catch(() => undefined);
+    await until(() => count() > before, "the attempt", { timeoutMs: 20, everyMs: 1 }).catch(() => undefined);
     if (count() === before) await vi.advanceTimersByTimeAsync(250);
   }
   if (count() === before) throw new Error("the attempt never finished");
