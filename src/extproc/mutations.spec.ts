@@ -1,0 +1,107 @@
+import { describe, expect, it } from "vitest";
+import { headersSetBy, refusalOf } from "../../test/support/extProcHarness.js";
+import { deny, type Denial } from "./denial.js";
+import {
+  bodyContinue,
+  bodyReplace,
+  headerMutation,
+  headersContinue,
+  headersContinueAndBuffer,
+  headersContinueAndStream,
+  immediateDenial,
+  responseBodyContinue,
+  responseHeadersContinue,
+  responseTrailersContinue,
+  trailersContinue,
+} from "./mutations.js";
+
+const CHANGES = { set: [["authorization", "AWS4-HMAC-SHA256 …"], ["x-amz-meta-name", "café"]] as const, remove: ["x-amz-security-token"] };
+
+describe("header mutations", () => {
+  it("put values in raw_value only (UTF-8 bytes), leave append unset, and list removals", () => {
+    expect(headerMutation(CHANGES)).toEqual({
+      set_headers: [
+        { header: { key: "authorization", raw_value: Buffer.from("AWS4-HMAC-SHA256 …", "utf8") } },
+        { header: { key: "x-amz-meta-name", raw_value: Buffer.from("café", "utf8") } },
+      ],
+      remove_headers: ["x-amz-security-token"],
+    });
+  });
+});
+
+describe("answers to request messages", () => {
+  it("headersContinue: CONTINUE with the changes, or with no mutation at all", () => {
+    expect(headersSetBy(headersContinue(CHANGES))).toEqual(new Map([["authorization", "AWS4-HMAC-SHA256 …"], ["x-amz-meta-name", "café"]]));
+    expect(headersContinue()).toEqual({ request_headers: { response: { status: "CONTINUE", header_mutation: null } } });
+  });
+
+  it("headersContinueAndBuffer: asks for the BUFFERED body and sets both body modes explicitly", () => {
+    const r = headersContinueAndBuffer(CHANGES);
+    expect(r.mode_override).toEqual({ request_body_mode: "BUFFERED", response_body_mode: "NONE" });
+    expect(r.request_headers?.response?.status).toBe("CONTINUE");
+    expect(r.request_headers?.response?.header_mutation?.remove_headers).toEqual(["x-amz-security-token"]);
+  });
+
+  it("headersContinueAndStream: the seed signature now and a STREAMED body", () => {
+    const r = headersContinueAndStream(CHANGES);
+    expect(r.mode_override).toEqual({ request_body_mode: "STREAMED", response_body_mode: "NONE" });
+    expect(headersSetBy(r).get("authorization")).toBe("AWS4-HMAC-SHA256 …");
+  });
+
+  it("bodyReplace: the re-signed bytes, or clear_body to hold back an empty piece", () => {
+    expect(bodyReplace(Buffer.from("abc"))).toEqual({ request_body: { response: { status: "CONTINUE", body_mutation: { body: Buffer.from("abc") } } } });
+    expect(bodyReplace(Buffer.alloc(0))).toEqual({ request_body: { response: { status: "CONTINUE", body_mutation: { clear_body: true } } } });
+  });
+
+  it("bodyContinue: header changes on the body answer (BUFFERED), or none", () => {
+    expect(headersSetBy(bodyContinue(CHANGES)).get("x-amz-meta-name")).toBe("café");
+    expect(bodyContinue()).toEqual({ request_body: { response: { status: "CONTINUE", header_mutation: null } } });
+  });
+
+  it("pass through trailers and every response-direction message untouched", () => {
+    expect([trailersContinue(), responseHeadersContinue(), responseBodyContinue(), responseTrailersContinue()]).toEqual([
+      { request_trailers: {} },
+      { response_headers: { response: { status: "CONTINUE" } } },
+      { response_body: { response: { status: "CONTINUE" } } },
+      { response_trailers: {} },
+    ]);
+  });
+});
+
+describe("immediateDenial: the one place a Denial becomes an immediate_response", () => {
+  const denials: Denial[] = [
+    deny(400, "InvalidRequest", "malformed_request", "request has no :path"),
+    deny(403, "AccessDenied", "no_endpoint", "no endpoint"),
+    deny(413, "EntityTooLarge", "body_too_large", "too big"),
+    deny(500, "InternalError", "protocol_error", "out of order"),
+    deny(501, "NotImplemented", "not_implemented", "event streams"),
+    deny(503, "ServiceUnavailable", "credentials_unavailable", "STS is down"),
+    deny(503, "ServiceUnavailable", "overloaded", "retry later"),
+  ];
+
+  it.each(denials)("$status $code ($reason): that status, an AWS-style XML error, the code in x-amzn-errortype", (d) => {
+    const r = immediateDenial(d, "req-1");
+    expect(Object.keys(r)).toEqual(["immediate_response"]);
+    expect(refusalOf(r)).toEqual({
+      status: d.status,
+      headers: new Map([
+        ["content-type", "application/xml"],
+        ["x-amzn-errortype", d.code],
+        ["x-countersign-denial", d.reason],
+      ]),
+      details: `countersign_${d.reason}`,
+      body: `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${d.code}</Code><Message>${d.message}</Message><RequestId>req-1</RequestId></Error>\n`,
+      code: d.code,
+      message: d.message,
+      requestId: "req-1",
+    });
+  });
+
+  it("escapes the message and request id as XML", () => {
+    const r = immediateDenial(deny(400, "InvalidRequest", "malformed_request", `Host "<a>" & 'b'`), "id<&>");
+    expect(Buffer.from(r.immediate_response?.body ?? "").toString("utf8")).toContain(
+      "<Message>Host &quot;&lt;a&gt;&quot; &amp; &apos;b&apos;</Message><RequestId>id&lt;&amp;&gt;</RequestId>",
+    );
+    expect(refusalOf(r)).toMatchObject({ message: `Host "<a>" & 'b'`, requestId: "id<&>" });
+  });
+});

@@ -1,0 +1,245 @@
+import { describe, expect, it } from "vitest";
+import { inProcessContext } from "../../test/support/extProcHarness.js";
+import { policyFrom } from "../../test/support/policyFrom.js";
+import { Admission } from "./admission.js";
+import type { Denial } from "./denial.js";
+import type { RequestHead } from "./headers.js";
+import { planRequest, signInputFor, type Plan, type PlanFacts } from "./plan.js";
+
+const CREDS = { accessKeyId: "AKIAPLANSPEC00000001", secretAccessKey: "plan/spec/secret/000000000000000000000001" };
+const PLACEHOLDER = "AKIDPLACEHOLDER00001";
+
+const POLICY = policyFrom(`version: 1
+credentials:
+  main:
+    static:
+      access_key_id_env: PLAN_ID
+      secret_access_key_env: PLAN_SECRET
+  missing:
+    static:
+      access_key_id_env: PLAN_MISSING_ID
+      secret_access_key_env: PLAN_MISSING_SECRET
+limits:
+  max_buffered_body_bytes: 1000
+endpoints:
+  - host: "locked.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+    client_access_key_ids: [${PLACEHOLDER}]
+  - host: "*.s3.us-west-2.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+  - host: "storage.example.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+  - host: "fixed.example.com"
+    credential_signing: sigv4
+    signing_service: s3
+    region: ap-south-1
+    credentials: main
+  - host: "bedrock-runtime.us-east-1.amazonaws.com"
+    credential_signing: "sigv4:no_body"
+    signing_service: auto
+    credentials: main
+  - host: "sts.amazonaws.com"
+    credential_signing: "sigv4:body"
+    signing_service: sts
+    region: us-east-1
+    credentials: main
+  - host: "vault.s3.eu-central-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: missing
+`);
+
+/** Only "main" has credentials; "missing" resolves to unusable. */
+function context(admission?: Admission) {
+  const { ctx } = inProcessContext(POLICY, CREDS, admission ? { admission } : {});
+  const snapshot = ctx.snapshot();
+  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { usable: false as const, reason: "the test's STS is down" }) }) };
+}
+
+function head(authority: string, headers: Record<string, string> = {}, path = "/key", method = "PUT"): RequestHead {
+  return { method, path, authority, scheme: "https", headers: new Map(Object.entries(headers)) };
+}
+
+function auth(keyId: string, region: string, service: string): string {
+  return `AWS4-HMAC-SHA256 Credential=${keyId}/20240101/${region}/${service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`;
+}
+
+function plan(h: RequestHead, endOfStream: boolean, admission?: Admission): { result: Plan | Denial; facts: PlanFacts } {
+  const facts: PlanFacts = {};
+  return { result: planRequest(h, endOfStream, context(admission), facts), facts };
+}
+
+function planned(h: RequestHead, endOfStream: boolean): Plan {
+  const { result } = plan(h, endOfStream);
+  if ("reason" in result) throw new Error(`expected a plan, got ${result.status} ${result.message}`);
+  return result;
+}
+
+describe("planRequest: the plan for a request the policy allows", () => {
+  it("matches the endpoint, takes the region from the host and signs headers-only when the client sent a payload hash", () => {
+    const p = planned(head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }, "/a%20b?x=1"), false);
+    expect({ host: p.host, service: p.service, region: p.region, mode: p.mode, path: p.path, creds: p.credentials, endpoint: p.endpoint.index }).toEqual({
+      host: "photos.s3.us-west-2.amazonaws.com",
+      service: "s3",
+      region: "us-west-2",
+      mode: { kind: "header", name: "unsigned-payload", payloadHash: "UNSIGNED-PAYLOAD" },
+      path: "/a%20b",
+      creds: CREDS,
+      endpoint: 1,
+    });
+    expect(p.maxBufferedBodyBytes).toBe(1000);
+  });
+
+  it("asks for the body (buffer mode) when a body follows and the client sent no hash", () => {
+    expect(planned(head("photos.s3.us-west-2.amazonaws.com", { "content-length": "10" }), false).mode).toEqual({ kind: "buffer", name: "buffered-body" });
+  });
+
+  it("plans a chunk-signed upload with its x-amz-decoded-content-length", () => {
+    const p = planned(head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length": "66560" }), false);
+    expect(p.mode).toEqual({ kind: "chunked", name: "streaming-signed", payloadHash: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", trailer: false });
+    expect(p.decodedContentLength).toBe(66560);
+  });
+
+  it("takes the endpoint's region over the host's, and the client's scope region when the host names none", () => {
+    expect(planned(head("fixed.example.com"), true).region).toBe("ap-south-1");
+    expect(planned(head("storage.example.com", { authorization: auth("AKIDANY", "eu-north-1", "s3") }), true).region).toBe("eu-north-1");
+  });
+
+  it("with signing_service auto takes the service from the client's credential scope", () => {
+    const p = planned(head("bedrock-runtime.us-east-1.amazonaws.com", { authorization: auth("AKIDANY", "us-east-1", "bedrock") }, "/model/x/invoke", "POST"), false);
+    expect({ service: p.service, region: p.region, mode: p.mode.name }).toEqual({ service: "bedrock", region: "us-east-1", mode: "unsigned-payload" });
+  });
+
+  it("accepts a placeholder key id the endpoint binds, and records it masked", () => {
+    const { result, facts } = plan(head("locked.s3.eu-west-1.amazonaws.com", { authorization: auth(PLACEHOLDER, "eu-west-1", "s3") }), true);
+    expect("reason" in result).toBe(false);
+    expect(facts).toEqual({ host: "locked.s3.eu-west-1.amazonaws.com", endpointIndex: 0, profile: "main", clientKeyId: "AKID…0001", service: "s3", region: "eu-west-1", payloadMode: "empty-body" });
+  });
+
+  it("signInputFor hands the signer the client's head with the given payload hash", () => {
+    const p = planned(head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }), false);
+    const now = new Date("2024-01-01T00:00:00Z");
+    expect(signInputFor(p, "abc", false, now)).toMatchObject({ method: "PUT", host: "photos.s3.us-west-2.amazonaws.com", path: "/key", payloadHash: "abc", signContentLength: false, service: "s3", region: "us-west-2", credentials: CREDS, now });
+  });
+});
+
+describe("planRequest: refusals, each a Denial with its status, AWS code and reason", () => {
+  const cases: Array<{ name: string; head: RequestHead; eos?: boolean; want: Omit<Denial, "message">; message: RegExp }> = [
+    {
+      name: "no endpoint for the host: 403 AccessDenied",
+      head: head("evil.example.net"),
+      want: { status: 403, code: "AccessDenied", reason: "no_endpoint" },
+      message: /^countersign policy has no endpoint for host "evil\.example\.net" \(https\); add it/,
+    },
+    {
+      name: "cannot derive region: a host that names no region, no region in the policy, an unsigned client",
+      head: head("storage.example.com"),
+      eos: true,
+      want: { status: 400, code: "AuthorizationHeaderMalformed", reason: "malformed_request" },
+      message: /^cannot tell the signing region for host "storage\.example\.com"; set region on endpoint storage\.example\.com$/,
+    },
+    {
+      name: "chunk-signed upload without x-amz-decoded-content-length: 400 MissingContentLength",
+      head: head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" }),
+      want: { status: 400, code: "MissingContentLength", reason: "bad_chunk_framing" },
+      message: /^a chunk-signed upload needs x-amz-decoded-content-length \(the object size\); got none$/,
+    },
+    {
+      name: "chunk-signed upload with a non-numeric x-amz-decoded-content-length",
+      head: head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length": "12a" }),
+      want: { status: 400, code: "MissingContentLength", reason: "bad_chunk_framing" },
+      message: /; got "12a"$/,
+    },
+    {
+      name: "chunk-signed upload whose headers end the stream: 400 IncompleteBody",
+      head: head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length": "1" }),
+      eos: true,
+      want: { status: 400, code: "IncompleteBody", reason: "bad_chunk_framing" },
+      message: /announces an aws-chunked body, but the request has none$/,
+    },
+    {
+      name: "bound endpoint, unsigned client: 403",
+      head: head("locked.s3.eu-west-1.amazonaws.com"),
+      want: { status: 403, code: "AccessDenied", reason: "unsigned_client" },
+      message: /only signs requests made with its placeholder key ids/,
+    },
+    {
+      name: "bound endpoint, malformed Authorization: 400",
+      head: head("locked.s3.eu-west-1.amazonaws.com", { authorization: "AWS4-HMAC-SHA256 garbage" }),
+      want: { status: 400, code: "AuthorizationHeaderMalformed", reason: "malformed_request" },
+      message: /^the client's Authorization is malformed/,
+    },
+    {
+      name: "bound endpoint, another key id: 403 InvalidAccessKeyId naming it masked",
+      head: head("locked.s3.eu-west-1.amazonaws.com", { authorization: auth("AKIDOTHERWORKLOAD001", "eu-west-1", "s3") }),
+      want: { status: 403, code: "InvalidAccessKeyId", reason: "key_id_not_allowed" },
+      message: /^placeholder key id AKID…D001 is not in client_access_key_ids of endpoint locked\.s3\.eu-west-1\.amazonaws\.com$/,
+    },
+    {
+      name: "signing_service auto, unsigned client: 400 MissingAuthenticationToken",
+      head: head("bedrock-runtime.us-east-1.amazonaws.com"),
+      want: { status: 400, code: "MissingAuthenticationToken", reason: "unsigned_client" },
+      message: /signing_service: auto.*the request is not signed$/,
+    },
+    {
+      name: "signed event stream: 501 NotImplemented",
+      head: head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS" }),
+      want: { status: 501, code: "NotImplemented", reason: "not_implemented" },
+      message: /signed event streams/,
+    },
+    {
+      name: "sigv4:body with a streaming upload: 400 bad_payload_mode",
+      head: head("sts.amazonaws.com", { "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER" }),
+      want: { status: 400, code: "InvalidRequest", reason: "bad_payload_mode" },
+      message: /^credential_signing sigv4:body hashes the whole body/,
+    },
+    {
+      name: "declared content-length over the buffered-body limit: 413",
+      head: head("photos.s3.us-west-2.amazonaws.com", { "content-length": "1001" }),
+      want: { status: 413, code: "EntityTooLarge", reason: "body_too_large" },
+      message: /^the body \(1001 bytes\) must be hashed to sign this request and is over the 1000-byte limit/,
+    },
+    {
+      name: "credentials unavailable: 503",
+      head: head("vault.s3.eu-central-1.amazonaws.com"),
+      eos: true,
+      want: { status: 503, code: "ServiceUnavailable", reason: "credentials_unavailable" },
+      message: /^credentials "missing" are unavailable: the test's STS is down$/,
+    },
+    {
+      name: "a path that cannot be split: 400 InvalidURI",
+      head: head("photos.s3.us-west-2.amazonaws.com", {}, "no-leading-slash"),
+      eos: true,
+      want: { status: 400, code: "InvalidURI", reason: "malformed_request" },
+      message: /./,
+    },
+  ];
+
+  it.each(cases)("$name", ({ head: h, eos, want, message }) => {
+    const { result } = plan(h, eos ?? false);
+    expect(result).toMatchObject(want);
+    expect((result as Denial).message).toMatch(message);
+  });
+
+  it("a refusal's facts say what was known: the raw authority when no endpoint matched", () => {
+    const { facts } = plan(head("evil.example.net:8443"), true);
+    expect(facts).toEqual({ host: "evil.example.net:8443" });
+  });
+
+  it("the region refusal's facts name the endpoint and service but no region", () => {
+    const { facts } = plan(head("storage.example.com"), true);
+    expect(facts).toEqual({ host: "storage.example.com", endpointIndex: 2, profile: "main", service: "s3" });
+  });
+
+  it("the held-bytes budget lowers the body limit: a declared body over it is 413, not 503 on every retry", () => {
+    const { result } = plan(head("photos.s3.us-west-2.amazonaws.com", { "content-length": "600" }), false, new Admission({ maxConcurrentStreams: 10, maxHeldBytes: 500 }));
+    expect(result).toMatchObject({ status: 413, code: "EntityTooLarge", reason: "body_too_large" });
+    expect((result as Denial).message).toMatch(/over the 500-byte limit/);
+  });
+});
