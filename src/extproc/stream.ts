@@ -180,9 +180,11 @@ export class ExtProcStream {
         this.state = "awaiting_body";
         return headersContinueAndBuffer(PLACEHOLDER_AUTH, plan.head.headers.has("content-length") ? "BUFFERED" : "BUFFERED_PARTIAL");
       case "chunked": {
-        // content-length is never signed here: Envoy may drop it in STREAMED mode, and the
-        // re-signed body keeps its exact length either way.
-        const signed = await this.signWithDetails(plan, plan.mode.payloadHash, false);
+        // content-length is signed as on every other path: switched to STREAMED by mode_override,
+        // Envoy keeps the client's content-length (measured with Envoy 1.40 up to 1 GiB; it would
+        // drop it only if envoy.yaml configured STREAMED statically, which the config checks
+        // forbid), and the re-signed body has exactly the client's length.
+        const signed = await this.signWithDetails(plan, plan.mode.payloadHash, true);
         this.resigner = new AwsChunkedResigner({
           signingKey: await chunkSigningKey(plan.credentials, signed.amzDate, plan.region, plan.service),
           amzDate: signed.amzDate,

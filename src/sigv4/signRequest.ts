@@ -26,7 +26,7 @@ export interface SignInput {
   readonly headers: ReadonlyMap<string, string>;
   /** Header names the client's own signature covered. */
   readonly clientSignedHeaders: readonly string[];
-  /** Sign content-length (only while Envoy keeps it; never on the streamed path). */
+  /** Sign content-length when present (countersign always does: Envoy keeps it on every path it uses). */
   readonly signContentLength: boolean;
   readonly payloadHash: string;
   /**

@@ -91,6 +91,8 @@ describe("chunk-signed uploads are re-signed chunk by chunk", () => {
     });
     // Exactly what left Envoy on the STREAMED path.
     expect({ contentLength: seen[0]?.contentLength, transferEncoding: seen[0]?.transferEncoding }).toEqual({ contentLength: String(res.framedLength), transferEncoding: undefined });
+    // …and countersign's seed signature covers it, binding the framing AWS reads.
+    expect(seen[0]?.signedHeaders).toContain("content-length");
     const stored = stack.fake.s3.getObject("e2e-bucket", key);
     expect(stored?.size).toBe(size);
     if (trailer) expect(seen[0]?.checksumsVerified).toContain("x-amz-checksum-crc32");
