@@ -28,7 +28,7 @@ import { planRequest, signInputFor } from "../src/extproc/plan.js";
 import { loadExtProcProtos } from "../src/extproc/protos.js";
 import { ExtProcStream } from "../src/extproc/stream.js";
 import { parsePolicy } from "../src/policy/index.js";
-import { AwsChunkedResigner, chunkSigningKey, signRequest, type Credentials } from "../src/sigv4/index.js";
+import { AwsChunkedResigner, signRequest, type Credentials } from "../src/sigv4/index.js";
 import { AwsChunkedBody } from "./protocol.js";
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, CHUNK_SIZE, MESSAGE_SIZE, decodeRequest, encodeRequest, headersRequest, scenarioByName, type Scenario } from "./scenarios.js";
 
@@ -281,14 +281,24 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
   const encoded = upload.bytes();
   const pieces: Buffer[] = [];
   for (let o = 0; o < encoded.length; o += MESSAGE_SIZE) pieces.push(encoded.subarray(o, Math.min(o + MESSAGE_SIZE, encoded.length)));
-  const amzDate = "20260101T000000Z";
-  const signingKey = await chunkSigningKey(credentials, amzDate, "eu-west-1", "s3");
+  // The chain's seed, as the STREAMED path gets it: the signed head's signature, scope and key.
+  const seed = await signRequest({
+    method: "PUT",
+    host: "bench.s3.eu-west-1.amazonaws.com",
+    path: "/upload",
+    query: {},
+    headers: new Map([["x-amz-decoded-content-length", String(upload.decodedLength)]]),
+    clientSignedHeaders: ["x-amz-decoded-content-length"],
+    signContentLength: true,
+    payloadHash: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    service: "s3",
+    region: "eu-west-1",
+    credentials,
+    now: new Date("2026-01-01T00:00:00Z"),
+  });
   const resignOnce = (): void => {
     const r = new AwsChunkedResigner({
-      signingKey,
-      amzDate,
-      scope: "20260101/eu-west-1/s3/aws4_request",
-      seedSignature: "0".repeat(64),
+      seed,
       trailer: false,
       maxChunkBytes: 16 * 1024 * 1024,
       decodedContentLength: upload.decodedLength,

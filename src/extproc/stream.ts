@@ -15,12 +15,14 @@ import { createHash } from "node:crypto";
 import type { ProcessingRequest__Output } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
 import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
 import {
-  AwsChunkedResigner,
-  chunkSigningKey,
   H_AMZ_DATE,
   H_AUTHORIZATION,
   H_SECURITY_TOKEN,
   signRequest,
+  startChunkedResigning,
+  type AwsChunkedResigner,
+  type SignInput,
+  type SignOutput,
 } from "../sigv4/index.js";
 import type { DecisionEvent, SigningContext } from "./context.js";
 import { deny, type Denial } from "./denial.js";
@@ -184,19 +186,15 @@ export class ExtProcStream {
         // Envoy keeps the client's content-length (measured with Envoy 1.40 up to 1 GiB; it would
         // drop it only if envoy.yaml configured STREAMED statically, which the config checks
         // forbid), and the re-signed body has exactly the client's length.
-        const signed = await this.signWithDetails(plan, plan.mode.payloadHash, true);
-        this.resigner = new AwsChunkedResigner({
-          signingKey: await chunkSigningKey(plan.credentials, signed.amzDate, plan.region, plan.service),
-          amzDate: signed.amzDate,
-          scope: signed.scope,
-          seedSignature: signed.signature,
+        const { resigner, ...signed } = await startChunkedResigning(this.signInput(plan, plan.mode.payloadHash, true), {
           trailer: plan.mode.trailer,
           // Never more than the process-wide held-bytes budget, which one chunk must fit in.
           maxChunkBytes: Math.min(MAX_CHUNK_BYTES, this.ctx.admission?.limits.maxHeldBytes ?? MAX_CHUNK_BYTES),
           decodedContentLength: plan.decodedContentLength,
         });
+        this.resigner = resigner;
         this.state = "streaming";
-        return headersContinueAndStream(signed.changes);
+        return headersContinueAndStream(changesFor(plan, signed));
       }
     }
   }
@@ -253,17 +251,11 @@ export class ExtProcStream {
   }
 
   private async sign(plan: Plan, payloadHash: string, signContentLength: boolean): Promise<HeaderChanges> {
-    return (await this.signWithDetails(plan, payloadHash, signContentLength)).changes;
+    return changesFor(plan, await signRequest(this.signInput(plan, payloadHash, signContentLength)));
   }
 
-  private async signWithDetails(
-    plan: Plan,
-    payloadHash: string,
-    signContentLength: boolean,
-  ): Promise<{ changes: HeaderChanges; signature: string; amzDate: string; scope: string }> {
-    const out = await signRequest(signInputFor(plan, payloadHash, signContentLength, this.ctx.now()));
-    const set = plan.rewrittenPath === undefined ? out.setHeaders : [...out.setHeaders, [":path", plan.rewrittenPath] as const];
-    return { changes: { set, remove: out.removeHeaders }, signature: out.signature, amzDate: out.amzDate, scope: out.scope };
+  private signInput(plan: Plan, payloadHash: string, signContentLength: boolean): SignInput {
+    return signInputFor(plan, payloadHash, signContentLength, this.ctx.now());
   }
 
   private refuse(denial: Denial): ProcessingResponse {
@@ -301,4 +293,10 @@ export class ExtProcStream {
       clientKeyId: f.clientKeyId,
     });
   }
+}
+
+/** The signer's header changes as Envoy mutations, with the path the plan rewrote. */
+function changesFor(plan: Plan, signed: Pick<SignOutput, "setHeaders" | "removeHeaders">): HeaderChanges {
+  const set = plan.rewrittenPath === undefined ? signed.setHeaders : [...signed.setHeaders, [":path", plan.rewrittenPath] as const];
+  return { set, remove: signed.removeHeaders };
 }

@@ -5,7 +5,8 @@ import { getSigningKey } from "@smithy/signature-v4";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { AwsChunkedResigner, type ChunkSigningParams } from "./awsChunkedResigner.js";
-import { signRequest } from "./signRequest.js";
+import { signRequest, type SignInput } from "./signRequest.js";
+import { startChunkedResigning } from "./startChunkedResigning.js";
 
 const EXAMPLE = join(import.meta.dirname, "..", "..", "test", "fixtures", "aws-sigv4-test-suite", "s3-chunked-upload-example.json");
 const PLACEHOLDER_SIG = "0".repeat(64);
@@ -21,7 +22,7 @@ interface Example {
   headers: Record<string, string>;
   chunk_data_byte: string;
   chunk_sizes: number[];
-  expected: { signed_headers: string; seed_signature: string; chunk_signatures: string[] };
+  expected: { signed_headers: string; authorization: string; seed_signature: string; chunk_signatures: string[] };
 }
 
 /** Frames `sizes` chunks of `byte` the way a chunk-signing client does, with the given signatures. */
@@ -36,16 +37,14 @@ function frame(sizes: number[], byte: string, sigs: string[], trailer?: string[]
   return Buffer.concat(parts);
 }
 
-async function keyFor(accessKeyId: string, secretAccessKey: string, date: string, region: string, service: string): Promise<Uint8Array> {
-  return getSigningKey(Sha256, { accessKeyId, secretAccessKey }, date, region, service);
-}
-
 function params(key: Uint8Array, over: Partial<ChunkSigningParams> = {}): ChunkSigningParams {
   return {
-    signingKey: key,
-    amzDate: "20130524T000000Z",
-    scope: "20130524/us-east-1/s3/aws4_request",
-    seedSignature: "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+    seed: {
+      signingKey: key,
+      amzDate: "20130524T000000Z",
+      scope: "20130524/us-east-1/s3/aws4_request",
+      signature: "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+    },
     trailer: false,
     maxChunkBytes: 1024 * 1024,
     decodedContentLength: 66560,
@@ -53,33 +52,44 @@ function params(key: Uint8Array, over: Partial<ChunkSigningParams> = {}): ChunkS
   };
 }
 
+/** The example's request head, as countersign hands it to the signer. */
+function exampleInput(ex: Example): SignInput {
+  const headers = new Map(Object.entries(ex.headers));
+  return {
+    method: ex.method,
+    host: ex.headers.host as string,
+    path: ex.path,
+    query: {},
+    headers,
+    clientSignedHeaders: [...headers.keys()],
+    signContentLength: true, // the documented example signs content-length
+    payloadHash: ex.headers["x-amz-content-sha256"] as string,
+    service: ex.service,
+    region: ex.region,
+    credentials: { accessKeyId: ex.credentials.access_key_id, secretAccessKey: ex.credentials.secret_access_key },
+    now: new Date("2013-05-24T00:00:00Z"),
+  };
+}
+
 describe("the S3 chunked-upload example from the AWS documentation", () => {
   const ex = JSON.parse(readFileSync(EXAMPLE, "utf8")) as Example;
 
-  it("reproduces the seed signature from the request headers", async () => {
-    const headers = new Map(Object.entries(ex.headers));
-    const out = await signRequest({
-      method: ex.method,
-      host: ex.headers.host as string,
-      path: ex.path,
-      query: {},
-      headers,
-      clientSignedHeaders: [...headers.keys()],
-      signContentLength: true, // the documented example signs content-length
-      payloadHash: ex.headers["x-amz-content-sha256"] as string,
-      service: ex.service,
-      region: ex.region,
-      credentials: { accessKeyId: ex.credentials.access_key_id, secretAccessKey: ex.credentials.secret_access_key },
-      now: new Date("2013-05-24T00:00:00Z"),
-    });
+  const body = { trailer: false, maxChunkBytes: 1024 * 1024, decodedContentLength: 66560 };
+
+  it("reproduces the seed signature, its scope and signing key from the request headers", async () => {
+    const out = await signRequest(exampleInput(ex));
     expect(out.signedHeaderNames).toBe(ex.expected.signed_headers);
     expect(out.signature).toBe(ex.expected.seed_signature);
+    expect(out.amzDate).toBe(ex.x_amz_date);
+    expect(out.scope).toBe("20130524/us-east-1/s3/aws4_request");
+    expect(Buffer.from(out.signingKey)).toEqual(Buffer.from(await getSigningKey(Sha256, { accessKeyId: ex.credentials.access_key_id, secretAccessKey: ex.credentials.secret_access_key }, "20130524", ex.region, ex.service)));
+    expect(out.setHeaders).toContainEqual(["authorization", ex.expected.authorization]);
   });
 
   it("reproduces every chunk signature, keeping the body length", async () => {
-    const key = await keyFor(ex.credentials.access_key_id, ex.credentials.secret_access_key, "20130524", ex.region, ex.service);
     const input = frame(ex.chunk_sizes, ex.chunk_data_byte, []);
-    const r = new AwsChunkedResigner(params(key, { seedSignature: ex.expected.seed_signature }));
+    const { setHeaders, resigner: r } = await startChunkedResigning(exampleInput(ex), body);
+    expect(setHeaders).toContainEqual(["authorization", ex.expected.authorization]);
     const out = r.push(input);
     expect(out.ok).toBe(true);
     expect(r.finish()).toEqual({ ok: true, out: Buffer.alloc(0) });
@@ -91,14 +101,14 @@ describe("the S3 chunked-upload example from the AWS documentation", () => {
   });
 
   it("gives the same bytes however the body is split (property)", async () => {
-    const key = await keyFor(ex.credentials.access_key_id, ex.credentials.secret_access_key, "20130524", ex.region, ex.service);
+    const seed = await signRequest(exampleInput(ex));
     const input = frame(ex.chunk_sizes, ex.chunk_data_byte, []);
-    const whole = new AwsChunkedResigner(params(key)).push(input);
+    const whole = new AwsChunkedResigner({ ...body, seed }).push(input);
     expect(whole.ok).toBe(true);
     fc.assert(
       fc.property(fc.uniqueArray(fc.integer({ min: 1, max: input.length - 1 }), { maxLength: 40 }), (cuts) => {
         cuts.sort((a, b) => a - b);
-        const r = new AwsChunkedResigner(params(key));
+        const r = new AwsChunkedResigner({ ...body, seed });
         const outs: Buffer[] = [];
         let prev = 0;
         for (const c of [...cuts, input.length]) {

@@ -13,20 +13,15 @@
  * Every signature is 64 hex characters before and after, so the body keeps its exact length and
  * chunk sizes. A chunk header is held back until its data has been hashed (the signature comes
  * before the data), so memory is bounded by one chunk. Input may be split anywhere.
- * Pure: no I/O; the HMAC key is derived by the caller.
+ * Pure: no I/O. Built by `startChunkedResigning`, which signs the head and seeds the chain.
  */
 import { createHash, createHmac, createSecretKey, type Hash, type KeyObject } from "node:crypto";
 import { EMPTY_SHA256 } from "./constants.js";
+import type { SignatureChainSeed } from "./types.js";
 
 export interface ChunkSigningParams {
-  /** Derived SigV4 signing key for the request's date, region and service. */
-  readonly signingKey: Uint8Array;
-  /** `x-amz-date` of the re-signed request. */
-  readonly amzDate: string;
-  /** `<date>/<region>/<service>/aws4_request`. */
-  readonly scope: string;
-  /** The new request signature, the first link of the chain. */
-  readonly seedSignature: string;
+  /** The re-signed request's signature, date, scope and signing key (`signRequest`'s output). */
+  readonly seed: SignatureChainSeed;
   readonly trailer: boolean;
   /** Largest chunk accepted (held in memory while it is hashed). */
   readonly maxChunkBytes: number;
@@ -74,8 +69,8 @@ export class AwsChunkedResigner {
   heldBytes = 0;
 
   constructor(private readonly p: ChunkSigningParams) {
-    this.previous = p.seedSignature;
-    this.key = createSecretKey(p.signingKey);
+    this.previous = p.seed.signature;
+    this.key = createSecretKey(p.seed.signingKey);
   }
 
   /** Feeds the next piece of the body; returns the bytes that may be forwarded now. */
@@ -211,7 +206,7 @@ export class AwsChunkedResigner {
       })
       .join("");
     const trailerHash = createHash("sha256").update(canonical, "latin1").digest("hex");
-    const newSig = this.hmac(`${TRAILER_PREFIX}\n${this.p.amzDate}\n${this.p.scope}\n${this.previous}\n${trailerHash}`);
+    const newSig = this.hmac(`${TRAILER_PREFIX}\n${this.p.seed.amzDate}\n${this.p.seed.scope}\n${this.previous}\n${trailerHash}`);
     const sigLine = `${text.slice(0, text.length - (sig[2] as string).length - (sig[3] as string).length)}${newSig}${sig[3] as string}`;
     const out = Buffer.from(`${this.trailerLines.map((l) => `${l}\r\n`).join("")}${sigLine}\r\n`, "latin1");
     this.trailerLines = [];
@@ -231,7 +226,7 @@ export class AwsChunkedResigner {
   }
 
   private signChunk(dataHash: string): string {
-    const sig = this.hmac(`${PAYLOAD_PREFIX}\n${this.p.amzDate}\n${this.p.scope}\n${this.previous}\n${EMPTY_SHA256}\n${dataHash}`);
+    const sig = this.hmac(`${PAYLOAD_PREFIX}\n${this.p.seed.amzDate}\n${this.p.seed.scope}\n${this.previous}\n${EMPTY_SHA256}\n${dataHash}`);
     this.previous = sig;
     return sig;
   }

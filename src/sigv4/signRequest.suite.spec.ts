@@ -78,6 +78,7 @@ describe("AWS SigV4 test suite (header signing)", () => {
     const expectedSignature = readFileSync(join(dir, "header-signature.txt"), "utf8").trim();
     const expectedCanonical = readFileSync(join(dir, "header-canonical-request.txt"), "utf8");
     const expectedSignedHeaders = expectedCanonical.split("\n").at(-2);
+    const expectedAuthorization = /^Authorization:(.*)$/m.exec(readFileSync(join(dir, "header-signed-request.txt"), "utf8"))?.[1];
 
     const rawPath = ctx.normalize ? req.path : encodeOnce(req.path.split("?")[0] as string) + (req.path.includes("?") ? req.path.slice(req.path.indexOf("?")) : "");
     const split = splitPath(rawPath.replace(/ /g, "%20"));
@@ -110,5 +111,7 @@ describe("AWS SigV4 test suite (header signing)", () => {
     });
     expect(out.signedHeaderNames).toBe(expectedSignedHeaders);
     expect(out.signature).toBe(expectedSignature);
+    expect(out.scope).toBe(`${ctx.timestamp.slice(0, 10).replace(/-/g, "")}/${ctx.region}/${ctx.service}/aws4_request`);
+    expect(out.setHeaders).toContainEqual(["authorization", expectedAuthorization]);
   });
 });

@@ -1,5 +1,5 @@
 import { Hash } from "@smithy/hash-node";
-import { SignatureV4 } from "@smithy/signature-v4";
+import { getSigningKey, SignatureV4 } from "@smithy/signature-v4";
 import type { HttpRequest } from "@smithy/types";
 import {
   EMPTY_SHA256,
@@ -11,7 +11,7 @@ import {
 } from "./constants.js";
 import { selectSignedHeaders } from "./selectSignedHeaders.js";
 import type { DecodedQuery } from "./splitPath.js";
-import type { Credentials } from "./types.js";
+import type { Credentials, SignatureChainSeed } from "./types.js";
 
 const Sha256 = Hash.bind(null, "sha256");
 
@@ -45,17 +45,43 @@ export interface SignInput {
   readonly now: Date;
 }
 
-export interface SignOutput {
+/** The signed head, and the signature, scope and key that chunk signatures chain from. */
+export interface SignOutput extends SignatureChainSeed {
   /** Headers to set on the forwarded request (overwriting). */
   readonly setHeaders: ReadonlyArray<readonly [string, string]>;
   /** Headers to remove from the forwarded request. */
   readonly removeHeaders: readonly string[];
-  readonly signature: string;
-  /** `x-amz-date` value, reused by every chunk string-to-sign. */
-  readonly amzDate: string;
-  /** `<date>/<region>/<service>/aws4_request`. */
-  readonly scope: string;
+  /** The `SignedHeaders` list: signed header names, sorted, joined with ";". */
   readonly signedHeaderNames: string;
+}
+
+/** What smithy's own request signing derived on the way to the Authorization header it built. */
+interface Derived {
+  amzDate?: string;
+  scope?: string;
+  stringToSign?: string;
+  signedHeaderNames?: string;
+}
+
+/**
+ * @smithy/signature-v4's signer, recording the scope, string to sign and signed-header list its
+ * request signing derives, through the two steps it leaves to subclasses. Nothing is re-computed
+ * or re-parsed here: these are the values the Authorization header was built from.
+ */
+class RecordingSigner extends SignatureV4 {
+  readonly derived: Derived = {};
+
+  protected override async createStringToSign(longDate: string, credentialScope: string, canonicalRequest: string, algorithmIdentifier: string): Promise<string> {
+    const stringToSign = await super.createStringToSign(longDate, credentialScope, canonicalRequest, algorithmIdentifier);
+    Object.assign(this.derived, { amzDate: longDate, scope: credentialScope, stringToSign });
+    return stringToSign;
+  }
+
+  protected override getCanonicalHeaderList(headers: object): string {
+    const names = super.getCanonicalHeaderList(headers);
+    this.derived.signedHeaderNames = names;
+    return names;
+  }
 }
 
 /**
@@ -65,7 +91,7 @@ export interface SignOutput {
  */
 export async function signRequest(input: SignInput): Promise<SignOutput> {
   const s3Style = input.singleEncodePath ?? SINGLE_ENCODE_SERVICES.has(input.service);
-  const signer = new SignatureV4({
+  const signer = new RecordingSigner({
     service: input.service,
     region: input.region,
     credentials: input.credentials,
@@ -96,13 +122,16 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
     signableHeaders: new Set(Object.keys(headers)),
   });
 
-  const auth = signed.headers[H_AUTHORIZATION] as string;
-  const amzDate = signed.headers[H_AMZ_DATE] as string;
-  const match = /Credential=[^/]+\/([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(auth);
-  if (!match) throw new Error("signer produced an unexpected Authorization header");
+  const { amzDate, scope, stringToSign, signedHeaderNames } = signer.derived;
+  if (amzDate === undefined || scope === undefined || stringToSign === undefined || signedHeaderNames === undefined) {
+    throw new Error("@smithy/signature-v4 signed without deriving a scope, string to sign and signed-header list");
+  }
+  // The same string to sign under the same (cached) key: smithy's HMAC, the header's signature.
+  const signature = await signer.sign(stringToSign, { signingDate: input.now });
+  const signingKey = await getSigningKey(Sha256, input.credentials, amzDate.slice(0, 8), input.region, input.service);
 
   const setHeaders: Array<readonly [string, string]> = [
-    [H_AUTHORIZATION, auth],
+    [H_AUTHORIZATION, signed.headers[H_AUTHORIZATION] as string],
     [H_AMZ_DATE, amzDate],
   ];
   if (sendContentSha256) setHeaders.push([H_CONTENT_SHA256, input.payloadHash]);
@@ -110,12 +139,5 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
   if (input.credentials.sessionToken) setHeaders.push([H_SECURITY_TOKEN, input.credentials.sessionToken]);
   else if (input.headers.has(H_SECURITY_TOKEN)) removeHeaders.push(H_SECURITY_TOKEN);
 
-  return {
-    setHeaders,
-    removeHeaders,
-    signature: match[3] as string,
-    amzDate,
-    scope: match[1] as string,
-    signedHeaderNames: match[2] as string,
-  };
+  return { setHeaders, removeHeaders, signature, amzDate, scope, signingKey, signedHeaderNames };
 }
