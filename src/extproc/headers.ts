@@ -93,7 +93,7 @@ function printable(s: string): string {
 }
 
 function bad(message: string): Denial {
-  return deny(400, "InvalidRequest", "malformed_request", message);
+  return deny("malformed_head", message);
 }
 
 export function isDenial(x: unknown): x is Denial {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { headersSetBy, refusalOf } from "../../test/support/extProcHarness.js";
-import { deny, type Denial } from "./denial.js";
+import type { Denial } from "./denial.js";
 import {
   bodyContinue,
   bodyReplace,
@@ -70,13 +70,13 @@ describe("answers to request messages", () => {
 
 describe("immediateDenial: the one place a Denial becomes an immediate_response", () => {
   const denials: Denial[] = [
-    deny(400, "InvalidRequest", "malformed_request", "request has no :path"),
-    deny(403, "AccessDenied", "no_endpoint", "no endpoint"),
-    deny(413, "EntityTooLarge", "body_too_large", "too big"),
-    deny(500, "InternalError", "protocol_error", "out of order"),
-    deny(501, "NotImplemented", "not_implemented", "event streams"),
-    deny(503, "ServiceUnavailable", "credentials_unavailable", "STS is down"),
-    deny(503, "ServiceUnavailable", "overloaded", "retry later"),
+    denial(400, "InvalidRequest", "malformed_request", "request has no :path"),
+    denial(403, "AccessDenied", "no_endpoint", "no endpoint"),
+    denial(413, "EntityTooLarge", "body_too_large", "too big"),
+    denial(500, "InternalError", "protocol_error", "out of order"),
+    denial(501, "NotImplemented", "not_implemented", "event streams"),
+    denial(503, "ServiceUnavailable", "credentials_unavailable", "STS is down"),
+    denial(503, "ServiceUnavailable", "overloaded", "retry later"),
   ];
 
   it.each(denials)("$status $code ($reason): that status, an AWS-style XML error, the code in x-amzn-errortype", (d) => {
@@ -98,10 +98,14 @@ describe("immediateDenial: the one place a Denial becomes an immediate_response"
   });
 
   it("escapes the message and request id as XML", () => {
-    const r = immediateDenial(deny(400, "InvalidRequest", "malformed_request", `Host "<a>" & 'b'`), "id<&>");
+    const r = immediateDenial(denial(400, "InvalidRequest", "malformed_request", `Host "<a>" & 'b'`), "id<&>");
     expect(Buffer.from(r.immediate_response?.body ?? "").toString("utf8")).toContain(
       "<Message>Host &quot;&lt;a&gt;&quot; &amp; &apos;b&apos;</Message><RequestId>id&lt;&amp;&gt;</RequestId>",
     );
     expect(refusalOf(r)).toMatchObject({ message: `Host "<a>" & 'b'`, requestId: "id<&>" });
   });
 });
+
+function denial(status: Denial["status"], code: string, reason: Denial["reason"], message: string): Denial {
+  return { status, code, reason, message };
+}

@@ -60,7 +60,7 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
   facts.host = clip(head.authority);
   const match = matchEndpoint(policy, head.authority, head.scheme);
   if (!match) {
-    return deny(403, "AccessDenied", "no_endpoint", `countersign policy has no endpoint for host "${clip(head.authority)}" (${head.scheme}); add it to the policy's endpoints to allow signing`);
+    return deny("no_endpoint", `countersign policy has no endpoint for host "${clip(head.authority)}" (${head.scheme}); add it to the policy's endpoints to allow signing`);
   }
   const { endpoint, host } = match;
   facts.host = host;
@@ -68,7 +68,7 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
   facts.profile = endpoint.credentials;
 
   const split = splitPath(head.path);
-  if (!split.ok) return deny(400, "InvalidURI", "malformed_request", split.message);
+  if (!split.ok) return deny("malformed_path", split.message);
 
   const authHeader = head.headers.get(H_AUTHORIZATION);
   const clientAuth: ClientAuth = authHeader !== undefined ? parseAuthorizationHeader(authHeader) : parsePresignedQuery(split.presign);
@@ -76,13 +76,13 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
 
   if (endpoint.clientAccessKeyIds) {
     if (clientAuth.kind === "none") {
-      return deny(403, "AccessDenied", "unsigned_client", `endpoint ${endpoint.host} only signs requests made with its placeholder key ids, and this request carries no SigV4 signature`);
+      return deny("no_client_signature", `endpoint ${endpoint.host} only signs requests made with its placeholder key ids, and this request carries no SigV4 signature`);
     }
     if (clientAuth.kind === "malformed") {
-      return deny(400, "AuthorizationHeaderMalformed", "malformed_request", `the client's Authorization is malformed (${clientAuth.message}); endpoint ${endpoint.host} needs it to check the placeholder key id`);
+      return deny("malformed_client_auth", `the client's Authorization is malformed (${clientAuth.message}); endpoint ${endpoint.host} needs it to check the placeholder key id`);
     }
     if (!endpoint.clientAccessKeyIds.has(clientAuth.accessKeyId)) {
-      return deny(403, "InvalidAccessKeyId", "key_id_not_allowed", `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
+      return deny("key_id_not_allowed", `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
     }
   }
 
@@ -90,7 +90,7 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
   if (service === "auto") {
     if (clientAuth.kind === "none" || clientAuth.kind === "malformed") {
       const why = clientAuth.kind === "none" ? "is not signed" : `has a malformed signature (${clientAuth.message})`;
-      return deny(400, "MissingAuthenticationToken", "unsigned_client", `endpoint ${endpoint.host} has signing_service: auto, which takes the service from the client's own SigV4 credential scope, but the request ${why}`);
+      return deny("no_service_for_auto", `endpoint ${endpoint.host} has signing_service: auto, which takes the service from the client's own SigV4 credential scope, but the request ${why}`);
     }
     service = clientAuth.service;
   }
@@ -98,23 +98,23 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
 
   const region = endpoint.region ?? regionFromHost(host) ?? (clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.region : undefined);
   if (region === undefined) {
-    return deny(400, "AuthorizationHeaderMalformed", "malformed_request", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
+    return deny("unknown_region", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
   }
   facts.region = region;
 
   const mode = selectPayloadMode({ signing: endpoint.credentialSigning, contentSha256: head.headers.get(H_CONTENT_SHA256), endOfStream });
   if (mode.kind === "refuse") {
     facts.payloadMode = "refused";
-    return deny(mode.status, mode.code, mode.status === 501 ? "not_implemented" : "bad_payload_mode", mode.message);
+    return deny(mode.reason, mode.message);
   }
   facts.payloadMode = mode.name;
 
   let decodedContentLength = 0;
   if (mode.kind === "chunked") {
-    if (endOfStream) return deny(400, "IncompleteBody", "bad_chunk_framing", `x-amz-content-sha256 ${mode.payloadHash} announces an aws-chunked body, but the request has none`);
+    if (endOfStream) return deny("chunked_without_body", `x-amz-content-sha256 ${mode.payloadHash} announces an aws-chunked body, but the request has none`);
     const decoded = head.headers.get(H_DECODED_CONTENT_LENGTH);
     if (decoded === undefined || !/^\d{1,15}$/.test(decoded)) {
-      return deny(400, "MissingContentLength", "bad_chunk_framing", `a chunk-signed upload needs x-amz-decoded-content-length (the object size); got ${decoded === undefined ? "none" : `"${clip(decoded)}"`}`);
+      return deny("missing_decoded_content_length", `a chunk-signed upload needs x-amz-decoded-content-length (the object size); got ${decoded === undefined ? "none" : `"${clip(decoded)}"`}`);
     }
     decodedContentLength = Number(decoded);
   }
@@ -126,14 +126,14 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
     const declared = head.headers.get(H_CONTENT_LENGTH);
     if (declared !== undefined) {
       if (Number(declared) > maxBody) {
-        return deny(413, "EntityTooLarge", "body_too_large", `the body (${declared} bytes) must be hashed to sign this request and is over the ${maxBody}-byte limit; send x-amz-content-sha256 (a hex hash or UNSIGNED-PAYLOAD) from the client, or raise limits.max_buffered_body_bytes and Envoy's buffer limit together`);
+        return deny("body_too_large", `the body (${declared} bytes) must be hashed to sign this request and is over the ${maxBody}-byte limit; send x-amz-content-sha256 (a hex hash or UNSIGNED-PAYLOAD) from the client, or raise limits.max_buffered_body_bytes and Envoy's buffer limit together`);
       }
     }
   }
 
   const creds = snapshot.credentials(endpoint.credentials);
   if (!creds.usable) {
-    return deny(503, "ServiceUnavailable", "credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.reason}`);
+    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.reason}`);
   }
 
   const clientSignedHeaders = clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.signedHeaders : [];

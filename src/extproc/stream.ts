@@ -107,7 +107,7 @@ export class ExtProcStream {
 
   private overBudget(what: string, bytes: number): Denial {
     const limit = this.ctx.admission?.limits.maxHeldBytes ?? 0;
-    return deny(503, "ServiceUnavailable", "overloaded", `countersign is holding too many request bodies: ${what} (${bytes} bytes) does not fit under its ${limit}-byte limit (--max-held-bytes); retry later`);
+    return deny("too_many_held_bytes", `countersign is holding too many request bodies: ${what} (${bytes} bytes) does not fit under its ${limit}-byte limit (--max-held-bytes); retry later`);
   }
 
   /** Handles one message and returns the one response it needs. Never throws. */
@@ -117,7 +117,7 @@ export class ExtProcStream {
       return await this.dispatch(msg);
     } catch (err) {
       // A bug must not let the request through: refuse it, and say so in the log via the event.
-      return this.refuse(deny(500, "InternalError", "internal_error", `countersign failed while signing: ${err instanceof Error ? err.message : String(err)}`));
+      return this.refuse(deny("internal_error", `countersign failed while signing: ${err instanceof Error ? err.message : String(err)}`));
     } finally {
       this.busySeconds += Number(process.hrtime.bigint() - started) / 1e9;
       if (this.outcome && !this.reported) {
@@ -150,13 +150,13 @@ export class ExtProcStream {
       case "response_trailers":
         return responseTrailersContinue();
       default:
-        return this.refuse(deny(500, "InternalError", "protocol_error", "ext_proc message carries no request or response part"));
+        return this.refuse(deny("protocol_error", "ext_proc message carries no request or response part"));
     }
   }
 
   private async onRequestHeaders(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
     if (this.state !== "awaiting_headers") {
-      return this.refuse(deny(500, "InternalError", "protocol_error", "request_headers arrived twice on one ext_proc stream"));
+      return this.refuse(deny("protocol_error", "request_headers arrived twice on one ext_proc stream"));
     }
     const h = msg.request_headers;
     const head = decodeRequestHead(h?.headers, { maxHeaderBytes: this.ctx.maxHeaderBytes });
@@ -165,7 +165,7 @@ export class ExtProcStream {
     this.requestId = head.headers.get("x-request-id") ?? `countersign-${process.pid}-${++requestCounter}`;
     if (!this.admitted) {
       const limit = this.ctx.admission?.limits.maxConcurrentStreams ?? 0;
-      return this.refuse(deny(503, "ServiceUnavailable", "overloaded", `countersign is at its limit of ${limit} concurrent requests (--max-streams); retry later`));
+      return this.refuse(deny("too_many_streams", `countersign is at its limit of ${limit} concurrent requests (--max-streams); retry later`));
     }
 
     const plan = planRequest(head, h?.end_of_stream ?? false, this.ctx, this.facts);
@@ -212,7 +212,7 @@ export class ExtProcStream {
     this.chunksResigned = resigner.signaturesComputed;
     if (!result.ok) {
       this.hold(0);
-      return this.refuse(deny(400, "IncompleteBody", "bad_chunk_framing", `aws-chunked body is malformed: ${result.message}; nothing more was forwarded`));
+      return this.refuse(deny("malformed_chunk", `aws-chunked body is malformed: ${result.message}; nothing more was forwarded`));
     }
     if (!this.hold(resigner.heldBytes)) {
       this.hold(0);
@@ -229,14 +229,14 @@ export class ExtProcStream {
     if (this.state === "streaming") return this.onStreamedBody(msg);
     const plan = this.plan;
     if (this.state !== "awaiting_body" || !plan) {
-      return this.refuse(deny(500, "InternalError", "protocol_error", `request_body arrived while ${this.state === "done" ? "the request was already decided" : "no headers had been seen"}; check that envoy.yaml sets request_body_mode: NONE`));
+      return this.refuse(deny("protocol_error", `request_body arrived while ${this.state === "done" ? "the request was already decided" : "no headers had been seen"}; check that envoy.yaml sets request_body_mode: NONE`));
     }
     // In BUFFERED mode Envoy sends the whole body in one message.
     const body = msg.request_body?.body ?? Buffer.alloc(0);
     if (body.length > plan.maxBufferedBodyBytes) {
       // BUFFERED_PARTIAL sends what it holds once past the limit, before the body's end.
       const size = msg.request_body?.end_of_stream ? `${body.length} bytes` : `at least ${body.length} bytes, sent without a content-length`;
-      return this.refuse(deny(413, "EntityTooLarge", "body_too_large", `the body (${size}) is over the ${plan.maxBufferedBodyBytes}-byte limit for hashing`));
+      return this.refuse(deny("body_too_large", `the body (${size}) is over the ${plan.maxBufferedBodyBytes}-byte limit for hashing`));
     }
     if (!this.hold(body.length)) return this.refuse(this.overBudget("the buffered body", body.length));
     try {

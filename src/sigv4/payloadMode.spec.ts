@@ -38,10 +38,10 @@ describe("selectPayloadMode with credential_signing sigv4 (auto-detect)", () => 
     });
   });
   it.each(["STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER"])(
-    "refuses SigV4A streaming %s with a 400 that says why",
+    "refuses SigV4A streaming %s as sigv4a_streaming",
     (value) => {
       const m = selectPayloadMode({ signing: "sigv4", contentSha256: value, endOfStream: false });
-      expect(m).toMatchObject({ kind: "refuse", status: 400, code: "SigV4aNotSupported" });
+      expect(m).toMatchObject({ kind: "refuse", reason: "sigv4a_streaming" });
     },
   );
   it("signs the empty-payload hash when there is no header and no body", () => {
@@ -57,13 +57,13 @@ describe("selectPayloadMode with credential_signing sigv4 (auto-detect)", () => 
   it("refuses signed event streams as not implemented", () => {
     expect(selectPayloadMode({ signing: "sigv4", contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", endOfStream: false })).toMatchObject({
       kind: "refuse",
-      status: 501,
+      reason: "signed_event_stream",
     });
   });
   it.each(["abc", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85", "UNSIGNED-PAYLOADX", "streaming-aws4-hmac-sha256-payload"])(
-    "refuses a malformed value %s with 400",
+    "refuses a malformed value %s as invalid_content_sha256",
     (value) => {
-      expect(selectPayloadMode({ signing: "sigv4", contentSha256: value, endOfStream: false })).toMatchObject({ kind: "refuse", status: 400, code: "InvalidArgument" });
+      expect(selectPayloadMode({ signing: "sigv4", contentSha256: value, endOfStream: false })).toMatchObject({ kind: "refuse", reason: "invalid_content_sha256" });
     },
   );
 });
@@ -77,7 +77,7 @@ describe("selectPayloadMode with sigv4:body", () => {
     expect(selectPayloadMode({ signing: "sigv4:body", contentSha256: HASH, endOfStream: true })).toMatchObject({ payloadHash: EMPTY_SHA256 });
   });
   it("refuses aws-chunked bodies it cannot hash as a whole", () => {
-    expect(selectPayloadMode({ signing: "sigv4:body", contentSha256: "STREAMING-UNSIGNED-PAYLOAD-TRAILER", endOfStream: false })).toMatchObject({ kind: "refuse", status: 400 });
+    expect(selectPayloadMode({ signing: "sigv4:body", contentSha256: "STREAMING-UNSIGNED-PAYLOAD-TRAILER", endOfStream: false })).toMatchObject({ kind: "refuse", reason: "streaming_body_not_hashable" });
   });
 });
 
@@ -93,7 +93,7 @@ describe("selectPayloadMode with sigv4:no_body", () => {
   });
   it("refuses a chunk-signed body and says why", () => {
     const m = selectPayloadMode({ signing: "sigv4:no_body", contentSha256: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", endOfStream: false });
-    expect(m).toMatchObject({ kind: "refuse", status: 400 });
+    expect(m).toMatchObject({ kind: "refuse", reason: "chunk_signed_body_unsigned" });
     expect(m.kind === "refuse" && m.message).toContain("aws-chunked framing");
   });
 });

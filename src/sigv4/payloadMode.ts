@@ -20,8 +20,21 @@ export type PayloadMode =
   | { readonly kind: "buffer"; readonly name: "buffered-body" }
   /** aws-chunked with per-chunk signatures: new seed now, every chunk re-signed in flight. */
   | { readonly kind: "chunked"; readonly name: "streaming-signed" | "streaming-signed-trailer"; readonly payloadHash: string; readonly trailer: boolean }
-  /** Refused: the reason says why, for a 400/501-style answer. */
-  | { readonly kind: "refuse"; readonly status: 400 | 501; readonly code: string; readonly message: string };
+  /** Refused: the reason names why (extproc maps it to an answer), the message says what to change. */
+  | { readonly kind: "refuse"; readonly reason: PayloadRefusalReason; readonly message: string };
+
+/** Why no payload mode fits the policy's `credential_signing` and the client's header. */
+export type PayloadRefusalReason =
+  /** A SigV4A (ECDSA) streaming upload, which cannot be re-signed yet. */
+  | "sigv4a_streaming"
+  /** `sigv4:no_body` with a chunk-signed body, which UNSIGNED-PAYLOAD would store framed. */
+  | "chunk_signed_body_unsigned"
+  /** `sigv4:body` with an aws-chunked streaming upload, which cannot be hashed whole. */
+  | "streaming_body_not_hashable"
+  /** Signed event streams (`STREAMING-AWS4-HMAC-SHA256-EVENTS`): not implemented. */
+  | "signed_event_stream"
+  /** An `x-amz-content-sha256` that is no hash, UNSIGNED-PAYLOAD or STREAMING-* value. */
+  | "invalid_content_sha256";
 
 export type PayloadModeName =
   | "client-hash"
@@ -45,8 +58,7 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
   if (client !== undefined && client.startsWith(STREAMING_SIGV4A_PREFIX)) {
     return {
       kind: "refuse",
-      status: 400,
-      code: "SigV4aNotSupported",
+      reason: "sigv4a_streaming",
       message: `x-amz-content-sha256 "${client}" is a SigV4A streaming upload, which countersign cannot re-sign yet; configure the client to use SigV4 (HMAC) signing or STREAMING-UNSIGNED-PAYLOAD-TRAILER`,
     };
   }
@@ -56,8 +68,7 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
     if (chunkSigned) {
       return {
         kind: "refuse",
-        status: 400,
-        code: "InvalidRequest",
+        reason: "chunk_signed_body_unsigned",
         message: `credential_signing sigv4:no_body cannot carry a chunk-signed body (x-amz-content-sha256 ${client}): re-signing it as UNSIGNED-PAYLOAD would make S3 store the aws-chunked framing; use credential_signing sigv4 for this endpoint`,
       };
     }
@@ -72,8 +83,7 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
     if (chunkSigned || client === STREAMING_UNSIGNED_TRAILER || client === STREAMING_EVENTS) {
       return {
         kind: "refuse",
-        status: 400,
-        code: "InvalidRequest",
+        reason: "streaming_body_not_hashable",
         message: `credential_signing sigv4:body hashes the whole body, which cannot be done for an aws-chunked streaming upload (x-amz-content-sha256 ${client}); use credential_signing sigv4 for this endpoint`,
       };
     }
@@ -98,15 +108,13 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
   if (client === STREAMING_EVENTS) {
     return {
       kind: "refuse",
-      status: 501,
-      code: "NotImplemented",
+      reason: "signed_event_stream",
       message: "x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-EVENTS (signed event streams) is not supported by countersign",
     };
   }
   return {
     kind: "refuse",
-    status: 400,
-    code: "InvalidArgument",
+    reason: "invalid_content_sha256",
     message: `x-amz-content-sha256 must be a 64-hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-* value; got "${truncate(client, 80)}"`,
   };
 }
