@@ -305,10 +305,10 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
     });
     for (const piece of pieces) {
       const out = r.push(piece);
-      if (!out.ok) throw new Error(out.message);
+      if (!out.ok) throw new Error(out.error);
     }
     const end = r.finish();
-    if (!end.ok) throw new Error(end.message);
+    if (!end.ok) throw new Error(end.error);
   };
   resignOnce();
 

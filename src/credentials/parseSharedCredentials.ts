@@ -1,3 +1,4 @@
+import type { Result } from "../result.js";
 import type { Credentials } from "../sigv4/types.js";
 
 export type IniSections = ReadonlyMap<string, ReadonlyMap<string, string>>;
@@ -46,16 +47,15 @@ function stripInlineComment(text: string): string {
   return match ? text.slice(0, match.index) : text;
 }
 
-export type ProfileCredentialsResult =
-  | { readonly ok: true; readonly credentials: Credentials }
-  | { readonly ok: false; readonly error: string };
+/** A set of credentials, or why there is none. */
+export type CredentialsResult = Result<{ readonly credentials: Credentials }>;
 
 /**
  * The credentials of one profile in a shared-credentials file. A profile without both an access
  * key id and a secret access key is incomplete (often a file caught half-written). Errors name
  * the profile and the missing key, never a value.
  */
-export function parseSharedCredentials(text: string, profile: string): ProfileCredentialsResult {
+export function parseSharedCredentials(text: string, profile: string): CredentialsResult {
   const section = parseIniSections(text).get(profile);
   if (section === undefined) return { ok: false, error: `profile [${profile}] not found` };
   const accessKeyId = section.get("aws_access_key_id");

@@ -1,3 +1,4 @@
+import type { CredentialsResult } from "./parseSharedCredentials.js";
 import type { Credentials } from "../sigv4/types.js";
 import { ATTEMPT_TIMEOUT_MS } from "./constants.js";
 import { createCredentialStore } from "./credentialStore.js";
@@ -76,7 +77,7 @@ export function createRefreshingProfile(options: RefresherOptions): CredentialPr
   async function attempt(): Promise<void> {
     clearTimer();
     const startedAt = now();
-    let outcome: { ok: true; credentials: Credentials } | { ok: false; error: string };
+    let outcome: CredentialsResult;
     try {
       outcome = checkExpiry(await withTimeout(options.fetch(), attemptTimeoutMs), now(), options.refreshBeforeMs, options.origin);
     } catch (err) {
@@ -133,7 +134,7 @@ function checkExpiry(
   nowMs: number,
   refreshBeforeMs: number,
   origin: string,
-): { ok: true; credentials: Credentials } | { ok: false; error: string } {
+): CredentialsResult {
   const expiresAt = credentials.expiration?.getTime();
   if (expiresAt === undefined) return { ok: true, credentials };
   if (Number.isNaN(expiresAt)) return { ok: false, error: `${origin} returned credentials with an invalid expiration` };

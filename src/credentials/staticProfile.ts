@@ -1,5 +1,5 @@
+import type { CredentialsResult } from "./parseSharedCredentials.js";
 import type { StaticCredentialSpec } from "../policy/types.js";
-import type { Credentials } from "../sigv4/types.js";
 import { createCredentialStore } from "./credentialStore.js";
 import type { CredentialEvents, CredentialLogger, CredentialProfile } from "./types.js";
 
@@ -44,7 +44,7 @@ export function createStaticProfile(options: StaticProfileOptions): CredentialPr
 export function readStaticCredentials(
   spec: StaticCredentialSpec,
   env: NodeJS.ProcessEnv,
-): { ok: true; credentials: Credentials } | { ok: false; error: string } {
+): CredentialsResult {
   // The session token variable may be named and left unset: long-term keys have no token.
   const wanted = [spec.accessKeyIdEnv, spec.secretAccessKeyEnv];
   const missing = wanted.filter((variable) => !env[variable]);

@@ -68,7 +68,7 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
   facts.profile = endpoint.credentials;
 
   const split = splitPath(head.path);
-  if (!split.ok) return deny("malformed_path", split.message);
+  if (!split.ok) return deny("malformed_path", split.error);
 
   const authHeader = head.headers.get(H_AUTHORIZATION);
   const clientAuth: ClientAuth = authHeader !== undefined ? parseAuthorizationHeader(authHeader) : parsePresignedQuery(split.presign);

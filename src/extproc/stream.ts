@@ -212,7 +212,7 @@ export class ExtProcStream {
     this.chunksResigned = resigner.signaturesComputed;
     if (!result.ok) {
       this.hold(0);
-      return this.refuse(deny("malformed_chunk", `aws-chunked body is malformed: ${result.message}; nothing more was forwarded`));
+      return this.refuse(deny("malformed_chunk", `aws-chunked body is malformed: ${result.error}; nothing more was forwarded`));
     }
     if (!this.hold(resigner.heldBytes)) {
       this.hold(0);

@@ -167,7 +167,7 @@ describe("AwsChunkedResigner", () => {
     const r = small();
     const out = r.push(Buffer.from(body, "latin1"));
     expect(out.ok).toBe(false);
-    expect(!out.ok && out.message).toContain(message);
+    expect(!out.ok && out.error).toContain(message);
     // Once failed, it stays failed.
     expect(r.push(Buffer.from("0")).ok).toBe(false);
   });
@@ -175,13 +175,13 @@ describe("AwsChunkedResigner", () => {
   it("refuses a chunk over the size limit before buffering it", () => {
     const r = small({ maxChunkBytes: 4, decodedContentLength: 5 });
     const out = r.push(Buffer.from(`5;chunk-signature=${PLACEHOLDER_SIG}\r\n`));
-    expect(!out.ok && out.message).toContain("over the 4-byte limit");
+    expect(!out.ok && out.error).toContain("over the 4-byte limit");
   });
 
   it("refuses a trailer without its signature", () => {
     const r = small({ trailer: true });
     const out = r.push(frame([5, 0], "x", [], ["x-amz-checksum-crc32:DUoRhQ=="]));
-    expect(!out.ok && out.message).toContain("without x-amz-trailer-signature");
+    expect(!out.ok && out.error).toContain("without x-amz-trailer-signature");
   });
 
   it.each([
@@ -191,7 +191,7 @@ describe("AwsChunkedResigner", () => {
     const r = small();
     expect(r.push(Buffer.from(body)).ok).toBe(true);
     const end = r.finish();
-    expect(!end.ok && end.message).toContain(where);
+    expect(!end.ok && end.error).toContain(where);
   });
 
   it("never throws and never outputs a different length on random framing (property)", () => {

@@ -15,6 +15,7 @@
  * before the data), so memory is bounded by one chunk. Input may be split anywhere.
  * Pure: no I/O. Built by `startChunkedResigning`, which signs the head and seeds the chain.
  */
+import type { Result } from "../result.js";
 import { createHash, createHmac, createSecretKey, type Hash, type KeyObject } from "node:crypto";
 import { EMPTY_SHA256 } from "./constants.js";
 import type { SignatureChainSeed } from "./types.js";
@@ -29,7 +30,7 @@ export interface ChunkSigningParams {
   readonly decodedContentLength: number;
 }
 
-export type ResignResult = { readonly ok: true; readonly out: Buffer } | { readonly ok: false; readonly message: string };
+export type ResignResult = Result<{ readonly out: Buffer }>;
 
 type State = "header" | "data" | "data-crlf" | "final-crlf" | "trailer" | "done" | "failed";
 
@@ -241,11 +242,11 @@ export class AwsChunkedResigner {
     this.error = message;
     this.data = [];
     this.heldBytes = 0;
-    return { ok: false, message };
+    return { ok: false, error: message };
   }
 
   private failed(): ResignResult {
-    return { ok: false, message: this.error };
+    return { ok: false, error: this.error };
   }
 }
 

@@ -16,7 +16,7 @@ describe("splitPath", () => {
 
   it("keeps query keys named like Object.prototype members as plain own values", () => {
     const r = splitPath("/k?constructor=a&__proto__=b&toString=c&toString=d&hasOwnProperty=e");
-    if (!r.ok) throw new Error(r.message);
+    if (!r.ok) throw new Error(r.error);
     expect(Object.keys(r.query)).toEqual(["constructor", "__proto__", "toString", "hasOwnProperty"]);
     expect(Object.getOwnPropertyDescriptor(r.query, "__proto__")?.value).toBe("b");
     expect(r.query["constructor"]).toBe("a");
@@ -54,7 +54,7 @@ describe("splitPath", () => {
   ])("refuses %s", (path, message) => {
     const s = splitPath(path);
     expect(s.ok).toBe(false);
-    expect(!s.ok && s.message).toContain(message);
+    expect(!s.ok && s.error).toContain(message);
   });
 
   it("never throws on arbitrary input", () => {

@@ -1,21 +1,19 @@
+import type { Result } from "../result.js";
 import { PRESIGN_QUERY_PARAMS } from "./constants.js";
 
 /** Query values in the shape the signer wants: percent-decoded, repeated keys as arrays. */
 export type DecodedQuery = Record<string, string | string[]>;
 
-export type SplitPath =
-  | {
-      readonly ok: true;
-      /** The path part of `:path`, exactly as sent (still percent-encoded). */
-      readonly path: string;
-      /** Decoded query for signing, without presigned-URL parameters. */
-      readonly query: DecodedQuery;
-      /** Decoded presigned-URL parameters (`X-Amz-Credential`, …) the client sent, by their sent name. */
-      readonly presign: ReadonlyMap<string, string>;
-      /** The `:path` to forward when presign parameters were removed; undefined when unchanged. */
-      readonly rewrittenPath: string | undefined;
-    }
-  | { readonly ok: false; readonly message: string };
+export type SplitPath = Result<{
+  /** The path part of `:path`, exactly as sent (still percent-encoded). */
+  readonly path: string;
+  /** Decoded query for signing, without presigned-URL parameters. */
+  readonly query: DecodedQuery;
+  /** Decoded presigned-URL parameters (`X-Amz-Credential`, …) the client sent, by their sent name. */
+  readonly presign: ReadonlyMap<string, string>;
+  /** The `:path` to forward when presign parameters were removed; undefined when unchanged. */
+  readonly rewrittenPath: string | undefined;
+}>;
 
 /**
  * Splits Envoy's `:path` into the path and the canonical-query input. Only `%XX` escapes are decoded
@@ -24,9 +22,9 @@ export type SplitPath =
  */
 export function splitPath(rawPath: string): SplitPath {
   if (rawPath === "" || (rawPath[0] !== "/" && rawPath !== "*")) {
-    return { ok: false, message: `:path "${clip(rawPath)}" does not start with "/"` };
+    return { ok: false, error: `:path "${clip(rawPath)}" does not start with "/"` };
   }
-  if (rawPath.includes("#")) return { ok: false, message: ":path must not contain a fragment (#)" };
+  if (rawPath.includes("#")) return { ok: false, error: ":path must not contain a fragment (#)" };
   const q = rawPath.indexOf("?");
   const path = q < 0 ? rawPath : rawPath.slice(0, q);
   const presign = new Map<string, string>();
@@ -44,7 +42,7 @@ export function splitPath(rawPath: string): SplitPath {
     const key = decode(rawKey);
     const value = decode(rawValue);
     if (key === undefined || value === undefined) {
-      return { ok: false, message: `query parameter "${clip(pair)}" has a malformed percent-escape or bytes that are not UTF-8` };
+      return { ok: false, error: `query parameter "${clip(pair)}" has a malformed percent-escape or bytes that are not UTF-8` };
     }
     if (PRESIGN_QUERY_PARAMS.has(key.toLowerCase())) {
       presign.set(key, value);

@@ -45,6 +45,6 @@ describe("startChunkedResigning", () => {
   it("applies the body's limits to the re-signer", async () => {
     const { resigner } = await startChunkedResigning(input, { ...body, maxChunkBytes: 4 });
     const out = resigner.push(wire);
-    expect(!out.ok && out.message).toContain("over the 4-byte limit");
+    expect(!out.ok && out.error).toContain("over the 4-byte limit");
   });
 });

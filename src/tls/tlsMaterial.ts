@@ -3,6 +3,7 @@
  * listener would use them. No I/O: the caller reads the files (src/files/) and hands in what it
  * read. A refusal names the flag and the file, never the files' content.
  */
+import type { Result } from "../result.js";
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { createSecureContext } from "node:tls";
 import type { FileSnapshot } from "../files/types.js";
@@ -30,7 +31,7 @@ export interface TlsSummary {
   readonly clientCaSha256?: string;
 }
 
-export type TlsMaterialResult = { readonly ok: true; readonly material: TlsMaterial } | { readonly ok: false; readonly error: string };
+export type TlsMaterialResult = Result<{ readonly material: TlsMaterial }>;
 
 /** The files in the order `tlsMaterial` expects their snapshots: cert, key, then the client CA if any. */
 export function tlsPaths(files: TlsFiles): string[] {
