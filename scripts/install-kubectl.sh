@@ -15,7 +15,9 @@ kubectl="$dir/kubectl"
 installed() {
   [ -x "$kubectl" ] &&
     [ "$(sha256sum "$kubectl" | cut -d' ' -f1)" = "$KUBECTL_SHA256" ] &&
-    "$kubectl" version --client 2>/dev/null | grep -qx "Client Version: $KUBECTL_VERSION"
+    # Capture first: with pipefail, `kubectl … | grep -q` fails whenever grep exits before kubectl
+    # has written its second line (SIGPIPE).
+    grep -qx "Client Version: $KUBECTL_VERSION" <<<"$("$kubectl" version --client 2>/dev/null)"
 }
 
 installed && exit 0

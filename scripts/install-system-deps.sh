@@ -46,7 +46,7 @@ check_promtool_version() {
 }
 
 prometheus_listening() {
-  command -v ss >/dev/null 2>&1 && ss -Hltnp 2>/dev/null | grep -q '"prometheus"'
+  command -v ss >/dev/null 2>&1 && grep -q '"prometheus"' <<<"$(ss -Hltnp 2>/dev/null)"
 }
 
 missing
