@@ -35,7 +35,8 @@ MSG
 # promtool must be the pinned version: the rule tests are written against its PromQL.
 check_promtool_version() {
   local got
-  got="$("$promtool" --version 2>&1 | head -n 1)" || fail "$promtool --version failed: $got"
+  got="$("$promtool" --version 2>&1)" || fail "$promtool --version failed: $got"
+  got="${got%%$'\n'*}" # the first line (not `| head -n 1`: under pipefail its SIGPIPE would fail the check)
   case "$got" in
     "promtool, version $PROMTOOL_VERSION+"* | "promtool, version $PROMTOOL_VERSION "*) ;;
     *)
