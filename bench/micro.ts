@@ -21,6 +21,7 @@ import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Metrics } from "../src/admin/metrics.js";
+import { unlimitedAdmission } from "../src/extproc/admission.js";
 import type { DecisionEvent, PolicySnapshot, SigningContext } from "../src/extproc/context.js";
 import { decodeRequestHead, isDenial } from "../src/extproc/headers.js";
 import { headersContinue } from "../src/extproc/mutations.js";
@@ -120,6 +121,7 @@ function benchContext(onDecision?: (e: DecisionEvent) => void): SigningContext {
     snapshot: () => snapshot,
     now: () => new Date(),
     maxHeaderBytes: 96 * 1024,
+    admission: unlimitedAdmission(),
     onDecision,
   };
 }
@@ -223,7 +225,7 @@ async function breakdownBenchmarks(): Promise<MicroResult[]> {
   const limits = { maxHeaderBytes: ctx.maxHeaderBytes };
   const head = decodeRequestHead(msg.request_headers?.headers, limits);
   if (isDenial(head)) throw new Error(head.message);
-  const plan = planRequest(head, true, ctx, {});
+  const { result: plan } = planRequest(head, true, ctx);
   if (isDenial(plan)) throw new Error(plan.message);
   const signInput = () => signInputFor(plan, "UNSIGNED-PAYLOAD", true, new Date());
   const signed = await signRequest(signInput());
@@ -237,7 +239,7 @@ async function breakdownBenchmarks(): Promise<MicroResult[]> {
     [
       { name: "part: decode request_headers (gRPC stack, both servers)", run: (n) => repeat(n, () => method.requestDeserialize(requestBytes)) },
       { name: "part: decodeRequestHead", run: (n) => repeat(n, () => decodeRequestHead(msg.request_headers?.headers, limits)) },
-      { name: "part: planRequest", run: (n) => repeat(n, () => planRequest(head, true, ctx, {})) },
+      { name: "part: planRequest", run: (n) => repeat(n, () => planRequest(head, true, ctx)) },
       { name: "part: new SignatureV4()", run: (n) => repeat(n, () => new SignatureV4({ service: "s3", region: "eu-west-1", credentials, sha256, uriEscapePath: false, applyChecksum: false })) },
       {
         name: "part: signRequest",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Admission } from "./admission.js";
+import { Admission, unlimitedAdmission } from "./admission.js";
 
 describe("Admission", () => {
   it("admits streams up to the limit and one more after a close", () => {
@@ -23,5 +23,33 @@ describe("Admission", () => {
     expect(a.resize(90, 0)).toBe(true);
     expect(a.resize(10, 0)).toBe(true);
     expect(a.heldBytes).toBe(0);
+  });
+});
+
+describe("Reservation", () => {
+  it("takes a slot when one is free, holds bytes against the budget, and gives both back on its first release only", () => {
+    const a = new Admission({ maxConcurrentStreams: 1, maxHeldBytes: 100 });
+    const r = a.reserve();
+    expect(r.admitted).toBe(true);
+    expect(a.reserve().admitted).toBe(false);
+    expect([r.hold(60), r.hold(101), a.heldBytes]).toEqual([true, false, 60]);
+    r.release();
+    r.release();
+    expect([a.activeStreams, a.heldBytes]).toEqual([0, 0]);
+    expect(r.hold(10)).toBe(true); // after release a hold changes nothing
+    expect(a.heldBytes).toBe(0);
+  });
+
+  it("a reservation refused a slot gives back no one else's when released", () => {
+    const a = new Admission({ maxConcurrentStreams: 1, maxHeldBytes: 100 });
+    a.reserve();
+    a.reserve().release();
+    expect(a.activeStreams).toBe(1);
+  });
+
+  it("unlimitedAdmission admits every stream and every byte", () => {
+    const a = unlimitedAdmission();
+    const r = a.reserve();
+    expect([r.admitted, r.hold(Number.MAX_SAFE_INTEGER)]).toEqual([true, true]);
   });
 });

@@ -4,8 +4,9 @@
  * and signed, the current aws-chunked chunk of each STREAMED upload). A stream over either limit
  * is refused with 503 ServiceUnavailable, which SDKs retry with backoff; it is never forwarded.
  *
- * Each stream's reservation is resized as it goes and a stream that ends (completed, refused,
- * cancelled) gives everything back. What is counted is the body bytes countersign itself holds;
+ * Each stream takes one Reservation when it opens (a slot, if one is free), resizes its held
+ * bytes as it goes, and releases it once when it ends (completed, refused, cancelled), giving
+ * everything back. What is counted is the body bytes countersign itself holds;
  * messages grpc-js has decoded but not yet handed over are not (each is bounded by the gRPC
  * message cap, and their number by --max-streams and HTTP/2 flow control).
  */
@@ -23,6 +24,11 @@ export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = Object.freeze({
   maxHeldBytes: 128 * 1024 * 1024,
 });
 
+/** Limits nothing ever reaches, for unit tests and benchmarks. */
+export function unlimitedAdmission(): Admission {
+  return new Admission({ maxConcurrentStreams: Infinity, maxHeldBytes: Infinity });
+}
+
 export class Admission {
   private streams = 0;
   private held = 0;
@@ -35,6 +41,11 @@ export class Admission {
 
   get heldBytes(): number {
     return this.held;
+  }
+
+  /** One stream's reservation; not `admitted` (and nothing counted) when at the stream limit. */
+  reserve(): Reservation {
+    return new Reservation(this, this.tryOpenStream());
   }
 
   /** Counts a new stream in; false (and nothing counted) when at the limit. */
@@ -57,5 +68,37 @@ export class Admission {
     if (to > from && next > this.limits.maxHeldBytes) return false;
     this.held = Math.max(0, next);
     return true;
+  }
+}
+
+/** One stream's share of the admission: its slot (when admitted) and the body bytes it holds. */
+export class Reservation {
+  private held = 0;
+  private released = false;
+
+  constructor(
+    private readonly admission: Admission,
+    /** false: the process was at its stream limit, and the stream is refused with 503. */
+    readonly admitted: boolean,
+  ) {}
+
+  get limits(): AdmissionLimits {
+    return this.admission.limits;
+  }
+
+  /** Resizes the held bytes to `bytes`; false when the process-wide budget has no room. After release, a no-op. */
+  hold(bytes: number): boolean {
+    if (bytes === this.held || this.released) return true;
+    if (!this.admission.resize(this.held, bytes)) return false;
+    this.held = bytes;
+    return true;
+  }
+
+  /** Gives the held bytes and the slot back; only the first call does anything. */
+  release(): void {
+    if (this.released) return;
+    this.hold(0);
+    this.released = true;
+    if (this.admitted) this.admission.closeStream();
   }
 }

@@ -37,7 +37,7 @@ export interface SigningContext {
   snapshot(): PolicySnapshot;
   now(): Date;
   readonly maxHeaderBytes: number;
-  /** Process-wide stream and held-bytes limits; none: unlimited (unit tests). */
-  readonly admission?: Admission;
+  /** Process-wide stream and held-bytes limits (unit tests: unlimitedAdmission()). */
+  readonly admission: Admission;
   onDecision?(event: DecisionEvent): void;
 }

@@ -4,7 +4,7 @@ import { policyFrom } from "../../test/support/policyFrom.js";
 import { Admission } from "./admission.js";
 import type { Denial } from "./denial.js";
 import type { RequestHead } from "./headers.js";
-import { planRequest, signInputFor, type Plan, type PlanFacts } from "./plan.js";
+import { planRequest, signInputFor, type Plan, type Planned } from "./plan.js";
 
 const CREDS = { accessKeyId: "AKIAPLANSPEC00000001", secretAccessKey: "plan/spec/secret/000000000000000000000001" };
 const PLACEHOLDER = "AKIDPLACEHOLDER00001";
@@ -70,9 +70,8 @@ function auth(keyId: string, region: string, service: string): string {
   return `AWS4-HMAC-SHA256 Credential=${keyId}/20240101/${region}/${service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`;
 }
 
-function plan(h: RequestHead, endOfStream: boolean, admission?: Admission): { result: Plan | Denial; facts: PlanFacts } {
-  const facts: PlanFacts = {};
-  return { result: planRequest(h, endOfStream, context(admission), facts), facts };
+function plan(h: RequestHead, endOfStream: boolean, admission?: Admission): Planned {
+  return planRequest(h, endOfStream, context(admission));
 }
 
 function planned(h: RequestHead, endOfStream: boolean): Plan {

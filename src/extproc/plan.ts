@@ -53,7 +53,19 @@ export interface PlanFacts {
   clientKeyId?: string;
 }
 
-export function planRequest(head: RequestHead, endOfStream: boolean, ctx: SigningContext, facts: PlanFacts): Plan | Denial {
+/** The plan, or the refusal, and in both cases what was learned about the request on the way. */
+export interface Planned {
+  readonly result: Plan | Denial;
+  readonly facts: Readonly<PlanFacts>;
+}
+
+export function planRequest(head: RequestHead, endOfStream: boolean, ctx: SigningContext): Planned {
+  const facts: PlanFacts = {};
+  return { result: plan(head, endOfStream, ctx, facts), facts };
+}
+
+/** Fills `facts`, its own object, as it learns them, so a refusal's log line says what was known. */
+function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, facts: PlanFacts): Plan | Denial {
   const snapshot = ctx.snapshot();
   const policy = snapshot.policy;
   // The raw authority until an endpoint matched, so a refusal's log line names what was refused.
@@ -121,7 +133,7 @@ export function planRequest(head: RequestHead, endOfStream: boolean, ctx: Signin
 
   // A body larger than the whole process's held-bytes budget could never be taken: refuse it as
   // too large (413) up front instead of as overloaded (503) on every retry.
-  const maxBody = Math.min(policy.limits.maxBufferedBodyBytes, ctx.admission?.limits.maxHeldBytes ?? Infinity);
+  const maxBody = Math.min(policy.limits.maxBufferedBodyBytes, ctx.admission.limits.maxHeldBytes);
   if (mode.kind === "buffer") {
     const declared = head.headers.get(H_CONTENT_LENGTH);
     if (declared !== undefined) {

@@ -21,15 +21,13 @@ export function extProcHandlers(ctx: SigningContext, observer: StreamObserver = 
   return {
     Process(call: ProcessCall): void {
       observer.streamOpened?.();
-      const admitted = ctx.admission?.tryOpenStream() ?? true;
-      const stream = new ExtProcStream(ctx, admitted);
+      const stream = new ExtProcStream(ctx);
       let queue: Promise<void> = Promise.resolve();
       let closed = false;
       const close = (): void => {
         if (closed) return;
         closed = true;
         stream.release();
-        if (admitted) ctx.admission?.closeStream();
         observer.streamClosed?.();
       };
       call.on("data", (msg: ProcessingRequest__Output) => {

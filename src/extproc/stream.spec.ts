@@ -30,9 +30,9 @@ endpoints:
 const HOST = "photos.s3.us-west-2.amazonaws.com";
 const PLACEHOLDER_AUTH = `AWS4-HMAC-SHA256 Credential=AKIDPLACEHOLDER00001/20240501/us-west-2/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`;
 
-function open(opts: { admission?: Admission; admitted?: boolean } = {}) {
+function open(opts: { admission?: Admission } = {}) {
   const { ctx, decisions } = inProcessContext(POLICY, CREDS, { now: () => NOW, ...(opts.admission ? { admission: opts.admission } : {}) });
-  return { stream: new ExtProcStream(ctx, opts.admitted ?? true), decisions };
+  return { stream: new ExtProcStream(ctx), decisions };
 }
 
 function headers(method: string, authority: string, extra: ReadonlyArray<readonly [string, string]>, endOfStream: boolean) {
@@ -162,7 +162,9 @@ describe("ExtProcStream: every refusal is an immediate_response with an AWS XML 
   });
 
   it("503 overloaded when the stream was not admitted", async () => {
-    const { stream, decisions } = open({ admission: new Admission({ maxConcurrentStreams: 1, maxHeldBytes: 1000 }), admitted: false });
+    const admission = new Admission({ maxConcurrentStreams: 1, maxHeldBytes: 1000 });
+    admission.reserve(); // another stream holds the one slot
+    const { stream, decisions } = open({ admission });
     expect(refusalOf(await stream.handle(headers("GET", HOST, [["x-amz-content-sha256", "UNSIGNED-PAYLOAD"]], true)))).toMatchObject({
       status: 503,
       code: "ServiceUnavailable",

@@ -24,6 +24,7 @@ import {
   type SignInput,
   type SignOutput,
 } from "../sigv4/index.js";
+import type { Reservation } from "./admission.js";
 import type { DecisionEvent, SigningContext } from "./context.js";
 import { deny, type Denial } from "./denial.js";
 import { decodeRequestHead, isDenial } from "./headers.js";
@@ -40,7 +41,8 @@ import {
   trailersContinue,
   type HeaderChanges,
 } from "./mutations.js";
-import { planRequest, signInputFor, type Plan, type PlanFacts } from "./plan.js";
+import { planRequest, signInputFor, type Plan } from "./plan.js";
+import { newRequestId, RequestRecord } from "./requestRecord.js";
 
 type State = "awaiting_headers" | "awaiting_body" | "streaming" | "done";
 
@@ -53,61 +55,39 @@ export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
  */
 const PLACEHOLDER_AUTH: HeaderChanges = { set: [], remove: [H_AUTHORIZATION, H_AMZ_DATE, H_SECURITY_TOKEN] };
 
-let requestCounter = 0;
-
+/**
+ * The protocol state machine of one stream. What the request holds is its Reservation (slot and
+ * held bytes); what is reported about it is its RequestRecord, emitted once it is decided.
+ */
 export class ExtProcStream {
   private state: State = "awaiting_headers";
   private plan: Plan | undefined;
-  private requestId = "";
-  private method = "";
-  private readonly facts: PlanFacts = {};
-  private busySeconds = 0;
-  private bytesHashed = 0;
-  private chunksResigned = 0;
-  private outcome: { decision: DecisionEvent["decision"]; reason: string; status: number } | undefined;
-  private reported = false;
   private resigner: AwsChunkedResigner | undefined;
-  /** Body bytes this stream has reserved in ctx.admission. */
-  private held = 0;
-  private released = false;
+  private readonly reservation: Reservation;
+  private readonly record: RequestRecord;
 
-  /** `admitted` false: the process is at its stream limit, and this stream is refused with 503. */
-  constructor(
-    private readonly ctx: SigningContext,
-    private readonly admitted = true,
-  ) {}
+  /** Opening the stream reserves its slot; at the process's stream limit it is refused with 503. */
+  constructor(private readonly ctx: SigningContext) {
+    this.reservation = ctx.admission.reserve();
+    this.record = new RequestRecord((event) => ctx.onDecision?.(event));
+  }
 
   /**
-   * The stream has ended: gives back its share of the held-bytes budget, and reports a request
-   * that was still waiting for (or in the middle of) its body as cancelled (499, as proxies log a
-   * client that went away), so every request gets its one decision event.
+   * The stream has ended: gives back its reservation, and reports a request that was still
+   * waiting for (or in the middle of) its body as cancelled (499, as proxies log a client that
+   * went away), so every request gets its one decision event.
    */
   release(): void {
-    this.hold(0);
-    this.released = true;
+    this.reservation.release();
     if (this.state === "awaiting_body" || this.state === "streaming") {
       this.resigner = undefined;
       this.finish("cancelled", "client_cancelled", 499);
-      try {
-        this.report();
-      } catch {
-        // Metrics or logging failed; nothing is left to answer.
-      }
     }
-  }
-
-  /** Resizes this stream's reservation; false when the process-wide budget has no room. */
-  private hold(bytes: number): boolean {
-    const a = this.ctx.admission;
-    if (!a || bytes === this.held || this.released) return true;
-    if (!a.resize(this.held, bytes)) return false;
-    this.held = bytes;
-    return true;
+    this.record.emit();
   }
 
   private overBudget(what: string, bytes: number): Denial {
-    const limit = this.ctx.admission?.limits.maxHeldBytes ?? 0;
-    return deny("too_many_held_bytes", `countersign is holding too many request bodies: ${what} (${bytes} bytes) does not fit under its ${limit}-byte limit (--max-held-bytes); retry later`);
+    return deny("too_many_held_bytes", `countersign is holding too many request bodies: ${what} (${bytes} bytes) does not fit under its ${this.reservation.limits.maxHeldBytes}-byte limit (--max-held-bytes); retry later`);
   }
 
   /** Handles one message and returns the one response it needs. Never throws. */
@@ -119,14 +99,8 @@ export class ExtProcStream {
       // A bug must not let the request through: refuse it, and say so in the log via the event.
       return this.refuse(deny("internal_error", `countersign failed while signing: ${err instanceof Error ? err.message : String(err)}`));
     } finally {
-      this.busySeconds += Number(process.hrtime.bigint() - started) / 1e9;
-      if (this.outcome && !this.reported) {
-        try {
-          this.report();
-        } catch {
-          // Metrics or logging failed: the answer already decided must still go out.
-        }
-      }
+      this.record.busy(Number(process.hrtime.bigint() - started) / 1e9);
+      this.record.emit(); // once, and only once the request is decided
     }
   }
 
@@ -161,14 +135,13 @@ export class ExtProcStream {
     const h = msg.request_headers;
     const head = decodeRequestHead(h?.headers, { maxHeaderBytes: this.ctx.maxHeaderBytes });
     if (isDenial(head)) return this.refuse(head);
-    this.method = head.method;
-    this.requestId = head.headers.get("x-request-id") ?? `countersign-${process.pid}-${++requestCounter}`;
-    if (!this.admitted) {
-      const limit = this.ctx.admission?.limits.maxConcurrentStreams ?? 0;
-      return this.refuse(deny("too_many_streams", `countersign is at its limit of ${limit} concurrent requests (--max-streams); retry later`));
+    this.record.identify(head.headers.get("x-request-id"), head.method);
+    if (!this.reservation.admitted) {
+      return this.refuse(deny("too_many_streams", `countersign is at its limit of ${this.reservation.limits.maxConcurrentStreams} concurrent requests (--max-streams); retry later`));
     }
 
-    const plan = planRequest(head, h?.end_of_stream ?? false, this.ctx, this.facts);
+    const { result: plan, facts } = planRequest(head, h?.end_of_stream ?? false, this.ctx);
+    this.record.learned(facts);
     if (isDenial(plan)) return this.refuse(plan);
     this.plan = plan;
 
@@ -189,7 +162,7 @@ export class ExtProcStream {
         const { resigner, ...signed } = await startChunkedResigning(this.signInput(plan, plan.mode.payloadHash, true), {
           trailer: plan.mode.trailer,
           // Never more than the process-wide held-bytes budget, which one chunk must fit in.
-          maxChunkBytes: Math.min(MAX_CHUNK_BYTES, this.ctx.admission?.limits.maxHeldBytes ?? MAX_CHUNK_BYTES),
+          maxChunkBytes: Math.min(MAX_CHUNK_BYTES, this.reservation.limits.maxHeldBytes),
           decodedContentLength: plan.decodedContentLength,
         });
         this.resigner = resigner;
@@ -208,14 +181,13 @@ export class ExtProcStream {
       const end = resigner.finish();
       result = end.ok ? result : end;
     }
-    this.bytesHashed = resigner.bytesHashed;
-    this.chunksResigned = resigner.signaturesComputed;
+    this.record.hashed(resigner.bytesHashed, resigner.signaturesComputed);
     if (!result.ok) {
-      this.hold(0);
+      this.reservation.hold(0);
       return this.refuse(deny("malformed_chunk", `aws-chunked body is malformed: ${result.error}; nothing more was forwarded`));
     }
-    if (!this.hold(resigner.heldBytes)) {
-      this.hold(0);
+    if (!this.reservation.hold(resigner.heldBytes)) {
+      this.reservation.hold(0);
       return this.refuse(this.overBudget("the current aws-chunked chunk", resigner.heldBytes));
     }
     if (msg.request_body?.end_of_stream) {
@@ -238,15 +210,15 @@ export class ExtProcStream {
       const size = msg.request_body?.end_of_stream ? `${body.length} bytes` : `at least ${body.length} bytes, sent without a content-length`;
       return this.refuse(deny("body_too_large", `the body (${size}) is over the ${plan.maxBufferedBodyBytes}-byte limit for hashing`));
     }
-    if (!this.hold(body.length)) return this.refuse(this.overBudget("the buffered body", body.length));
+    if (!this.reservation.hold(body.length)) return this.refuse(this.overBudget("the buffered body", body.length));
     try {
-      this.bytesHashed += body.length;
+      this.record.hashed(body.length);
       const hash = createHash("sha256").update(body).digest("hex");
       const changes = await this.sign(plan, hash, true);
       this.finish("signed", "signed", 200);
       return bodyContinue(changes);
     } finally {
-      this.hold(0);
+      this.reservation.hold(0);
     }
   }
 
@@ -260,38 +232,13 @@ export class ExtProcStream {
 
   private refuse(denial: Denial): ProcessingResponse {
     this.finish("refused", denial.reason, denial.status);
-    return immediateDenial(denial, this.requestId || `countersign-${process.pid}-${++requestCounter}`);
+    return immediateDenial(denial, this.record.requestId || newRequestId());
   }
 
+  /** The request is decided (the first outcome given is the one recorded); nothing more is signed. */
   private finish(decision: DecisionEvent["decision"], reason: string, status: number): void {
-    if (this.state === "done") return;
     this.state = "done";
-    this.outcome = { decision, reason, status };
-  }
-
-  /** Emits the request's one decision event, once its last message has been handled. */
-  private report(): void {
-    const f = this.facts;
-    const o = this.outcome as NonNullable<typeof this.outcome>;
-    this.reported = true;
-    const { decision, reason, status } = o;
-    this.ctx.onDecision?.({
-      requestId: this.requestId,
-      method: this.method,
-      host: f.host ?? "",
-      service: f.service ?? "",
-      region: f.region ?? "",
-      payloadMode: f.payloadMode ?? "",
-      profile: f.profile ?? "",
-      endpointIndex: f.endpointIndex ?? -1,
-      decision,
-      reason,
-      status,
-      signingSeconds: this.busySeconds,
-      bytesHashed: this.bytesHashed,
-      chunksResigned: this.chunksResigned,
-      clientKeyId: f.clientKeyId,
-    });
+    this.record.decide(decision, reason, status);
   }
 }
 

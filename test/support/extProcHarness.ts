@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
-import type { Admission } from "../../src/extproc/admission.js";
+import { unlimitedAdmission, type Admission } from "../../src/extproc/admission.js";
 import type { DecisionEvent, PolicySnapshot, SigningContext } from "../../src/extproc/context.js";
 import type { Policy } from "../../src/policy/types.js";
 import type { Credentials } from "../../src/sigv4/types.js";
@@ -15,7 +15,7 @@ export interface InProcessContext {
   readonly decisions: DecisionEvent[];
 }
 
-/** A SigningContext whose every credentials entry resolves to `credentials` (or, undefined, is unusable). */
+/** A SigningContext whose every credentials entry resolves to `credentials` (or, undefined, is unusable); unlimited admission unless given one. */
 export function inProcessContext(
   policy: Policy,
   credentials: Credentials | undefined,
@@ -35,7 +35,7 @@ export function inProcessContext(
       snapshot: () => snapshot,
       now: opts.now ?? (() => new Date()),
       maxHeaderBytes: opts.maxHeaderBytes ?? 96 * 1024,
-      ...(opts.admission ? { admission: opts.admission } : {}),
+      admission: opts.admission ?? unlimitedAdmission(),
       onDecision: (e) => decisions.push(e),
     },
   };

@@ -6,6 +6,7 @@
  */
 import type { ProcessingResponse } from "../../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
 import type { ProcessingRequest__Output } from "../../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
+import { unlimitedAdmission } from "../../../src/extproc/admission.js";
 import type { DecisionEvent, SigningContext } from "../../../src/extproc/context.js";
 import { ExtProcStream } from "../../../src/extproc/stream.js";
 import type { TestRequest } from "../../support/extProcClient.js";
@@ -124,7 +125,7 @@ export function signingContext(snapshot: SigningContext["snapshot"]): TestContex
   const decisions: DecisionEvent[] = [];
   return {
     decisions,
-    ctx: { snapshot, now: () => new Date(), maxHeaderBytes: 96 * 1024, onDecision: (e) => decisions.push(e) },
+    ctx: { snapshot, now: () => new Date(), maxHeaderBytes: 96 * 1024, admission: unlimitedAdmission(), onDecision: (e) => decisions.push(e) },
   };
 }
 

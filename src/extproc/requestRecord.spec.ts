@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import type { DecisionEvent } from "./context.js";
+import { RequestRecord } from "./requestRecord.js";
+
+describe("RequestRecord", () => {
+  it("emits nothing until decided, then one event with what was learned and the first outcome given", () => {
+    const events: DecisionEvent[] = [];
+    const r = new RequestRecord((e) => events.push(e));
+    r.identify("rid-7", "PUT");
+    r.emit();
+    expect(events).toEqual([]);
+    r.learned({ host: "b.s3.eu-west-1.amazonaws.com", endpointIndex: 3, profile: "main", service: "s3", region: "eu-west-1", payloadMode: "signed-chunked" });
+    r.busy(0.25);
+    r.busy(0.5);
+    r.hashed(1024, 2);
+    r.decide("signed", "signed", 200);
+    r.decide("cancelled", "client_cancelled", 499);
+    r.emit();
+    r.emit();
+    expect(events).toEqual([
+      {
+        requestId: "rid-7",
+        method: "PUT",
+        host: "b.s3.eu-west-1.amazonaws.com",
+        service: "s3",
+        region: "eu-west-1",
+        payloadMode: "signed-chunked",
+        profile: "main",
+        endpointIndex: 3,
+        decision: "signed",
+        reason: "signed",
+        status: 200,
+        signingSeconds: 0.75,
+        bytesHashed: 1024,
+        chunksResigned: 2,
+        clientKeyId: undefined,
+      },
+    ]);
+  });
+
+  it("a request refused before its head was read has empty facts, endpoint -1 and no request id", () => {
+    const events: DecisionEvent[] = [];
+    const r = new RequestRecord((e) => events.push(e));
+    r.decide("refused", "protocol_error", 500);
+    r.emit();
+    expect(events).toMatchObject([{ requestId: "", method: "", host: "", service: "", region: "", payloadMode: "", profile: "", endpointIndex: -1, status: 500 }]);
+  });
+
+  it("a hook that throws is called once and the throw goes no further", () => {
+    let calls = 0;
+    const r = new RequestRecord(() => {
+      calls++;
+      throw new Error("the metrics backend is broken");
+    });
+    r.decide("refused", "no_endpoint", 403);
+    expect(() => r.emit()).not.toThrow();
+    r.emit();
+    expect(calls).toBe(1);
+  });
+
+  it("a request without x-request-id gets a countersign id of its own", () => {
+    const events: DecisionEvent[] = [];
+    const r = new RequestRecord((e) => events.push(e));
+    r.identify(undefined, "GET");
+    expect(r.requestId).toMatch(new RegExp(`^countersign-${process.pid}-\\d+$`));
+  });
+});
