@@ -23,8 +23,6 @@
  */
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { get as httpGet } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,10 +33,10 @@ import { cpuSeconds, machineBusySeconds, machineFacts, memory, processTree, rese
 import { computeTargets, renderMarkdown, type BenchResults, type HoldRun, type LatencySummary, type LoadRun, type UploadRun } from "./report.js";
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, allScenarios, type Scenario } from "./scenarios.js";
 import { summarizeProfile, type CpuProfile } from "./topFunctions.js";
+import { CLI, startServe, type ServeProcess } from "../test/support/startServe.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, "..");
-const CLI = join(ROOT, "dist/src/cli.js");
 const POLICY = join(here, "policy.yaml");
 const LOADGEN = join(here, "loadgen.ts");
 const NOOP = join(here, "noopServer.ts");
@@ -166,32 +164,6 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function httpStatus(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpGet(url, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on("error", () => resolve(0));
-    req.setTimeout(1000, () => {
-      req.destroy();
-      resolve(0);
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Servers
 
@@ -221,53 +193,36 @@ function serverEnv(): NodeJS.ProcessEnv {
 let serverCount = 0;
 
 async function startCountersign(opts: { logLevel: string; cpuProfDir?: string; workers?: number }): Promise<ServerHandle> {
-  const grpcPort = await freePort();
-  const adminPort = await freePort();
   const logFile = join(scratch as string, `countersign-${++serverCount}.log`);
   const logFd = openSync(logFile, "w");
-  const nodeFlags = opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
-  const args = [
-    ...nodeFlags,
-    CLI,
-    "serve",
-    "--policy",
-    POLICY,
-    "--listen",
-    `127.0.0.1:${grpcPort}`,
-    "--admin-listen",
-    `127.0.0.1:${adminPort}`,
-    "--log-level",
-    opts.logLevel,
-    "--drain-seconds",
-    "0",
-    "--shutdown-grace-seconds",
-    "1",
-    ...(opts.workers && opts.workers > 1 ? ["--workers", String(opts.workers)] : []),
-  ];
-  // The decision log goes to a file, as it would go to a pipe in production: writing it is part
-  // of the cost measured.
-  const child = track(spawn(process.execPath, args, { stdio: ["ignore", logFd, "pipe"], env: serverEnv() }));
-  closeSync(logFd);
-  const stderr: Buffer[] = [];
-  child.stderr?.on("data", (b: Buffer) => stderr.push(b));
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      const log = existsSync(logFile) ? readFileSync(logFile, "utf8").slice(-2000) : "";
-      throw new Error(`countersign serve exited during start-up (${child.exitCode ?? child.signalCode}):\n${tailOf(stderr)}\n${log}`);
-    }
-    if ((await httpStatus(`http://127.0.0.1:${adminPort}/readyz`)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`countersign serve not ready after 20 s:\n${tailOf(stderr)}`);
-    await sleep(100);
+  let serve: ServeProcess;
+  try {
+    // The decision log goes to a file, as it would go to a pipe in production: writing it is part
+    // of the cost measured.
+    serve = await startServe({
+      policyFile: POLICY,
+      args: ["--log-level", opts.logLevel, ...(opts.workers && opts.workers > 1 ? ["--workers", String(opts.workers)] : [])],
+      env: serverEnv(),
+      shutdownGraceSeconds: 1,
+      nodeArgs: opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
+      stdoutFd: logFd,
+      readyPath: "/readyz",
+      onSpawn: (child) => void track(child),
+    });
+  } catch (err) {
+    const log = existsSync(logFile) ? readFileSync(logFile, "utf8").slice(-2000) : "";
+    throw new Error(`countersign serve did not start: ${err instanceof Error ? err.message : String(err)}\n${log}`, { cause: err });
+  } finally {
+    closeSync(logFd);
   }
   return {
     kind: "countersign",
-    child,
-    pid: child.pid as number,
-    address: `127.0.0.1:${grpcPort}`,
+    child: serve.proc,
+    pid: serve.pid,
+    address: serve.grpcAddress,
     tree: (opts.workers ?? 1) > 1,
     stop: async () => {
-      await stopChild(child, 10_000);
+      await serve.stop("SIGTERM", 10_000);
       rmSync(logFile, { force: true });
     },
   };

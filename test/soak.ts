@@ -294,7 +294,7 @@ async function main(): Promise<number> {
     sts = await startShortLivedSts({ fake: stsFake, source: ROLE_SOURCE, lifetimeSeconds: CREDENTIAL_LIFETIME_S, alsoTrust: [aws.fake] });
     const policyFile = join(dir, "policy.yaml");
     writeFileSync(policyFile, policy(sts.url));
-    serve = await startServe(["--policy", policyFile, "--log-level", LOG_LEVEL], envFor("SOAK_SRC", ROLE_SOURCE));
+    serve = await startServe({ policyFile, args: ["--log-level", LOG_LEVEL], env: envFor("SOAK_SRC", ROLE_SOURCE) });
     soak.watchLog(serve);
     const readyBy = Date.now() + 20_000;
     while ((await fetch(`${serve.adminUrl}/readyz`).then((r) => r.status, () => 0)) !== 200) {

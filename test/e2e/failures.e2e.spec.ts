@@ -557,9 +557,10 @@ async function withStack(opts: StackOptions, run: (stack: Stack) => Promise<void
 
 /** A second `countersign serve` with the stack's policy and real key, listening on `address`. */
 function startCountersign(stack: Stack, address: string): Promise<ServeProcess> {
-  return startServe(["--policy", join(stack.dir, "policy.yaml"), "--listen", address, "--log-level", "info"], {
-    COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId,
-    COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey,
+  return startServe({
+    policyFile: join(stack.dir, "policy.yaml"),
+    args: ["--listen", address, "--log-level", "info"],
+    env: { COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId, COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey },
   });
 }
 

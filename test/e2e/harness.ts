@@ -136,9 +136,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let emulator: Emulator | undefined;
   let envoy: RealEnvoy | undefined;
   try {
-    serve = await startServe(["--policy", policyFile, "--log-level", opts.logLevel ?? "info", ...(opts.serveArgs ?? [])], {
-      COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId,
-      COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey,
+    serve = await startServe({
+      policyFile,
+      args: ["--log-level", opts.logLevel ?? "info", ...(opts.serveArgs ?? [])],
+      env: { COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId, COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey },
     });
     let proxyPort: number;
     let endpointPort: number;

@@ -46,7 +46,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "countersign-fuzz-"));
   const policyFile = join(dir, "policy.yaml");
   writeFileSync(policyFile, SECURITY_POLICY);
-  serve = await startServe(["--policy", policyFile, "--log-level", "info"], REAL_ENV);
+  serve = await startServe({ policyFile, args: ["--log-level", "info"], env: REAL_ENV });
   client = connectExtProc(serve.grpcAddress);
 });
 

@@ -53,9 +53,10 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "countersign-it-"));
   const policyFile = join(dir, "policy.yaml");
   writeFileSync(policyFile, POLICY);
-  serve = await startServe(["--policy", policyFile, "--log-level", "info"], {
-    COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId,
-    COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey,
+  serve = await startServe({
+    policyFile,
+    args: ["--log-level", "info"],
+    env: { COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId, COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey },
   });
   handler = new ExtProcSdkHandler(connectExtProc(serve.grpcAddress), fake.port);
 });

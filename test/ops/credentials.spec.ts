@@ -13,7 +13,7 @@ import type { ExternalProcessorClient } from "../../protos/generated/envoy/servi
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
 import { eventually } from "../support/eventually.js";
-import { startCountersign, type Countersign } from "./support/countersign.js";
+import { startServe, type ServeProcess } from "../support/startServe.js";
 import { replaceAtomically, tempDir } from "./support/files.js";
 import { scrape, samplesOf, valueOf } from "./support/metrics.js";
 import { envFor, s3Endpoint, staticCredentials, type StaticKey } from "./support/policyText.js";
@@ -56,7 +56,7 @@ ${s3Endpoint(HOST.teamA, "team-a")}${s3Endpoint(HOST.teamB, "team-b")}${s3Endpoi
 
 let fake: FakeAws;
 let gateway: StsGateway;
-let cs: Countersign;
+let cs: ServeProcess;
 let client: ExternalProcessorClient;
 let credentialsFile: string;
 let n = 0;
@@ -77,7 +77,8 @@ beforeAll(async () => {
   writeFileSync(credentialsFile, iniFor(FILE_1));
   const policyFile = join(dir, "policy.yaml");
   writeFileSync(policyFile, policy(credentialsFile, gateway.url));
-  cs = await startCountersign({
+  cs = await startServe({
+    shutdownGraceSeconds: 2,
     policyFile,
     env: { ...envFor("OPS_CA", TEAM_A), ...envFor("OPS_CB", TEAM_B), ...envFor("OPS_CS", ROLE_SOURCE) },
   });
@@ -184,7 +185,7 @@ describe("an assume_role profile whose STS throttles at start, through countersi
   const HOST_ROLE = "late-role.s3.eu-west-1.amazonaws.com";
   let fake2: FakeAws;
   let gateway2: StsGateway;
-  let cs2: Countersign;
+  let cs2: ServeProcess;
   let client2: ExternalProcessorClient;
 
   beforeAll(async () => {
@@ -197,7 +198,7 @@ describe("an assume_role profile whose STS throttles at start, through countersi
       policyFile,
       `version: 1\ncredentials:\n${staticCredentials({ "role-source": "OPS_CS" })}  late:\n    assume_role:\n      role_arn: arn:aws:iam::123456789012:role/countersign-late\n      source: role-source\n      sts_endpoint: ${gateway2.url}\nendpoints:\n${s3Endpoint(HOST_ROLE, "late")}`,
     );
-    cs2 = await startCountersign({ policyFile, env: envFor("OPS_CS", ROLE_SOURCE) });
+    cs2 = await startServe({ shutdownGraceSeconds: 2, policyFile, env: envFor("OPS_CS", ROLE_SOURCE) });
     client2 = connectOwnChannel(cs2.grpcAddress);
   });
 

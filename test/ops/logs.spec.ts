@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { connectExtProc, exchange, type ExchangeResult, type TestRequest } from "../support/extProcClient.js";
-import { parseLogLine, startCountersign, type Countersign, type LogRecord } from "./support/countersign.js";
+import { parseLogLine, startServe, type ServeProcess, type LogRecord } from "../support/startServe.js";
 import { duplicateKeys } from "./support/duplicateKeys.js";
 import { tempDir } from "./support/files.js";
 import {
@@ -86,14 +86,14 @@ function isDecision(r: LogRecord): boolean {
 }
 
 let fake: FakeAws;
-let cs: Countersign;
+let cs: ServeProcess;
 const results: ExchangeResult[] = [];
 
 beforeAll(async () => {
   fake = await startFakeAws({ accounts: [REAL] });
   const policyFile = join(tempDir("logs"), "policy.yaml");
   writeFileSync(policyFile, POLICY);
-  cs = await startCountersign({ policyFile, env: ENV, args: ["--log-level", "info"] });
+  cs = await startServe({ shutdownGraceSeconds: 2, policyFile, env: ENV, args: ["--log-level", "info"] });
   const client = connectExtProc(cs.grpcAddress);
   for (const { req } of SEQUENCE) results.push(await exchange(client, req));
   client.close();
@@ -177,7 +177,7 @@ describe("countersign serve logs at --log-level warn", () => {
   it("drops the per-request info lines (and the info start-up lines) but keeps the refusal", async () => {
     const policyFile = join(tempDir("logs-warn"), "policy.yaml");
     writeFileSync(policyFile, POLICY);
-    const quiet = await startCountersign({ policyFile, env: ENV, args: ["--log-level", "warn"] });
+    const quiet = await startServe({ shutdownGraceSeconds: 2, policyFile, env: ENV, args: ["--log-level", "warn"] });
     try {
       const client = connectExtProc(quiet.grpcAddress);
       const signed = await exchange(client, s3Put(S3_HOST, "b.txt", Buffer.from("beta"), { requestId: "ops-warn-1" }));

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { connectExtProc, exchange, type ExchangeResult, type TestRequest } from "../support/extProcClient.js";
 import { eventually } from "../support/eventually.js";
-import { startCountersign, type Countersign } from "./support/countersign.js";
+import { startServe, type ServeProcess } from "../support/startServe.js";
 import { tempDir } from "./support/files.js";
 import { familiesNamed, scrape, samplesOf, sumOf, valueOf, type Sample } from "./support/metrics.js";
 import { promtoolBinary, runTool } from "../k8s/tools.js";
@@ -80,7 +80,7 @@ const EXPECTED_REQUESTS: ReadonlyArray<[Record<string, string>, number]> = [
 ];
 
 let fake: FakeAws;
-let cs: Countersign;
+let cs: ServeProcess;
 let policyFile: string;
 const results: ExchangeResult[] = [];
 let samples: Sample[];
@@ -89,7 +89,7 @@ beforeAll(async () => {
   fake = await startFakeAws({ accounts: [REAL] });
   policyFile = join(tempDir("metrics"), "policy.yaml");
   writeFileSync(policyFile, POLICY);
-  cs = await startCountersign({ policyFile, env: { OPS_A_ID: REAL.accessKeyId, OPS_A_SECRET: REAL.secretAccessKey } });
+  cs = await startServe({ shutdownGraceSeconds: 2, policyFile, env: { OPS_A_ID: REAL.accessKeyId, OPS_A_SECRET: REAL.secretAccessKey } });
   const client = connectExtProc(cs.grpcAddress);
   for (const { req } of MIX) results.push(await exchange(client, req));
   client.close();

@@ -17,7 +17,7 @@ import { loadExtProcProtos } from "../../src/extproc/protos.js";
 import { exchange } from "../support/extProcClient.js";
 import { updateSecretVolume, writeSecretVolume } from "../support/secretVolume.js";
 import { eventually } from "../support/eventually.js";
-import { sleep, startCountersign, type Countersign } from "./support/countersign.js";
+import { sleep, startServe, type ServeProcess } from "../support/startServe.js";
 import { tempDir } from "./support/files.js";
 import { holdAfterHeaders } from "./support/heldStream.js";
 import { envFor, policyText, type StaticKey } from "./support/policyText.js";
@@ -99,9 +99,9 @@ beforeAll(() => {
 });
 
 describe("--tls-cert/--tls-key: a TLS gRPC listener", () => {
-  let cs: Countersign;
+  let cs: ServeProcess;
   beforeAll(async () => {
-    cs = await startCountersign({ policyFile, env: envFor("OPS_TLS", KEY), args: ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey] });
+    cs = await startServe({ shutdownGraceSeconds: 2, policyFile, env: envFor("OPS_TLS", KEY), args: ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey] });
   });
   afterAll(async () => {
     await cs?.stop();
@@ -119,9 +119,10 @@ describe("--tls-cert/--tls-key: a TLS gRPC listener", () => {
 });
 
 describe("--tls-client-ca: mTLS", () => {
-  let cs: Countersign;
+  let cs: ServeProcess;
   beforeAll(async () => {
-    cs = await startCountersign({
+    cs = await startServe({
+      shutdownGraceSeconds: 2,
       policyFile,
       env: envFor("OPS_TLS", KEY),
       args: ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-client-ca", pki.ca],
@@ -156,7 +157,7 @@ describe("the listener's certificate, key and client CA rotated without a restar
   const RELOADED = "TLS certificate reloaded";
   const REFUSED = "TLS reload refused; the listener keeps its current certificate";
   let next: Pki;
-  let cs: Countersign | undefined;
+  let cs: ServeProcess | undefined;
 
   beforeAll(() => {
     next = makePki();
@@ -176,10 +177,11 @@ describe("the listener's certificate, key and client CA rotated without a restar
   const creds = (server: Pki, clientOf: Pki): grpc.ChannelCredentials =>
     grpc.credentials.createSsl(readFileSync(server.ca), readFileSync(clientOf.clientKey), readFileSync(clientOf.clientCert));
 
-  async function serveFromVolume(): Promise<{ cs: Countersign; dir: string }> {
+  async function serveFromVolume(): Promise<{ cs: ServeProcess; dir: string }> {
     const dir = join(tempDir("mtls-rotate"), "tls");
     writeSecretVolume(dir, volumeOf(pki));
-    const started = await startCountersign({
+    const started = await startServe({
+      shutdownGraceSeconds: 2,
       policyFile,
       env: envFor("OPS_TLS", KEY),
       args: ["--tls-cert", join(dir, "tls.crt"), "--tls-key", join(dir, "tls.key"), "--tls-client-ca", join(dir, "ca.crt")],

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
-import { sleep, startCountersign, type Countersign, type LogRecord } from "./support/countersign.js";
+import { sleep, startServe, type ServeProcess, type LogRecord } from "../support/startServe.js";
 import { ConfigMapVolume, replaceAtomically, tempDir } from "./support/files.js";
 import { holdAfterHeaders } from "./support/heldStream.js";
 import { scrape, samplesOf, valueOf } from "./support/metrics.js";
@@ -37,7 +37,7 @@ const P_TWO_B = policyText({ main: "OPS_RB" }, [[TWO, "main"]]);
 const hash16 = (text: string): string => sha256Hex(text).slice(0, 16);
 
 let fake: FakeAws;
-const running: Countersign[] = [];
+const running: ServeProcess[] = [];
 const clients: ExternalProcessorClient[] = [];
 
 beforeAll(async () => {
@@ -53,15 +53,15 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function serveFrom(policyFile: string): Promise<{ cs: Countersign; client: ExternalProcessorClient }> {
-  const cs = await startCountersign({ policyFile, env: ENV });
+async function serveFrom(policyFile: string): Promise<{ cs: ServeProcess; client: ExternalProcessorClient }> {
+  const cs = await startServe({ shutdownGraceSeconds: 2, policyFile, env: ENV });
   running.push(cs);
   const client = connectOwnChannel(cs.grpcAddress);
   clients.push(client);
   return { cs, client };
 }
 
-async function serveText(text: string): Promise<{ cs: Countersign; client: ExternalProcessorClient; file: string }> {
+async function serveText(text: string): Promise<{ cs: ServeProcess; client: ExternalProcessorClient; file: string }> {
   const file = join(tempDir("reload"), "policy.yaml");
   writeFileSync(file, text);
   return { ...(await serveFrom(file)), file };

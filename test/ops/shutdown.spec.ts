@@ -11,7 +11,7 @@ import type { ExternalProcessorClient } from "../../protos/generated/envoy/servi
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange } from "../support/extProcClient.js";
 import { eventually } from "../support/eventually.js";
-import { sleep, startCountersign, type Countersign } from "./support/countersign.js";
+import { sleep, startServe, type ServeProcess } from "../support/startServe.js";
 import { tempDir } from "./support/files.js";
 import { holdAfterHeaders } from "./support/heldStream.js";
 import { scrape, valueOf } from "./support/metrics.js";
@@ -25,7 +25,7 @@ const GRACE_MS = 3_000;
 
 let fake: FakeAws;
 let policyFile: string;
-const running: Countersign[] = [];
+const running: ServeProcess[] = [];
 const clients: ExternalProcessorClient[] = [];
 
 beforeAll(async () => {
@@ -43,8 +43,9 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function start(): Promise<Countersign> {
-  const cs = await startCountersign({
+async function start(): Promise<ServeProcess> {
+  const cs = await startServe({
+    shutdownGraceSeconds: 2,
     policyFile,
     env: envFor("OPS_SD", KEY),
     args: ["--drain-seconds", String(DRAIN_MS / 1000), "--shutdown-grace-seconds", String(GRACE_MS / 1000)],
@@ -53,7 +54,7 @@ async function start(): Promise<Countersign> {
   return cs;
 }
 
-function client(cs: Countersign): ExternalProcessorClient {
+function client(cs: ServeProcess): ExternalProcessorClient {
   const c = connectOwnChannel(cs.grpcAddress);
   clients.push(c);
   return c;

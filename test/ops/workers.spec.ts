@@ -11,7 +11,7 @@ import type { ExternalProcessorClient } from "../../protos/generated/envoy/servi
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
 import { eventually } from "../support/eventually.js";
-import { startCountersign, type Countersign, type LogRecord } from "./support/countersign.js";
+import { startServe, type ServeProcess, type LogRecord } from "../support/startServe.js";
 import { tempDir } from "./support/files.js";
 import { samplesOf, scrape, sumOf, valueOf, type Sample } from "./support/metrics.js";
 import { envFor, policyText } from "./support/policyText.js";
@@ -24,7 +24,7 @@ const CONNECTIONS = 6;
 const PER_CONNECTION = 4;
 
 let fake: FakeAws;
-let cs: Countersign;
+let cs: ServeProcess;
 let policyFile: string;
 let workerPids: number[];
 /** How long the whole cluster took to exit after SIGTERM (measured by the SIGTERM test). */
@@ -56,7 +56,7 @@ beforeAll(async () => {
   fake = await startFakeAws({ accounts: [KEY] });
   policyFile = join(tempDir("workers"), "policy.yaml");
   writeFileSync(policyFile, policyText({ main: "OPS_W" }, [[HOST, "main"]]));
-  cs = await startCountersign({ policyFile, env: envFor("OPS_W", KEY), args: ["--workers", "2", "--log-level", "info"] });
+  cs = await startServe({ shutdownGraceSeconds: 2, policyFile, env: envFor("OPS_W", KEY), args: ["--workers", "2", "--log-level", "info"] });
   await eventually(() => (cs.logRecords().filter(serving).length >= 2 ? true : undefined), "both workers to serve");
   workerPids = cs.logRecords().filter(serving).map((r) => r.pid as number);
 });

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExternalProcessorClient } from "../../protos/generated/envoy/service/ext_proc/v3/ExternalProcessor.js";
 import { startFakeAws, type FakeAws } from "../fakeaws/server.js";
 import { exchange, type ExchangeResult } from "../support/extProcClient.js";
-import { sleep, startCountersign, type Countersign, type LogRecord } from "../ops/support/countersign.js";
+import { sleep, startServe, type ServeProcess, type LogRecord } from "../support/startServe.js";
 import { replaceAtomically, tempDir } from "../ops/support/files.js";
 import { connectOwnChannel, forwardToFake, s3Put, signedKeyId } from "../ops/support/requests.js";
 import { metricValue, scrapeMetrics } from "./support/admin.js";
@@ -58,7 +58,7 @@ ${hosts.map((h) => `  - host: "${h}"\n    credential_signing: sigv4\n    signing
 }
 
 let fake: FakeAws;
-const running: Countersign[] = [];
+const running: ServeProcess[] = [];
 const clients: ExternalProcessorClient[] = [];
 let n = 0;
 
@@ -75,11 +75,11 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function start(policy: string, env: NodeJS.ProcessEnv = {}): Promise<{ cs: Countersign; client: ExternalProcessorClient; dir: string; policyFile: string }> {
+async function start(policy: string, env: NodeJS.ProcessEnv = {}): Promise<{ cs: ServeProcess; client: ExternalProcessorClient; dir: string; policyFile: string }> {
   const dir = tempDir("sec-faults");
   const policyFile = join(dir, "policy.yaml");
   writeFileSync(policyFile, policy);
-  const cs = await startCountersign({ policyFile, env });
+  const cs = await startServe({ shutdownGraceSeconds: 2, policyFile, env });
   running.push(cs);
   const client = connectOwnChannel(cs.grpcAddress);
   clients.push(client);
@@ -211,7 +211,7 @@ describe("the credentials file of a file: profile", () => {
 describe("the policy file corrupted during a reload (beyond test/ops/reload.spec.ts)", () => {
   const refused = (r: LogRecord): boolean => typeof r.msg === "string" && r.msg.startsWith("policy reload refused");
 
-  async function expectOldPolicyServing(cs: Countersign, client: ExternalProcessorClient): Promise<void> {
+  async function expectOldPolicyServing(cs: ServeProcess, client: ExternalProcessorClient): Promise<void> {
     expect([await putVerified(client, ONE), await putVerified(client, TWO)]).toEqual(["static", 403]);
     expect((await fetch(`${cs.adminUrl}/readyz`)).status).toBe(200);
   }

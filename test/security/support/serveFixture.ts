@@ -19,7 +19,7 @@ export async function serveWithPolicy(policyText: string, env: NodeJS.ProcessEnv
   const dir = mkdtempSync(join(tmpdir(), "countersign-sec-"));
   const policyFile = join(dir, "policy.yaml");
   writeFileSync(policyFile, policyText);
-  const serve = await startServe(["--policy", policyFile, "--log-level", "info", ...extraArgs], env);
+  const serve = await startServe({ policyFile, args: ["--log-level", "info", ...extraArgs], env });
   return { serve, dir, policyFile };
 }
 
