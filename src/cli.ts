@@ -65,7 +65,7 @@ async function runValidate(args: string[]): Promise<number> {
     process.stdout.write(`${file}: valid (${result.policy.endpoints.length} endpoints, ${result.policy.credentials.size} credentials entries)\n`);
     return 0;
   }
-  for (const e of result.errors) process.stdout.write(`${formatPolicyError(e)}\n`);
+  for (const e of result.error) process.stdout.write(`${formatPolicyError(e)}\n`);
   return 1;
 }
 

@@ -67,7 +67,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const initialPolicyFile = await readMountedFile(opts.policyPath);
   const loaded = await loadPolicyFile(opts.policyPath);
   if (!loaded.ok) {
-    throw new Error(`policy ${opts.policyPath} is invalid:\n${loaded.errors.map(formatPolicyError).join("\n")}`);
+    throw new Error(`policy ${opts.policyPath} is invalid:\n${loaded.error.map(formatPolicyError).join("\n")}`);
   }
   // The one mutable reference: every request reads it once, at its start.
   let runtime: Runtime = (await buildRuntime(loaded.policy, credentialDeps)).runtime;
@@ -80,10 +80,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     reloading = reloading.then(async () => {
       const next = text === undefined ? await loadPolicyFile(opts.policyPath) : parsePolicy(text, opts.policyPath);
       if (!next.ok) {
-        const unreadable = next.errors.length === 1 && next.errors[0]?.message.startsWith("cannot read the policy file");
+        const unreadable = next.error.length === 1 && next.error[0]?.message.startsWith("cannot read the policy file");
         metrics.policyRefused(unreadable ? "unreadable" : "invalid");
         logger.error(
-          { trigger, policy: opts.policyPath, errors: next.errors.map(formatPolicyError), keptSha256: runtime.policy.sha256.slice(0, 16) },
+          { trigger, policy: opts.policyPath, errors: next.error.map(formatPolicyError), keptSha256: runtime.policy.sha256.slice(0, 16) },
           "policy reload refused; still serving the previous policy",
         );
         return false;

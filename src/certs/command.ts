@@ -58,7 +58,7 @@ export async function runCertsCommand(
   }
   const policy = await loadPolicyFile(parsed.policy);
   if (!policy.ok) {
-    for (const e of policy.errors) err.write(`${formatPolicyError(e)}\n`);
+    for (const e of policy.error) err.write(`${formatPolicyError(e)}\n`);
     return 1;
   }
   const hosts = policy.policy.endpoints.map((e) => e.host);

@@ -22,19 +22,19 @@ describe("loadPolicyFile", () => {
     const path = join(dir, "bad.yaml");
     writeFileSync(path, "version: 2\n");
     const result = await loadPolicyFile(path);
-    expect(result.ok ? [] : result.errors.map((e) => e.file)).toContain(path);
+    expect(result.ok ? [] : result.error.map((e) => e.file)).toContain(path);
   });
 
   it("reports a missing file as an error at 1:1 with the operating system's reason", async () => {
     const path = join(dir, "missing.yaml");
     expect(await loadPolicyFile(path)).toStrictEqual({
       ok: false,
-      errors: [{ file: path, line: 1, col: 1, message: `cannot read the policy file: ENOENT: no such file or directory, open '${path}'` }],
+      error: [{ file: path, line: 1, col: 1, message: `cannot read the policy file: ENOENT: no such file or directory, open '${path}'` }],
     });
   });
 
   it("reports a directory as unreadable", async () => {
     const result = await loadPolicyFile(dir);
-    expect(result.ok ? "" : result.errors[0]?.message).toMatch(/^cannot read the policy file: EISDIR/);
+    expect(result.ok ? "" : result.error[0]?.message).toMatch(/^cannot read the policy file: EISDIR/);
   });
 });

@@ -12,7 +12,7 @@ export async function loadPolicyFile(path: string): Promise<ParseResult> {
     text = await readFile(path, "utf8");
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    return { ok: false, errors: [{ file: path, line: 1, col: 1, message: `cannot read the policy file: ${reason}` }] };
+    return { ok: false, error: [{ file: path, line: 1, col: 1, message: `cannot read the policy file: ${reason}` }] };
   }
   return parsePolicy(text, path);
 }

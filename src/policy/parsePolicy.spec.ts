@@ -11,12 +11,12 @@ function lines(...text: string[]): string {
 /** Every error as "LINE:COL: message"; [] when the policy is valid. */
 function errorsOf(text: string): string[] {
   const result = parsePolicy(text, "policy.yaml");
-  return result.ok ? [] : result.errors.map((e) => `${e.line}:${e.col}: ${e.message}`);
+  return result.ok ? [] : result.error.map((e) => `${e.line}:${e.col}: ${e.message}`);
 }
 
 function parsed(text: string): Policy {
   const result = parsePolicy(text, "policy.yaml");
-  if (!result.ok) throw new Error(result.errors.map(formatPolicyError).join("\n"));
+  if (!result.ok) throw new Error(result.error.map(formatPolicyError).join("\n"));
   return result.policy;
 }
 
@@ -618,7 +618,7 @@ describe("parsePolicy: reporting", () => {
   it("labels every error with the file name it was given", () => {
     const result = parsePolicy("version: 2\n", "/etc/countersign/policy.yaml");
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.errors.every((e) => e.file === "/etc/countersign/policy.yaml")).toBe(true);
+    if (!result.ok) expect(result.error.every((e) => e.file === "/etc/countersign/policy.yaml")).toBe(true);
   });
 
   it("formats an error as FILE:LINE:COL: message", () => {

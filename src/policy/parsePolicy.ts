@@ -73,5 +73,5 @@ function failure(errors: PolicyError[]): ParseResult {
   const unique = new Map<string, PolicyError>();
   for (const error of errors) unique.set(`${error.line}:${error.col}:${error.message}`, error);
   const sorted = [...unique.values()].sort((a, b) => a.line - b.line || a.col - b.col);
-  return { ok: false, errors: sorted };
+  return { ok: false, error: sorted };
 }

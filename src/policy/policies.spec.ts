@@ -14,7 +14,7 @@ const policyFiles = readdirSync(POLICIES_DIR).filter((name) => name.endsWith(".y
 
 async function load(name: string): Promise<Policy> {
   const result = await loadPolicyFile(join(POLICIES_DIR, name));
-  if (!result.ok) throw new Error(result.errors.map(formatPolicyError).join("\n"));
+  if (!result.ok) throw new Error(result.error.map(formatPolicyError).join("\n"));
   return result.policy;
 }
 
@@ -25,7 +25,7 @@ describe("policies/", () => {
 
   it.each(policyFiles)("%s parses with no errors", async (name) => {
     const result = await loadPolicyFile(join(POLICIES_DIR, name));
-    expect(result.ok ? [] : result.errors.map(formatPolicyError)).toEqual([]);
+    expect(result.ok ? [] : result.error.map(formatPolicyError)).toEqual([]);
   });
 
   it.each(policyFiles)("%s points editors at the JSON Schema on its first line", (name) => {

@@ -3,6 +3,8 @@
  * everything else reads it. A new policy replaces the old one as a whole object, never in parts.
  */
 
+import type { Result } from "../result.js";
+
 export type CredentialSigning = "sigv4" | "sigv4:body" | "sigv4:no_body";
 
 export interface StaticCredentialSpec {
@@ -89,6 +91,5 @@ export interface PolicyError {
   readonly message: string;
 }
 
-export type ParseResult =
-  | { readonly ok: true; readonly policy: Policy }
-  | { readonly ok: false; readonly errors: readonly PolicyError[] };
+/** A parsed policy, or every problem found in it (at least one), sorted by position. */
+export type ParseResult = Result<{ readonly policy: Policy }, readonly PolicyError[]>;

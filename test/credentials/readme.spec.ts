@@ -37,7 +37,7 @@ describe("README: Credentials", () => {
       `endpoints:\n  - host: "*.s3.us-east-1.amazonaws.com"\n    credential_signing: sigv4\n    signing_service: s3\n    credentials: sandbox-role\n`;
     // The session policy example elides its statements; give it a complete one.
     const parsed = parsePolicy(policy.replace('"Statement":[...]', '"Statement":[]'), "README.md");
-    if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.line}:${e.col} ${e.message}`).join("\n"));
+    if (!parsed.ok) throw new Error(parsed.error.map((e) => `${e.line}:${e.col} ${e.message}`).join("\n"));
     expect([...parsed.policy.credentials.values()].map((c) => c.kind).sort()).toEqual(["assume_role", "default_chain", "file", "static"]);
   });
 });

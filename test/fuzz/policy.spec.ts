@@ -31,8 +31,8 @@ function checkResult(text: string, result: ParseResult, authorities: readonly st
     return;
   }
   const lines = text.split(/\r\n|\r|\n/).length;
-  expect(result.errors.length).toBeGreaterThanOrEqual(1);
-  for (const e of result.errors) {
+  expect(result.error.length).toBeGreaterThanOrEqual(1);
+  for (const e of result.error) {
     expect(e.file).toBe("fuzz.yaml");
     expect(e.line).toBeGreaterThanOrEqual(1);
     expect(e.line).toBeLessThanOrEqual(lines + 1);

@@ -143,7 +143,7 @@ describe("kustomize generators", () => {
   it("generates the policy ConfigMap from a valid policy whose body limit equals Envoy's buffer limit", async () => {
     const [policyFile] = generator(built.sidecar, "countersign-policy").files;
     const result = await loadPolicyFile(policyFile?.path ?? "");
-    if (!result.ok) throw new Error(result.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`).join("\n"));
+    if (!result.ok) throw new Error(result.error.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`).join("\n"));
     const limits = signingBufferLimits(bootstrap);
     expect(limits.length).toBeGreaterThan(0);
     for (const limit of limits) expect(limit).toBe(result.policy.limits.maxBufferedBodyBytes);
