@@ -499,8 +499,11 @@ function summary(r: {
   );
   // Per minute: medians of the 10 s samples, so a trend in RSS shows beside the load that went with it.
   const minuteRows: string[][] = [["minute", "req/s", "RSS countersign", "RSS Envoy", "cores countersign", "Envoy", "loadgen", "fake AWS", "other"]];
-  for (let m = 1; m <= Math.ceil(endT / 60); m++) {
-    const rowsOf = loaded.filter((row) => row.t > (m - 1) * 60 && row.t <= m * 60);
+  // The last sample comes a moment after the run's end: it belongs to the last minute.
+  const minutes = Math.max(1, Math.ceil(MINUTES));
+  const minuteOf = (row: Row): number => Math.min(minutes, Math.max(1, Math.ceil(row.t / 60)));
+  for (let m = 1; m <= minutes; m++) {
+    const rowsOf = loaded.filter((row) => minuteOf(row) === m);
     if (rowsOf.length === 0) continue;
     const med = (f: (row: Row) => number): number => median(rowsOf.map(f));
     minuteRows.push([
