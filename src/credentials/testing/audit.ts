@@ -4,6 +4,7 @@
  */
 import type { Credentials } from "../../sigv4/types.js";
 import type { CredentialLogger, CredentialProfile, RefreshEvent } from "../types.js";
+import { until as untilHolds } from "../../../test/support/eventually.js";
 
 const realSetTimeout = globalThis.setTimeout;
 
@@ -63,13 +64,9 @@ export function observeProfile(audit: Audit, profile: CredentialProfile): void {
   if (!state.usable) audit.observe(state.reason);
 }
 
-/** Waits (in real time, a millisecond per turn) until `condition` holds. */
-export async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => realSetTimeout(resolve, 1));
-  }
+/** Waits (in real time, a millisecond per turn) until `condition` holds: the one loop in test/support. */
+export function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  return untilHolds(condition, what, { timeoutMs, everyMs: 1 });
 }
 
 /** Sleeps in real time, whatever timers the test has faked. */
