@@ -227,7 +227,7 @@ async function breakdownBenchmarks(): Promise<MicroResult[]> {
   if (isDenial(head)) throw new Error(head.message);
   const { result: plan } = planRequest(head, true, ctx);
   if (isDenial(plan)) throw new Error(plan.message);
-  const signInput = () => signInputFor(plan, "UNSIGNED-PAYLOAD", true, new Date());
+  const signInput = () => signInputFor(plan, "UNSIGNED-PAYLOAD", new Date());
   const signed = await signRequest(signInput());
   const changes = { set: signed.setHeaders, remove: signed.removeHeaders };
   const method = loadExtProcProtos().envoy.service.ext_proc.v3.ExternalProcessor.service.Process;

@@ -121,10 +121,10 @@ describe("planRequest: the plan for a request the policy allows", () => {
     expect(facts).toEqual({ host: "locked.s3.eu-west-1.amazonaws.com", endpointIndex: 0, profile: "main", clientKeyId: "AKID…0001", service: "s3", region: "eu-west-1", payloadMode: "empty-body" });
   });
 
-  it("signInputFor hands the signer the client's head with the given payload hash", () => {
+  it("signInputFor hands the signer the client's head with the given payload hash, content-length signed", () => {
     const p = planned(head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }), false);
     const now = new Date("2024-01-01T00:00:00Z");
-    expect(signInputFor(p, "abc", false, now)).toMatchObject({ method: "PUT", host: "photos.s3.us-west-2.amazonaws.com", path: "/key", payloadHash: "abc", signContentLength: false, service: "s3", region: "us-west-2", credentials: CREDS, now });
+    expect(signInputFor(p, "abc", now)).toMatchObject({ method: "PUT", host: "photos.s3.us-west-2.amazonaws.com", path: "/key", payloadHash: "abc", signContentLength: true, service: "s3", region: "us-west-2", credentials: CREDS, now });
   });
 });
 

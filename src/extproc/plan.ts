@@ -171,8 +171,12 @@ function clip(s: string): string {
   return s.length > 80 ? `${s.slice(0, 80)}…` : s;
 }
 
-/** What the signer gets for a planned request: its head as the client sent it, with `payloadHash`. */
-export function signInputFor(plan: Plan, payloadHash: string, signContentLength: boolean, now: Date): SignInput {
+/**
+ * What the signer gets for a planned request: its head as the client sent it, with `payloadHash`.
+ * content-length is signed whenever present: Envoy keeps it on every path countersign uses
+ * (headers only, BUFFERED, and STREAMED switched on by mode_override).
+ */
+export function signInputFor(plan: Plan, payloadHash: string, now: Date): SignInput {
   return {
     method: plan.head.method,
     host: plan.host,
@@ -180,7 +184,7 @@ export function signInputFor(plan: Plan, payloadHash: string, signContentLength:
     query: plan.query,
     headers: plan.head.headers,
     clientSignedHeaders: plan.clientSignedHeaders,
-    signContentLength,
+    signContentLength: true,
     payloadHash,
     service: plan.service,
     region: plan.region,

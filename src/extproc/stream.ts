@@ -147,7 +147,7 @@ export class ExtProcStream {
 
     switch (plan.mode.kind) {
       case "header": {
-        const changes = await this.sign(plan, plan.mode.payloadHash, true);
+        const changes = await this.sign(plan, plan.mode.payloadHash);
         this.finish("signed", "signed", 200);
         return headersContinue(changes);
       }
@@ -159,7 +159,7 @@ export class ExtProcStream {
         // Envoy keeps the client's content-length (measured with Envoy 1.40 up to 1 GiB; it would
         // drop it only if envoy.yaml configured STREAMED statically, which the config checks
         // forbid), and the re-signed body has exactly the client's length.
-        const { resigner, ...signed } = await startChunkedResigning(this.signInput(plan, plan.mode.payloadHash, true), {
+        const { resigner, ...signed } = await startChunkedResigning(this.signInput(plan, plan.mode.payloadHash), {
           trailer: plan.mode.trailer,
           // Never more than the process-wide held-bytes budget, which one chunk must fit in.
           maxChunkBytes: Math.min(MAX_CHUNK_BYTES, this.reservation.limits.maxHeldBytes),
@@ -214,7 +214,7 @@ export class ExtProcStream {
     try {
       this.record.hashed(body.length);
       const hash = createHash("sha256").update(body).digest("hex");
-      const changes = await this.sign(plan, hash, true);
+      const changes = await this.sign(plan, hash);
       this.finish("signed", "signed", 200);
       return bodyContinue(changes);
     } finally {
@@ -222,12 +222,12 @@ export class ExtProcStream {
     }
   }
 
-  private async sign(plan: Plan, payloadHash: string, signContentLength: boolean): Promise<HeaderChanges> {
-    return changesFor(plan, await signRequest(this.signInput(plan, payloadHash, signContentLength)));
+  private async sign(plan: Plan, payloadHash: string): Promise<HeaderChanges> {
+    return changesFor(plan, await signRequest(this.signInput(plan, payloadHash)));
   }
 
-  private signInput(plan: Plan, payloadHash: string, signContentLength: boolean): SignInput {
-    return signInputFor(plan, payloadHash, signContentLength, this.ctx.now());
+  private signInput(plan: Plan, payloadHash: string): SignInput {
+    return signInputFor(plan, payloadHash, this.ctx.now());
   }
 
   private refuse(denial: Denial): ProcessingResponse {
