@@ -9,6 +9,7 @@ import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ENVOY_VERSION, envoyBinary } from "../e2e/realEnvoy.js";
 import { assemble, repoPath } from "../k8s/kustomize.js";
+import { readmeSection } from "../support/readmeSection.js";
 
 const ENVOY_IMAGE = /envoyproxy\/envoy[\w.-]*:([\w.-]+)/g;
 
@@ -24,14 +25,7 @@ function versionOfTag(tag: string): string {
   return /^(?:[a-z-]+-)?v(\d+\.\d+\.\d+)$/.exec(tag)?.[1] ?? tag;
 }
 
-/** The README section under `## Testing`, up to the next `## ` heading. */
-function readmeTestingSection(): string {
-  const readme = readFileSync(repoPath("README.md"), "utf8");
-  const start = readme.indexOf("\n## Testing\n");
-  if (start < 0) throw new Error("README.md has no ## Testing section");
-  const end = readme.indexOf("\n## ", start + 1);
-  return readme.slice(start, end < 0 ? undefined : end);
-}
+const readmeTestingSection = (): string => readmeSection("Testing");
 
 describe("the Envoy version pin (envoy/VERSION)", () => {
   it("names one Envoy release", () => {

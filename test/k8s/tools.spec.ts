@@ -2,19 +2,11 @@
  * The kubectl and promtool pins (scripts/tool-versions.env) hold everywhere: they are the versions of
  * the binaries the k8s tests run, and the versions the README's Testing section names.
  */
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { repoPath } from "./kustomize.js";
+import { readmeSection } from "../support/readmeSection.js";
 import { KUBECTL_VERSION, KUSTOMIZE_VERSION, kubectlBinary, PROMTOOL_VERSION, promtoolBinary, readToolVersions, runTool } from "./tools.js";
 
-/** The README section under `## Testing`, up to the next `## ` heading. */
-function readmeTestingSection(): string {
-  const readme = readFileSync(repoPath("README.md"), "utf8");
-  const start = readme.indexOf("\n## Testing\n");
-  if (start < 0) throw new Error("README.md has no ## Testing section");
-  const end = readme.indexOf("\n## ", start + 1);
-  return readme.slice(start, end < 0 ? undefined : end);
-}
+const readmeTestingSection = (): string => readmeSection("Testing");
 
 describe("the tool pins (scripts/tool-versions.env)", () => {
   it("pin one release of each tool, and the npm package kubectl comes from", () => {
