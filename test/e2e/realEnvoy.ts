@@ -14,6 +14,11 @@
  *   - the upstream trust bundle: the test CA that issued the fake AWS's certificate.
  * The dynamic forward proxy, auto_sni and auto_san_validation stay in the path: Envoy resolves the
  * signed host, dials it on 443 and checks the fake's certificate against that host.
+ * The shared-service bootstrap (envoy/envoy-shared-service.yaml) is rewritten the same way, and:
+ *   - its client certificate and CA under /etc/countersign/grpc-client/ become the test's copies;
+ *   - its countersign cluster keeps the Service's DNS name, SNI and SAN check, and gets the port
+ *     of the `countersign serve` under test and a resolver: the test's DNS server on 127.0.0.1
+ *     that answers the Service name with that server's loopback address.
  * `assertLoopbackOnly` then refuses the result if anything could reach beyond loopback.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -34,6 +39,8 @@ export interface RealEnvoy {
   readonly configFile: string;
   /** The folder standing in for /etc/countersign/tls (kubelet layout; see updateSecretVolume). */
   readonly tlsDir: string;
+  /** Shared-service bootstrap: the folder standing in for /etc/countersign/grpc-client (kubelet layout). */
+  readonly grpcClientDir: string | undefined;
   /** Envoy's last stdout (access log) and stderr lines. */
   output(): string;
   /** Envoy's counters and gauges from the admin API (`/stats?format=json`), by name. */
@@ -54,19 +61,27 @@ export interface E2eConfigOptions {
   dnsPort: number;
   /** PEM file of the CA that issued the fake AWS's certificate (replaces the system bundle). */
   upstreamCaFile: string;
+  /** Shared-service bootstrap: the folder that stands in for /etc/countersign/grpc-client (client certificate, key, CA). */
+  grpcClientDir?: string;
+  /** Shared-service bootstrap: port of the DNS server on 127.0.0.1 that resolves the countersign Service's name. */
+  serviceDnsPort?: number;
 }
 
 type Node = Record<string, unknown>;
 
 export const SHIPPED_ENVOY_YAML = join(REPO, "envoy", "envoy.yaml");
+export const SHIPPED_SHARED_SERVICE_YAML = join(REPO, "envoy", "envoy-shared-service.yaml");
 const SHIPPED_TLS_DIR = "/etc/countersign/tls/";
+const SHIPPED_GRPC_CLIENT_DIR = "/etc/countersign/grpc-client/";
 const SHIPPED_ENVOY_DIR = "/etc/envoy/";
-/** The SDS secret files envoy.yaml names in /etc/envoy/ (kept in envoy/ in the repository). */
-export const SHIPPED_SDS_FILES = ["tls-certificate.sds.yaml"];
+/** The SDS secret files the shipped bootstraps name in /etc/envoy/ (kept in envoy/ in the repository). */
+export const SHIPPED_SDS_FILES = ["tls-certificate.sds.yaml", "grpc-client-certificate.sds.yaml", "grpc-server-ca.sds.yaml"];
 const SHIPPED_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 const CARES = "envoy.network.dns_resolver.cares";
 const CARES_TYPE = "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig";
 const DFP_CLUSTER = "envoy.clusters.dynamic_forward_proxy";
+/** The DNS cluster extension (STRICT_DNS / LOGICAL_DNS) of the shared-service bootstrap's countersign cluster. */
+const DNS_CLUSTER = "envoy.clusters.dns";
 
 function isLoopback(address: string): boolean {
   return address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
@@ -90,6 +105,45 @@ function socketAddress(host: string, port: number): Node {
 
 function loadAssignment(clusterName: string, host: string, port: number): Node {
   return { cluster_name: clusterName, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(host, port) } }] }] };
+}
+
+/** c-ares asking only the DNS server on 127.0.0.1:`port`, never the system's resolvers. */
+function loopbackResolver(port: number): Node {
+  return {
+    name: CARES,
+    typed_config: {
+      "@type": CARES_TYPE,
+      resolvers: [socketAddress("127.0.0.1", port)],
+      use_resolvers_as_fallback: false,
+      dns_resolver_options: { no_default_search_domain: true },
+    },
+  };
+}
+
+/** A resolver config that asks loopback DNS servers only (see loopbackResolver). */
+function isLoopbackResolver(config: unknown): boolean {
+  const cfg = isNode(config) && config.name === CARES && isNode(config.typed_config) ? config.typed_config : undefined;
+  const resolvers = cfg && Array.isArray(cfg.resolvers) ? cfg.resolvers : [];
+  return cfg !== undefined && resolvers.length > 0 && cfg.use_resolvers_as_fallback !== true && resolvers.every((r) => isNode(r) && isNode(r.socket_address) && isLoopback(String(r.socket_address.address)));
+}
+
+/**
+ * The shared-service countersign cluster (the DNS cluster extension): every endpoint keeps its
+ * host name and gets `port`; names are resolved by the DNS server on 127.0.0.1:`dnsPort` only.
+ */
+function pointDnsClusterAt(cluster: Node, port: number, dnsPort: number | undefined): void {
+  if (dnsPort === undefined) throw new Error(`the "${String(cluster.name)}" cluster is resolved by DNS: give serviceDnsPort (a test DNS server that answers its name)`);
+  const config = isNode(cluster.cluster_type) && isNode(cluster.cluster_type.typed_config) ? cluster.cluster_type.typed_config : undefined;
+  if (!config) throw new Error(`the "${String(cluster.name)}" cluster has no DNS cluster config`);
+  config.typed_dns_resolver_config = loopbackResolver(dnsPort);
+  let endpoints = 0;
+  walk(cluster.load_assignment, (n) => {
+    if (isNode(n.socket_address)) {
+      n.socket_address = { ...n.socket_address, port_value: port };
+      endpoints++;
+    }
+  });
+  if (endpoints === 0) throw new Error(`the "${String(cluster.name)}" cluster has no endpoint`);
 }
 
 /** "127.0.0.1:50051" → ["127.0.0.1", 50051]; "[::1]:50051" → ["::1", 50051]. */
@@ -132,6 +186,9 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
       if (v.startsWith(SHIPPED_TLS_DIR) || v === SHIPPED_TLS_DIR.slice(0, -1)) {
         n[k] = join(opts.tlsDir, v.slice(SHIPPED_TLS_DIR.length));
         tlsFiles++;
+      } else if (v.startsWith(SHIPPED_GRPC_CLIENT_DIR) || v === SHIPPED_GRPC_CLIENT_DIR.slice(0, -1)) {
+        if (opts.grpcClientDir === undefined) throw new Error(`the config reads ${v}: give grpcClientDir (the test's client certificate)`);
+        n[k] = join(opts.grpcClientDir, v.slice(SHIPPED_GRPC_CLIENT_DIR.length));
       } else if (v.startsWith(SHIPPED_ENVOY_DIR) || v === SHIPPED_ENVOY_DIR.slice(0, -1)) {
         n[k] = join(opts.envoyDir, v.slice(SHIPPED_ENVOY_DIR.length));
         tlsFiles++;
@@ -141,18 +198,7 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
       }
     }
     if (isNode(n.dns_cache_config)) {
-      n.dns_cache_config = {
-        ...n.dns_cache_config,
-        typed_dns_resolver_config: {
-          name: CARES,
-          typed_config: {
-            "@type": CARES_TYPE,
-            resolvers: [socketAddress("127.0.0.1", opts.dnsPort)],
-            use_resolvers_as_fallback: false,
-            dns_resolver_options: { no_default_search_domain: true },
-          },
-        },
-      };
+      n.dns_cache_config = { ...n.dns_cache_config, typed_dns_resolver_config: loopbackResolver(opts.dnsPort) };
       caches++;
     }
   });
@@ -166,7 +212,8 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
     if (!isNode(c)) continue;
     if (c.name === "countersign") {
       countersign++;
-      c.load_assignment = loadAssignment("countersign", grpcHost, grpcPort);
+      if (isNode(c.cluster_type) && c.cluster_type.name === DNS_CLUSTER) pointDnsClusterAt(c, grpcPort, opts.serviceDnsPort);
+      else c.load_assignment = loadAssignment("countersign", grpcHost, grpcPort);
     }
     if (isNode(c.cluster_type) && c.cluster_type.name === DFP_CLUSTER) upstreams++;
   }
@@ -180,28 +227,49 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
 /**
  * Throws unless the bootstrap can reach loopback only: every socket address is loopback
  * (127.0.0.0/8 or ::1), every DNS cache resolves through c-ares with loopback resolvers only (no
- * fallback to the system's), and every cluster is STATIC or the dynamic forward proxy (which dials
- * what that DNS answers: the test's DNS server hands out loopback addresses only).
+ * fallback to the system's), and every cluster is STATIC, the dynamic forward proxy or a DNS cluster
+ * with loopback resolvers only (both dial what that DNS answers: the test's DNS server hands out
+ * loopback addresses only); the host names of such a DNS cluster's endpoints are what it resolves.
  */
 export function assertLoopbackOnly(doc: unknown): void {
   const problems: string[] = [];
-  walk(doc, (n) => {
-    const sa = n.socket_address;
-    if (isNode(sa) && !isLoopback(String(sa.address))) problems.push(`socket address ${String(sa.address)}:${String(sa.port_value)} is not loopback`);
-    if (isNode(n.dns_cache_config)) {
-      const r = n.dns_cache_config.typed_dns_resolver_config;
-      const cfg = isNode(r) && r.name === CARES && isNode(r.typed_config) ? r.typed_config : undefined;
-      const resolvers = cfg && Array.isArray(cfg.resolvers) ? cfg.resolvers : [];
-      if (!cfg || resolvers.length === 0 || cfg.use_resolvers_as_fallback === true) problems.push(`DNS cache "${String(n.dns_cache_config.name)}" could use the system resolver`);
-    }
-    if (n.dns_resolvers !== undefined || n.dns_resolution_config !== undefined) problems.push("a cluster-level DNS resolver setting is left");
-  });
   const clusters = isNode(doc) && isNode(doc.static_resources) && Array.isArray(doc.static_resources.clusters) ? doc.static_resources.clusters : [];
+  /** The endpoints of DNS clusters with loopback resolvers: host names there are what that DNS resolves. */
+  const resolvedByLoopbackDns = new Set<unknown>();
   for (const c of clusters as unknown[]) {
     if (!isNode(c)) continue;
     const custom = isNode(c.cluster_type) ? c.cluster_type.name : undefined;
-    if (custom !== undefined ? custom !== DFP_CLUSTER : (c.type ?? "STATIC") !== "STATIC") problems.push(`cluster "${String(c.name)}" is ${String(custom ?? c.type)}, neither STATIC nor the dynamic forward proxy`);
+    if (custom === DNS_CLUSTER) {
+      const config = isNode(c.cluster_type) && isNode(c.cluster_type.typed_config) ? c.cluster_type.typed_config : undefined;
+      if (isLoopbackResolver(config?.typed_dns_resolver_config)) resolvedByLoopbackDns.add(c.load_assignment);
+      else problems.push(`DNS cluster "${String(c.name)}" could use the system resolver`);
+    } else if (custom !== undefined ? custom !== DFP_CLUSTER : (c.type ?? "STATIC") !== "STATIC") {
+      problems.push(`cluster "${String(c.name)}" is ${String(custom ?? c.type)}, neither STATIC, the dynamic forward proxy nor a DNS cluster with loopback resolvers`);
+    }
   }
+  const visit = (node: unknown, byName: boolean): void => {
+    if (Array.isArray(node)) {
+      node.forEach((n) => visit(n, byName));
+      return;
+    }
+    if (!isNode(node)) return;
+    const names = byName || resolvedByLoopbackDns.has(node);
+    const sa = node.socket_address;
+    if (isNode(sa)) {
+      const address = String(sa.address);
+      const hostName = !/^[\d.:]+$/.test(address);
+      if (!isLoopback(address) && !(names && hostName)) problems.push(`socket address ${address}:${String(sa.port_value)} is not loopback`);
+    }
+    if (isNode(node.dns_cache_config)) {
+      const r = node.dns_cache_config.typed_dns_resolver_config;
+      const cfg = isNode(r) && r.name === CARES && isNode(r.typed_config) ? r.typed_config : undefined;
+      const resolvers = cfg && Array.isArray(cfg.resolvers) ? cfg.resolvers : [];
+      if (!cfg || resolvers.length === 0 || cfg.use_resolvers_as_fallback === true) problems.push(`DNS cache "${String(node.dns_cache_config.name)}" could use the system resolver`);
+    }
+    if (node.dns_resolvers !== undefined || node.dns_resolution_config !== undefined) problems.push("a cluster-level DNS resolver setting is left");
+    for (const v of Object.values(node)) visit(v, names);
+  };
+  visit(doc, false);
   if (isNode(doc) && (doc.dynamic_resources !== undefined || doc.cluster_manager !== undefined)) problems.push("dynamic_resources/cluster_manager would contact a control plane");
   if (problems.length > 0) throw new Error(`the e2e Envoy config could reach beyond loopback:\n  ${problems.join("\n  ")}`);
 }
@@ -283,25 +351,35 @@ export interface StartRealEnvoyOptions {
   logLevel?: string;
   /** Envoy's --concurrency, its worker threads (default 1). */
   concurrency?: number;
+  /** The shipped bootstrap to run: envoy/envoy.yaml (the default) or envoy/envoy-shared-service.yaml. */
+  bootstrap?: string;
+  /** Shared-service bootstrap: Envoy's client certificate and key, and the CA it checks countersign's certificate against. */
+  grpcClient?: { certPem: string; keyPem: string; caPem: string };
+  /** Shared-service bootstrap: port of the test DNS server that resolves the countersign Service's name. */
+  serviceDnsPort?: number;
 }
 
 /** Writes the test's certificate files and the rewritten bootstrap; returns the config file's path. */
-export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number; tlsDir: string }> {
+export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number; tlsDir: string; grpcClientDir: string | undefined }> {
   // The TLS Secret as the kubelet mounts it (`..data` symlink), so that a test can renew it the
   // way Kubernetes does (updateSecretVolume) and Envoy's watched_directory sees it.
   const tlsDir = join(opts.dir, "tls");
   writeSecretVolume(tlsDir, { "tls.crt": opts.certPem, "tls.key": opts.keyPem });
+  // The shared-service bootstrap's client certificate Secret (countersign-grpc-client), the same way.
+  const grpcClientDir = opts.grpcClient ? join(opts.dir, "grpc-client") : undefined;
+  if (opts.grpcClient && grpcClientDir) writeSecretVolume(grpcClientDir, { "tls.crt": opts.grpcClient.certPem, "tls.key": opts.grpcClient.keyPem, "ca.crt": opts.grpcClient.caPem });
   const envoyDir = join(opts.dir, "envoy");
   mkdirSync(envoyDir, { recursive: true });
   for (const name of SHIPPED_SDS_FILES) {
-    const text = readFileSync(join(REPO, "envoy", name), "utf8").replaceAll(SHIPPED_TLS_DIR, `${tlsDir}/`).replaceAll(SHIPPED_TLS_DIR.slice(0, -1), tlsDir);
+    let text = readFileSync(join(REPO, "envoy", name), "utf8").replaceAll(SHIPPED_TLS_DIR, `${tlsDir}/`).replaceAll(SHIPPED_TLS_DIR.slice(0, -1), tlsDir);
+    if (grpcClientDir) text = text.replaceAll(SHIPPED_GRPC_CLIENT_DIR, `${grpcClientDir}/`).replaceAll(SHIPPED_GRPC_CLIENT_DIR.slice(0, -1), grpcClientDir);
     writeFileSync(join(envoyDir, name), text);
   }
   const connectPort = await freePort();
   let endpointPort = await freePort();
   // freePort() may hand out the port it has just released again: two listeners on one port fail Envoy's validation.
   while (endpointPort === connectPort) endpointPort = await freePort();
-  const doc = envoyE2eConfig(yaml.load(readFileSync(SHIPPED_ENVOY_YAML, "utf8")), {
+  const doc = envoyE2eConfig(yaml.load(readFileSync(opts.bootstrap ?? SHIPPED_ENVOY_YAML, "utf8")), {
     connectPort,
     endpointPort,
     extProcAddress: opts.extProcAddress,
@@ -309,15 +387,17 @@ export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<
     envoyDir,
     dnsPort: opts.dnsPort,
     upstreamCaFile: opts.upstreamCaFile,
+    ...(grpcClientDir !== undefined ? { grpcClientDir } : {}),
+    ...(opts.serviceDnsPort !== undefined ? { serviceDnsPort: opts.serviceDnsPort } : {}),
   });
   const configFile = join(opts.dir, "envoy-e2e.yaml");
   writeFileSync(configFile, yaml.dump(doc, { noRefs: true, lineWidth: -1 }));
-  return { configFile, connectPort, endpointPort, tlsDir };
+  return { configFile, connectPort, endpointPort, tlsDir, grpcClientDir };
 }
 
 export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealEnvoy> {
   const envoy = envoyBinary();
-  const { configFile, connectPort, endpointPort, tlsDir } = await writeEnvoyE2eConfig(opts);
+  const { configFile, connectPort, endpointPort, tlsDir, grpcClientDir } = await writeEnvoyE2eConfig(opts);
   validateWithEnvoy(envoy, configFile);
 
   const adminAddressFile = join(opts.dir, "envoy-admin-address");
@@ -372,6 +452,7 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
     adminUrl,
     configFile,
     tlsDir,
+    grpcClientDir,
     output,
     stats: async () => {
       const res = await fetch(`${adminUrl}/stats?format=json`, { signal: AbortSignal.timeout(5_000) });

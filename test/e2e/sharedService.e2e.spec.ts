@@ -1,0 +1,159 @@
+/**
+ * countersign as a shared service, end to end through real Envoy: the shipped
+ * envoy/envoy-shared-service.yaml (rewritten for loopback by realEnvoy.ts only in ports, file paths
+ * and resolvers) dials countersign by the Service's DNS name over TLS, presenting the client
+ * certificate of its grpc-client Secret; `countersign serve` runs with --tls-cert, --tls-key and
+ * --tls-client-ca. Certificates come from openssl (test/support/opensslPki.ts).
+ *
+ *   - a client certificate from the CA countersign trusts: a JS SDK request is signed with the real
+ *     key and reaches the fake AWS;
+ *   - one from another CA: countersign refuses the handshake, Envoy fails closed with 502
+ *     SigningUnavailable, nothing reaches AWS and countersign decides nothing; when the Secret is
+ *     renewed with a trusted certificate, Envoy (not restarted) signs again;
+ *   - a server certificate from the trusted CA but for another name: Envoy refuses it (SAN check).
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SERVICE_HOST, SERVICE_TLS_NAME } from "../../scripts/gen-envoy-shared-service.js";
+import { untilPasses } from "../support/eventually.js";
+import { opensslCa, opensslLeaf, type OpensslCa, type PemFiles } from "../support/opensslPki.js";
+import { updateSecretVolume } from "../support/secretVolume.js";
+import { s3Client } from "./clients.js";
+import { REAL, startStack, type SharedServiceTls, type Stack } from "./harness.js";
+
+const BUCKET = "e2e-bucket";
+const HOST = `${BUCKET}.s3.eu-west-1.amazonaws.com`;
+
+interface Pki {
+  readonly grpcCa: OpensslCa;
+  readonly server: PemFiles;
+  readonly envoy: PemFiles;
+  /** A client certificate from a CA countersign does not trust. */
+  readonly stranger: PemFiles;
+  /** A server certificate from the trusted CA for a name that is not the Service's. */
+  readonly otherServer: PemFiles;
+}
+
+let pki: Pki;
+beforeAll(() => {
+  const dir = mkdtempSync(join(tmpdir(), "countersign-shared-pki-"));
+  const grpcCa = opensslCa(dir, "grpc-ca");
+  const strangerCa = opensslCa(dir, "stranger-ca");
+  pki = {
+    grpcCa,
+    server: opensslLeaf(dir, grpcCa, "server", { dnsNames: [SERVICE_TLS_NAME, SERVICE_HOST] }),
+    envoy: opensslLeaf(dir, grpcCa, "envoy", { clientAuth: true }),
+    stranger: opensslLeaf(dir, strangerCa, "stranger", { clientAuth: true }),
+    otherServer: opensslLeaf(dir, grpcCa, "other-server", { dnsNames: ["other.countersign.svc"] }),
+  };
+});
+
+/** The shared-service stack: countersign's certificate `server`, Envoy presenting `client`. */
+function tls(server: PemFiles, client: PemFiles): SharedServiceTls {
+  return {
+    serverCertFile: server.certFile,
+    serverKeyFile: server.keyFile,
+    clientCaFile: pki.grpcCa.certFile,
+    envoyClient: { certPem: client.certPem, keyPem: client.keyPem, caPem: pki.grpcCa.certPem },
+  };
+}
+
+const decisions = (stack: Stack): number => stack.serve.logRecords().filter((r) => r.msg === "signed" || r.msg === "refused").length;
+
+/** A GetObject through Envoy: the SDK's outcome as status and error code ("ok" when it succeeded). */
+async function getObject(stack: Stack, key: string): Promise<{ status: number | undefined; code: string; message: string }> {
+  try {
+    const out = await s3Client(stack).send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    return { status: out.$metadata.httpStatusCode, code: "ok", message: await (out.Body?.transformToString() ?? "") };
+  } catch (err) {
+    const e = err as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+    return { status: e.$metadata?.httpStatusCode, code: e.name, message: e.message };
+  }
+}
+
+describe("Envoy with a client certificate the shared countersign trusts", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ logLevel: "info", sharedService: tls(pki.server, pki.envoy) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("signs a JS SDK upload and download with the real key; Envoy found countersign by the Service's name and spoke TLS to it", async () => {
+    const put = await s3Client(stack).send(new PutObjectCommand({ Bucket: BUCKET, Key: "shared/hello.txt", Body: "through the shared service" }));
+    expect(put.$metadata.httpStatusCode).toBe(200);
+    expect(await getObject(stack, "shared/hello.txt")).toEqual({ status: 200, code: "ok", message: "through the shared service" });
+
+    expect(stack.fake.requests.map((r) => ({ host: r.host, method: r.method, verified: r.verified, accessKeyId: r.accessKeyId }))).toEqual([
+      { host: HOST, method: "PUT", verified: true, accessKeyId: REAL.accessKeyId },
+      { host: HOST, method: "GET", verified: true, accessKeyId: REAL.accessKeyId },
+    ]);
+    expect(stack.serviceDns?.queries).toContain(`A ${SERVICE_HOST}`);
+    const stats = await stack.envoy?.stats();
+    expect(stats?.["cluster.countersign.ssl.handshake"]).toBeGreaterThanOrEqual(1);
+    expect(stats?.["cluster.countersign.ssl.connection_error"] ?? 0).toBe(0);
+    expect(stats?.["cluster.countersign.membership_healthy"]).toBe(1);
+  });
+});
+
+describe("Envoy with a client certificate from a CA the shared countersign does not trust", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ logLevel: "info", sharedService: tls(pki.server, pki.stranger) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("fails closed with 502 SigningUnavailable and sends nothing to AWS; after the Secret is renewed with a trusted certificate, the same Envoy signs", async () => {
+    const refused = await getObject(stack, "shared/absent.txt");
+    expect(refused).toMatchObject({ status: 502, code: "SigningUnavailable" });
+    expect(refused.message).toContain("could not sign this request, so it was not sent to AWS");
+    expect(stack.fake.requests).toEqual([]);
+    expect(decisions(stack)).toBe(0);
+    const stats = await stack.envoy?.stats();
+    expect(stats?.["cluster.countersign.ssl.handshake"] ?? 0).toBe(0);
+    expect(stats?.["cluster.countersign.upstream_cx_connect_fail"] ?? 0).toBeGreaterThanOrEqual(1);
+
+    // The kubelet's ..data swap of the grpc-client Secret: Envoy re-reads the files (watched_directory).
+    const envoyPid = stack.envoy?.pid;
+    const dir = stack.envoy?.grpcClientDir;
+    if (dir === undefined) throw new Error("the shared-service stack has no grpc-client folder");
+    updateSecretVolume(dir, { "tls.crt": pki.envoy.certPem, "tls.key": pki.envoy.keyPem, "ca.crt": pki.grpcCa.certPem });
+    // Until Envoy has the new certificate, each try is refused the same way (and reaches nothing).
+    const renewed = await untilPasses(
+      async () => {
+        const r = await getObject(stack, "shared/absent.txt");
+        expect(r.status).toBe(404);
+        return r;
+      },
+      "Envoy to present the renewed client certificate",
+      { timeoutMs: 30_000, everyMs: 250 },
+    );
+    expect(renewed.code).toBe("NoSuchBucket");
+    expect(stack.envoy?.pid).toBe(envoyPid);
+    expect(stack.fake.requests.map((r) => ({ host: r.host, verified: r.verified, accessKeyId: r.accessKeyId }))).toEqual([{ host: HOST, verified: true, accessKeyId: REAL.accessKeyId }]);
+  });
+});
+
+describe("countersign presenting a certificate from the trusted CA for another name", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ logLevel: "info", sharedService: tls(pki.otherServer, pki.envoy) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("is refused by Envoy's SAN check: 502 SigningUnavailable, nothing sent to AWS", async () => {
+    expect(await getObject(stack, "shared/absent.txt")).toMatchObject({ status: 502, code: "SigningUnavailable" });
+    expect(stack.fake.requests).toEqual([]);
+    expect(decisions(stack)).toBe(0);
+    const stats = await stack.envoy?.stats();
+    expect(stats?.["cluster.countersign.ssl.fail_verify_san"]).toBeGreaterThanOrEqual(1);
+  });
+});
