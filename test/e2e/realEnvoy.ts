@@ -227,51 +227,57 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
 /**
  * Throws unless the bootstrap can reach loopback only: every socket address is loopback
  * (127.0.0.0/8 or ::1), every DNS cache resolves through c-ares with loopback resolvers only (no
- * fallback to the system's), and every cluster is STATIC, the dynamic forward proxy or a DNS cluster
- * with loopback resolvers only (both dial what that DNS answers: the test's DNS server hands out
- * loopback addresses only); the host names of such a DNS cluster's endpoints are what it resolves.
+ * fallback to the system's), and every cluster is STATIC or the dynamic forward proxy (which dials
+ * what that DNS answers: the test's DNS server hands out loopback addresses only), or a DNS cluster
+ * whose resolvers are loopback only (dnsClusterProblems; the host names it resolves are allowed).
  */
 export function assertLoopbackOnly(doc: unknown): void {
-  const problems: string[] = [];
+  const problems: string[] = dnsClusterProblems(doc);
+  walk(withoutDnsClusterHostNames(doc), (n) => {
+    const sa = n.socket_address;
+    if (isNode(sa) && !isLoopback(String(sa.address))) problems.push(`socket address ${String(sa.address)}:${String(sa.port_value)} is not loopback`);
+    if (isNode(n.dns_cache_config)) {
+      const r = n.dns_cache_config.typed_dns_resolver_config;
+      const cfg = isNode(r) && r.name === CARES && isNode(r.typed_config) ? r.typed_config : undefined;
+      const resolvers = cfg && Array.isArray(cfg.resolvers) ? cfg.resolvers : [];
+      if (!cfg || resolvers.length === 0 || cfg.use_resolvers_as_fallback === true) problems.push(`DNS cache "${String(n.dns_cache_config.name)}" could use the system resolver`);
+    }
+    if (n.dns_resolvers !== undefined || n.dns_resolution_config !== undefined) problems.push("a cluster-level DNS resolver setting is left");
+  });
   const clusters = isNode(doc) && isNode(doc.static_resources) && Array.isArray(doc.static_resources.clusters) ? doc.static_resources.clusters : [];
-  /** The endpoints of DNS clusters with loopback resolvers: host names there are what that DNS resolves. */
-  const resolvedByLoopbackDns = new Set<unknown>();
   for (const c of clusters as unknown[]) {
     if (!isNode(c)) continue;
     const custom = isNode(c.cluster_type) ? c.cluster_type.name : undefined;
-    if (custom === DNS_CLUSTER) {
-      const config = isNode(c.cluster_type) && isNode(c.cluster_type.typed_config) ? c.cluster_type.typed_config : undefined;
-      if (isLoopbackResolver(config?.typed_dns_resolver_config)) resolvedByLoopbackDns.add(c.load_assignment);
-      else problems.push(`DNS cluster "${String(c.name)}" could use the system resolver`);
-    } else if (custom !== undefined ? custom !== DFP_CLUSTER : (c.type ?? "STATIC") !== "STATIC") {
-      problems.push(`cluster "${String(c.name)}" is ${String(custom ?? c.type)}, neither STATIC, the dynamic forward proxy nor a DNS cluster with loopback resolvers`);
-    }
+    if (custom !== undefined ? custom !== DFP_CLUSTER && custom !== DNS_CLUSTER : (c.type ?? "STATIC") !== "STATIC") problems.push(`cluster "${String(c.name)}" is ${String(custom ?? c.type)}, neither STATIC nor the dynamic forward proxy`);
   }
-  const visit = (node: unknown, byName: boolean): void => {
-    if (Array.isArray(node)) {
-      node.forEach((n) => visit(n, byName));
-      return;
-    }
-    if (!isNode(node)) return;
-    const names = byName || resolvedByLoopbackDns.has(node);
-    const sa = node.socket_address;
-    if (isNode(sa)) {
-      const address = String(sa.address);
-      const hostName = !/^[\d.:]+$/.test(address);
-      if (!isLoopback(address) && !(names && hostName)) problems.push(`socket address ${address}:${String(sa.port_value)} is not loopback`);
-    }
-    if (isNode(node.dns_cache_config)) {
-      const r = node.dns_cache_config.typed_dns_resolver_config;
-      const cfg = isNode(r) && r.name === CARES && isNode(r.typed_config) ? r.typed_config : undefined;
-      const resolvers = cfg && Array.isArray(cfg.resolvers) ? cfg.resolvers : [];
-      if (!cfg || resolvers.length === 0 || cfg.use_resolvers_as_fallback === true) problems.push(`DNS cache "${String(node.dns_cache_config.name)}" could use the system resolver`);
-    }
-    if (node.dns_resolvers !== undefined || node.dns_resolution_config !== undefined) problems.push("a cluster-level DNS resolver setting is left");
-    for (const v of Object.values(node)) visit(v, names);
-  };
-  visit(doc, false);
   if (isNode(doc) && (doc.dynamic_resources !== undefined || doc.cluster_manager !== undefined)) problems.push("dynamic_resources/cluster_manager would contact a control plane");
   if (problems.length > 0) throw new Error(`the e2e Envoy config could reach beyond loopback:\n  ${problems.join("\n  ")}`);
+}
+
+/** DNS clusters (the shared-service countersign cluster) that could ask the system's resolver. */
+function dnsClusterProblems(doc: unknown): string[] {
+  const clusters = isNode(doc) && isNode(doc.static_resources) && Array.isArray(doc.static_resources.clusters) ? doc.static_resources.clusters : [];
+  return (clusters as unknown[]).flatMap((c) => {
+    if (!isNode(c) || !isNode(c.cluster_type) || c.cluster_type.name !== DNS_CLUSTER) return [];
+    const config = isNode(c.cluster_type.typed_config) ? c.cluster_type.typed_config : undefined;
+    return isLoopbackResolver(config?.typed_dns_resolver_config) ? [] : [`DNS cluster "${String(c.name)}" could use the system resolver`];
+  });
+}
+
+/**
+ * A copy of `doc` without the host names the DNS clusters resolve (dnsClusterProblems judges their
+ * resolvers): what is left of their endpoints, IP addresses, must still be loopback.
+ */
+function withoutDnsClusterHostNames(doc: unknown): unknown {
+  const copy = JSON.parse(JSON.stringify(doc ?? null)) as unknown;
+  const clusters = isNode(copy) && isNode(copy.static_resources) && Array.isArray(copy.static_resources.clusters) ? copy.static_resources.clusters : [];
+  for (const c of clusters as unknown[]) {
+    if (!isNode(c) || !isNode(c.cluster_type) || c.cluster_type.name !== DNS_CLUSTER) continue;
+    walk(c.load_assignment, (n) => {
+      if (isNode(n.socket_address) && !/^[\d.:]+$/.test(String(n.socket_address.address))) delete n.socket_address;
+    });
+  }
+  return copy;
 }
 
 /** Where scripts/install-envoy.sh puts the pinned Envoy. */
