@@ -10,7 +10,9 @@
  *   - one from another CA: countersign refuses the handshake, Envoy fails closed with 502
  *     SigningUnavailable, nothing reaches AWS and countersign decides nothing; when the Secret is
  *     renewed with a trusted certificate, Envoy (not restarted) signs again;
- *   - a server certificate from the trusted CA but for another name: Envoy refuses it (SAN check).
+ *   - a server certificate from the trusted CA but for another name: Envoy refuses it (SAN check);
+ *   - Envoy checking countersign against another CA: refused (502, nothing sent); when the Secret's
+ *     ca.crt is renewed with the right CA, the same Envoy signs.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,6 +37,8 @@ interface Pki {
   readonly stranger: PemFiles;
   /** A server certificate from the trusted CA for a name that is not the Service's. */
   readonly otherServer: PemFiles;
+  /** A CA that signed neither side. */
+  readonly strangerCa: OpensslCa;
 }
 
 let pki: Pki;
@@ -48,17 +52,38 @@ beforeAll(() => {
     envoy: opensslLeaf(dir, grpcCa, "envoy", { clientAuth: true }),
     stranger: opensslLeaf(dir, strangerCa, "stranger", { clientAuth: true }),
     otherServer: opensslLeaf(dir, grpcCa, "other-server", { dnsNames: ["other.countersign.svc"] }),
+    strangerCa,
   };
 });
 
-/** The shared-service stack: countersign's certificate `server`, Envoy presenting `client`. */
-function tls(server: PemFiles, client: PemFiles): SharedServiceTls {
+/** The shared-service stack: countersign's certificate `server`, Envoy presenting `client` and checking countersign against `envoyCa`. */
+function tls(server: PemFiles, client: PemFiles, envoyCa: OpensslCa = pki.grpcCa): SharedServiceTls {
   return {
     serverCertFile: server.certFile,
     serverKeyFile: server.keyFile,
     clientCaFile: pki.grpcCa.certFile,
-    envoyClient: { certPem: client.certPem, keyPem: client.keyPem, caPem: pki.grpcCa.certPem },
+    envoyClient: { certPem: client.certPem, keyPem: client.keyPem, caPem: envoyCa.certPem },
   };
+}
+
+/** Renews the grpc-client Secret the kubelet's way (one ..data swap) with the trusted client certificate and CA. */
+function renewGrpcClientSecret(stack: Stack): void {
+  const dir = stack.envoy?.grpcClientDir;
+  if (dir === undefined) throw new Error("the shared-service stack has no grpc-client folder");
+  updateSecretVolume(dir, { "tls.crt": pki.envoy.certPem, "tls.key": pki.envoy.keyPem, "ca.crt": pki.grpcCa.certPem });
+}
+
+/** Polls GetObject until AWS answers (404: no such bucket), i.e. until Envoy signs through countersign again. */
+function untilSigned(stack: Stack, what: string): Promise<{ status: number | undefined; code: string; message: string }> {
+  return untilPasses(
+    async () => {
+      const r = await getObject(stack, "shared/absent.txt");
+      expect(r.status).toBe(404);
+      return r;
+    },
+    what,
+    { timeoutMs: 30_000, everyMs: 250 },
+  );
 }
 
 const decisions = (stack: Stack): number => stack.serve.logRecords().filter((r) => r.msg === "signed" || r.msg === "refused").length;
@@ -120,20 +145,10 @@ describe("Envoy with a client certificate from a CA the shared countersign does 
     expect(stats?.["cluster.countersign.upstream_cx_connect_fail"] ?? 0).toBeGreaterThanOrEqual(1);
 
     // The kubelet's ..data swap of the grpc-client Secret: Envoy re-reads the files (watched_directory).
-    const envoyPid = stack.envoy?.pid;
-    const dir = stack.envoy?.grpcClientDir;
-    if (dir === undefined) throw new Error("the shared-service stack has no grpc-client folder");
-    updateSecretVolume(dir, { "tls.crt": pki.envoy.certPem, "tls.key": pki.envoy.keyPem, "ca.crt": pki.grpcCa.certPem });
     // Until Envoy has the new certificate, each try is refused the same way (and reaches nothing).
-    const renewed = await untilPasses(
-      async () => {
-        const r = await getObject(stack, "shared/absent.txt");
-        expect(r.status).toBe(404);
-        return r;
-      },
-      "Envoy to present the renewed client certificate",
-      { timeoutMs: 30_000, everyMs: 250 },
-    );
+    const envoyPid = stack.envoy?.pid;
+    renewGrpcClientSecret(stack);
+    const renewed = await untilSigned(stack, "Envoy to present the renewed client certificate");
     expect(renewed.code).toBe("NoSuchBucket");
     expect(stack.envoy?.pid).toBe(envoyPid);
     expect(stack.fake.requests.map((r) => ({ host: r.host, verified: r.verified, accessKeyId: r.accessKeyId }))).toEqual([{ host: HOST, verified: true, accessKeyId: REAL.accessKeyId }]);
@@ -155,5 +170,28 @@ describe("countersign presenting a certificate from the trusted CA for another n
     expect(decisions(stack)).toBe(0);
     const stats = await stack.envoy?.stats();
     expect(stats?.["cluster.countersign.ssl.fail_verify_san"]).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("Envoy checking the shared countersign against a CA that did not sign its certificate", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ logLevel: "info", sharedService: tls(pki.server, pki.envoy, pki.strangerCa) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("refuses countersign's certificate: 502 SigningUnavailable, nothing sent to AWS; after the Secret's ca.crt is renewed, the same Envoy signs", async () => {
+    expect(await getObject(stack, "shared/absent.txt")).toMatchObject({ status: 502, code: "SigningUnavailable" });
+    expect(stack.fake.requests).toEqual([]);
+    expect(decisions(stack)).toBe(0);
+    expect((await stack.envoy?.stats())?.["cluster.countersign.ssl.fail_verify_error"]).toBeGreaterThanOrEqual(1);
+
+    const envoyPid = stack.envoy?.pid;
+    renewGrpcClientSecret(stack);
+    expect((await untilSigned(stack, "Envoy to trust the renewed CA bundle")).code).toBe("NoSuchBucket");
+    expect(stack.envoy?.pid).toBe(envoyPid);
+    expect(stack.fake.requests.map((r) => ({ host: r.host, verified: r.verified, accessKeyId: r.accessKeyId }))).toEqual([{ host: HOST, verified: true, accessKeyId: REAL.accessKeyId }]);
   });
 });
