@@ -24,6 +24,8 @@ export interface OpensslCa extends PemFiles {
 export interface LeafOptions {
   /** DNS names of a server certificate (extendedKeyUsage serverAuth). */
   readonly dnsNames?: readonly string[];
+  /** IP addresses of a server certificate, beside its DNS names. */
+  readonly ipAddresses?: readonly string[];
   /** A client certificate (extendedKeyUsage clientAuth). */
   readonly clientAuth?: boolean;
 }
@@ -46,9 +48,10 @@ export function opensslCa(dir: string, name: string): OpensslCa {
 
 /** A certificate `name` in `dir` (name.crt, name.key) issued by `ca`. */
 export function opensslLeaf(dir: string, ca: OpensslCa, name: string, opts: LeafOptions): PemFiles {
+  const names = [...(opts.dnsNames ?? []).map((n) => `DNS:${n}`), ...(opts.ipAddresses ?? []).map((a) => `IP:${a}`)];
   const ext = [
-    ...(opts.dnsNames && opts.dnsNames.length > 0 ? [`subjectAltName=${opts.dnsNames.map((n) => `DNS:${n}`).join(",")}`] : []),
-    `extendedKeyUsage=${[...(opts.dnsNames ? ["serverAuth"] : []), ...(opts.clientAuth ? ["clientAuth"] : [])].join(",")}`,
+    ...(names.length > 0 ? [`subjectAltName=${names.join(",")}`] : []),
+    `extendedKeyUsage=${[...(names.length > 0 ? ["serverAuth"] : []), ...(opts.clientAuth ? ["clientAuth"] : [])].join(",")}`,
   ];
   openssl(dir, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
   writeFileSync(join(dir, `${name}.ext`), `${ext.join("\n")}\n`);
