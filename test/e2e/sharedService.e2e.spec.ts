@@ -14,7 +14,7 @@
  *   - Envoy checking countersign against another CA: refused (502, nothing sent); when the Secret's
  *     ca.crt is renewed with the right CA, the same Envoy signs.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
@@ -42,8 +42,10 @@ interface Pki {
 }
 
 let pki: Pki;
+let pkiDir = "";
 beforeAll(() => {
   const dir = mkdtempSync(join(tmpdir(), "countersign-shared-pki-"));
+  pkiDir = dir;
   const grpcCa = opensslCa(dir, "grpc-ca");
   const strangerCa = opensslCa(dir, "stranger-ca");
   pki = {
@@ -54,6 +56,10 @@ beforeAll(() => {
     otherServer: opensslLeaf(dir, grpcCa, "other-server", { dnsNames: ["other.countersign.svc"] }),
     strangerCa,
   };
+});
+
+afterAll(() => {
+  if (pkiDir !== "") rmSync(pkiDir, { recursive: true, force: true });
 });
 
 /** The shared-service stack: countersign's certificate `server`, Envoy presenting `client` and checking countersign against `envoyCa`. */
