@@ -8,7 +8,9 @@
 import { readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { loadAll } from "js-yaml";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate } from "../envoy-config/envoyValidate.js";
+import { envoyProblems, formatProblems } from "../envoy-config/validateBootstrap.js";
 import { findAll } from "./envoyFacts.js";
 import { type Doc, isDoc, loadYamlDocs, repoPath } from "./kustomize.js";
 import { kubectlBinary, runTool } from "./tools.js";
@@ -57,6 +59,24 @@ describe("k8s/shared-service/client", () => {
     const config = flagValue(envoy, "--config-path") ?? "";
     expect(config).toBe("/etc/envoy/envoy-shared-service.yaml");
     expect(mountAt(pod, envoy, dirname(config))?.volume.configMap?.name).toBe(metadataOf(configMap as Doc).name);
+  });
+
+  describe("the pinned Envoy", () => {
+    let files: EnvoyTestFiles;
+    beforeAll(async () => {
+      files = await createEnvoyTestFiles();
+    });
+    afterAll(() => files.remove());
+
+    it("accepts the ConfigMap's envoy-shared-service.yaml with the container's own arguments, without a warning", () => {
+      const data = (configMap?.["data"] ?? {}) as Record<string, string>;
+      const args = [...(envoy.args ?? [])];
+      const at = args.indexOf("--config-path");
+      expect(at).toBeGreaterThanOrEqual(0);
+      args.splice(at, 2);
+      const problems = envoyProblems(envoyValidate(data["envoy-shared-service.yaml"] ?? "", files, args));
+      expect(problems, formatProblems(problems)).toEqual([]);
+    });
   });
 
   it("mounts every file the bootstrap and its SDS files name, read-only, from the volume that holds it", () => {
