@@ -6,7 +6,8 @@
  * --tls-client-ca. Certificates come from openssl (test/support/opensslPki.ts).
  *
  *   - a client certificate from the CA countersign trusts: a JS SDK request is signed with the real
- *     key and reaches the fake AWS;
+ *     key and reaches the fake AWS; when the Secret is renewed, Envoy loads the new certificate
+ *     without a restart and the HTTP/2 connection open to countersign keeps signing;
  *   - one from another CA: countersign refuses the handshake, Envoy fails closed with 502
  *     SigningUnavailable, nothing reaches AWS and countersign decides nothing; when the Secret is
  *     renewed with a trusted certificate, Envoy (not restarted) signs again;
@@ -14,6 +15,7 @@
  *   - Envoy checking countersign against another CA: refused (502, nothing sent); when the Secret's
  *     ca.crt is renewed with the right CA, the same Envoy signs.
  */
+import { X509Certificate } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +41,8 @@ interface Pki {
   readonly otherServer: PemFiles;
   /** A CA that signed neither side. */
   readonly strangerCa: OpensslCa;
+  /** The trusted CA's next client certificate for Envoy (a renewal). */
+  readonly renewedEnvoy: PemFiles;
 }
 
 let pki: Pki;
@@ -55,6 +59,7 @@ beforeAll(() => {
     stranger: opensslLeaf(dir, strangerCa, "stranger", { clientAuth: true }),
     otherServer: opensslLeaf(dir, grpcCa, "other-server", { dnsNames: ["other.countersign.svc"] }),
     strangerCa,
+    renewedEnvoy: opensslLeaf(dir, grpcCa, "envoy-renewed", { clientAuth: true }),
   };
 });
 
@@ -72,11 +77,26 @@ function tls(server: PemFiles, client: PemFiles, envoyCa: OpensslCa = pki.grpcCa
   };
 }
 
-/** Renews the grpc-client Secret the kubelet's way (one ..data swap) with the trusted client certificate and CA. */
-function renewGrpcClientSecret(stack: Stack): void {
+/** Renews the grpc-client Secret the kubelet's way (one ..data swap) with a trusted client certificate and the CA. */
+function renewGrpcClientSecret(stack: Stack, client: PemFiles = pki.envoy): void {
   const dir = stack.envoy?.grpcClientDir;
   if (dir === undefined) throw new Error("the shared-service stack has no grpc-client folder");
-  updateSecretVolume(dir, { "tls.crt": pki.envoy.certPem, "tls.key": pki.envoy.keyPem, "ca.crt": pki.grpcCa.certPem });
+  updateSecretVolume(dir, { "tls.crt": client.certPem, "tls.key": client.keyPem, "ca.crt": pki.grpcCa.certPem });
+}
+
+/** A certificate's serial number as Envoy's admin /certs writes it (lower-case hex, no leading zeros). */
+function serialOf(files: PemFiles): string {
+  return new X509Certificate(files.certPem).serialNumber.toLowerCase().replace(/^0+/, "");
+}
+
+/**
+ * The serial numbers of the certificates Envoy presents (admin /certs: every TLS context's chain;
+ * SDS-loaded ones show no path, so the listener's certificate is among them too).
+ */
+async function envoyCertSerials(stack: Stack): Promise<string[]> {
+  const res = await fetch(`${stack.envoy?.adminUrl ?? ""}/certs`, { signal: AbortSignal.timeout(5_000) });
+  const body = (await res.json()) as { certificates?: { cert_chain?: { serial_number?: string }[] }[] };
+  return (body.certificates ?? []).flatMap((c) => c.cert_chain ?? []).map((c) => (c.serial_number ?? "").toLowerCase().replace(/^0+/, ""));
 }
 
 /** Polls GetObject until AWS answers (404: no such bucket), i.e. until Envoy signs through countersign again. */
@@ -128,6 +148,31 @@ describe("Envoy with a client certificate the shared countersign trusts", () => 
     expect(stats?.["cluster.countersign.ssl.handshake"]).toBeGreaterThanOrEqual(1);
     expect(stats?.["cluster.countersign.ssl.connection_error"] ?? 0).toBe(0);
     expect(stats?.["cluster.countersign.membership_healthy"]).toBe(1);
+  });
+
+  it("takes a renewed client certificate without a restart, and the connection open to countersign keeps signing across the renewal", async () => {
+    const before = await stack.envoy?.stats();
+    expect(await envoyCertSerials(stack)).toContain(serialOf(pki.envoy));
+    expect(await envoyCertSerials(stack)).not.toContain(serialOf(pki.renewedEnvoy));
+    const envoyPid = stack.envoy?.pid;
+    renewGrpcClientSecret(stack, pki.renewedEnvoy);
+    await untilPasses(
+      async () => {
+        const serials = await envoyCertSerials(stack);
+        expect(serials).toContain(serialOf(pki.renewedEnvoy));
+        expect(serials).not.toContain(serialOf(pki.envoy));
+      },
+      "Envoy to load the renewed client certificate",
+      { timeoutMs: 30_000, everyMs: 250 },
+    );
+
+    expect(await getObject(stack, "shared/hello.txt")).toEqual({ status: 200, code: "ok", message: "through the shared service" });
+    const after = await stack.envoy?.stats();
+    // The same HTTP/2 connection to countersign: no new one was opened, none was closed.
+    expect(after?.["cluster.countersign.upstream_cx_total"]).toBe(before?.["cluster.countersign.upstream_cx_total"]);
+    expect(after?.["cluster.countersign.upstream_cx_active"]).toBe(1);
+    expect(stack.envoy?.pid).toBe(envoyPid);
+    expect(stack.fake.requests.at(-1)).toMatchObject({ host: HOST, method: "GET", verified: true, accessKeyId: REAL.accessKeyId });
   });
 });
 
