@@ -6,7 +6,7 @@
  */
 import { accessSync, constants, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { repoPath } from "./kustomize.js";
+import { repoPath } from "./repoPath.js";
 
 export const TOOL_VERSIONS_FILE = repoPath("scripts", "tool-versions.env");
 
