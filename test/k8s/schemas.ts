@@ -1,7 +1,7 @@
 /**
  * Validates Kubernetes objects against the Kubernetes API's schemas and the released CRDs' schemas,
  * unknown fields rejected, with the pinned validator (test/k8s/validate_objects.py run by the
- * .tools/venv Python, scripts/install-k8s-validators.sh).
+ * .tools/venv Python, scripts/install-validators.sh).
  */
 import type { Doc } from "./kustomize.js";
 import { repoPath } from "./repoPath.js";

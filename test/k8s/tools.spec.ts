@@ -5,9 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { readmeSection } from "../support/readmeSection.js";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import {
-  CRD_DIR,
   CRD_VERSIONS,
   JSONSCHEMA_VERSION,
   K8S_SCHEMA_VERSION,
@@ -20,6 +18,9 @@ import {
   readToolVersions,
   runTool,
   validatorPython,
+  VALIDATORS_STAMP,
+  HADOLINT_VERSION,
+  hadolintBinary,
 } from "./tools.js";
 
 const readmeTestingSection = (): string => readmeSection("Testing");
@@ -45,8 +46,14 @@ describe("the tool pins (scripts/tool-versions.env)", () => {
     const r = runTool(validatorPython(), ["-c", 'from importlib.metadata import version; print(version("kubernetes-validate"), version("jsonschema"))']);
     expect(r.status, r.transcript).toBe(0);
     expect(r.stdout.trim()).toBe(`${KUBERNETES_VALIDATE_VERSION} ${JSONSCHEMA_VERSION}`);
-    const installed = readFileSync(join(CRD_DIR, "VERSIONS"), "utf8");
+    const installed = readFileSync(VALIDATORS_STAMP, "utf8");
     for (const [project, version] of Object.entries(CRD_VERSIONS)) expect(installed.split(" ")).toContain(`${project}@${version}`);
+  });
+
+  it("is the version of hadolint in .tools/venv", () => {
+    const r = runTool(hadolintBinary(), ["--version"]);
+    expect(r.status, r.transcript).toBe(0);
+    expect(r.stdout.trim()).toBe(`Haskell Dockerfile Linter ${HADOLINT_VERSION}`);
   });
 
   it("are the versions of kubectl (and its built-in kustomize) in .tools/bin", () => {
@@ -61,18 +68,20 @@ describe("the tool pins (scripts/tool-versions.env)", () => {
     expect(`${r.stdout}${r.stderr}`.split("\n")[0]).toMatch(new RegExp(`^promtool, version ${PROMTOOL_VERSION.replace(/\./g, "\\.")}[+ ]`));
   });
 
-  it("are the kubectl, promtool, kubernetes-validate and CRD versions the README's Testing section names", () => {
+  it("are the kubectl, promtool, kubernetes-validate, hadolint and CRD versions the README's Testing section names", () => {
     const section = readmeTestingSection();
     const kubectl = [...section.matchAll(/\bkubectl (v\d+\.\d+\.\d+)/g)].map((m) => m[1]);
     const kustomize = [...section.matchAll(/\bkustomize (v\d+\.\d+\.\d+)/g)].map((m) => m[1]);
     const promtool = [...section.matchAll(/\bpromtool (\d+\.\d+\.\d+)/g)].map((m) => m[1]);
     const validate = [...section.matchAll(/\bkubernetes-validate (\d+\.\d+\.\d+)/g)].map((m) => m[1]);
+    const hadolint = [...section.matchAll(/\bhadolint (\d+\.\d+\.\d+)/g)].map((m) => m[1]);
     const crds = [...section.matchAll(/\b(prometheus-operator|cert-manager|trust-manager)\s+(v\d+\.\d+\.\d+)/g)].map((m) => `${m[1]} ${m[2]}`);
-    expect({ kubectl, kustomize, promtool, validate, crds }).toEqual({
+    expect({ kubectl, kustomize, promtool, validate, hadolint, crds }).toEqual({
       kubectl: [KUBECTL_VERSION],
       kustomize: [KUSTOMIZE_VERSION],
       promtool: [PROMTOOL_VERSION],
       validate: [KUBERNETES_VALIDATE_VERSION],
+      hadolint: [HADOLINT_VERSION],
       crds: Object.entries(CRD_VERSIONS).map(([project, version]) => `${project} ${version}`),
     });
     expect(section).toContain("scripts/tool-versions.env");

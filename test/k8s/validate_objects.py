@@ -1,5 +1,5 @@
 """Validates Kubernetes objects against schemas, rejecting unknown fields. Run by test/k8s/schemas.ts
-with the .tools/venv interpreter (scripts/install-k8s-validators.sh).
+with the .tools/venv interpreter (scripts/install-validators.sh).
 
     validate_objects.py KUBERNETES_VERSION CRD_DIR < objects.json > results.json
 
