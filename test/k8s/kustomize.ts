@@ -4,8 +4,8 @@
  * build does not keep, such as the file a generated ConfigMap key was read from, the tests check
  * through what it does keep: the ConfigMap's data, compared with the file.
  */
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { loadAll } from "js-yaml";
 import { repoPath } from "./repoPath.js";
 import { kubectlBinary, runTool } from "./tools.js";
@@ -31,6 +31,15 @@ export function parseYamlDocs(text: string, filename: string): Doc[] {
 
 export function loadYamlDocs(path: string): Doc[] {
   return parseYamlDocs(readFileSync(path, "utf8"), path);
+}
+
+/** Every .yaml/.yml file under `dir`, recursively. */
+export function yamlFilesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return yamlFilesUnder(path);
+    return /\.ya?ml$/.test(entry.name) ? [path] : [];
+  });
 }
 
 /** An overlay (or any kustomization) as `kubectl kustomize` builds it. */

@@ -7,8 +7,8 @@
  * Every object is read from the real build of its overlay by the pinned kubectl's kustomize
  * (make test installs it); generated ConfigMaps are checked by their data against the source files.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { basename, dirname, join, relative } from "node:path";
+import { readFileSync } from "node:fs";
+import { basename, dirname, relative } from "node:path";
 import { load } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPolicyFile, matchEndpoint } from "../../src/policy/index.js";
@@ -27,7 +27,7 @@ import {
   sdsSecretFiles,
   tlsCertificateFiles,
 } from "./envoyFacts.js";
-import { assemble, type Built, configMapNamed, findGeneratedConfigMap, generatedConfigMap, isDoc, loadYamlDocs, repoPath } from "./kustomize.js";
+import { assemble, type Built, configMapNamed, findGeneratedConfigMap, generatedConfigMap, isDoc, loadYamlDocs, repoPath, yamlFilesUnder } from "./kustomize.js";
 import {
   allContainers,
   type Container,
@@ -64,14 +64,6 @@ const countersignIn: Record<(typeof OVERLAYS)[number], { template: PodTemplate; 
 };
 const envoy = containerNamed(sidecarPod, "envoy");
 const workload = containerNamed(sidecarPod, "workload");
-
-function yamlFilesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return yamlFilesUnder(path);
-    return /\.ya?ml$/.test(entry.name) ? [path] : [];
-  });
-}
 
 /**
  * The ConfigMap mounted at the directory of `file` in the build, and what the container reads at

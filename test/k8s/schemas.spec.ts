@@ -6,23 +6,14 @@
  * of the pinned Kubernetes version, custom resources with the openAPIV3Schema of the pinned released
  * CRDs of prometheus-operator, cert-manager and trust-manager (test/k8s/validate_objects.py).
  */
-import { readdirSync } from "node:fs";
-import { join, relative } from "node:path";
+import { relative } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { assemble, type Doc, isDoc, loadYamlDocs, repoPath } from "./kustomize.js";
+import { assemble, type Doc, isDoc, loadYamlDocs, repoPath, yamlFilesUnder } from "./kustomize.js";
 import { schemaProblems, type SchemaResult, validateObjects } from "./schemas.js";
 import { K8S_SCHEMA_VERSION } from "./tools.js";
 import { findOne, metadataOf } from "./workloads.js";
 
 const OVERLAYS = ["sidecar", "shared-service"] as const;
-
-function yamlFilesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return yamlFilesUnder(path);
-    return /\.ya?ml$/.test(entry.name) ? [path] : [];
-  });
-}
 
 const builtObjects = OVERLAYS.flatMap((overlay) =>
   assemble(repoPath("k8s", overlay)).resources.map((object) => ({ where: `kubectl kustomize k8s/${overlay}: ${String(object["kind"])}/${metadataOf(object).name}`, object })),
