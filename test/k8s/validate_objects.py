@@ -31,17 +31,31 @@ from referencing.jsonschema import DRAFT202012
 OBJECT_META = "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
-def closed(schema):
-    """A copy of an OpenAPI v3 structural schema in which objects accept only the fields it lists."""
-    if isinstance(schema, list):
-        return [closed(s) for s in schema]
+JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
+
+
+def closed(schema, in_junctor=False):
+    """A copy of an OpenAPI v3 structural schema in which objects accept only the fields it lists.
+
+    Schemas under allOf/anyOf/oneOf/not only add value checks to the structure beside them (a
+    structural schema declares every field outside them), so they are left open.
+    """
     if not isinstance(schema, dict):
         return schema
-    out = {k: closed(v) for k, v in schema.items()}
+    out = {}
+    for key, value in schema.items():
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: closed(sub, in_junctor) for name, sub in value.items()}
+        elif key in JUNCTORS:
+            out[key] = [closed(s, True) for s in value] if isinstance(value, list) else closed(value, True)
+        elif key in ("items", "additionalProperties"):
+            out[key] = closed(value, in_junctor)
+        else:
+            out[key] = value
     if out.get("nullable") is True and isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
     is_object = out.get("type") in ("object", ["object", "null"]) or "properties" in out
-    if is_object and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    if is_object and not in_junctor and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
         out["additionalProperties"] = False
     return out
 
