@@ -3,8 +3,8 @@
  * GET /stats/prometheus on envoy_stats, the pod-reachable port, of real Envoy running the shipped
  * envoy.yaml. Each failure is produced for real and the exact series it moves is named, with its
  * labels: a countersign too slow (504, ext_proc message timeout), a refusal with 413, an upstream
- * whose certificate does not match (TLS failure), a host DNS does not know, and countersign gone
- * (502, ext_proc stream failure).
+ * whose certificate does not match (TLS failure), a host DNS does not know, the resolver gone, and
+ * countersign gone (502, ext_proc stream failure).
  */
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -96,6 +96,7 @@ const M = {
   sslConnectionError: 'envoy_cluster_ssl_connection_error{envoy_cluster_name="aws_upstream"}',
   connectFail: (cluster: string) => `envoy_cluster_upstream_cx_connect_fail{envoy_cluster_name="${cluster}"}`,
   caresNotFound: "envoy_dns_cares_not_found{}",
+  caresGetAddrFailure: "envoy_dns_cares_get_addr_failure{}",
   dnsQuerySuccess: "envoy_dns_cache_aws_dns_cache_dns_query_success{}",
   dnsQueryFailure: "envoy_dns_cache_aws_dns_cache_dns_query_failure{}",
   dnsQueryTimeout: "envoy_dns_cache_aws_dns_cache_dns_query_timeout{}",
@@ -107,7 +108,7 @@ describe("Envoy's own metrics, scraped from envoy_stats (:9902 in a pod) like Pr
     for (const hcm of [TLS_DECAP, PLAIN_SIGN]) {
       for (const name of [M.messageTimeouts(hcm), M.streamsFailed(hcm), M.immediateResponses(hcm), M.rqClass(4, hcm), M.rqClass(5, hcm), M.rqTooLarge(hcm)]) expect(first.has(name), name).toBe(true);
     }
-    for (const name of [M.sslFailVerifySan, M.sslConnectionError, M.connectFail("aws_upstream"), M.connectFail("countersign"), M.caresNotFound, M.dnsQuerySuccess, M.dnsQueryFailure, M.dnsQueryTimeout]) expect(first.has(name), name).toBe(true);
+    for (const name of [M.sslFailVerifySan, M.sslConnectionError, M.connectFail("aws_upstream"), M.connectFail("countersign"), M.caresNotFound, M.caresGetAddrFailure, M.dnsQuerySuccess, M.dnsQueryFailure, M.dnsQueryTimeout]) expect(first.has(name), name).toBe(true);
 
     // 504: countersign frozen past message_timeout.
     let before = await scrape();
@@ -147,6 +148,15 @@ describe("Envoy's own metrics, scraped from envoy_stats (:9902 in a pod) like Pr
     delta = moved(before, await scrape());
     expect(delta).toMatchObject({ [M.caresNotFound]: 2, [M.dnsQuerySuccess]: 1, [M.rqClass(5, PLAIN_SIGN)]: 1 });
     expect(delta).not.toHaveProperty([M.dnsQueryFailure]);
+
+    // The resolver gone: the test DNS server closed, a host not in the DNS cache yet.
+    before = await scrape();
+    await stack.dns.close();
+    const down = await viaHttpProxy("sts.eu-central-1.amazonaws.com", "/?Action=GetCallerIdentity");
+    expect(down.status, down.body).toBe(503);
+    delta = moved(before, await scrape());
+    expect(delta).toMatchObject({ [M.dnsQueryFailure]: 1, [M.caresGetAddrFailure]: 2, [M.rqClass(5, PLAIN_SIGN)]: 1 });
+    expect(delta).not.toHaveProperty([M.dnsQuerySuccess]);
 
     // 502: countersign gone (killed): the stream fails, the connection to it is refused.
     before = await scrape();
