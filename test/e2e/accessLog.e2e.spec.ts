@@ -51,12 +51,9 @@ function envoyOf(s: Stack): NonNullable<Stack["envoy"]> {
   return s.envoy;
 }
 
-/**
- * Envoy's access log line for `requestId` on `listener`. Envoy writes access logs from a buffer
- * it flushes every 10 s (--file-flush-interval-msec), so a line can take that long to appear.
- */
+/** Envoy's access log line for `requestId` on `listener` (stdout arrives asynchronously). */
 function accessLine(listener: string, requestId: string): Promise<Line> {
-  return eventually(() => envoyOf(stack).accessLog().find((l) => l["listener"] === listener && l["request_id"] === requestId), `Envoy's ${listener} access log line for request ${requestId}`, { timeoutMs: 30_000 });
+  return eventually(async () => (await envoyOf(stack).accessLog()).find((l) => l["listener"] === listener && l["request_id"] === requestId), `Envoy's ${listener} access log line for request ${requestId}`, { timeoutMs: 30_000, everyMs: 200 });
 }
 
 describe("Envoy's JSON access log and countersign's decision log name the same request id", () => {
@@ -135,7 +132,7 @@ describe("Envoy's JSON access log and countersign's decision log name the same r
   });
 
   it("every line Envoy wrote to stdout is a JSON access log line with the same fields, CONNECT tunnels included", async () => {
-    const tunnel = await eventually(() => envoyOf(stack).accessLog().find((l) => l["listener"] === "connect_in" && l["method"] === "CONNECT"), "a connect_in line for a closed CONNECT tunnel", { timeoutMs: 30_000 });
+    const tunnel = await eventually(async () => (await envoyOf(stack).accessLog()).find((l) => l["listener"] === "connect_in" && l["method"] === "CONNECT"), "a connect_in line for a closed CONNECT tunnel", { timeoutMs: 30_000, everyMs: 200 });
     expect(tunnel).toMatchObject({ authority: `${BUCKET_HOST}:443`, upstream_cluster: "tls_decap" });
     const out = envoyOf(stack).output();
     const stdout = out.slice(out.indexOf("--- envoy stdout ---\n") + "--- envoy stdout ---\n".length).split("\n").filter((l) => l !== "");

@@ -44,8 +44,12 @@ export interface RealEnvoy {
   readonly tlsDir: string;
   /** Envoy's last stdout (access log) and stderr lines. */
   output(): string;
-  /** The JSON access log lines among Envoy's last 200 stdout lines, oldest first. */
-  accessLog(): Record<string, unknown>[];
+  /**
+   * The JSON access log lines among Envoy's last 200 stdout lines, oldest first, after asking
+   * Envoy to flush its log buffer (POST /reopen_logs; else lines wait up to 10 s). What was
+   * flushed may still be on its way through the pipe: poll.
+   */
+  accessLog(): Promise<Record<string, unknown>[]>;
   /** Envoy's counters and gauges from the admin API (`/stats?format=json`), by name. */
   stats(): Promise<Record<string, number>>;
   stop(): Promise<void>;
@@ -418,15 +422,17 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
     configFile,
     tlsDir,
     output,
-    accessLog: () =>
-      stdout.complete().flatMap((line) => {
+    accessLog: async () => {
+      await fetch(`${adminUrl}/reopen_logs`, { method: "POST", signal: AbortSignal.timeout(5_000) });
+      return stdout.complete().flatMap((line) => {
         try {
           const v = JSON.parse(line) as unknown;
           return typeof v === "object" && v !== null && !Array.isArray(v) ? [v as Record<string, unknown>] : [];
         } catch {
           return [];
         }
-      }),
+      });
+    },
     stats: async () => {
       const res = await fetch(`${adminUrl}/stats?format=json`, { signal: AbortSignal.timeout(5_000) });
       const body = (await res.json()) as { stats?: Array<{ name?: string; value?: number }> };

@@ -111,12 +111,12 @@ describe("envoy_stats: the only listener reachable from outside the pod", () => 
 
     // The stats listener logs what it refuses (404) and not the probes and scrapes it serves.
     const logged = await eventually(
-      () => {
-        const lines = envoy.accessLog().filter((l) => l["listener"] === "envoy_stats");
+      async () => {
+        const lines = (await envoy.accessLog()).filter((l) => l["listener"] === "envoy_stats");
         return lines.length >= ADMIN_ENDPOINTS.length ? lines : undefined;
       },
-      "envoy_stats' access log lines for the refused requests (flushed every 10 s)",
-      { timeoutMs: 30_000 },
+      "envoy_stats' access log lines for the refused requests",
+      { timeoutMs: 30_000, everyMs: 200 },
     );
     expect(logged.map((l) => [l["method"], l["response_code"]])).toEqual(ADMIN_ENDPOINTS.map(([method]) => [method, 404]));
   });
