@@ -115,6 +115,35 @@ describe("Envoy's JSON access log and countersign's decision log name the same r
     expect(await accessLine("tls_decap", clientId)).toMatchObject({ response_code: 200 });
   });
 
+  it("a presigned URL's X-Amz-* parameters (signature, security token) are not in tls_decap's access log: it logs the path countersign left", async () => {
+    const token = "presigned-session-token-must-not-be-logged";
+    const start = stack.fake.requests.length;
+    const res = await sendHandSigned(stack, {
+      method: "GET",
+      host: BUCKET_HOST,
+      path: "/access-log/presigned",
+      service: "s3",
+      region: "eu-west-1",
+      sign: false,
+      query: {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": "AKIDPLACEHOLDER000/20240101/eu-west-1/s3/aws4_request",
+        "X-Amz-Date": "20240101T000000Z",
+        "X-Amz-Expires": "900",
+        "X-Amz-SignedHeaders": "host",
+        "X-Amz-Security-Token": token,
+        "X-Amz-Signature": "0".repeat(64),
+        "versionId": "v1",
+      },
+    });
+    const [record] = stack.fake.requests.slice(start);
+    if (!record) throw new Error(`nothing reached the fake AWS (${res.status}: ${res.body.slice(0, 300)})`);
+    expect(record.verified).toBe(true);
+    const line = await accessLine("tls_decap", requestIdOf(record));
+    expect(line["path"]).toBe("/access-log/presigned?versionId=v1");
+    expect(JSON.stringify(await envoyOf(stack).accessLog())).not.toContain(token);
+  });
+
   it("endpoint mode: endpoint_in and plain_sign log the same id as countersign and the request AWS received", async () => {
     const start = stack.fake.requests.length;
     const client = endpointS3Client(stack);
