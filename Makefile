@@ -6,8 +6,10 @@ BUILD_STAMP := dist/.built
 ENVOY := .venv/bin/envoy
 # Real kubectl (kustomize built in), pinned in scripts/tool-versions.env, in .tools/bin (scripts/install-kubectl.sh).
 KUBECTL := .tools/bin/kubectl
+# The Kubernetes schema validator, the released CRDs and hadolint, pinned in scripts/tool-versions.env (scripts/install-validators.sh).
+VALIDATORS := .tools/validators.versions
 
-.PHONY: help setup system-deps envoy kubectl build test lint run demo bench fuzz soak clean
+.PHONY: help setup system-deps envoy kubectl validators build test lint run demo bench fuzz soak clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,6 +30,12 @@ $(KUBECTL): scripts/tool-versions.env scripts/install-kubectl.sh
 
 kubectl: $(KUBECTL) ## install the pinned kubectl (scripts/tool-versions.env) into .tools/bin
 
+$(VALIDATORS): scripts/tool-versions.env scripts/install-validators.sh
+	@bash scripts/install-validators.sh
+	@touch $@
+
+validators: $(VALIDATORS) ## install the pinned Kubernetes schema validator, CRDs and hadolint (scripts/tool-versions.env) into .tools
+
 setup: $(NODE_MODULES) $(ENVOY) build ## install dependencies (npm, Envoy) and build
 
 build: $(NODE_MODULES) ## compile TypeScript (generates proto types first)
@@ -42,7 +50,7 @@ lint: $(NODE_MODULES) ## eslint + type-check (src and tests)
 system-deps: ## boto3, the AWS CLI and promtool from Debian, for the tests (fails, saying why, when it cannot)
 	@bash scripts/install-system-deps.sh
 
-test: system-deps $(ENVOY) $(KUBECTL) build lint ## unit, integration and end-to-end tests (the README's test command)
+test: system-deps $(ENVOY) $(KUBECTL) $(VALIDATORS) build lint ## unit, integration and end-to-end tests (the README's test command)
 	npx vitest run
 
 run: build ## serve with policies/aws.yaml (set COUNTERSIGN_AWS_* first)

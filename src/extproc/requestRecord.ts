@@ -10,6 +10,13 @@ import type { PlanFacts } from "./plan.js";
 
 let requestCounter = 0;
 
+/**
+ * The longest request id kept. Envoy's own are 36-character UUIDs, but the workload may send its
+ * own x-request-id (Envoy keeps it): an id is a label for the logs (and the error body's
+ * RequestId), never trusted, never a reason to refuse; a longer one is cut to this many characters.
+ */
+export const MAX_REQUEST_ID_CHARS = 128;
+
 /** A request id for a request that brought none (no x-request-id, or no readable head). */
 export function newRequestId(): string {
   return `countersign-${process.pid}-${++requestCounter}`;
@@ -38,9 +45,10 @@ export class RequestRecord {
     return this.id;
   }
 
-  /** The request's head was read. */
+  /** The request's head was read; `requestId` is its x-request-id, if any. */
   identify(requestId: string | undefined, method: string): void {
-    this.id = requestId ?? newRequestId();
+    if (requestId === undefined || requestId === "") this.id = newRequestId();
+    else this.id = requestId.length <= MAX_REQUEST_ID_CHARS ? requestId : Array.from(requestId).slice(0, MAX_REQUEST_ID_CHARS).join("");
     this.method = method;
   }
 

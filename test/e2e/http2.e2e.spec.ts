@@ -55,11 +55,10 @@ async function counters(): Promise<Record<string, number>> {
   return stack.envoy.stats();
 }
 
-/** Envoy's stdout so far, access log included: POST /reopen_logs flushes it (else it waits up to 10 s). */
-async function accessLog(): Promise<string> {
+/** Envoy's JSON access log lines so far (flushed first: see RealEnvoy.accessLog). */
+async function accessLog(): Promise<Record<string, unknown>[]> {
   if (!stack.envoy) throw new Error("these tests need real Envoy");
-  await fetch(`${stack.envoy.adminUrl}/reopen_logs`, { method: "POST", signal: AbortSignal.timeout(5_000) });
-  return stack.envoy.output();
+  return stack.envoy.accessLog();
 }
 
 /** How much each named counter grew between two snapshots. */
@@ -154,7 +153,9 @@ describe("the JS SDK's NodeHttp2Handler through real Envoy", () => {
       "http.tls_decap.downstream_rq_http1_total": 0,
     });
     // tls_decap's access log names the protocol of each request.
-    await expect.poll(accessLog, { timeout: 15_000, interval: 200 }).toMatch(/"POST \/model\/[^ "]+\/invoke HTTP\/2"/);
+    const invoke = async (): Promise<Record<string, unknown> | undefined> =>
+      (await accessLog()).find((l) => l["listener"] === "tls_decap" && l["method"] === "POST" && /^\/model\/[^ ]+\/invoke$/.test(String(l["path"])));
+    await expect.poll(invoke, { timeout: 15_000, interval: 200 }).toMatchObject({ protocol: "HTTP/2", response_code: 200 });
   });
 
   it("proxy mode over h2: a host outside the policy gets countersign's 403 on the HTTP/2 stream, and nothing reaches AWS", async () => {

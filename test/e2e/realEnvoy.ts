@@ -2,8 +2,11 @@
  * Real Envoy for the end-to-end suite, `make demo` and `make soak`: the pinned Envoy from
  * .venv/bin/envoy (scripts/install-envoy.sh) run with the shipped envoy/envoy.yaml, changed only
  * where a loopback test must change it (`envoyE2eConfig`, pure and unit-tested):
- *   - ports: admin (port 0, read back through --admin-address-path) and the two listeners bind
- *     127.0.0.1;
+ *   - ports: every listener with a socket (connect_in, endpoint_in, envoy_stats) gets a free port
+ *     and keeps the address it is shipped with (the signing listeners 127.0.0.1, envoy_stats
+ *     0.0.0.0: test/security/openProxy.e2e.spec.ts connects to them from another network
+ *     namespace); the admin API gets a free port on 127.0.0.1, and the clusters that lead to it
+ *     (envoy_stats' envoy_admin) follow it;
  *   - certificate paths: every file under /etc/countersign/tls/ becomes the test's copy, and the
  *     SDS secret file under /etc/envoy/ (envoy/tls-certificate.sds.yaml) the test's copy of it,
  *     naming those files;
@@ -19,12 +22,15 @@
  *   - its countersign cluster keeps the Service's DNS name, SNI and SAN check, and gets the port
  *     of the `countersign serve` under test and a resolver: the test's DNS server on 127.0.0.1
  *     that answers the Service name with that server's loopback address.
- * `assertLoopbackOnly` then refuses the result if anything could reach beyond loopback.
+ * `assertLoopbackOnly` then refuses the result if anything could reach beyond loopback, or if a
+ * listener bound beyond loopback leads anywhere but the admin API's GET /ready and
+ * GET /stats/prometheus.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
+import { exposureProblems, isLoopbackAddress } from "../envoy-config/listenerExposure.js";
 import { writeSecretVolume } from "../support/secretVolume.js";
 import { freePort } from "../support/freePort.js";
 import { REPO } from "../support/startServe.js";
@@ -34,6 +40,8 @@ export interface RealEnvoy {
   readonly pid: number;
   readonly connectPort: number;
   readonly endpointPort: number;
+  /** envoy_stats: GET /ready and GET /stats/prometheus, bound as shipped (0.0.0.0). */
+  readonly statsPort: number;
   readonly adminUrl: string;
   /** The rewritten bootstrap Envoy runs with. */
   readonly configFile: string;
@@ -43,6 +51,12 @@ export interface RealEnvoy {
   readonly grpcClientDir: string | undefined;
   /** Envoy's last stdout (access log) and stderr lines. */
   output(): string;
+  /**
+   * The JSON access log lines among Envoy's last 200 stdout lines, oldest first, after asking
+   * Envoy to flush its log buffer (POST /reopen_logs; else lines wait up to 10 s). What was
+   * flushed may still be on its way through the pipe: poll.
+   */
+  accessLog(): Promise<Record<string, unknown>[]>;
   /** Envoy's counters and gauges from the admin API (`/stats?format=json`), by name. */
   stats(): Promise<Record<string, number>>;
   stop(): Promise<void>;
@@ -51,6 +65,9 @@ export interface RealEnvoy {
 export interface E2eConfigOptions {
   connectPort: number;
   endpointPort: number;
+  statsPort: number;
+  /** The admin API's port on 127.0.0.1 (a real one, not 0: envoy_stats' cluster must name it). */
+  adminPort: number;
   /** host:port of `countersign serve`'s gRPC listener ("127.0.0.1:50051" or "[::1]:50051"). */
   extProcAddress: string;
   /** The folder that stands in for /etc/countersign/tls (the listener certificate and key). */
@@ -82,10 +99,6 @@ const CARES_TYPE = "type.googleapis.com/envoy.extensions.network.dns_resolver.ca
 const DFP_CLUSTER = "envoy.clusters.dynamic_forward_proxy";
 /** The DNS cluster extension (STRICT_DNS / LOGICAL_DNS) of the shared-service bootstrap's countersign cluster. */
 const DNS_CLUSTER = "envoy.clusters.dns";
-
-function isLoopback(address: string): boolean {
-  return address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
-}
 
 function isNode(v: unknown): v is Node {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -124,7 +137,7 @@ function loopbackResolver(port: number): Node {
 function isLoopbackResolver(config: unknown): boolean {
   const cfg = isNode(config) && config.name === CARES && isNode(config.typed_config) ? config.typed_config : undefined;
   const resolvers = cfg && Array.isArray(cfg.resolvers) ? cfg.resolvers : [];
-  return cfg !== undefined && resolvers.length > 0 && cfg.use_resolvers_as_fallback !== true && resolvers.every((r) => isNode(r) && isNode(r.socket_address) && isLoopback(String(r.socket_address.address)));
+  return cfg !== undefined && resolvers.length > 0 && cfg.use_resolvers_as_fallback !== true && resolvers.every((r) => isNode(r) && isNode(r.socket_address) && isLoopbackAddress(String(r.socket_address.address)));
 }
 
 /**
@@ -163,16 +176,20 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
   if (!Array.isArray(statics.listeners) || !Array.isArray(statics.clusters)) throw new Error("envoy.yaml: expected static_resources.listeners and .clusters");
   const [grpcHost, grpcPort] = splitHostPort(opts.extProcAddress);
 
-  doc.admin.address = socketAddress("127.0.0.1", 0);
+  const shippedAdmin = isNode(doc.admin.address) && isNode(doc.admin.address.socket_address) ? doc.admin.address.socket_address : {};
+  doc.admin.address = socketAddress("127.0.0.1", opts.adminPort);
 
-  const ports: Record<string, number> = { connect_in: opts.connectPort, endpoint_in: opts.endpointPort };
+  const ports: Record<string, number> = { connect_in: opts.connectPort, endpoint_in: opts.endpointPort, envoy_stats: opts.statsPort };
   const bound = new Set<string>();
   for (const l of statics.listeners as unknown[]) {
     if (!isNode(l) || !isNode(l.address)) continue; // internal listeners have no address
     const name = String(l.name);
     const port = ports[name];
-    if (port === undefined) throw new Error(`envoy.yaml: listener "${name}" has a socket address this harness does not know; give it a loopback port in test/e2e/realEnvoy.ts`);
-    l.address = socketAddress("127.0.0.1", port);
+    if (port === undefined) throw new Error(`envoy.yaml: listener "${name}" has a socket address this harness does not know; give it a port in test/e2e/realEnvoy.ts`);
+    if (!isNode(l.address.socket_address) || typeof l.address.socket_address.address !== "string") throw new Error(`envoy.yaml: listener "${name}" has no socket_address.address`);
+    if (l.additional_addresses !== undefined) throw new Error(`envoy.yaml: listener "${name}" has additional_addresses, which this harness does not rewrite`);
+    // The port changes; the address stays as shipped, so the tests see what a pod would expose.
+    l.address = socketAddress(l.address.socket_address.address, port);
     bound.add(name);
   }
   for (const name of Object.keys(ports)) if (!bound.has(name)) throw new Error(`envoy.yaml: no listener "${name}"`);
@@ -216,6 +233,11 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
       else c.load_assignment = loadAssignment("countersign", grpcHost, grpcPort);
     }
     if (isNode(c.cluster_type) && c.cluster_type.name === DFP_CLUSTER) upstreams++;
+    // A cluster that leads to the shipped admin address (envoy_stats' envoy_admin) follows the admin API.
+    walk(c.load_assignment, (n) => {
+      const sa = n.socket_address;
+      if (isNode(sa) && sa.address === shippedAdmin.address && sa.port_value === shippedAdmin.port_value) n.socket_address = { address: "127.0.0.1", port_value: opts.adminPort };
+    });
   }
   if (countersign !== 1) throw new Error(`envoy.yaml: expected one "countersign" cluster, found ${countersign}`);
   if (upstreams === 0) throw new Error(`envoy.yaml: no ${DFP_CLUSTER} cluster (the AWS upstream)`);
@@ -225,17 +247,30 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
 }
 
 /**
- * Throws unless the bootstrap can reach loopback only: every socket address is loopback
- * (127.0.0.0/8 or ::1), every DNS cache resolves through c-ares with loopback resolvers only (no
+ * Throws unless the bootstrap can reach loopback only: every socket address but the listeners'
+ * own is loopback (127.0.0.0/8 or ::1); a listener bound beyond loopback leads nowhere but to the
+ * admin API's GET /ready and GET /stats/prometheus (test/envoy-config/listenerExposure.ts); every
+ * DNS cache resolves through c-ares with loopback resolvers only (no
  * fallback to the system's), and every cluster is STATIC or the dynamic forward proxy (which dials
  * what that DNS answers: the test's DNS server hands out loopback addresses only), or a DNS cluster
  * whose resolvers are loopback only (dnsClusterProblems; the host names it resolves are allowed).
  */
 export function assertLoopbackOnly(doc: unknown): void {
-  const problems: string[] = dnsClusterProblems(doc);
-  walk(withoutDnsClusterHostNames(doc), (n) => {
+  const problems: string[] = [...exposureProblems(doc).map((p) => `${p.path}: ${p.message}`), ...dnsClusterProblems(doc)];
+  // The listeners' own addresses were judged just above; everything else must be loopback (but the
+  // host names a DNS cluster resolves through the loopback DNS server: dnsClusterProblems).
+  const withoutBinds = withoutDnsClusterHostNames(doc);
+  if (isNode(withoutBinds) && isNode(withoutBinds.static_resources) && Array.isArray(withoutBinds.static_resources.listeners)) {
+    for (const l of withoutBinds.static_resources.listeners as unknown[]) {
+      if (isNode(l)) {
+        delete l.address;
+        delete l.additional_addresses;
+      }
+    }
+  }
+  walk(withoutBinds, (n) => {
     const sa = n.socket_address;
-    if (isNode(sa) && !isLoopback(String(sa.address))) problems.push(`socket address ${String(sa.address)}:${String(sa.port_value)} is not loopback`);
+    if (isNode(sa) && !isLoopbackAddress(String(sa.address))) problems.push(`socket address ${String(sa.address)}:${String(sa.port_value)} is not loopback`);
     if (isNode(n.dns_cache_config)) {
       const r = n.dns_cache_config.typed_dns_resolver_config;
       const cfg = isNode(r) && r.name === CARES && isNode(r.typed_config) ? r.typed_config : undefined;
@@ -309,6 +344,10 @@ class Tail {
   text(): string {
     return [...this.lines, this.partial].filter((l) => l !== "").join("\n");
   }
+  /** The complete lines kept. */
+  complete(): string[] {
+    return [...this.lines];
+  }
 }
 
 /**
@@ -366,7 +405,9 @@ export interface StartRealEnvoyOptions {
 }
 
 /** Writes the test's certificate files and the rewritten bootstrap; returns the config file's path. */
-export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number; tlsDir: string; grpcClientDir: string | undefined }> {
+export async function writeEnvoyE2eConfig(
+  opts: StartRealEnvoyOptions,
+): Promise<{ configFile: string; connectPort: number; endpointPort: number; statsPort: number; adminPort: number; tlsDir: string; grpcClientDir: string | undefined }> {
   // The TLS Secret as the kubelet mounts it (`..data` symlink), so that a test can renew it the
   // way Kubernetes does (updateSecretVolume) and Envoy's watched_directory sees it.
   const tlsDir = join(opts.dir, "tls");
@@ -381,13 +422,23 @@ export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<
     if (grpcClientDir) text = text.replaceAll(SHIPPED_GRPC_CLIENT_DIR, `${grpcClientDir}/`).replaceAll(SHIPPED_GRPC_CLIENT_DIR.slice(0, -1), grpcClientDir);
     writeFileSync(join(envoyDir, name), text);
   }
-  const connectPort = await freePort();
-  let endpointPort = await freePort();
   // freePort() may hand out the port it has just released again: two listeners on one port fail Envoy's validation.
-  while (endpointPort === connectPort) endpointPort = await freePort();
+  const taken: number[] = [];
+  const distinctPort = async (): Promise<number> => {
+    let port = await freePort();
+    while (taken.includes(port)) port = await freePort();
+    taken.push(port);
+    return port;
+  };
+  const connectPort = await distinctPort();
+  const endpointPort = await distinctPort();
+  const statsPort = await distinctPort();
+  const adminPort = await distinctPort();
   const doc = envoyE2eConfig(yaml.load(readFileSync(opts.bootstrap ?? SHIPPED_ENVOY_YAML, "utf8")), {
     connectPort,
     endpointPort,
+    statsPort,
+    adminPort,
     extProcAddress: opts.extProcAddress,
     tlsDir,
     envoyDir,
@@ -398,12 +449,12 @@ export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<
   });
   const configFile = join(opts.dir, "envoy-e2e.yaml");
   writeFileSync(configFile, yaml.dump(doc, { noRefs: true, lineWidth: -1 }));
-  return { configFile, connectPort, endpointPort, tlsDir, grpcClientDir };
+  return { configFile, connectPort, endpointPort, statsPort, adminPort, tlsDir, grpcClientDir };
 }
 
 export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealEnvoy> {
   const envoy = envoyBinary();
-  const { configFile, connectPort, endpointPort, tlsDir, grpcClientDir } = await writeEnvoyE2eConfig(opts);
+  const { configFile, connectPort, endpointPort, statsPort, tlsDir, grpcClientDir } = await writeEnvoyE2eConfig(opts);
   validateWithEnvoy(envoy, configFile);
 
   const adminAddressFile = join(opts.dir, "envoy-admin-address");
@@ -455,11 +506,23 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
     pid: proc.pid as number,
     connectPort,
     endpointPort,
+    statsPort,
     adminUrl,
     configFile,
     tlsDir,
     grpcClientDir,
     output,
+    accessLog: async () => {
+      await fetch(`${adminUrl}/reopen_logs`, { method: "POST", signal: AbortSignal.timeout(5_000) });
+      return stdout.complete().flatMap((line) => {
+        try {
+          const v = JSON.parse(line) as unknown;
+          return typeof v === "object" && v !== null && !Array.isArray(v) ? [v as Record<string, unknown>] : [];
+        } catch {
+          return [];
+        }
+      });
+    },
     stats: async () => {
       const res = await fetch(`${adminUrl}/stats?format=json`, { signal: AbortSignal.timeout(5_000) });
       const body = (await res.json()) as { stats?: Array<{ name?: string; value?: number }> };
