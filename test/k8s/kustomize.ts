@@ -141,9 +141,12 @@ export function assemble(dir: string): Assembled {
   return { resources: kept, generators: keptGenerators, images, ...(namespace !== undefined ? { namespace } : {}), files };
 }
 
-/** The documents `kubectl kustomize` builds from `dir` (the pinned kubectl, test/k8s/tools.ts). */
+/**
+ * The documents `kubectl kustomize` builds from `dir` (the pinned kubectl, test/k8s/tools.ts), with
+ * kustomize's default load restrictor, as `kubectl apply -k` and Argo CD build it.
+ */
 export function kustomizeBuild(kubectl: string, dir: string): Doc[] {
-  const args = ["kustomize", "--load-restrictor", "LoadRestrictionsNone", dir];
+  const args = ["kustomize", dir];
   const r = spawnSync(kubectl, args, { encoding: "utf8", timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
   if (r.error) throw new Error(`${kubectl} ${args.join(" ")}: ${r.error.message}`, { cause: r.error });
   if (r.status !== 0) throw new Error(`${kubectl} ${args.join(" ")} exited ${String(r.status)}:\n${r.stderr}`);

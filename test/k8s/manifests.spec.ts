@@ -123,10 +123,9 @@ describe("k8s/ files", () => {
     }
   });
 
-  it("k8s/README.md gives the exact build command of both overlays", () => {
+  it("k8s/README.md gives the exact apply command of both overlays", () => {
     const readme = readFileSync(repoPath("k8s", "README.md"), "utf8");
-    for (const overlay of OVERLAYS) expect(readme).toContain(`kubectl kustomize --load-restrictor LoadRestrictionsNone k8s/${overlay}`);
-    expect(readme).toContain("kustomize build --load-restrictor LoadRestrictionsNone");
+    for (const overlay of OVERLAYS) expect(readme).toContain(`kubectl apply -k k8s/${overlay}`);
   });
 });
 
@@ -137,7 +136,7 @@ describe("kustomize generators", () => {
       { key: "envoy.yaml", path: ENVOY_YAML },
       { key: "tls-certificate.sds.yaml", path: repoPath("envoy", "tls-certificate.sds.yaml") },
     ]);
-    expect(envoyConfig.declaredIn).toBe(repoPath("k8s", "base", "kustomization.yaml"));
+    expect(envoyConfig.declaredIn).toBe(repoPath("envoy", "kustomization.yaml"));
   });
 
   it("generates the policy ConfigMap from a valid policy whose body limit equals Envoy's buffer limit", async () => {
