@@ -351,18 +351,6 @@ describe.each(OVERLAYS)("countersign in the %s overlay", (overlay) => {
     }
   });
 
-  it("is selected by the base NetworkPolicy, which admits only Prometheus on the admin port and lets out only DNS and HTTPS", () => {
-    const policy = findOne(built[overlay].resources, "NetworkPolicy", "countersign")["spec"] as {
-      podSelector: { matchLabels: Record<string, string> };
-      ingress: { ports: { port: number; protocol: string }[] }[];
-      egress: { ports: { port: number; protocol: string }[] }[];
-    };
-    expect(selectorMatches(policy.podSelector.matchLabels, template.metadata.labels)).toBe(true);
-    const admin = splitHostPort(flagValue(container, "--admin-listen") ?? "");
-    expect(policy.ingress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`))).toEqual([`TCP/${admin.port}`]);
-    expect(policy.egress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`)).sort()).toEqual(["TCP/443", "TCP/53", "UDP/53"]);
-  });
-
   it("takes optional static keys from the countersign-aws-credentials Secret", () => {
     expect(container.envFrom).toEqual([{ secretRef: { name: "countersign-aws-credentials", optional: true } }]);
   });
