@@ -287,14 +287,13 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     }
   });
 
-  it("gives the workload the CA certificate of the same Secret and nothing else from it", () => {
+  it("gives the workload the CA certificate from the ConfigMap countersign-ca, and no Secret at all", () => {
     const bundle = envValue(workload, "AWS_CA_BUNDLE") ?? "";
     const mount = mountAt(sidecarPod, workload, dirname(bundle));
-    expect(mount?.volume.secret?.secretName).toBe("countersign-tls");
+    expect(mount?.volume.configMap?.name).toBe("countersign-ca");
     expect(projectedKeys(mount?.volume ?? { name: "" })).toEqual([basename(bundle)]);
-    // Across all its mounts, the only Secret key the workload sees is ca.crt.
     const secretVolumes = (workload.volumeMounts ?? []).map((m) => volumeNamed(sidecarPod, m.name)).filter((v) => v.secret !== undefined);
-    expect(secretVolumes.flatMap((v) => projectedKeys(v) ?? ["<every key>"])).toEqual(["ca.crt"]);
+    expect(secretVolumes).toEqual([]);
   });
 
   it("gives the workload placeholder credentials only, and keeps the IRSA identity out of Envoy and the workload", () => {
@@ -414,7 +413,7 @@ describe("the TLS Secret", () => {
   };
 
   it("is what the example Secret and the cert-manager Certificate produce, with the keys the pod projects", () => {
-    const [example] = loadYamlDocs(repoPath("k8s", "sidecar", "tls-secret.example.yaml"));
+    const example = loadYamlDocs(repoPath("k8s", "sidecar", "tls-secret.example.yaml")).find((d) => d["kind"] === "Secret");
     const mountedKeys = (sidecarPod.volumes ?? []).filter((v) => v.secret?.secretName === "countersign-tls").flatMap((v) => projectedKeys(v) ?? []);
     expect(metadataOf(example ?? {}).name).toBe("countersign-tls");
     expect(Object.keys(isDoc(example?.["stringData"]) ? example["stringData"] : {}).sort()).toEqual([...mountedKeys].sort());
@@ -422,13 +421,13 @@ describe("the TLS Secret", () => {
     expect(built.sidecar.resources.some((d) => d["kind"] === "Secret")).toBe(false);
   });
 
-  it("is issued by cert-manager for host names the policy signs for, by a CA issuer (so the Secret carries ca.crt)", async () => {
+  it("is issued by cert-manager for host names the policy signs for, by a CA ClusterIssuer", async () => {
     const result = await loadPolicyFile(repoPath("k8s", "base", "policy.yaml"));
     if (!result.ok) throw new Error("k8s/base/policy.yaml is invalid");
     const policy = result.policy;
     const unsigned = leaf.dnsNames.filter((name) => matchEndpoint(policy, name.replace(/^\*\./, "bucket."), "https") === undefined);
     expect(unsigned).toEqual([]);
-    const issuer = certManager.find((d) => d["kind"] === "Issuer" && metadataOf(d).name === leaf.issuerRef.name);
+    const issuer = loadYamlDocs(repoPath("k8s", "cert-manager", "cluster-ca.yaml")).find((d) => d["kind"] === "ClusterIssuer" && metadataOf(d).name === leaf.issuerRef.name);
     expect(isDoc(issuer?.["spec"]) && isDoc(issuer["spec"]["ca"])).toBe(true);
   });
 });
