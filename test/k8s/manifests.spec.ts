@@ -15,13 +15,10 @@ import { checkSemantics } from "../envoy-config/checkSemantics.js";
 import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate } from "../envoy-config/envoyValidate.js";
 import { envoyProblems, formatProblems } from "../envoy-config/validateBootstrap.js";
 import {
-  adminAddress,
   clusterAddresses,
   extProcClusters,
-  findAll,
   isLoopback,
   listeners,
-  mergeBootstrap,
   signingBufferLimits,
   sdsSecretFiles,
   tlsCertificateFiles,
@@ -102,9 +99,6 @@ function argsWithout(container: Container, flag: string): string[] {
   const args = container.args ?? [];
   return args.filter((arg, i) => arg !== flag && args[i - 1] !== flag && !arg.startsWith(`${flag}=`));
 }
-
-/** The readiness listener and cluster that the Envoy container merges in with --config-yaml. */
-const readinessFragment: unknown = load(flagValue(envoy, "--config-yaml") ?? "");
 
 describe("k8s/ files", () => {
   it("every YAML file parses, and every object names its apiVersion, kind and metadata.name", () => {
@@ -197,11 +191,9 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     expect(sidecarPod.containers.map((c) => c.name)).toEqual(["workload"]);
   });
 
-  it("declares as Envoy's ports exactly its listeners bound beyond loopback, plus the readiness port", () => {
+  it("declares as Envoy's ports exactly its listeners bound beyond loopback", () => {
     const exposed = listeners(bootstrap).filter((l) => l.socket !== undefined && !isLoopback(l.socket.address));
-    const readiness = listeners(readinessFragment).map((l) => l.socket?.port);
-    expect(exposed.map((l) => l.name)).toEqual(["connect_in"]);
-    expect((envoy.ports ?? []).map((p) => p.containerPort).sort()).toEqual([...exposed.map((l) => l.socket?.port), ...readiness].sort());
+    expect((envoy.ports ?? []).map((p) => p.containerPort).sort()).toEqual(exposed.map((l) => l.socket?.port).sort());
   });
 
   it("points the workload's HTTPS_PROXY and HTTP_PROXY at Envoy's connect_in listener", () => {
@@ -260,31 +252,13 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     });
     afterAll(() => files.remove());
 
-    it("accepts the generated ConfigMap's envoy.yaml with the container's own arguments (the readiness listener merged by --config-yaml), and the merge keeps countersign's rules", () => {
+    it("accepts the generated ConfigMap's envoy.yaml with the container's own arguments, which merge nothing into it", () => {
       const { entry } = configMapFileSource(built.sidecar, sidecarPod, envoy, flagValue(envoy, "--config-path") ?? "");
       const args = argsWithout(envoy, "--config-path");
-      expect(args).toContain("--config-yaml");
-      const problems = [
-        ...envoyProblems(envoyValidate(readFileSync(entry?.path ?? "", "utf8"), files, args)),
-        ...checkSemantics(mergeBootstrap(bootstrap, readinessFragment)),
-      ];
+      expect(args.filter((a) => a.startsWith("--config-yaml"))).toEqual([]);
+      const problems = [...envoyProblems(envoyValidate(readFileSync(entry?.path ?? "", "utf8"), files, args)), ...checkSemantics(bootstrap)];
       expect(problems, formatProblems(problems)).toEqual([]);
     });
-  });
-
-  it("merges a readiness listener that forwards only GET /ready to Envoy's admin address", () => {
-    const added = listeners(readinessFragment);
-    expect(added).toHaveLength(1);
-    expect(listeners(bootstrap).map((l) => l.name)).not.toContain(added[0]?.name);
-    const routes = findAll(readinessFragment, (d) => isDoc(d["match"]) && isDoc(d["route"]));
-    expect(routes.map((r) => r["match"])).toEqual([{ path: "/ready", headers: [{ name: ":method", string_match: { exact: "GET" } }] }]);
-    const cluster = String(isDoc(routes[0]?.["route"]) ? routes[0]["route"]["cluster"] : "");
-    expect(clusterAddresses(readinessFragment, cluster)).toEqual([adminAddress(bootstrap)]);
-    expect(isLoopback(adminAddress(bootstrap)?.address ?? "")).toBe(true);
-    for (const probe of [envoy.startupProbe, envoy.readinessProbe]) {
-      expect(probe?.httpGet?.path).toBe("/ready");
-      expect(resolvePort(envoy, probe?.httpGet?.port)).toBe(added[0]?.socket?.port);
-    }
   });
 
   it("gives the workload the CA certificate from the ConfigMap countersign-ca, and no Secret at all", () => {
