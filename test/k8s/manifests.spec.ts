@@ -150,7 +150,7 @@ describe("kustomize generators", () => {
   });
 
   it("the shared-service overlay drops the Envoy ConfigMap, whose countersign is on loopback", () => {
-    expect(built["shared-service"].generators.map((g) => g.name).sort()).toEqual(["countersign-grafana-dashboard", "countersign-policy"]);
+    expect(built["shared-service"].generators.map((g) => g.name).sort()).toEqual(["countersign-envoy-grafana-dashboard", "countersign-grafana-dashboard", "countersign-policy"]);
   });
 
   it.each(OVERLAYS)("%s: sets the countersign image to package.json's version", (overlay) => {
@@ -286,7 +286,8 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     const podMonitor = findOne(built.sidecar.resources, "PodMonitor");
     const spec = podMonitor["spec"] as { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
     expect(selectorMatches(spec.selector.matchLabels, sidecarTemplate.metadata.labels)).toBe(true);
-    expect(spec.podMetricsEndpoints.map((e) => [resolvePort(countersignIn.sidecar.container, e.port), e.path])).toEqual([[admin.port, "/metrics"]]);
+    const countersignEndpoints = spec.podMetricsEndpoints.filter((e) => resolvePort(countersignIn.sidecar.container, e.port) !== undefined);
+    expect(countersignEndpoints.map((e) => [resolvePort(countersignIn.sidecar.container, e.port), e.path])).toEqual([[admin.port, "/metrics"]]);
   });
 });
 
