@@ -28,16 +28,17 @@ describe.each(Object.keys(OVERLAYS) as (keyof typeof OVERLAYS)[])("countersign's
 });
 
 describe("the sizing rule itself", () => {
-  it("rejects the settings the overlays had before (128 MiB held against a 256 Mi limit with a 160 MiB heap)", () => {
+  it("rejects the sidecar settings the overlays had before (128 MiB held against a 256 Mi limit with a 160 MiB heap and a 96 Mi request)", () => {
     const before = { limit: 256 * MiB, request: 96 * MiB, maxHeldBytes: 128 * MiB, maxOldSpace: 160 * MiB, workers: 1 };
     expect(sizingProblems(before)).toEqual([
-      "memory limit 256 MiB < 1 x (idle 96 MiB + max-held-bytes 128 MiB) + headroom 64 MiB = 288 MiB",
-      "--max-old-space-size 160 MiB > limit/workers 256 MiB - max-held-bytes 128 MiB - 96 MiB",
+      "memory limit 256 MiB < 1 x (idle 112 MiB + max-held-bytes 128 MiB) + headroom 64 MiB = 304 MiB",
+      "--max-old-space-size 160 MiB > limit/workers 256 MiB - max-held-bytes 128 MiB - 112 MiB",
+      "memory request 96 MiB < idle 112 MiB",
     ]);
   });
 
   it("counts every worker as a process with its own idle memory and budget", () => {
-    const one = { limit: 256 * MiB, request: 128 * MiB, maxHeldBytes: 64 * MiB, maxOldSpace: 96 * MiB, workers: 1 };
+    const one = { limit: 256 * MiB, request: 128 * MiB, maxHeldBytes: 64 * MiB, maxOldSpace: 80 * MiB, workers: 1 };
     expect(sizingProblems(one)).toEqual([]);
     expect(sizingProblems({ ...one, workers: 2 }).length).toBeGreaterThan(0);
   });
