@@ -52,7 +52,7 @@ export interface Built {
 
 /** The documents `kubectl kustomize` builds from `dir` with the given kubectl binary. */
 export function kustomizeBuild(kubectl: string, dir: string): Doc[] {
-  const r = runTool(kubectl, ["kustomize", "--load-restrictor", "LoadRestrictionsNone", dir]);
+  const r = runTool(kubectl, ["kustomize", dir]);
   if (r.status !== 0) throw new Error(`kubectl kustomize failed:\n${r.transcript}`);
   return parseYamlDocs(r.stdout, `kubectl kustomize ${dir}`);
 }

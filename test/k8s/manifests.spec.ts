@@ -16,13 +16,10 @@ import { checkSemantics } from "../envoy-config/checkSemantics.js";
 import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate } from "../envoy-config/envoyValidate.js";
 import { envoyProblems, formatProblems } from "../envoy-config/validateBootstrap.js";
 import {
-  adminAddress,
   clusterAddresses,
   extProcClusters,
-  findAll,
   isLoopback,
   listeners,
-  mergeBootstrap,
   signingBufferLimits,
   sdsSecretFiles,
   tlsCertificateFiles,
@@ -93,9 +90,6 @@ function argsWithout(container: Container, flag: string): string[] {
   return args.filter((arg, i) => arg !== flag && args[i - 1] !== flag && !arg.startsWith(`${flag}=`));
 }
 
-/** The readiness listener and cluster that the Envoy container merges in with --config-yaml. */
-const readinessFragment: unknown = load(flagValue(envoy, "--config-yaml") ?? "");
-
 describe("k8s/ files", () => {
   it("every YAML file parses, and every object names its apiVersion, kind and metadata.name", () => {
     // Generator sources (the policy) are data, not objects: files whose text a built ConfigMap holds.
@@ -113,17 +107,17 @@ describe("k8s/ files", () => {
     }
   });
 
-  it("k8s/README.md gives the exact build command of both overlays", () => {
+  it("k8s/README.md gives the exact apply command of both overlays", () => {
     const readme = readFileSync(repoPath("k8s", "README.md"), "utf8");
-    for (const overlay of OVERLAYS) expect(readme).toContain(`kubectl kustomize --load-restrictor LoadRestrictionsNone k8s/${overlay}`);
-    expect(readme).toContain("kustomize build --load-restrictor LoadRestrictionsNone");
+    for (const overlay of OVERLAYS) expect(readme).toContain(`kubectl apply -k k8s/${overlay}`);
   });
 });
 
 describe("kustomize generators (the real build)", () => {
-  it("generates the Envoy ConfigMap in the base from envoy/envoy.yaml and its SDS secret file byte for byte, under their own names", () => {
-    const envoyConfig = generatedConfigMap(assemble(repoPath("k8s", "base")), "countersign-envoy");
-    expect(envoyConfig.data).toEqual({ "envoy.yaml": readRepoFile("envoy", "envoy.yaml"), "tls-certificate.sds.yaml": readRepoFile("envoy", "tls-certificate.sds.yaml") });
+  it("generates the Envoy ConfigMap in envoy/'s own kustomization from envoy/'s bootstraps and SDS secret files byte for byte, under their own names", () => {
+    const envoyConfig = generatedConfigMap(assemble(repoPath("envoy")), "countersign-envoy");
+    const files = ["envoy.yaml", "tls-certificate.sds.yaml", "envoy-shared-service.yaml", "grpc-client-certificate.sds.yaml", "grpc-server-ca.sds.yaml"];
+    expect(envoyConfig.data).toEqual(Object.fromEntries(files.map((f) => [f, readRepoFile("envoy", f)])));
     expect(generatedConfigMap(built.sidecar, "countersign-envoy").data).toEqual(envoyConfig.data);
   });
 
@@ -152,7 +146,7 @@ describe("kustomize generators (the real build)", () => {
   it("the shared-service overlay drops the Envoy ConfigMap, whose countersign is on loopback", () => {
     const configMaps = built["shared-service"].resources.filter((d) => d["kind"] === "ConfigMap").map((d) => metadataOf(d).name);
     expect(findGeneratedConfigMap(built["shared-service"], "countersign-envoy")).toBeUndefined();
-    expect(configMaps.map((n) => configMapNamed(built["shared-service"], n).name).sort()).toEqual(["countersign-grafana-dashboard", "countersign-policy"]);
+    expect(configMaps.map((n) => configMapNamed(built["shared-service"], n).name).sort()).toEqual(["countersign-envoy-grafana-dashboard", "countersign-grafana-dashboard", "countersign-policy"]);
   });
 
   it.each(OVERLAYS)("%s: puts every object into the overlay's one namespace, which the overlay creates", (overlay) => {
@@ -177,11 +171,9 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     expect(sidecarPod.containers.map((c) => c.name)).toEqual(["workload"]);
   });
 
-  it("declares as Envoy's ports exactly its listeners bound beyond loopback, plus the readiness port", () => {
+  it("declares as Envoy's ports exactly its listeners bound beyond loopback", () => {
     const exposed = listeners(bootstrap).filter((l) => l.socket !== undefined && !isLoopback(l.socket.address));
-    const readiness = listeners(readinessFragment).map((l) => l.socket?.port);
-    expect(exposed.map((l) => l.name)).toEqual(["connect_in"]);
-    expect((envoy.ports ?? []).map((p) => p.containerPort).sort()).toEqual([...exposed.map((l) => l.socket?.port), ...readiness].sort());
+    expect((envoy.ports ?? []).map((p) => p.containerPort).sort()).toEqual(exposed.map((l) => l.socket?.port).sort());
   });
 
   it("points the workload's HTTPS_PROXY and HTTP_PROXY at Envoy's connect_in listener", () => {
@@ -240,41 +232,22 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     });
     afterAll(() => files.remove());
 
-    it("accepts the generated ConfigMap's envoy.yaml with the container's own arguments (the readiness listener merged by --config-yaml), and the merge keeps countersign's rules", () => {
+    it("accepts the generated ConfigMap's envoy.yaml with the container's own arguments, which merge nothing into it", () => {
       const { content } = configMapFileSource(built.sidecar, sidecarPod, envoy, flagValue(envoy, "--config-path") ?? "");
       const args = argsWithout(envoy, "--config-path");
-      expect(args).toContain("--config-yaml");
-      const problems = [
-        ...envoyProblems(envoyValidate(content ?? "", files, args)),
-        ...checkSemantics(mergeBootstrap(bootstrap, readinessFragment)),
-      ];
+      expect(args.filter((a) => a.startsWith("--config-yaml"))).toEqual([]);
+      const problems = [...envoyProblems(envoyValidate(content ?? "", files, args)), ...checkSemantics(bootstrap)];
       expect(problems, formatProblems(problems)).toEqual([]);
     });
   });
 
-  it("merges a readiness listener that forwards only GET /ready to Envoy's admin address", () => {
-    const added = listeners(readinessFragment);
-    expect(added).toHaveLength(1);
-    expect(listeners(bootstrap).map((l) => l.name)).not.toContain(added[0]?.name);
-    const routes = findAll(readinessFragment, (d) => isDoc(d["match"]) && isDoc(d["route"]));
-    expect(routes.map((r) => r["match"])).toEqual([{ path: "/ready", headers: [{ name: ":method", string_match: { exact: "GET" } }] }]);
-    const cluster = String(isDoc(routes[0]?.["route"]) ? routes[0]["route"]["cluster"] : "");
-    expect(clusterAddresses(readinessFragment, cluster)).toEqual([adminAddress(bootstrap)]);
-    expect(isLoopback(adminAddress(bootstrap)?.address ?? "")).toBe(true);
-    for (const probe of [envoy.startupProbe, envoy.readinessProbe]) {
-      expect(probe?.httpGet?.path).toBe("/ready");
-      expect(resolvePort(envoy, probe?.httpGet?.port)).toBe(added[0]?.socket?.port);
-    }
-  });
-
-  it("gives the workload the CA certificate of the same Secret and nothing else from it", () => {
+  it("gives the workload the CA certificate from the ConfigMap countersign-ca, and no Secret at all", () => {
     const bundle = envValue(workload, "AWS_CA_BUNDLE") ?? "";
     const mount = mountAt(sidecarPod, workload, dirname(bundle));
-    expect(mount?.volume.secret?.secretName).toBe("countersign-tls");
+    expect(mount?.volume.configMap?.name).toBe("countersign-ca");
     expect(projectedKeys(mount?.volume ?? { name: "" })).toEqual([basename(bundle)]);
-    // Across all its mounts, the only Secret key the workload sees is ca.crt.
     const secretVolumes = (workload.volumeMounts ?? []).map((m) => volumeNamed(sidecarPod, m.name)).filter((v) => v.secret !== undefined);
-    expect(secretVolumes.flatMap((v) => projectedKeys(v) ?? ["<every key>"])).toEqual(["ca.crt"]);
+    expect(secretVolumes).toEqual([]);
   });
 
   it("gives the workload placeholder credentials only, and keeps the IRSA identity out of Envoy and the workload", () => {
@@ -293,7 +266,8 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     const podMonitor = findOne(built.sidecar.resources, "PodMonitor");
     const spec = podMonitor["spec"] as { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
     expect(selectorMatches(spec.selector.matchLabels, sidecarTemplate.metadata.labels)).toBe(true);
-    expect(spec.podMetricsEndpoints.map((e) => [resolvePort(countersignIn.sidecar.container, e.port), e.path])).toEqual([[admin.port, "/metrics"]]);
+    const countersignEndpoints = spec.podMetricsEndpoints.filter((e) => resolvePort(countersignIn.sidecar.container, e.port) !== undefined);
+    expect(countersignEndpoints.map((e) => [resolvePort(countersignIn.sidecar.container, e.port), e.path])).toEqual([[admin.port, "/metrics"]]);
   });
 });
 
@@ -329,18 +303,6 @@ describe.each(OVERLAYS)("countersign in the %s overlay", (overlay) => {
       expect(c.securityContext?.capabilities?.drop, c.name).toEqual(["ALL"]);
       for (const kind of ["requests", "limits"] as const) expect(Object.keys(c.resources?.[kind] ?? {}).sort(), `${c.name} ${kind}`).toEqual(["cpu", "memory"]);
     }
-  });
-
-  it("is selected by the base NetworkPolicy, which admits only Prometheus on the admin port and lets out only DNS and HTTPS", () => {
-    const policy = findOne(built[overlay].resources, "NetworkPolicy", "countersign")["spec"] as {
-      podSelector: { matchLabels: Record<string, string> };
-      ingress: { ports: { port: number; protocol: string }[] }[];
-      egress: { ports: { port: number; protocol: string }[] }[];
-    };
-    expect(selectorMatches(policy.podSelector.matchLabels, template.metadata.labels)).toBe(true);
-    const admin = splitHostPort(flagValue(container, "--admin-listen") ?? "");
-    expect(policy.ingress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`))).toEqual([`TCP/${admin.port}`]);
-    expect(policy.egress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`)).sort()).toEqual(["TCP/443", "TCP/53", "UDP/53"]);
   });
 
   it("takes optional static keys from the countersign-aws-credentials Secret", () => {
@@ -406,7 +368,7 @@ describe("the TLS Secret", () => {
   };
 
   it("is what the example Secret and the cert-manager Certificate produce, with the keys the pod projects", () => {
-    const [example] = loadYamlDocs(repoPath("k8s", "sidecar", "tls-secret.example.yaml"));
+    const example = loadYamlDocs(repoPath("k8s", "sidecar", "tls-secret.example.yaml")).find((d) => d["kind"] === "Secret");
     const mountedKeys = (sidecarPod.volumes ?? []).filter((v) => v.secret?.secretName === "countersign-tls").flatMap((v) => projectedKeys(v) ?? []);
     expect(metadataOf(example ?? {}).name).toBe("countersign-tls");
     expect(Object.keys(isDoc(example?.["stringData"]) ? example["stringData"] : {}).sort()).toEqual([...mountedKeys].sort());
@@ -414,13 +376,13 @@ describe("the TLS Secret", () => {
     expect(built.sidecar.resources.some((d) => d["kind"] === "Secret")).toBe(false);
   });
 
-  it("is issued by cert-manager for host names the policy signs for, by a CA issuer (so the Secret carries ca.crt)", async () => {
+  it("is issued by cert-manager for host names the policy signs for, by a CA ClusterIssuer", async () => {
     const result = await loadPolicyFile(repoPath("k8s", "base", "policy.yaml"));
     if (!result.ok) throw new Error("k8s/base/policy.yaml is invalid");
     const policy = result.policy;
     const unsigned = leaf.dnsNames.filter((name) => matchEndpoint(policy, name.replace(/^\*\./, "bucket."), "https") === undefined);
     expect(unsigned).toEqual([]);
-    const issuer = certManager.find((d) => d["kind"] === "Issuer" && metadataOf(d).name === leaf.issuerRef.name);
+    const issuer = loadYamlDocs(repoPath("k8s", "cert-manager", "cluster-ca.yaml")).find((d) => d["kind"] === "ClusterIssuer" && metadataOf(d).name === leaf.issuerRef.name);
     expect(isDoc(issuer?.["spec"]) && isDoc(issuer["spec"]["ca"])).toBe(true);
   });
 });

@@ -54,12 +54,13 @@ describe(`the Kubernetes objects, against the Kubernetes ${K8S_SCHEMA_VERSION} a
 
   it("validates the custom resources against their CRDs and everything else against Kubernetes' own schemas", () => {
     const by = new Map(results.map((r) => [r.kind, r.validatedBy]));
-    expect(Object.fromEntries(["PodMonitor", "ServiceMonitor", "PrometheusRule", "Certificate", "Issuer"].map((k) => [k, by.get(k)]))).toEqual({
+    expect(Object.fromEntries(["PodMonitor", "ServiceMonitor", "PrometheusRule", "Certificate", "ClusterIssuer", "Bundle"].map((k) => [k, by.get(k)]))).toEqual({
       PodMonitor: "CRD monitoring.coreos.com_podmonitors.yaml",
       ServiceMonitor: "CRD monitoring.coreos.com_servicemonitors.yaml",
       PrometheusRule: "CRD monitoring.coreos.com_prometheusrules.yaml",
       Certificate: "CRD cert-manager.io_certificates.yaml",
-      Issuer: "CRD cert-manager.io_issuers.yaml",
+      ClusterIssuer: "CRD cert-manager.io_clusterissuers.yaml",
+      Bundle: "CRD trust.cert-manager.io_bundles.yaml",
     });
     for (const kind of ["Deployment", "Service", "ConfigMap", "NetworkPolicy", "Secret"]) expect(by.get(kind), kind).toBe(`kubernetes-validate ${K8S_SCHEMA_VERSION} strict`);
   });
@@ -71,7 +72,7 @@ describe("the schema validator", () => {
   const deployment = findOne(sidecar, "Deployment");
   const podMonitor = findOne(sidecar, "PodMonitor");
   const serviceMonitor = findOne(shared, "ServiceMonitor");
-  const [issuer] = loadYamlDocs(repoPath("k8s", "cert-manager", "certificates.yaml")).filter((d) => d["kind"] === "Issuer");
+  const [issuer] = loadYamlDocs(repoPath("k8s", "cert-manager", "cluster-ca.yaml")).filter((d) => d["kind"] === "ClusterIssuer");
   const certificate = loadYamlDocs(repoPath("k8s", "cert-manager", "certificates.yaml")).find((d) => d["kind"] === "Certificate") ?? {};
 
   it("rejects an unknown field and a wrong type, in built-in kinds, custom resources and their metadata", () => {
@@ -82,7 +83,7 @@ describe("the schema validator", () => {
       "ServiceMonitor, endpoints as a mapping": edited(serviceMonitor, (d) => (at(d, "spec")["endpoints"] = { port: "metrics" })),
       "Certificate, unknown spec field": edited(certificate, (d) => (at(d, "spec")["dnsName"] = ["x.example"])),
       "Certificate, duration as a number": edited(certificate, (d) => (at(d, "spec")["duration"] = 2160)),
-      "Issuer, unknown metadata field": edited(issuer ?? {}, (d) => (at(d, "metadata")["label"] = { a: "b" })),
+      "ClusterIssuer, unknown metadata field": edited(issuer ?? {}, (d) => (at(d, "metadata")["label"] = { a: "b" })),
     };
     const results = validateObjects(Object.entries(cases).map(([where, object]) => ({ where, object })));
     expect(Object.fromEntries(results.map((r) => [r.where, r.errors]))).toEqual({
@@ -92,7 +93,7 @@ describe("the schema validator", () => {
       "ServiceMonitor, endpoints as a mapping": ["spec.endpoints: {'port': 'metrics'} is not of type 'array'"],
       "Certificate, unknown spec field": ["spec: Additional properties are not allowed ('dnsName' was unexpected)"],
       "Certificate, duration as a number": ["spec.duration: 2160 is not of type 'string'"],
-      "Issuer, unknown metadata field": ["metadata: Additional properties are not allowed ('label' was unexpected)"],
+      "ClusterIssuer, unknown metadata field": ["metadata: Additional properties are not allowed ('label' was unexpected)"],
     });
   });
 
