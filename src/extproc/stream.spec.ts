@@ -175,7 +175,7 @@ describe("ExtProcStream: every refusal is an immediate_response with an AWS XML 
 
   it("503 overloaded when a buffered body does not fit the held-bytes budget, and the budget is whole again after", async () => {
     const admission = new Admission({ maxConcurrentStreams: 10, maxHeldBytes: 30 });
-    admission.resize(0, 20); // another stream holds 20 bytes
+    admission.reserve().hold(20); // another stream holds 20 bytes
     const { stream } = open({ admission });
     await stream.handle(headers("PUT", HOST, [["content-length", "15"]], false));
     expect(refusalOf(await stream.handle(requestBodyMessage(Buffer.alloc(15, "x"), true)))).toMatchObject({
