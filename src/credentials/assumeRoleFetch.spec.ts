@@ -85,7 +85,7 @@ function get(map: Map<string, CredentialProfile>, name: string): CredentialProfi
 
 function usableCredentials(profile: CredentialProfile): Credentials {
   const state = profile.current();
-  if (!state.usable) throw new Error(`unusable: ${state.reason}`);
+  if (!state.ok) throw new Error(`unusable: ${state.error}`);
   return state.credentials;
 }
 
@@ -160,7 +160,7 @@ describe("assume_role against an STS stub", () => {
       for (let i = 0; i < 1000; i++) {
         const state = profile.current();
         reads += 1;
-        if (!state.usable) throw new Error(`unusable during refresh: ${state.reason}`);
+        if (!state.ok) throw new Error(`unusable during refresh: ${state.error}`);
         if (seen.at(-1) !== state.credentials) seen.push(state.credentials);
       }
     };
@@ -215,13 +215,13 @@ describe("assume_role against an STS stub", () => {
 
       while (Date.now() < expiresAt) {
         await runNextAttempt(profile, reply);
-        if (Date.now() < expiresAt) expect(profile.current()).toEqual({ usable: true, credentials: first });
+        if (Date.now() < expiresAt) expect(profile.current()).toEqual({ ok: true, credentials: first });
       }
       const state = profile.current();
-      expect(state.usable).toBe(false);
-      if (state.usable) return;
-      expect(state.reason).toMatch(/^credentials for profile "role" \(assume_role\) expired at 2030-01-01T01:00:00\.000Z; /);
-      expect(state.reason).toMatch(reason);
+      expect(state.ok).toBe(false);
+      if (state.ok) return;
+      expect(state.error).toMatch(/^credentials for profile "role" \(assume_role\) expired at 2030-01-01T01:00:00\.000Z; /);
+      expect(state.error).toMatch(reason);
       expect(profile.status()).toMatchObject({ usable: false, refreshSuccesses: 1 });
       expect(profile.status().refreshFailures).toBeGreaterThan(5);
 
@@ -333,8 +333,8 @@ describe("assume_role against an STS stub", () => {
     await get(map, "role").start();
     expect(stub.requests).toHaveLength(0);
     expect(get(map, "role").current()).toEqual({
-      usable: false,
-      reason:
+      ok: false,
+      error:
         'no credentials for profile "role" (assume_role); last refresh failed: source profile "base" is unusable: ' +
         'no credentials for profile "base" (static); last refresh failed: environment variable $MISSING_SECRET not set or empty',
     });

@@ -95,8 +95,8 @@ describe("default_chain with IRSA (web identity token file)", () => {
       WebIdentityToken: "eyJ.projected-token-1.sig",
     });
     const state = p.current();
-    expect(state.usable).toBe(true);
-    if (!state.usable) return;
+    expect(state.ok).toBe(true);
+    if (!state.ok) return;
     expect(state.credentials).toEqual(stub.issued[0]);
     // Refreshed by the refresher, 300 s (+ jitter 15 s) before expiry.
     expect(p.status().nextRefreshAt).toEqual(new Date(T0 + 3285 * S));
@@ -112,7 +112,7 @@ describe("default_chain with IRSA (web identity token file)", () => {
     await until(() => p.status().refreshSuccesses === 2, "the refresh");
     expect(stub.requests.at(-1)?.params.get("WebIdentityToken")).toBe("eyJ.projected-token-2.sig");
     const state = p.current();
-    expect(state.usable && state.credentials).toEqual(stub.issued[1]);
+    expect(state.ok && state.credentials).toEqual(stub.issued[1]);
   });
 
   it("keeps the set while STS refuses the token, and reports STS's error", async () => {
@@ -123,7 +123,7 @@ describe("default_chain with IRSA (web identity token file)", () => {
 
     await vi.advanceTimersByTimeAsync(3285 * S);
     await until(() => p.status().refreshFailures === 1, "the failed refresh");
-    expect(p.current()).toEqual({ usable: true, credentials: stub.issued[0] });
+    expect(p.current()).toEqual({ ok: true, credentials: stub.issued[0] });
     expect(p.status().lastError).toBe("InvalidIdentityTokenException: Token expired (HTTP 400)");
   });
 
@@ -133,9 +133,9 @@ describe("default_chain with IRSA (web identity token file)", () => {
     const p = open();
     await p.start();
     const state = p.current();
-    expect(state.usable).toBe(false);
-    if (state.usable) return;
-    expect(state.reason).toMatch(/^no credentials for profile "ambient" \(default_chain\); last refresh failed: CredentialsProviderError: /);
+    expect(state.ok).toBe(false);
+    if (state.ok) return;
+    expect(state.error).toMatch(/^no credentials for profile "ambient" \(default_chain\); last refresh failed: CredentialsProviderError: /);
     expect(stub.requests).toHaveLength(0);
   });
 });

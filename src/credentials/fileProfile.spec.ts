@@ -58,7 +58,7 @@ async function atomicWrite(path: string, text: string): Promise<void> {
 
 function keyOf(p: CredentialProfile): string | undefined {
   const state = p.current();
-  return state.usable ? state.credentials.accessKeyId : undefined;
+  return state.ok ? state.credentials.accessKeyId : undefined;
 }
 
 /** A Kubernetes Secret volume: <dir>/credentials -> ..data/credentials, ..data -> ..<version>. */
@@ -75,7 +75,7 @@ describe("file credentials", () => {
     await writeFile(path, ini(1, "other") + ini(2, "prod"));
     const p = open(path, WATCH_ONLY, "prod");
     await p.start();
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
     expect(p.status()).toMatchObject({ usable: true, refreshSuccesses: 1, refreshFailures: 0 });
   });
 
@@ -84,7 +84,7 @@ describe("file credentials", () => {
     await writeFile(path, ini(1).trimEnd());
     const p = open(path);
     await p.start();
-    expect(p.current()).toEqual({ usable: true, credentials: set(1) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(1) });
   });
 
   it("is unusable when the file is missing at start, naming the path", async () => {
@@ -92,8 +92,8 @@ describe("file credentials", () => {
     const p = open(path);
     await p.start();
     expect(p.current()).toEqual({
-      usable: false,
-      reason: `no credentials for profile "mounted" (file); last refresh failed: ${path}: file not found (ENOENT)`,
+      ok: false,
+      error: `no credentials for profile "mounted" (file); last refresh failed: ${path}: file not found (ENOENT)`,
     });
   });
 
@@ -104,7 +104,7 @@ describe("file credentials", () => {
     await p.start();
     await atomicWrite(path, ini(2));
     await until(() => keyOf(p) === set(2).accessKeyId, "the rotated key");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
     expect(p.status()).toMatchObject({ refreshSuccesses: 2, refreshFailures: 0 });
   });
 
@@ -117,7 +117,7 @@ describe("file credentials", () => {
 
     await secretVolume("2030_01_01_01_00_00.2", ini(2));
     await until(() => keyOf(p) === set(2).accessKeyId, "the swapped key");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
   });
 
   it("keeps the last good set while the file is half-written, counting one failure, then uses the completed file", async () => {
@@ -136,7 +136,7 @@ describe("file credentials", () => {
 
     await writeFile(path, ini(2));
     await until(() => keyOf(p) === set(2).accessKeyId, "the completed file");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
     expect(p.status()).toMatchObject({ refreshSuccesses: 2, refreshFailures: 1 });
   });
 
@@ -148,7 +148,7 @@ describe("file credentials", () => {
 
     await rm(path);
     await until(() => p.status().refreshFailures === 1, "the vanished file");
-    expect(p.current()).toEqual({ usable: true, credentials: set(1) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(1) });
     expect(p.status().lastError).toBe(`${path}: file not found (ENOENT); keeping the last good credentials`);
 
     await atomicWrite(path, ini(3));
@@ -169,7 +169,7 @@ describe("file credentials", () => {
     await mkdir(creds);
     await writeFile(path, ini(2));
     await until(() => keyOf(p) === set(2).accessKeyId, "the polled change");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
   });
 
   it("does not count or log an unchanged file again, however often it is checked", async () => {

@@ -61,7 +61,7 @@ export function createAudit(): Audit {
 export function observeProfile(audit: Audit, profile: CredentialProfile): void {
   audit.observe(JSON.stringify(profile.status()));
   const state = profile.current();
-  if (!state.usable) audit.observe(state.reason);
+  if (!state.ok) audit.observe(state.error);
 }
 
 /** Waits (in real time, a millisecond per turn) until `condition` holds: the one loop in test/support. */
