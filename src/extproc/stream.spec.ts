@@ -3,30 +3,14 @@ import { describe, expect, it } from "vitest";
 import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD } from "../../test/fakeaws/verifier.js";
 import { awsChunkedBody, emptyMessage, requestBodyMessage, requestHead, requestHeadersMessage, responseHeadersMessage, splitAt } from "../../test/fuzz/support/messages.js";
 import { headersRemovedBy, headersSetBy, inProcessContext, refusalOf } from "../../test/support/extProcHarness.js";
-import { policyFrom } from "../../test/support/policyFrom.js";
+import { extProcPolicy } from "../../test/support/extProcPolicy.js";
 import { Admission } from "./admission.js";
 import { ExtProcStream } from "./stream.js";
 
 const CREDS = { accessKeyId: "AKIASTREAMSPEC000001", secretAccessKey: "stream/spec/secret/0000000000000000000001" };
 const NOW = new Date("2024-05-01T12:00:00Z");
-const POLICY = policyFrom(`version: 1
-credentials:
-  main:
-    static:
-      access_key_id_env: STREAM_ID
-      secret_access_key_env: STREAM_SECRET
-limits:
-  max_buffered_body_bytes: 64
-endpoints:
-  - host: "*.s3.us-west-2.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-  - host: "storage.example.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-`);
+/** Endpoint 1 is *.s3.us-west-2.amazonaws.com; buffered bodies are capped at 64 bytes. */
+const POLICY = extProcPolicy(64);
 const HOST = "photos.s3.us-west-2.amazonaws.com";
 const PLACEHOLDER_AUTH = `AWS4-HMAC-SHA256 Credential=AKIDPLACEHOLDER00001/20240501/us-west-2/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`;
 
@@ -53,7 +37,7 @@ describe("ExtProcStream: signed requests", () => {
     expect(set.get("x-amz-content-sha256")).toBe("UNSIGNED-PAYLOAD");
     expect(stream.finished).toBe(true);
     expect(decisions).toHaveLength(1);
-    expect(decisions[0]).toMatchObject({ requestId: "rid-1", method: "GET", host: HOST, service: "s3", region: "us-west-2", payloadMode: "unsigned-payload", profile: "main", endpointIndex: 0, decision: "signed", reason: "signed", status: 200, clientKeyId: "AKID…0001" });
+    expect(decisions[0]).toMatchObject({ requestId: "rid-1", method: "GET", host: HOST, service: "s3", region: "us-west-2", payloadMode: "unsigned-payload", profile: "main", endpointIndex: 1, decision: "signed", reason: "signed", status: 200, clientKeyId: "AKID…0001" });
   });
 
   it("BUFFERED: asks for the body without the placeholder signature, then signs with the body's SHA-256", async () => {

@@ -35,10 +35,7 @@ import {
   headersContinueAndBuffer,
   headersContinueAndStream,
   immediateDenial,
-  responseBodyContinue,
-  responseHeadersContinue,
-  responseTrailersContinue,
-  trailersContinue,
+  passThrough,
   type HeaderChanges,
 } from "./mutations.js";
 import { planRequest, signInputFor, type Plan } from "./plan.js";
@@ -116,13 +113,10 @@ export class ExtProcStream {
       case "request_body":
         return this.onRequestBody(msg);
       case "request_trailers":
-        return trailersContinue();
       case "response_headers":
-        return responseHeadersContinue();
       case "response_body":
-        return responseBodyContinue();
       case "response_trailers":
-        return responseTrailersContinue();
+        return passThrough(msg.request);
       default:
         return this.refuse(deny("protocol_error", "ext_proc message carries no request or response part"));
     }
