@@ -10,8 +10,8 @@ import type { PlanFacts } from "./plan.js";
 
 let requestCounter = 0;
 
-/** A request id for a request that brought none (no x-request-id, or no readable head). */
-export function newRequestId(): string {
+/** The id a record is opened with, kept when the request brings none (no x-request-id, or no readable head). */
+function newRequestId(): string {
   return `countersign-${process.pid}-${++requestCounter}`;
 }
 
@@ -22,7 +22,7 @@ interface Outcome {
 }
 
 export class RequestRecord {
-  private id = "";
+  private id = newRequestId();
   private method = "";
   private facts: PlanFacts = {};
   private signingSeconds = 0;
@@ -33,14 +33,17 @@ export class RequestRecord {
 
   constructor(private readonly sink: (event: DecisionEvent) => void) {}
 
-  /** From x-request-id or made up; "" until the request's head was read. */
+  /**
+   * The one id of the request, in its decision event and in the body of its refusal alike: the
+   * head's x-request-id, else countersign's own, given when the record was opened.
+   */
   get requestId(): string {
     return this.id;
   }
 
   /** The request's head was read. */
   identify(requestId: string | undefined, method: string): void {
-    this.id = requestId ?? newRequestId();
+    if (requestId) this.id = requestId; // an empty x-request-id names nothing
     this.method = method;
   }
 

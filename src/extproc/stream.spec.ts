@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD } from "../../test/fakeaws/verifier.js";
-import { awsChunkedBody, emptyMessage, requestBodyMessage, requestHead, requestHeadersMessage, responseHeadersMessage, splitAt } from "../../test/fuzz/support/messages.js";
+import { awsChunkedBody, emptyMessage, header, requestBodyMessage, requestHead, requestHeadersMessage, responseHeadersMessage, splitAt } from "../../test/fuzz/support/messages.js";
 import { headersRemovedBy, headersSetBy, inProcessContext, refusalOf } from "../../test/support/extProcHarness.js";
 import { extProcPolicy } from "../../test/support/extProcPolicy.js";
 import { Admission } from "./admission.js";
@@ -135,6 +135,24 @@ describe("ExtProcStream: every refusal is an immediate_response with an AWS XML 
     expect(r?.headers).toEqual(new Map([["content-type", "application/xml"], ["x-amzn-errortype", want.code], ["x-countersign-denial", want.reason]]));
     expect(r?.message).toBeTruthy();
     expect(decisions).toMatchObject([{ decision: "refused", reason: want.reason, status: want.status }]);
+  });
+
+  it.each([
+    { name: "a header value that is not UTF-8", msg: () => requestHeadersMessage([...requestHead("GET", HOST, "/key", []), header("x-amz-meta-note", Buffer.from([0x61, 0xc3, 0x28]))], true), status: 400 },
+    { name: "a message with no request part", msg: () => emptyMessage(), status: 500 },
+  ])("a refusal before the head is read ($name) names the same countersign request id in its answer and its decision", async ({ msg, status }) => {
+    const { stream, decisions } = open();
+    const r = refusalOf(await stream.handle(msg()));
+    expect(r?.status).toBe(status);
+    expect(r?.requestId).toMatch(new RegExp(`^countersign-${process.pid}-\\d+$`));
+    expect(decisions).toMatchObject([{ decision: "refused", status, requestId: r?.requestId }]);
+  });
+
+  it("a refusal after the head is read names its x-request-id in the answer and the decision", async () => {
+    const { stream, decisions } = open();
+    const r = refusalOf(await stream.handle(headers("GET", "evil.example.net", [], true)));
+    expect(r?.requestId).toBe("rid-1");
+    expect(decisions).toMatchObject([{ decision: "refused", requestId: "rid-1" }]);
   });
 
   it("cannot derive region: the message names the host and the fix", async () => {

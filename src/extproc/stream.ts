@@ -39,7 +39,7 @@ import {
   type HeaderChanges,
 } from "./mutations.js";
 import { planRequest, signInputFor, type Plan } from "./plan.js";
-import { newRequestId, RequestRecord } from "./requestRecord.js";
+import { RequestRecord } from "./requestRecord.js";
 
 type State = "awaiting_headers" | "awaiting_body" | "streaming" | "done";
 
@@ -226,7 +226,7 @@ export class ExtProcStream {
 
   private refuse(denial: Denial): ProcessingResponse {
     this.finish("refused", denial.reason, denial.status);
-    return immediateDenial(denial, this.record.requestId || newRequestId());
+    return immediateDenial(denial, this.record.requestId);
   }
 
   /** The request is decided (the first outcome given is the one recorded); nothing more is signed. */
