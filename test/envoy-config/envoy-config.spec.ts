@@ -10,7 +10,8 @@ import { load as loadYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkSemantics } from "./checkSemantics.js";
 import { isPlainObject } from "./configProblem.js";
-import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate, warningsIn, withTestFiles } from "./envoyValidate.js";
+import { warningsIn } from "../support/envoy.js";
+import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate, withTestFiles } from "./envoyValidate.js";
 import { type ConfigProblem, ENVOY_VERDICT_PATH, envoyProblems, formatProblems, loadEnvoyYaml, validateBootstrapFile } from "./validateBootstrap.js";
 
 const ENVOY_YAML = fileURLToPath(new URL("../../envoy/envoy.yaml", import.meta.url));
