@@ -4,10 +4,14 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { AssumeRoleCredentialSpec, CredentialSpec } from "../policy/types.js";
 import type { Credentials } from "../sigv4/types.js";
+import { until } from "../../test/support/eventually.js";
 import { createCredentialProfiles } from "./createProfiles.js";
-import { createAudit, FAKE_TIMERS, observeProfile, realSleep, realTurn, sameSet, until, type Audit } from "./testing/audit.js";
+import { createAudit, FAKE_TIMERS, observeProfile, realSleep, realTurn, sameSet, type Audit } from "./testing/audit.js";
 import { startStsStub, type StsReply, type StsStub } from "./testing/stsStub.js";
 import type { CredentialDeps, CredentialProfile } from "./types.js";
+
+/** Polls every millisecond, in real time, for at most 5 s. */
+const POLL_EVERY_MS_1 = { timeoutMs: 5_000, everyMs: 1 };
 
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
 const S = 1000;
@@ -104,10 +108,10 @@ async function runNextAttempt(profile: CredentialProfile, reply: StsReply): Prom
   stub.reply = () => reply;
   await vi.advanceTimersByTimeAsync(at.getTime() - Date.now());
   if (reply.kind === "hang") {
-    await until(() => stub.requests.length > requestsBefore, "the STS request");
+    await until(() => stub.requests.length > requestsBefore, "the STS request", POLL_EVERY_MS_1);
     await vi.advanceTimersByTimeAsync(5 * S); // the STS client's request timeout
   }
-  await until(() => profile.status().refreshSuccesses + profile.status().refreshFailures > before, "the attempt");
+  await until(() => profile.status().refreshSuccesses + profile.status().refreshFailures > before, "the attempt", POLL_EVERY_MS_1);
 }
 
 describe("assume_role against an STS stub", () => {
@@ -149,7 +153,10 @@ describe("assume_role against an STS stub", () => {
     await profile.start();
     expect(profile.status().nextRefreshAt).toEqual(new Date(T0 + 3285 * S));
 
-    stub.reply = () => ({ kind: "credentials", expiresInSeconds: 3600, delayMs: 40 });
+    // STS holds its answer to the refresh until the reads below have run while it was in flight.
+    let answer = (): void => {};
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    stub.reply = () => ({ kind: "credentials", expiresInSeconds: 3600, heldUntil: answered });
     await vi.advanceTimersByTimeAsync(3285 * S - 1);
     expect(stub.requests).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1);
@@ -164,6 +171,13 @@ describe("assume_role against an STS stub", () => {
         if (seen.at(-1) !== state.credentials) seen.push(state.credentials);
       }
     };
+    await until(() => stub.requests.length === 2, "the refresh to reach STS", POLL_EVERY_MS_1);
+    for (let turn = 0; turn < 11; turn++) {
+      readMany();
+      await realTurn();
+    }
+    expect(profile.status().refreshSuccesses).toBe(1);
+    answer();
     while (profile.status().refreshSuccesses < 2) {
       readMany();
       await realTurn();

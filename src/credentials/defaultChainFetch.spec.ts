@@ -2,10 +2,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { until } from "../../test/support/eventually.js";
 import { createCredentialProfiles } from "./createProfiles.js";
-import { createAudit, FAKE_TIMERS, observeProfile, until, type Audit } from "./testing/audit.js";
+import { createAudit, FAKE_TIMERS, observeProfile, type Audit } from "./testing/audit.js";
 import { startStsStub, type StsStub } from "./testing/stsStub.js";
 import type { CredentialProfile } from "./types.js";
+
+/** Polls every millisecond, in real time, for at most 5 s. */
+const POLL_EVERY_MS_1 = { timeoutMs: 5_000, everyMs: 1 };
 
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
 const S = 1000;
@@ -109,7 +113,7 @@ describe("default_chain with IRSA (web identity token file)", () => {
     await writeFile(tokenFile, "eyJ.projected-token-2.sig");
 
     await vi.advanceTimersByTimeAsync(3285 * S);
-    await until(() => p.status().refreshSuccesses === 2, "the refresh");
+    await until(() => p.status().refreshSuccesses === 2, "the refresh", POLL_EVERY_MS_1);
     expect(stub.requests.at(-1)?.params.get("WebIdentityToken")).toBe("eyJ.projected-token-2.sig");
     const state = p.current();
     expect(state.ok && state.credentials).toEqual(stub.issued[1]);
@@ -122,7 +126,7 @@ describe("default_chain with IRSA (web identity token file)", () => {
     stub.reply = () => ({ kind: "error", status: 400, code: "InvalidIdentityToken", message: "Token expired" });
 
     await vi.advanceTimersByTimeAsync(3285 * S);
-    await until(() => p.status().refreshFailures === 1, "the failed refresh");
+    await until(() => p.status().refreshFailures === 1, "the failed refresh", POLL_EVERY_MS_1);
     expect(p.current()).toEqual({ ok: true, credentials: stub.issued[0] });
     expect(p.status().lastError).toBe("InvalidIdentityTokenException: Token expired (HTTP 400)");
   });

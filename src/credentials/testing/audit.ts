@@ -4,7 +4,6 @@
  */
 import type { Credentials } from "../../sigv4/types.js";
 import type { CredentialLogger, CredentialProfile, RefreshEvent } from "../types.js";
-import { until as untilHolds } from "../../../test/support/eventually.js";
 
 const realSetTimeout = globalThis.setTimeout;
 
@@ -62,11 +61,6 @@ export function observeProfile(audit: Audit, profile: CredentialProfile): void {
   audit.observe(JSON.stringify(profile.status()));
   const state = profile.current();
   if (!state.ok) audit.observe(state.error);
-}
-
-/** Waits (in real time, a millisecond per turn) until `condition` holds: the one loop in test/support. */
-export function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  return untilHolds(condition, what, { timeoutMs, everyMs: 1 });
 }
 
 /** Sleeps in real time, whatever timers the test has faked. */
