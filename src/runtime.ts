@@ -31,7 +31,7 @@ function snapshotOf(policy: Policy, profiles: ReadonlyMap<string, CredentialProf
     policy,
     profiles,
     credentials(name: string) {
-      return profiles.get(name)?.current() ?? { usable: false as const, reason: `no credentials entry "${name}" in the policy` };
+      return profiles.get(name)?.current() ?? { ok: false as const, error: `no credentials entry "${name}" in the policy` };
     },
   });
 }
@@ -61,7 +61,7 @@ export function notReadyReasons(runtime: Runtime): string[] {
   const reasons: string[] = [];
   for (const name of profilesInUse(runtime.policy)) {
     const state = runtime.credentials(name);
-    if (!state.usable) reasons.push(`credentials "${name}": ${state.reason}`);
+    if (!state.ok) reasons.push(`credentials "${name}": ${state.error}`);
   }
   return reasons;
 }

@@ -36,7 +36,7 @@ export interface CredentialStore {
 
 export function createCredentialStore(options: CredentialStoreOptions): CredentialStore {
   const { profile, source, now, events, logger } = options;
-  let usableState: { readonly usable: true; readonly credentials: Credentials } | undefined;
+  let usableState: Extract<CredentialState, { ok: true }> | undefined;
   let expiresAtMs: number | undefined;
   let lastRefreshAt: number | undefined;
   let lastError: string | undefined;
@@ -61,11 +61,11 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
         if (expiresAtMs === undefined) return usableState;
         const nowMs = now();
         if (nowMs < expiresAtMs) return usableState;
-        return { usable: false, reason: unusableReason(nowMs) };
+        return { ok: false, error: unusableReason(nowMs) };
       }
-      return { usable: false, reason: unusableReason(0) };
+      return { ok: false, error: unusableReason(0) };
     } catch {
-      return { usable: false, reason: `credentials for profile "${profile}" could not be read` };
+      return { ok: false, error: `credentials for profile "${profile}" could not be read` };
     }
   }
 
@@ -97,7 +97,7 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
     status(): CredentialProfileStatus {
       const state = current();
       return {
-        usable: state.usable,
+        usable: state.ok,
         ...(expiresAtMs !== undefined ? { expiresAt: new Date(expiresAtMs) } : {}),
         ...(lastRefreshAt !== undefined ? { lastRefreshAt: new Date(lastRefreshAt) } : {}),
         ...(lastError !== undefined ? { lastError } : {}),
@@ -114,7 +114,7 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
         ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}),
         ...(expiration ? { expiration } : {}),
       });
-      usableState = Object.freeze({ usable: true as const, credentials: frozen });
+      usableState = Object.freeze({ ok: true as const, credentials: frozen });
       expiresAtMs = expiration?.getTime();
       lastRefreshAt = now();
       lastError = undefined;

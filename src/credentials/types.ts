@@ -6,14 +6,17 @@
 import type { AssumeRoleCommand, AssumeRoleCommandOutput, STSClientConfig } from "@aws-sdk/client-sts";
 import type { MountedFileTiming } from "../files/types.js";
 import type { CredentialSpec } from "../policy/types.js";
+import type { Result } from "../result.js";
 import type { Credentials } from "../sigv4/types.js";
 
 export type CredentialSourceKind = CredentialSpec["kind"];
 
-/** What a credential profile can give right now: one immutable set, or why not. */
-export type CredentialState =
-  | { readonly usable: true; readonly credentials: Credentials }
-  | { readonly usable: false; readonly reason: string };
+/**
+ * What a credential profile can give right now: one immutable set, or, as `error`, why not (a
+ * message a person can act on, free of secrets). The request path refuses with
+ * `credentials_unavailable` (extproc/denial.ts) when it is not ok.
+ */
+export type CredentialState = Result<{ readonly credentials: Credentials }>;
 
 export interface CredentialProfileStatus {
   readonly usable: boolean;

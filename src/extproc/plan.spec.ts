@@ -1,65 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { inProcessContext } from "../../test/support/extProcHarness.js";
-import { policyFrom } from "../../test/support/policyFrom.js";
+import { extProcPolicy, PLACEHOLDER_KEY_ID } from "../../test/support/extProcPolicy.js";
 import { Admission } from "./admission.js";
 import type { Denial } from "./denial.js";
 import type { RequestHead } from "./headers.js";
 import { planRequest, signInputFor, type Plan, type Planned } from "./plan.js";
 
 const CREDS = { accessKeyId: "AKIAPLANSPEC00000001", secretAccessKey: "plan/spec/secret/000000000000000000000001" };
-const PLACEHOLDER = "AKIDPLACEHOLDER00001";
-
-const POLICY = policyFrom(`version: 1
-credentials:
-  main:
-    static:
-      access_key_id_env: PLAN_ID
-      secret_access_key_env: PLAN_SECRET
-  missing:
-    static:
-      access_key_id_env: PLAN_MISSING_ID
-      secret_access_key_env: PLAN_MISSING_SECRET
-limits:
-  max_buffered_body_bytes: 1000
-endpoints:
-  - host: "locked.s3.eu-west-1.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-    client_access_key_ids: [${PLACEHOLDER}]
-  - host: "*.s3.us-west-2.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-  - host: "storage.example.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-  - host: "fixed.example.com"
-    credential_signing: sigv4
-    signing_service: s3
-    region: ap-south-1
-    credentials: main
-  - host: "bedrock-runtime.us-east-1.amazonaws.com"
-    credential_signing: "sigv4:no_body"
-    signing_service: auto
-    credentials: main
-  - host: "sts.amazonaws.com"
-    credential_signing: "sigv4:body"
-    signing_service: sts
-    region: us-east-1
-    credentials: main
-  - host: "vault.s3.eu-central-1.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: missing
-`);
+const POLICY = extProcPolicy(1000);
 
 /** Only "main" has credentials; "missing" resolves to unusable. */
 function context(admission?: Admission) {
   const { ctx } = inProcessContext(POLICY, CREDS, admission ? { admission } : {});
   const snapshot = ctx.snapshot();
-  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { usable: false as const, reason: "the test's STS is down" }) }) };
+  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { ok: false as const, error: "the test's STS is down" }) }) };
 }
 
 function head(authority: string, headers: Record<string, string> = {}, path = "/key", method = "PUT"): RequestHead {
@@ -116,7 +70,7 @@ describe("planRequest: the plan for a request the policy allows", () => {
   });
 
   it("accepts a placeholder key id the endpoint binds, and records it masked", () => {
-    const { result, facts } = plan(head("locked.s3.eu-west-1.amazonaws.com", { authorization: auth(PLACEHOLDER, "eu-west-1", "s3") }), true);
+    const { result, facts } = plan(head("locked.s3.eu-west-1.amazonaws.com", { authorization: auth(PLACEHOLDER_KEY_ID, "eu-west-1", "s3") }), true);
     expect("reason" in result).toBe(false);
     expect(facts).toEqual({ host: "locked.s3.eu-west-1.amazonaws.com", endpointIndex: 0, profile: "main", clientKeyId: "AKID…0001", service: "s3", region: "eu-west-1", payloadMode: "empty-body" });
   });

@@ -14,7 +14,7 @@ import {
   regionFromHost,
   selectPayloadMode,
   splitPath,
-  type ClientAuth,
+  type ClientAuthResult,
   type DecodedQuery,
   type PayloadMode,
   type SignInput,
@@ -35,7 +35,6 @@ export interface Plan {
   readonly path: string;
   readonly query: DecodedQuery;
   readonly rewrittenPath: string | undefined;
-  readonly clientAuth: ClientAuth;
   readonly clientSignedHeaders: readonly string[];
   readonly maxBufferedBodyBytes: number;
   /** x-amz-decoded-content-length of a chunk-signed upload (0 otherwise). */
@@ -83,32 +82,33 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   if (!split.ok) return deny("malformed_path", split.error);
 
   const authHeader = head.headers.get(H_AUTHORIZATION);
-  const clientAuth: ClientAuth = authHeader !== undefined ? parseAuthorizationHeader(authHeader) : parsePresignedQuery(split.presign);
-  if (clientAuth.kind === "header" || clientAuth.kind === "query") facts.clientKeyId = maskKeyId(clientAuth.accessKeyId);
+  const clientAuth: ClientAuthResult = authHeader !== undefined ? parseAuthorizationHeader(authHeader) : parsePresignedQuery(split.presign);
+  const signature = clientAuth.ok && clientAuth.auth.kind !== "none" ? clientAuth.auth : undefined;
+  if (signature) facts.clientKeyId = maskKeyId(signature.accessKeyId);
 
   if (endpoint.clientAccessKeyIds) {
-    if (clientAuth.kind === "none") {
+    if (!clientAuth.ok) {
+      return deny("malformed_client_auth", `the client's Authorization is malformed (${clientAuth.error}); endpoint ${endpoint.host} needs it to check the placeholder key id`);
+    }
+    if (!signature) {
       return deny("no_client_signature", `endpoint ${endpoint.host} only signs requests made with its placeholder key ids, and this request carries no SigV4 signature`);
     }
-    if (clientAuth.kind === "malformed") {
-      return deny("malformed_client_auth", `the client's Authorization is malformed (${clientAuth.message}); endpoint ${endpoint.host} needs it to check the placeholder key id`);
-    }
-    if (!endpoint.clientAccessKeyIds.has(clientAuth.accessKeyId)) {
-      return deny("key_id_not_allowed", `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
+    if (!endpoint.clientAccessKeyIds.has(signature.accessKeyId)) {
+      return deny("key_id_not_allowed", `placeholder key id ${maskKeyId(signature.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
     }
   }
 
   let service = endpoint.signingService;
   if (service === "auto") {
-    if (clientAuth.kind === "none" || clientAuth.kind === "malformed") {
-      const why = clientAuth.kind === "none" ? "is not signed" : `has a malformed signature (${clientAuth.message})`;
+    if (!signature) {
+      const why = clientAuth.ok ? "is not signed" : `has a malformed signature (${clientAuth.error})`;
       return deny("no_service_for_auto", `endpoint ${endpoint.host} has signing_service: auto, which takes the service from the client's own SigV4 credential scope, but the request ${why}`);
     }
-    service = clientAuth.service;
+    service = signature.service;
   }
   facts.service = service;
 
-  const region = endpoint.region ?? regionFromHost(host) ?? (clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.region : undefined);
+  const region = endpoint.region ?? regionFromHost(host) ?? signature?.region;
   if (region === undefined) {
     return deny("unknown_region", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
   }
@@ -144,11 +144,10 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   }
 
   const creds = snapshot.credentials(endpoint.credentials);
-  if (!creds.usable) {
-    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.reason}`);
+  if (!creds.ok) {
+    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.error}`);
   }
 
-  const clientSignedHeaders = clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.signedHeaders : [];
   return {
     head,
     endpoint,
@@ -160,8 +159,7 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     path: split.path,
     query: split.query,
     rewrittenPath: split.rewrittenPath,
-    clientAuth,
-    clientSignedHeaders,
+    clientSignedHeaders: signature?.signedHeaders ?? [],
     maxBufferedBodyBytes: maxBody,
     decodedContentLength,
   };

@@ -38,12 +38,13 @@ describe("RequestRecord", () => {
     ]);
   });
 
-  it("a request refused before its head was read has empty facts, endpoint -1 and no request id", () => {
+  it("a request refused before its head was read has empty facts, endpoint -1 and the id the record was opened with", () => {
     const events: DecisionEvent[] = [];
     const r = new RequestRecord((e) => events.push(e));
     r.decide("refused", "protocol_error", 500);
     r.emit();
-    expect(events).toMatchObject([{ requestId: "", method: "", host: "", service: "", region: "", payloadMode: "", profile: "", endpointIndex: -1, status: 500 }]);
+    expect(r.requestId).toMatch(new RegExp(`^countersign-${process.pid}-\\d+$`));
+    expect(events).toMatchObject([{ requestId: r.requestId, method: "", host: "", service: "", region: "", payloadMode: "", profile: "", endpointIndex: -1, status: 500 }]);
   });
 
   it("keeps an x-request-id of up to 128 characters as it is, cuts a longer one to 128 (whole code points), and makes one up for none or an empty one", () => {
@@ -78,10 +79,14 @@ describe("RequestRecord", () => {
     expect(calls).toBe(1);
   });
 
-  it("a request without x-request-id gets a countersign id of its own", () => {
-    const events: DecisionEvent[] = [];
-    const r = new RequestRecord((e) => events.push(e));
+  it("a request without x-request-id (or with an empty one) keeps the countersign id its record was opened with", () => {
+    const r = new RequestRecord(() => {});
+    const opened = r.requestId;
+    expect(opened).toMatch(new RegExp(`^countersign-${process.pid}-\\d+$`));
     r.identify(undefined, "GET");
-    expect(r.requestId).toMatch(new RegExp(`^countersign-${process.pid}-\\d+$`));
+    expect(r.requestId).toBe(opened);
+    r.identify("", "GET");
+    expect(r.requestId).toBe(opened);
+    expect(new RequestRecord(() => {}).requestId).not.toBe(opened);
   });
 });

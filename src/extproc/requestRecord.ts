@@ -17,8 +17,8 @@ let requestCounter = 0;
  */
 export const MAX_REQUEST_ID_CHARS = 128;
 
-/** A request id for a request that brought none (no x-request-id, or no readable head). */
-export function newRequestId(): string {
+/** The id a record is opened with, kept when the request brings none (no x-request-id, or no readable head). */
+function newRequestId(): string {
   return `countersign-${process.pid}-${++requestCounter}`;
 }
 
@@ -29,7 +29,7 @@ interface Outcome {
 }
 
 export class RequestRecord {
-  private id = "";
+  private id = newRequestId();
   private method = "";
   private facts: PlanFacts = {};
   private signingSeconds = 0;
@@ -40,15 +40,18 @@ export class RequestRecord {
 
   constructor(private readonly sink: (event: DecisionEvent) => void) {}
 
-  /** From x-request-id or made up; "" until the request's head was read. */
+  /**
+   * The one id of the request, in its decision event and in the body of its refusal alike: the
+   * head's x-request-id, else countersign's own, given when the record was opened.
+   */
   get requestId(): string {
     return this.id;
   }
 
   /** The request's head was read; `requestId` is its x-request-id, if any. */
   identify(requestId: string | undefined, method: string): void {
-    if (requestId === undefined || requestId === "") this.id = newRequestId();
-    else this.id = requestId.length <= MAX_REQUEST_ID_CHARS ? requestId : Array.from(requestId).slice(0, MAX_REQUEST_ID_CHARS).join("");
+    // An empty x-request-id names nothing: the record keeps the id it was opened with.
+    if (requestId) this.id = requestId.length <= MAX_REQUEST_ID_CHARS ? requestId : Array.from(requestId).slice(0, MAX_REQUEST_ID_CHARS).join("");
     this.method = method;
   }
 

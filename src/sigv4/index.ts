@@ -1,7 +1,7 @@
 export * from "./constants.js";
 export { AwsChunkedResigner, type ChunkSigningParams, type ResignResult } from "./awsChunkedResigner.js";
 export { selectPayloadMode, type PayloadMode, type PayloadModeName, type PayloadRefusalReason } from "./payloadMode.js";
-export { parseAuthorizationHeader, parsePresignedQuery, type ClientAuth } from "./parseClientAuth.js";
+export { parseAuthorizationHeader, parsePresignedQuery, type ClientAuth, type ClientAuthResult, type ClientSignature } from "./parseClientAuth.js";
 export { looksLikeRegion, regionFromHost } from "./regionFromHost.js";
 export { isNeverSigned, selectSignedHeaders } from "./selectSignedHeaders.js";
 export { signRequest, type SignInput, type SignOutput } from "./signRequest.js";

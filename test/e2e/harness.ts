@@ -25,7 +25,8 @@ import { startDnsServer, type DnsServer } from "../support/dnsServer.js";
 import { updateSecretVolume } from "../support/secretVolume.js";
 import { REPO, startServe, type ServeProcess } from "../support/startServe.js";
 import { startLoopbackAws } from "./loopbackAws.js";
-import { envoyBinary, SHIPPED_SHARED_SERVICE_YAML, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
+import { envoyBinary } from "../support/envoy.js";
+import { SHIPPED_SHARED_SERVICE_YAML, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
 
 export const REAL = { accessKeyId: "AKIAREALKEYE2E000001", secretAccessKey: "real/e2e/secret/0000000000000000000000001" };
 export const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER000", secretAccessKey: "placeholder-secret-not-real" };

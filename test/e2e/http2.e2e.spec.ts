@@ -12,7 +12,8 @@ import { BedrockRuntimeClient, InvokeModelCommand } from "@aws-sdk/client-bedroc
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endpointS3Client, s3Client } from "./clients.js";
-import { PLACEHOLDER, REAL, startStack, type Stack } from "./harness.js";
+import { expectAllVerifiedSince } from "./expectVerified.js";
+import { PLACEHOLDER, startStack, type Stack } from "./harness.js";
 import { http2EndpointHandler, http2ProxiedHandler } from "./http2Clients.js";
 
 /**
@@ -66,20 +67,6 @@ function grew(before: Record<string, number>, after: Record<string, number>, nam
   return Object.fromEntries(names.map((n) => [n, (after[n] ?? 0) - (before[n] ?? 0)]));
 }
 
-function expectAllVerifiedSince(start: number, operations: string[]): void {
-  const seen = stack.fake.requests.slice(start);
-  for (const r of seen) {
-    expect({ op: r.operation, verified: r.verified, key: r.accessKeyId, error: r.errorCode, msg: r.errorMessage }).toEqual({
-      op: r.operation,
-      verified: true,
-      key: REAL.accessKeyId,
-      error: undefined,
-      msg: undefined,
-    });
-  }
-  expect(seen.map((r) => r.operation)).toEqual(operations);
-}
-
 async function putHeadGetListDelete(s3: S3Client, bucket: string, key: string): Promise<void> {
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: `over HTTP/2: ${key}`, ContentType: "text/plain", Metadata: { proto: "h2" } }));
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
@@ -103,7 +90,7 @@ describe("the JS SDK's NodeHttp2Handler through real Envoy", () => {
     } finally {
       s3.destroy();
     }
-    expectAllVerifiedSince(start, S3_OPS);
+    expect(expectAllVerifiedSince(stack, start)).toEqual(S3_OPS);
     for (const r of stack.fake.requests.slice(start)) expect(r.host).toBe("s3.us-east-1.amazonaws.com");
     // The client signed :authority (not host); countersign signed host, as AWS expects over HTTP/1.1.
     for (const r of stack.fake.requests.slice(start)) expect(r.signedHeaders).toContain("host");
@@ -134,7 +121,7 @@ describe("the JS SDK's NodeHttp2Handler through real Envoy", () => {
       s3.destroy();
       bedrock.destroy();
     }
-    expectAllVerifiedSince(start, [...S3_OPS, "InvokeModel"]);
+    expect(expectAllVerifiedSince(stack, start)).toEqual([...S3_OPS, "InvokeModel"]);
     // signing_service auto read "bedrock" from the client's scope; the InvokeModel body (no
     // x-amz-content-sha256 from the client) was buffered from the HTTP/2 stream and hashed.
     expect(stack.fake.requests.at(-1)).toMatchObject({ service: "bedrock", payloadMode: "BODY-SHA256" });

@@ -15,7 +15,8 @@ import { loadEnvoyYaml } from "../envoy-config/validateBootstrap.js";
 import { startDnsServer } from "../support/dnsServer.js";
 import { REPO } from "../support/startServe.js";
 import { SERVICE_HOST } from "../../scripts/gen-envoy-shared-service.js";
-import { assertLoopbackOnly, envoyBinary, envoyE2eConfig, SHIPPED_ENVOY_YAML, SHIPPED_SHARED_SERVICE_YAML, splitHostPort, startRealEnvoy, validateWithEnvoy, type E2eConfigOptions, type RealEnvoy } from "./realEnvoy.js";
+import { envoyBinary, validateEnvoyConfig } from "../support/envoy.js";
+import { assertLoopbackOnly, envoyE2eConfig, SHIPPED_ENVOY_YAML, SHIPPED_SHARED_SERVICE_YAML, splitHostPort, startRealEnvoy, type E2eConfigOptions, type RealEnvoy } from "./realEnvoy.js";
 
 type Obj = Record<string, unknown>;
 
@@ -310,10 +311,14 @@ describe("envoy --mode validate (the pinned Envoy)", () => {
     const doc = envoyE2eConfig(loadEnvoyYaml(SHIPPED_ENVOY_YAML), { ...OPTS, tlsDir: dir, envoyDir: join(dir, "envoy"), upstreamCaFile: join(dir, "ca.crt") });
     const file = join(dir, "validate.yaml");
     writeFileSync(file, yaml.dump(doc, { noRefs: true }));
-    expect(() => validateWithEnvoy(envoyBinary(), file)).not.toThrow();
+    const accepted = validateEnvoyConfig(file);
+    expect(accepted.accepted, accepted.output).toBe(true);
     const broken = join(dir, "broken.yaml");
     writeFileSync(broken, yaml.dump({ ...doc, not_a_bootstrap_field: 1 }, { noRefs: true }));
-    expect(() => validateWithEnvoy(envoyBinary(), broken)).toThrow(/not_a_bootstrap_field/);
+    const rejected = validateEnvoyConfig(broken);
+    expect(rejected.accepted).toBe(false);
+    expect(rejected.status).not.toBe(0);
+    expect(rejected.output).toMatch(/not_a_bootstrap_field/);
   }, 60_000);
 });
 

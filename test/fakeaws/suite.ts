@@ -12,6 +12,24 @@ export const SUITE_DIR = resolve(REPO_ROOT, "test", "fixtures", "aws-sigv4-test-
 export const V4_DIR = join(SUITE_DIR, "v4");
 export const CHUNKED_EXAMPLE = join(SUITE_DIR, "s3-chunked-upload-example.json");
 
+/** s3-chunked-upload-example.json: the S3 chunked-upload example of the AWS documentation. */
+export interface ChunkedUploadExample {
+  credentials: { access_key_id: string; secret_access_key: string };
+  region: string;
+  service: string;
+  x_amz_date: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  chunk_data_byte: string;
+  chunk_sizes: number[];
+  expected: { signed_headers: string; authorization: string; seed_signature: string; chunk_signatures: string[] };
+}
+
+export function readChunkedExample(): ChunkedUploadExample {
+  return JSON.parse(readFileSync(CHUNKED_EXAMPLE, "utf8")) as ChunkedUploadExample;
+}
+
 export function suiteCases(): string[] {
   return readdirSync(V4_DIR, { withFileTypes: true })
     .filter((d) => d.isDirectory())
