@@ -13,6 +13,8 @@ describe("REFUSALS: the one table from a refusal reason to its answer", () => {
       key_id_not_allowed: [403, "InvalidAccessKeyId", "key_id_not_allowed"],
       no_service_for_auto: [400, "MissingAuthenticationToken", "unsigned_client"],
       unknown_region: [400, "AuthorizationHeaderMalformed", "malformed_request"],
+      sigv4a_not_enabled: [400, "SigV4aNotEnabled", "algorithm_mismatch"],
+      sigv4a_required: [400, "SigV4aRequired", "algorithm_mismatch"],
       sigv4a_streaming: [400, "SigV4aNotSupported", "bad_payload_mode"],
       chunk_signed_body_unsigned: [400, "InvalidRequest", "bad_payload_mode"],
       streaming_body_not_hashable: [400, "InvalidRequest", "bad_payload_mode"],

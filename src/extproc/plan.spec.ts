@@ -187,6 +187,25 @@ describe("planRequest: refusals, each a Denial with its status, AWS code and rea
       message: /signing_service: auto.*the request is not signed$/,
     },
     {
+      name: "a client that header-signed with SigV4A, on a SigV4 endpoint: 400 SigV4aNotEnabled, never re-signed as SigV4",
+      head: head("photos.s3.us-west-2.amazonaws.com", { authorization: `AWS4-ECDSA-P256-SHA256 Credential=AKIDANY/20240101/s3/aws4_request, SignedHeaders=host;x-amz-date;x-amz-region-set, Signature=${"0".repeat(142)}`, "x-amz-region-set": "*", "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }),
+      want: { status: 400, code: "SigV4aNotEnabled", reason: "algorithm_mismatch" },
+      message: /^the client signed with SigV4A \(AWS4-ECDSA-P256-SHA256, in its Authorization header\), and SigV4A is not enabled for endpoint \*\.s3\.us-west-2\.amazonaws\.com, which re-signs with SigV4 only; set credential_signing: sigv4a/,
+    },
+    {
+      name: "a SigV4A presigned URL on a SigV4 endpoint: 400 SigV4aNotEnabled",
+      head: head("photos.s3.us-west-2.amazonaws.com", {}, "/k?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=AKIDANY%2F20240101%2Fs3%2Faws4_request&X-Amz-Region-Set=%2A", "GET"),
+      eos: true,
+      want: { status: 400, code: "SigV4aNotEnabled", reason: "algorithm_mismatch" },
+      message: /in its presigned URL \(X-Amz-Algorithm\)\), and SigV4A is not enabled/,
+    },
+    {
+      name: "a SigV4A chunk-signed upload (HMAC Authorization) on a SigV4 endpoint: 400 SigV4aNotEnabled",
+      head: head("photos.s3.us-west-2.amazonaws.com", { authorization: auth("AKIDANY", "us-west-2", "s3"), "x-amz-content-sha256": "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "x-amz-decoded-content-length": "5" }),
+      want: { status: 400, code: "SigV4aNotEnabled", reason: "algorithm_mismatch" },
+      message: /in x-amz-content-sha256 STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD\), and SigV4A is not enabled/,
+    },
+    {
       name: "signed event stream: 501 NotImplemented",
       head: head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS" }),
       want: { status: 501, code: "NotImplemented", reason: "not_implemented" },

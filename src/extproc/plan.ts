@@ -5,6 +5,8 @@
 import { matchEndpoint } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
+  ALGORITHM,
+  checkClientAlgorithm,
   H_AUTHORIZATION,
   H_CONTENT_LENGTH,
   H_CONTENT_SHA256,
@@ -97,6 +99,9 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
       return deny("key_id_not_allowed", `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
     }
   }
+
+  const algorithmCheck = checkClientAlgorithm(ALGORITHM, endpoint.host, clientAuth, head.headers.get(H_CONTENT_SHA256));
+  if (!algorithmCheck.ok) return deny(algorithmCheck.reason, algorithmCheck.message);
 
   let service = endpoint.signingService;
   if (service === "auto") {

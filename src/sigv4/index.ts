@@ -1,4 +1,5 @@
 export * from "./constants.js";
+export { checkClientAlgorithm, clientAlgorithms, type AlgorithmCheck, type AlgorithmRefusalReason, type SigningAlgorithm } from "./clientAlgorithm.js";
 export { AwsChunkedResigner, type ChunkSigningParams, type ResignResult } from "./awsChunkedResigner.js";
 export { selectPayloadMode, type PayloadMode, type PayloadModeName, type PayloadRefusalReason } from "./payloadMode.js";
 export { parseAuthorizationHeader, parsePresignedQuery, type ClientAuth } from "./parseClientAuth.js";
