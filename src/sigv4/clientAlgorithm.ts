@@ -1,15 +1,23 @@
 import { ALGORITHM, ALGORITHM_V4A, STREAMING_EVENTS, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_SIGV4A_PREFIX } from "./constants.js";
+import type { CredentialSigning } from "../policy/types.js";
 import type { ClientAuth } from "./parseClientAuth.js";
 
 /** The two signature algorithms: SigV4 (HMAC) and SigV4A (ECDSA P-256). */
 export type SigningAlgorithm = typeof ALGORITHM | typeof ALGORITHM_V4A;
+
+/** The algorithm an endpoint re-signs with: SigV4A for `credential_signing: sigv4a`, else SigV4. */
+export function endpointAlgorithm(signing: CredentialSigning): SigningAlgorithm {
+  return signing === "sigv4a" ? ALGORITHM_V4A : ALGORITHM;
+}
 
 /** Why a request is refused for the algorithm its client used. */
 export type AlgorithmRefusalReason =
   /** The client signed with SigV4A; the endpoint signs with SigV4. */
   | "sigv4a_not_enabled"
   /** The client signed with SigV4; the endpoint signs with SigV4A only. */
-  | "sigv4a_required";
+  | "sigv4a_required"
+  /** A SigV4A endpoint, and neither the policy nor the client names the region set. */
+  | "no_region_set";
 
 export type AlgorithmCheck = { readonly ok: true } | { readonly ok: false; readonly reason: AlgorithmRefusalReason; readonly message: string };
 
