@@ -174,6 +174,11 @@ describe("planRequest: SigV4A endpoints (credential_signing: sigv4a)", () => {
     });
   });
 
+  it("records the payload mode as refused when the algorithm is, for the decision log", () => {
+    const { facts } = plan(head(MRAP, { authorization: auth("AKIDANY", "us-east-1", "s3") }), true);
+    expect(facts).toEqual({ host: MRAP, endpointIndex: 7, profile: "main", clientKeyId: "****", payloadMode: "refused" });
+  });
+
   it("normalises the client's region set: whitespace out, lower case", () => {
     expect(planned(head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": " US-East-1, us-west-2 " }), true).region).toBe("us-east-1,us-west-2");
   });

@@ -108,7 +108,11 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
 
   const algorithm = endpointAlgorithm(endpoint.credentialSigning);
   const algorithmCheck = checkClientAlgorithm(algorithm, endpoint.host, clientAuth, head.headers.get(H_CONTENT_SHA256));
-  if (!algorithmCheck.ok) return deny(algorithmCheck.reason, algorithmCheck.message);
+  if (!algorithmCheck.ok) {
+    // Whatever the payload mode would have been, the request is refused before it is chosen.
+    facts.payloadMode = "refused";
+    return deny(algorithmCheck.reason, algorithmCheck.message);
+  }
 
   let service = endpoint.signingService;
   if (service === "auto") {
