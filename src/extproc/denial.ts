@@ -20,6 +20,7 @@ export type RefusalReason =
   | "key_id_not_allowed"
   | "no_service_for_auto"
   | "unknown_region"
+  | "no_region_set"
   | "chunked_without_body"
   | "missing_decoded_content_length"
   | "body_too_large"

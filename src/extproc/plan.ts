@@ -5,6 +5,7 @@
 import { matchEndpoint } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
+  ALGORITHM_V4A,
   checkClientAlgorithm,
   endpointAlgorithm,
   H_AUTHORIZATION,
@@ -12,7 +13,6 @@ import {
   H_CONTENT_SHA256,
   H_DECODED_CONTENT_LENGTH,
   H_REGION_SET,
-  ALGORITHM_V4A,
   parseAuthorizationHeader,
   parsePresignedQuery,
   regionFromHost,

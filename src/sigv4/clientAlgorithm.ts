@@ -15,9 +15,7 @@ export type AlgorithmRefusalReason =
   /** The client signed with SigV4A; the endpoint signs with SigV4. */
   | "sigv4a_not_enabled"
   /** The client signed with SigV4; the endpoint signs with SigV4A only. */
-  | "sigv4a_required"
-  /** A SigV4A endpoint, and neither the policy nor the client names the region set. */
-  | "no_region_set";
+  | "sigv4a_required";
 
 export type AlgorithmCheck = { readonly ok: true } | { readonly ok: false; readonly reason: AlgorithmRefusalReason; readonly message: string };
 
