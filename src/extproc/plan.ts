@@ -5,10 +5,14 @@
 import { matchEndpoint } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
+  ALGORITHM_V4A,
+  checkClientAlgorithm,
+  endpointAlgorithm,
   H_AUTHORIZATION,
   H_CONTENT_LENGTH,
   H_CONTENT_SHA256,
   H_DECODED_CONTENT_LENGTH,
+  H_REGION_SET,
   parseAuthorizationHeader,
   parsePresignedQuery,
   regionFromHost,
@@ -18,6 +22,7 @@ import {
   type DecodedQuery,
   type PayloadMode,
   type SignInput,
+  type SigningAlgorithm,
 } from "../sigv4/index.js";
 import type { Credentials } from "../sigv4/types.js";
 import type { SigningContext } from "./context.js";
@@ -29,6 +34,9 @@ export interface Plan {
   readonly endpoint: Endpoint;
   readonly host: string;
   readonly service: string;
+  /** The algorithm the endpoint signs with (the client used it too, or did not sign). */
+  readonly algorithm: SigningAlgorithm;
+  /** SigV4: the signing region; SigV4A: the region set (`x-amz-region-set`). */
   readonly region: string;
   readonly mode: Exclude<PayloadMode, { kind: "refuse" }>;
   readonly credentials: Credentials;
@@ -98,6 +106,14 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     }
   }
 
+  const algorithm = endpointAlgorithm(endpoint.credentialSigning);
+  const algorithmCheck = checkClientAlgorithm(algorithm, endpoint.host, signature ?? { kind: "none" }, head.headers.get(H_CONTENT_SHA256));
+  if (!algorithmCheck.ok) {
+    // Whatever the payload mode would have been, the request is refused before it is chosen.
+    facts.payloadMode = "refused";
+    return deny(algorithmCheck.reason, algorithmCheck.message);
+  }
+
   let service = endpoint.signingService;
   if (service === "auto") {
     if (!signature) {
@@ -108,9 +124,17 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   }
   facts.service = service;
 
-  const region = endpoint.region ?? regionFromHost(host) ?? signature?.region;
-  if (region === undefined) {
-    return deny("unknown_region", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
+  let region: string;
+  if (algorithm === ALGORITHM_V4A) {
+    const regionSet = regionSetFor(endpoint, head, split.presign);
+    if (typeof regionSet !== "string") return regionSet;
+    region = regionSet;
+  } else {
+    const derived = endpoint.region ?? regionFromHost(host) ?? signature?.region;
+    if (derived === undefined) {
+      return deny("unknown_region", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
+    }
+    region = derived;
   }
   facts.region = region;
 
@@ -153,6 +177,7 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     endpoint,
     host: head.authority,
     service,
+    algorithm,
     region,
     mode,
     credentials: creds.credentials,
@@ -163,6 +188,27 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     maxBufferedBodyBytes: maxBody,
     decodedContentLength,
   };
+}
+
+/** A region set: `*`, or regions (or `us-*`-style prefixes) joined by commas. */
+const REGION_SET = /^(\*|[a-z0-9-]+\*?)(,(\*|[a-z0-9-]+\*?))*$/;
+
+/**
+ * The region set a SigV4A request is signed for: the endpoint's `region_set`, else the client's own
+ * (its `x-amz-region-set` header, or `X-Amz-Region-Set` of its presigned URL).
+ */
+function regionSetFor(endpoint: Endpoint, head: RequestHead, presign: ReadonlyMap<string, string>): string | Denial {
+  if (endpoint.regionSet) return endpoint.regionSet.join(",");
+  let client = head.headers.get(H_REGION_SET);
+  for (const [name, value] of presign) if (name.toLowerCase() === H_REGION_SET) client ??= value;
+  if (client === undefined) {
+    return deny("no_region_set", `endpoint ${endpoint.host} signs with SigV4A, which needs a region set, and the request carries no x-amz-region-set; set region_set on the endpoint (e.g. ["*"])`);
+  }
+  const trimmed = client.replace(/\s+/g, "").toLowerCase();
+  if (!REGION_SET.test(trimmed)) {
+    return deny("no_region_set", `x-amz-region-set "${clip(client)}" is not "*" or a comma-separated list of regions`);
+  }
+  return trimmed;
 }
 
 function clip(s: string): string {
@@ -186,6 +232,7 @@ export function signInputFor(plan: Plan, payloadHash: string, now: Date): SignIn
     payloadHash,
     service: plan.service,
     region: plan.region,
+    algorithm: plan.algorithm,
     credentials: plan.credentials,
     now,
   };

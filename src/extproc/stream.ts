@@ -18,7 +18,7 @@ import {
   H_AMZ_DATE,
   H_AUTHORIZATION,
   H_SECURITY_TOKEN,
-  signRequest,
+  signHead,
   startChunkedResigning,
   type AwsChunkedResigner,
   type SignInput,
@@ -217,7 +217,7 @@ export class ExtProcStream {
   }
 
   private async sign(plan: Plan, payloadHash: string): Promise<HeaderChanges> {
-    return changesFor(plan, await signRequest(this.signInput(plan, payloadHash)));
+    return changesFor(plan, await signHead(this.signInput(plan, payloadHash)));
   }
 
   private signInput(plan: Plan, payloadHash: string): SignInput {

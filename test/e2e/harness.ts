@@ -76,6 +76,8 @@ const CERT_HOSTS = [
   "s3.eu-west-1.amazonaws.com",
   "*.s3.amazonaws.com",
   "s3.amazonaws.com",
+  "*.mrap.accesspoint.s3-global.amazonaws.com",
+  "*.accesspoint.s3-global.amazonaws.com",
   "sts.amazonaws.com",
   "sts.us-east-1.amazonaws.com",
   "bedrock-runtime.us-west-2.amazonaws.com",

@@ -11,6 +11,8 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const SUITE_DIR = resolve(REPO_ROOT, "test", "fixtures", "aws-sigv4-test-suite");
 export const V4_DIR = join(SUITE_DIR, "v4");
 export const CHUNKED_EXAMPLE = join(SUITE_DIR, "s3-chunked-upload-example.json");
+/** AWS's SigV4A vectors (aws-c-auth's v4a suite), kept with their LICENSE and NOTICE. */
+export const V4A_DIR = resolve(REPO_ROOT, "test", "fixtures", "aws-sigv4a-test-suite", "v4a");
 
 /** s3-chunked-upload-example.json: the S3 chunked-upload example of the AWS documentation. */
 export interface ChunkedUploadExample {
@@ -30,8 +32,8 @@ export function readChunkedExample(): ChunkedUploadExample {
   return JSON.parse(readFileSync(CHUNKED_EXAMPLE, "utf8")) as ChunkedUploadExample;
 }
 
-export function suiteCases(): string[] {
-  return readdirSync(V4_DIR, { withFileTypes: true })
+export function suiteCases(dir = V4_DIR): string[] {
+  return readdirSync(dir, { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name)
     .sort();
@@ -48,12 +50,12 @@ export interface SuiteContext {
   omit_session_token?: boolean;
 }
 
-export function readCaseFile(name: string, file: string): string {
-  return readFileSync(join(V4_DIR, name, file), "utf8");
+export function readCaseFile(name: string, file: string, dir = V4_DIR): string {
+  return readFileSync(join(dir, name, file), "utf8");
 }
 
-export function readContext(name: string): SuiteContext {
-  return JSON.parse(readCaseFile(name, "context.json")) as SuiteContext;
+export function readContext(name: string, dir = V4_DIR): SuiteContext {
+  return JSON.parse(readCaseFile(name, "context.json", dir)) as SuiteContext;
 }
 
 export interface SuiteRequest {

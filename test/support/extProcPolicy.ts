@@ -9,8 +9,10 @@
  *   4  bedrock-runtime.us-east-1.amazonaws.com    sigv4:no_body, signing_service auto
  *   5  sts.amazonaws.com                          sigv4:body, sts, us-east-1
  *   6  vault.s3.eu-central-1.amazonaws.com        s3, credentials "missing"
+ *   7  *.mrap.accesspoint.s3-global.amazonaws.com sigv4a, s3 (region set from the client)
+ *   8  pinned.accesspoint.s3-global.amazonaws.com sigv4a, s3, region_set us-east-1 + eu-west-1
  *
- * Every endpoint but the last signs with the profile "main"; nothing reads the environment
+ * Every endpoint but 6 signs with the profile "main"; nothing reads the environment
  * variables the profiles name (the specs hand the credentials to inProcessContext).
  */
 import type { Policy } from "../../src/policy/types.js";
@@ -66,6 +68,15 @@ endpoints:
     credential_signing: sigv4
     signing_service: s3
     credentials: missing
+  - host: "*.mrap.accesspoint.s3-global.amazonaws.com"
+    credential_signing: sigv4a
+    signing_service: s3
+    credentials: main
+  - host: "pinned.accesspoint.s3-global.amazonaws.com"
+    credential_signing: sigv4a
+    signing_service: s3
+    region_set: ["us-east-1", "eu-west-1"]
+    credentials: main
 `,
     "extproc-spec-policy.yaml",
   );
