@@ -84,10 +84,54 @@ class RecordingSigner extends SignatureV4 {
   }
 }
 
+const SIGNATURE_FIELD = ", Signature=";
+const SIGNATURE_HEX = 64;
+
 /**
- * Signs one request head with real credentials. Pure apart from the signing-key cache inside
- * @smithy/signature-v4 (module-wide, keyed by credentials, date, region and service); all SigV4
- * math is that library's. A SignatureV4 costs nothing to construct, so one is made per request.
+ * The signature smithy put in the Authorization header it built: its last field, 64 hex digits
+ * (`… SignedHeaders=…, Signature=<hex>`). Taken from there rather than computed a second time (an
+ * HMAC and a signing-key look-up per request). A header of any other shape throws: no request is
+ * signed with a chain seed that is not the header's own signature.
+ */
+function signatureOf(authorization: string): string {
+  const at = authorization.length - SIGNATURE_HEX - SIGNATURE_FIELD.length;
+  const signature = authorization.slice(-SIGNATURE_HEX);
+  if (at < 0 || authorization.slice(at, at + SIGNATURE_FIELD.length) !== SIGNATURE_FIELD || !/^[0-9a-f]{64}$/.test(signature)) {
+    throw new Error("@smithy/signature-v4 built an Authorization header that does not end with its 64-hex signature");
+  }
+  return signature;
+}
+
+/**
+ * smithy's derived signing keys, per credentials object (credentials are swapped as one immutable
+ * object, so a rotation starts a new entry and the old one goes with its object), by date, region
+ * and service. smithy caches the key too, but finds it under an HMAC of the credentials, one more
+ * HMAC per request; this look-up is a Map get. The key itself is smithy's getSigningKey.
+ */
+const signingKeys = new WeakMap<Credentials, Map<string, Promise<Uint8Array>>>();
+const MAX_KEYS_PER_CREDENTIALS = 64;
+
+function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Promise<Uint8Array> {
+  let byScope = signingKeys.get(credentials);
+  if (byScope === undefined) {
+    byScope = new Map();
+    signingKeys.set(credentials, byScope);
+  }
+  const scope = `${shortDate}/${region}/${service}`;
+  let key = byScope.get(scope);
+  if (key === undefined) {
+    if (byScope.size >= MAX_KEYS_PER_CREDENTIALS) byScope.clear();
+    key = getSigningKey(Sha256, credentials, shortDate, region, service);
+    byScope.set(scope, key);
+    // A failed derivation is not kept.
+    key.catch(() => byScope.delete(scope));
+  }
+  return key;
+}
+
+/**
+ * Signs one request head with real credentials. Pure apart from the signing-key caches (smithy's,
+ * module-wide, and `signingKeys` above); all SigV4 math is @smithy/signature-v4's. A SignatureV4 costs nothing to construct, so one is made per request.
  */
 export async function signRequest(input: SignInput): Promise<SignOutput> {
   const s3Style = input.singleEncodePath ?? SINGLE_ENCODE_SERVICES.has(input.service);
@@ -126,12 +170,12 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
   if (amzDate === undefined || scope === undefined || stringToSign === undefined || signedHeaderNames === undefined) {
     throw new Error("@smithy/signature-v4 signed without deriving a scope, string to sign and signed-header list");
   }
-  // The same string to sign under the same (cached) key: smithy's HMAC, the header's signature.
-  const signature = await signer.sign(stringToSign, { signingDate: input.now });
-  const signingKey = await getSigningKey(Sha256, input.credentials, amzDate.slice(0, 8), input.region, input.service);
+  const authorization = signed.headers[H_AUTHORIZATION] as string;
+  const signature = signatureOf(authorization);
+  const signingKey = await cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
 
   const setHeaders: Array<readonly [string, string]> = [
-    [H_AUTHORIZATION, signed.headers[H_AUTHORIZATION] as string],
+    [H_AUTHORIZATION, authorization],
     [H_AMZ_DATE, amzDate],
   ];
   if (sendContentSha256) setHeaders.push([H_CONTENT_SHA256, input.payloadHash]);
