@@ -21,6 +21,7 @@
  *   BENCH_REAL_CONNECTIONS=16                its closed-loop HTTP/1.1 connections
  *   BENCH_REAL_UPLOAD_MIB=64                 its chunk-signed upload size
  *   BENCH_REAL_WORKERS=1                     also countersign --workers 2 (C2) and the pinned scaling run
+ *   BENCH_REAL_DURATION=5, BENCH_REAL_ROUNDS=2  its measured seconds per run and interleaved rounds (quick: 2 and 1)
  *
  * A full run writes bench/results/latest.{md,json}; a quick or partial run writes
  * bench/results/partial.{md,json}.tmp instead. Everything listens on 127.0.0.1 only, and every
@@ -696,15 +697,21 @@ async function main(): Promise<void> {
       return got as T[];
     };
     const modes: readonly Mode[] = ["endpoint", "proxy"];
+    const positive = (name: string, dflt: number): number => {
+      const raw = process.env[name];
+      const n = raw === undefined || raw === "" ? dflt : Number(raw);
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}="${raw ?? ""}": expected a positive number`);
+      return n;
+    };
     real = await runRealPath(
       {
-        warmupS: s.quick ? 0.5 : s.warmupS,
-        durationS: s.durationS,
-        rounds: s.rounds,
+        warmupS: s.quick ? 0.5 : 1,
+        durationS: positive("BENCH_REAL_DURATION", s.quick ? 2 : 5),
+        rounds: Math.round(positive("BENCH_REAL_ROUNDS", s.quick ? 1 : 2)),
         modes: list("BENCH_REAL_MODES", modes, modes),
         scenarios: list<RealScenario>("BENCH_REAL_SCENARIOS", REAL_SCENARIOS, REAL_SCENARIOS),
-        connections: Number(process.env.BENCH_REAL_CONNECTIONS ?? 16),
-        uploadMiB: Number(process.env.BENCH_REAL_UPLOAD_MIB ?? 64),
+        connections: Math.round(positive("BENCH_REAL_CONNECTIONS", 16)),
+        uploadMiB: positive("BENCH_REAL_UPLOAD_MIB", 64),
         workers2: (process.env.BENCH_REAL_WORKERS ?? "1") !== "0" && workersSupported(),
         track: (c) => void track(c),
         log,
