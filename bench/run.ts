@@ -10,7 +10,7 @@
  *   BENCH_ROUNDS=3          interleaved rounds (no-op, countersign, ...) of the headers-only scenarios
  *   BENCH_RATE              request rate of the paired CPU comparison, req/s (default: 1000, or half the
  *                           slowest closed-loop rate of that scenario when that is lower)
- *   BENCH_ONLY              comma-separated subset: scenario names, micro, hold, upload, workers, profile, info
+ *   BENCH_ONLY              comma-separated subset: scenario names, real, micro, hold, upload, workers, profile, info
  *   BENCH_UPLOAD_MIB=1024   size of the single streamed upload (RSS growth target)
  *   BENCH_HOLD_STREAMS=1000 streams held open at once (RSS target); BENCH_HOLD_ROUNDS=3
  *   BENCH_WINDOW=4          request_body messages in flight per streamed upload
@@ -21,6 +21,7 @@
  *   BENCH_REAL_CONNECTIONS=16                its closed-loop HTTP/1.1 connections
  *   BENCH_REAL_UPLOAD_MIB=64                 its chunk-signed upload size
  *   BENCH_REAL_WORKERS=1                     also countersign --workers 2 (C2) and the pinned scaling run
+ *   BENCH_REAL_PROFILE=1                     also profile countersign (node --cpu-prof) behind Envoy
  *   BENCH_REAL_DURATION=5, BENCH_REAL_ROUNDS=2  its measured seconds per run and interleaved rounds (quick: 2 and 1)
  *
  * A full run writes bench/results/latest.{md,json}; a quick or partial run writes
@@ -713,6 +714,7 @@ async function main(): Promise<void> {
         connections: Math.round(positive("BENCH_REAL_CONNECTIONS", 16)),
         uploadMiB: positive("BENCH_REAL_UPLOAD_MIB", 64),
         workers2: (process.env.BENCH_REAL_WORKERS ?? "1") !== "0" && workersSupported(),
+        profile: (process.env.BENCH_REAL_PROFILE ?? "1") !== "0",
         track: (c) => void track(c),
         log,
       },

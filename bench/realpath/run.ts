@@ -19,7 +19,7 @@
 import "reflect-metadata";
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomInt } from "node:crypto";
-import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
 import { createCa, createLeaf } from "../../src/certs/certificates.js";
@@ -27,6 +27,7 @@ import { startDnsServer, type DnsServer } from "../../test/support/dnsServer.js"
 import { REPO, startServe, type ServeProcess } from "../../test/support/startServe.js";
 import { ENVOY_VERSION, envoyBinary, startRealEnvoy, validateWithEnvoy, type RealEnvoy } from "../../test/e2e/realEnvoy.js";
 import { LatencyHistogram } from "../histogram.js";
+import { summarizeProfile, type CpuProfile, type ProfileSummary } from "../topFunctions.js";
 import { cpuSeconds, memory } from "../procfs.js";
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY } from "../scenarios.js";
 import { benchEnvoyConfig, responderConfig, type BenchConfigName } from "./bootstrap.js";
@@ -51,6 +52,8 @@ export interface RealSettings {
   readonly connections: number;
   readonly uploadMiB: number;
   readonly workers2: boolean;
+  /** Also profile countersign (node --cpu-prof) behind Envoy: headers-only GET, endpoint mode, closed loop. */
+  readonly profile: boolean;
   readonly track: (c: ChildProcess) => void;
   readonly log: (line: string) => void;
 }
@@ -92,6 +95,7 @@ export interface RealResults {
   readonly runs: RealRun[];
   readonly targets: RealTarget[];
   readonly workersNote: string;
+  readonly profile: (ProfileSummary & { readonly window: string; readonly requestsPerSecond: number; readonly serverCpuUsPerRequest: number }) | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +141,7 @@ async function startNoop(s: RealSettings): Promise<Backend> {
   };
 }
 
-async function startCountersign(s: RealSettings, dir: string, workers: number): Promise<Backend> {
+async function startCountersign(s: RealSettings, dir: string, workers: number, cpuProfDir?: string): Promise<Backend> {
   const logFd = openSync(join(dir, `countersign-w${workers}.log`), "w");
   let serve: ServeProcess;
   try {
@@ -146,6 +150,7 @@ async function startCountersign(s: RealSettings, dir: string, workers: number): 
       args: ["--log-level", "warn", ...(workers > 1 ? ["--workers", String(workers)] : [])],
       env: { COUNTERSIGN_AWS_ACCESS_KEY_ID: BENCH_ACCESS_KEY_ID, COUNTERSIGN_AWS_SECRET_ACCESS_KEY: BENCH_SECRET_ACCESS_KEY },
       shutdownGraceSeconds: 1,
+      nodeArgs: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [],
       stdoutFd: logFd,
       readyPath: "/readyz",
       onSpawn: (child) => s.track(child),
@@ -169,7 +174,7 @@ interface Stack {
   close(): Promise<void>;
 }
 
-async function startStack(s: RealSettings, dir: string, configs: readonly RealConfig[]): Promise<Stack> {
+async function startStack(s: RealSettings, dir: string, configs: readonly RealConfig[], cpuProfDir?: string): Promise<Stack> {
   const envoy = envoyBinary();
   const closers: Array<() => Promise<void>> = [];
   const close = async (): Promise<void> => {
@@ -220,7 +225,7 @@ async function startStack(s: RealSettings, dir: string, configs: readonly RealCo
       if (!key) return undefined;
       let b = backends.get(key);
       if (!b) {
-        b = key === "noop" ? await startNoop(s) : await startCountersign(s, dir, key === "cs2" ? 2 : 1);
+        b = key === "noop" ? await startNoop(s) : await startCountersign(s, dir, key === "cs2" ? 2 : 1, cpuProfDir);
         backends.set(key, b);
         const stop = b.stop;
         closers.push(stop);
@@ -294,6 +299,8 @@ interface Measured {
   readonly envoyCpu: number;
   readonly serverCpu: number;
   readonly rssKiB: number;
+  /** The measured window on the monotonic clock (µs), as V8 profiles time their samples. */
+  readonly windowUs: { readonly startUs: number; readonly endUs: number };
 }
 
 async function measure(s: RealSettings, d: Deployment, cfg: HttpLoadConfig, pinLoadTo?: string): Promise<Measured> {
@@ -331,6 +338,7 @@ async function measure(s: RealSettings, d: Deployment, cfg: HttpLoadConfig, pinL
     await next("ready", 60_000);
     child.send({ cmd: "go" });
     await next("measuring", (cfg.warmupS + 60) * 1000);
+    const startUs = Number(process.hrtime.bigint() / 1000n);
     const e0 = cpuSeconds(d.envoy.pid);
     const b0 = d.backend ? cpuSeconds(d.backend.pid, d.backend.tree) : 0;
     let rssKiB = 0;
@@ -343,10 +351,11 @@ async function measure(s: RealSettings, d: Deployment, cfg: HttpLoadConfig, pinL
     } finally {
       clearInterval(sampler);
     }
+    const endUs = Number(process.hrtime.bigint() / 1000n);
     const e1 = cpuSeconds(d.envoy.pid);
     const b1 = d.backend ? cpuSeconds(d.backend.pid, d.backend.tree) : 0;
     if (d.backend) rssKiB = Math.max(rssKiB, memory(d.backend.pid, d.backend.tree).rssKiB);
-    return { r, envoyCpu: e1 - e0, serverCpu: b1 - b0, rssKiB };
+    return { r, envoyCpu: e1 - e0, serverCpu: b1 - b0, rssKiB, windowUs: { startUs, endUs } };
   } finally {
     if (!exited) child.kill("SIGKILL");
   }
@@ -460,8 +469,36 @@ export async function runRealPath(s: RealSettings, dir: string): Promise<RealRes
   } finally {
     await stack.close();
   }
+  const profile = s.profile ? await profileCountersign(s, dir) : undefined;
   const { track: _t, log: _l, ...settings } = s;
-  return { envoyVersion: ENVOY_VERSION, settings, runs, targets: realTargets(runs, s.modes), workersNote };
+  return { envoyVersion: ENVOY_VERSION, settings, runs, targets: realTargets(runs, s.modes), workersNote, profile };
+}
+
+/** countersign under node --cpu-prof behind its own Envoy (C1 alone): where its CPU goes on the real path. */
+async function profileCountersign(s: RealSettings, dir: string): Promise<RealResults["profile"]> {
+  const profDir = join(dir, "cpuprof-real");
+  mkdirSync(profDir, { recursive: true });
+  s.log("real path: profiling countersign (node --cpu-prof) behind Envoy, headers-only GET, endpoint mode, closed loop");
+  const stackDir = join(dir, "profiled");
+  mkdirSync(stackDir, { recursive: true });
+  const stack = await startStack(s, stackDir, ["C1"], profDir);
+  let m: Measured;
+  try {
+    const d = stack.deployments.get("C1") as Deployment;
+    m = await measure(s, d, { port: d.envoy.endpointPort, mode: "endpoint", caPem: stack.caPem, scenario: "get", connections: s.connections, load: "closed", rate: 0, warmupS: s.warmupS, durationS: s.durationS, uploadBytes: 0 });
+  } finally {
+    await stack.close(); // SIGTERM: countersign writes its profile as it exits
+  }
+  const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+  if (!file) {
+    s.log("real path: countersign wrote no .cpuprofile");
+    return undefined;
+  }
+  const cpuProfile = JSON.parse(readFileSync(join(profDir, file), "utf8")) as CpuProfile;
+  // Only the measured window when the clocks line up (they do on Linux: both monotonic).
+  const inWindow = cpuProfile.startTime <= m.windowUs.startUs && cpuProfile.endTime >= m.windowUs.endUs;
+  const summary = summarizeProfile(cpuProfile, 25, inWindow ? m.windowUs : undefined);
+  return { ...summary, window: inWindow ? "measured window only" : "whole process life (clocks did not line up)", requestsPerSecond: m.r.completed / (m.r.windowMs / 1000), serverCpuUsPerRequest: (m.serverCpu / Math.max(1, m.r.completed)) * 1e6 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,5 +578,18 @@ export function renderReal(r: RealResults): string {
   for (const t of r.targets) lines.push(`| ${t.mode} | ${t.name} | ${t.limit} | ${t.value} | ${t.pass === undefined ? "NOT MEASURED" : t.pass ? "PASS" : "MISS"} |`);
   lines.push("");
   lines.push(`--workers: ${r.workersNote}`);
+  if (r.profile) {
+    const p = r.profile;
+    lines.push("");
+    lines.push(`### countersign's CPU profile behind Envoy (headers-only GET, endpoint mode, closed loop, ${p.requestsPerSecond.toFixed(0)} req/s, ${p.serverCpuUsPerRequest.toFixed(0)} µs CPU/req; ${p.window})`);
+    lines.push("");
+    lines.push("| area | self % |");
+    lines.push("|---|---:|");
+    for (const a of p.areas.slice(0, 12)) lines.push(`| ${a.area} | ${a.selfPercent.toFixed(1)} |`);
+    lines.push("");
+    lines.push("| # | incl. % | function | where |");
+    lines.push("|---:|---:|---|---|");
+    p.inclusive.slice(0, 20).forEach((f, i) => lines.push(`| ${i + 1} | ${f.selfPercent.toFixed(1)} | \`${f.name}\` | ${f.where} |`));
+  }
   return lines.join("\n");
 }
