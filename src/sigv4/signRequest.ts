@@ -91,6 +91,33 @@ class RecordingSigner extends SignatureV4 {
   }
 }
 
+/**
+ * smithy's derived signing keys, per credentials object (credentials are swapped as one immutable
+ * object, so a rotation starts a new entry and the old one goes with its object), by date, region
+ * and service. smithy caches the key too, but finds it under an HMAC of the credentials, one more
+ * HMAC per request; this look-up is a Map get. The key itself is smithy's getSigningKey.
+ */
+const signingKeys = new WeakMap<Credentials, Map<string, Promise<Uint8Array>>>();
+const MAX_KEYS_PER_CREDENTIALS = 64;
+
+function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Promise<Uint8Array> {
+  let byScope = signingKeys.get(credentials);
+  if (byScope === undefined) {
+    byScope = new Map();
+    signingKeys.set(credentials, byScope);
+  }
+  const scope = `${shortDate}/${region}/${service}`;
+  let key = byScope.get(scope);
+  if (key === undefined) {
+    if (byScope.size >= MAX_KEYS_PER_CREDENTIALS) byScope.clear();
+    key = getSigningKey(Sha256, credentials, shortDate, region, service);
+    byScope.set(scope, key);
+    // A failed derivation is not kept.
+    key.catch(() => byScope.delete(scope));
+  }
+  return key;
+}
+
 /** The request smithy signs: the selected headers, the payload hash header, the path rules. */
 export interface PreparedRequest {
   readonly request: HttpRequest;
@@ -148,7 +175,7 @@ export function signedHeaderChanges(
 
 /**
  * Signs one request head with real credentials and SigV4 (HMAC). Pure apart from the signing-key
- * cache inside @smithy/signature-v4 (module-wide, keyed by credentials, date, region and service);
+ * caches (smithy's, module-wide, and `signingKeys` above);
  * all SigV4 math is that library's. A SignatureV4 costs nothing to construct, so one is made per
  * request.
  */
@@ -174,7 +201,7 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
   }
   // The same string to sign under the same (cached) key: smithy's HMAC, the header's signature.
   const signature = await signer.sign(stringToSign, { signingDate: input.now });
-  const signingKey = await getSigningKey(Sha256, input.credentials, amzDate.slice(0, 8), input.region, input.service);
+  const signingKey = await cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
   const changes = signedHeaderChanges(input, signed.headers[H_AUTHORIZATION] as string, amzDate);
   return { ...changes, signature, amzDate, scope, signingKey, signedHeaderNames };
 }

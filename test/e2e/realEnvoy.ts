@@ -375,6 +375,13 @@ export interface StartRealEnvoyOptions {
   grpcClient?: { certPem: string; keyPem: string; caPem: string };
   /** Shared-service bootstrap: port of the test DNS server that resolves the countersign Service's name. */
   serviceDnsPort?: number;
+  /**
+   * The bootstrap made from the shipped file (default: envoyE2eConfig); the benchmark passes its
+   * own (bench/realpath/bootstrap.ts), which starts from envoyE2eConfig too.
+   */
+  makeConfig?: (shipped: unknown, opts: E2eConfigOptions) => Record<string, unknown>;
+  /** Drop Envoy's stdout (the access log) instead of keeping its tail (the benchmark: no parsing cost in the measuring process). */
+  discardStdout?: boolean;
 }
 
 /** Writes the test's certificate files and the rewritten bootstrap; returns the config file's path. */
@@ -407,7 +414,7 @@ export async function writeEnvoyE2eConfig(
   const endpointPort = await distinctPort();
   const statsPort = await distinctPort();
   const adminPort = await distinctPort();
-  const doc = envoyE2eConfig(yaml.load(readFileSync(opts.bootstrap ?? SHIPPED_ENVOY_YAML, "utf8")), {
+  const doc = (opts.makeConfig ?? envoyE2eConfig)(yaml.load(readFileSync(opts.bootstrap ?? SHIPPED_ENVOY_YAML, "utf8")), {
     connectPort,
     endpointPort,
     statsPort,
@@ -433,7 +440,7 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
 
   const adminAddressFile = join(opts.dir, "envoy-admin-address");
   const proc = spawn(envoy, ["-c", configFile, "--disable-hot-restart", "--concurrency", String(opts.concurrency ?? 1), "--log-level", opts.logLevel ?? "warn", "--admin-address-path", adminAddressFile], {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", opts.discardStdout ? "ignore" : "pipe", "pipe"],
   });
   const stdout = new Tail(200);
   const stderr = new Tail(400);
