@@ -8,6 +8,9 @@
  *   and clients holding PLACEHOLDER credentials only.
  * `startStack({ proxy: "emulator" })` puts the Envoy emulator in Envoy's place, for the cases real
  * Envoy cannot be made to produce and for the comparisons between the two.
+ * `startStack({ sharedService })` runs countersign as the shared service instead: `serve` with TLS
+ * and `--tls-client-ca`, real Envoy with the shipped envoy/envoy-shared-service.yaml presenting a
+ * client certificate, and a loopback DNS server that resolves the countersign Service's name.
  */
 import "reflect-metadata";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -17,12 +20,13 @@ import { createCa, createLeaf } from "../../src/certs/certificates.js";
 import { loadEmulatorConfig } from "../emulator/config.js";
 import { startEnvoyEmulator, type Emulator } from "../emulator/emulator.js";
 import type { FakeAws, FakeAwsOptions } from "../fakeaws/server.js";
-import type { DnsServer } from "../support/dnsServer.js";
+import { SERVICE_HOST } from "../../scripts/gen-envoy-shared-service.js";
+import { startDnsServer, type DnsServer } from "../support/dnsServer.js";
 import { updateSecretVolume } from "../support/secretVolume.js";
 import { REPO, startServe, type ServeProcess } from "../support/startServe.js";
 import { startLoopbackAws } from "./loopbackAws.js";
 import { envoyBinary } from "../support/envoy.js";
-import { startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
+import { SHIPPED_SHARED_SERVICE_YAML, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
 
 export const REAL = { accessKeyId: "AKIAREALKEYE2E000001", secretAccessKey: "real/e2e/secret/0000000000000000000000001" };
 export const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER000", secretAccessKey: "placeholder-secret-not-real" };
@@ -97,6 +101,8 @@ export interface Stack {
   readonly emulator: Emulator | undefined;
   /** Real Envoy: its admin URL, rewritten config and output. */
   readonly envoy: RealEnvoy | undefined;
+  /** With `sharedService`: the DNS server that resolves the countersign Service's name (to 127.0.0.1). */
+  readonly serviceDns: DnsServer | undefined;
   readonly kind: ProxyKind;
   /**
    * Renews the listener certificate the way Kubernetes updates the mounted TLS Secret (a new key
@@ -120,11 +126,26 @@ export interface StackOptions {
    * a scripted ext_proc, or a loopback port nothing listens on. countersign still runs (and sees nothing).
    */
   extProcAddress?: string;
+  /** Run countersign as the shared service (real Envoy only): see SharedServiceTls. */
+  sharedService?: SharedServiceTls;
+}
+
+/** The certificates of a shared-service stack (files and PEMs from the test's own CA(s)). */
+export interface SharedServiceTls {
+  /** countersign's gRPC listener certificate and key (`--tls-cert`, `--tls-key`). */
+  readonly serverCertFile: string;
+  readonly serverKeyFile: string;
+  /** `--tls-client-ca`: the CA whose client certificates countersign accepts. */
+  readonly clientCaFile: string;
+  /** The Secret countersign-grpc-client as Envoy mounts it: its client certificate, key and the CA it checks countersign's certificate against. */
+  readonly envoyClient: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const kind = opts.proxy ?? "envoy";
   if (kind === "envoy") envoyBinary(); // says what to do when the pinned Envoy is missing
+  const shared = opts.sharedService;
+  if (shared && kind !== "envoy") throw new Error("sharedService needs real Envoy (the emulator has no upstream TLS)");
   const dir = mkdtempSync(join(tmpdir(), "countersign-e2e-"));
   const aws = await startLoopbackAws(dir, { accounts: [REAL], ...opts.fakeOptions });
   const fake = aws.fake;
@@ -138,16 +159,28 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let serve: ServeProcess | undefined;
   let emulator: Emulator | undefined;
   let envoy: RealEnvoy | undefined;
+  let serviceDns: DnsServer | undefined;
   try {
+    const tlsArgs = shared ? ["--tls-cert", shared.serverCertFile, "--tls-key", shared.serverKeyFile, "--tls-client-ca", shared.clientCaFile] : [];
     serve = await startServe({
       policyFile,
-      args: ["--log-level", opts.logLevel ?? "info", ...(opts.serveArgs ?? [])],
+      args: ["--log-level", opts.logLevel ?? "info", ...tlsArgs, ...(opts.serveArgs ?? [])],
       env: { COUNTERSIGN_AWS_ACCESS_KEY_ID: REAL.accessKeyId, COUNTERSIGN_AWS_SECRET_ACCESS_KEY: REAL.secretAccessKey },
     });
     let proxyPort: number;
     let endpointPort: number;
     if (kind === "envoy") {
-      envoy = await startRealEnvoy({ dir, extProcAddress: opts.extProcAddress ?? serve.grpcAddress, certPem: leaf.certPem, keyPem: leaf.keyPem, dnsPort: aws.dns.port, upstreamCaFile: aws.caFile });
+      // startServe listens on 127.0.0.1 unless told otherwise: the Service name resolves there.
+      if (shared) serviceDns = await startDnsServer({ zones: [SERVICE_HOST], ipv4: "127.0.0.1" });
+      envoy = await startRealEnvoy({
+        dir,
+        extProcAddress: opts.extProcAddress ?? serve.grpcAddress,
+        certPem: leaf.certPem,
+        keyPem: leaf.keyPem,
+        dnsPort: aws.dns.port,
+        upstreamCaFile: aws.caFile,
+        ...(shared && serviceDns ? { bootstrap: SHIPPED_SHARED_SERVICE_YAML, grpcClient: shared.envoyClient, serviceDnsPort: serviceDns.port } : {}),
+      });
       proxyPort = envoy.connectPort;
       endpointPort = envoy.endpointPort;
     } else {
@@ -176,6 +209,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       dir,
       emulator,
       envoy,
+      serviceDns,
       kind,
       renewListenerCertificate: async () => {
         if (!envoy) throw new Error("renewListenerCertificate needs real Envoy");
@@ -186,6 +220,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       close: async () => {
         await emulator?.close();
         await envoy?.stop();
+        await serviceDns?.close();
         await s.stop();
         await aws.close();
       },
@@ -193,6 +228,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   } catch (err) {
     await emulator?.close();
     await envoy?.stop();
+    await serviceDns?.close();
     await serve?.stop();
     await aws.close();
     throw err;

@@ -14,8 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvoyYaml } from "../envoy-config/validateBootstrap.js";
 import { startDnsServer } from "../support/dnsServer.js";
 import { REPO } from "../support/startServe.js";
+import { SERVICE_HOST } from "../../scripts/gen-envoy-shared-service.js";
 import { envoyBinary, validateEnvoyConfig } from "../support/envoy.js";
-import { assertLoopbackOnly, envoyE2eConfig, SHIPPED_ENVOY_YAML, splitHostPort, startRealEnvoy, type E2eConfigOptions, type RealEnvoy } from "./realEnvoy.js";
+import { assertLoopbackOnly, envoyE2eConfig, SHIPPED_ENVOY_YAML, SHIPPED_SHARED_SERVICE_YAML, splitHostPort, startRealEnvoy, type E2eConfigOptions, type RealEnvoy } from "./realEnvoy.js";
 
 type Obj = Record<string, unknown>;
 
@@ -214,6 +215,66 @@ describe("assertLoopbackOnly", () => {
     const xds = good();
     xds["dynamic_resources"] = { ads_config: {} };
     expect(messageOf(xds)).toMatch(/control plane/);
+  });
+});
+
+describe("envoyE2eConfig: the shipped envoy-shared-service.yaml rewritten for a loopback run", () => {
+  const SHARED: E2eConfigOptions = { ...OPTS, grpcClientDir: "/tmp/countersign-e2e-x/grpc-client", serviceDnsPort: 41006 };
+  const shippedShared = (): Obj => JSON.parse(JSON.stringify(loadEnvoyYaml(SHIPPED_SHARED_SERVICE_YAML))) as Obj;
+  const doc = envoyE2eConfig(shippedShared(), SHARED);
+  const cluster = (d: Obj): Obj => named(d, "clusters", "countersign");
+
+  it("keeps the Service's name, SNI and SAN check; gives the countersign cluster the server's port and the test's DNS server; changes nothing else in it", () => {
+    const rewritten = cluster(doc);
+    expect(at(rewritten, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address")).toEqual({ socket_address: { address: SERVICE_HOST, port_value: 41003 } });
+    expect(at(rewritten, "cluster_type", "typed_config", "typed_dns_resolver_config")).toEqual({
+      name: "envoy.network.dns_resolver.cares",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
+        resolvers: [{ socket_address: { address: "127.0.0.1", port_value: 41006 } }],
+        use_resolvers_as_fallback: false,
+        dns_resolver_options: { no_default_search_domain: true },
+      },
+    });
+    const back = JSON.parse(JSON.stringify(rewritten).replaceAll(`"${OPTS.envoyDir}/`, '"/etc/envoy/').replaceAll(`"${OPTS.envoyDir}"`, '"/etc/envoy"')) as Obj;
+    delete (at(back, "cluster_type", "typed_config") as Obj)["typed_dns_resolver_config"];
+    ((at(back, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address", "socket_address") as Obj)["port_value"] = 50051);
+    expect(back).toEqual(cluster(shippedShared()));
+    expect(assertLoopbackOnly(doc)).toBeUndefined();
+  });
+
+  it("points the client certificate's SDS files at the test's copies", () => {
+    const tls = at(cluster(doc), "transport_socket", "typed_config", "common_tls_context") as Obj;
+    expect(at(tls, "tls_certificate_sds_secret_configs", 0, "sds_config", "path_config_source")).toEqual({ path: `${OPTS.envoyDir}/grpc-client-certificate.sds.yaml`, watched_directory: { path: OPTS.envoyDir } });
+    expect(at(tls, "combined_validation_context", "validation_context_sds_secret_config", "sds_config", "path_config_source", "path")).toBe(`${OPTS.envoyDir}/grpc-server-ca.sds.yaml`);
+    expect(JSON.stringify(doc)).not.toContain("/etc/");
+  });
+
+  it("refuses to run it without a DNS server for the Service's name, or a folder for the client certificate", () => {
+    const { serviceDnsPort: _dns, ...noDns } = SHARED;
+    expect(() => envoyE2eConfig(shippedShared(), noDns)).toThrow(/give serviceDnsPort/);
+    const inline = shippedShared();
+    (at(cluster(inline), "transport_socket", "typed_config", "common_tls_context") as Obj)["tls_certificates"] = [{ certificate_chain: { filename: "/etc/countersign/grpc-client/tls.crt" } }];
+    const { grpcClientDir: _dir, ...noDir } = SHARED;
+    expect(() => envoyE2eConfig(inline, noDir)).toThrow(/give grpcClientDir/);
+  });
+
+  it("assertLoopbackOnly refuses a DNS cluster that could ask the system's resolver, or that names a non-loopback address", () => {
+    const messageOf = (d: Obj): string => {
+      try {
+        assertLoopbackOnly(d);
+        return "";
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    expect(messageOf(shippedShared())).toContain('DNS cluster "countersign" could use the system resolver');
+    const fallback = envoyE2eConfig(shippedShared(), SHARED);
+    (at(cluster(fallback), "cluster_type", "typed_config", "typed_dns_resolver_config", "typed_config") as Obj)["use_resolvers_as_fallback"] = true;
+    expect(messageOf(fallback)).toContain('DNS cluster "countersign" could use the system resolver');
+    const publicIp = envoyE2eConfig(shippedShared(), SHARED);
+    (at(cluster(publicIp), "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address", "socket_address") as Obj)["address"] = "10.0.0.1";
+    expect(messageOf(publicIp)).toContain("socket address 10.0.0.1:41003 is not loopback");
   });
 });
 

@@ -17,6 +17,11 @@
  *   - the upstream trust bundle: the test CA that issued the fake AWS's certificate.
  * The dynamic forward proxy, auto_sni and auto_san_validation stay in the path: Envoy resolves the
  * signed host, dials it on 443 and checks the fake's certificate against that host.
+ * The shared-service bootstrap (envoy/envoy-shared-service.yaml) is rewritten the same way, and:
+ *   - its client certificate and CA under /etc/countersign/grpc-client/ become the test's copies;
+ *   - its countersign cluster keeps the Service's DNS name, SNI and SAN check, and gets the port
+ *     of the `countersign serve` under test and a resolver: the test's DNS server on 127.0.0.1
+ *     that answers the Service name with that server's loopback address.
  * `assertLoopbackOnly` then refuses the result if anything could reach beyond loopback, or if a
  * listener bound beyond loopback leads anywhere but the admin API's GET /ready and
  * GET /stats/prometheus.
@@ -43,6 +48,8 @@ export interface RealEnvoy {
   readonly configFile: string;
   /** The folder standing in for /etc/countersign/tls (kubelet layout; see updateSecretVolume). */
   readonly tlsDir: string;
+  /** Shared-service bootstrap: the folder standing in for /etc/countersign/grpc-client (kubelet layout). */
+  readonly grpcClientDir: string | undefined;
   /** Envoy's last stdout (access log) and stderr lines. */
   output(): string;
   /**
@@ -72,19 +79,27 @@ export interface E2eConfigOptions {
   dnsPort: number;
   /** PEM file of the CA that issued the fake AWS's certificate (replaces the system bundle). */
   upstreamCaFile: string;
+  /** Shared-service bootstrap: the folder that stands in for /etc/countersign/grpc-client (client certificate, key, CA). */
+  grpcClientDir?: string;
+  /** Shared-service bootstrap: port of the DNS server on 127.0.0.1 that resolves the countersign Service's name. */
+  serviceDnsPort?: number;
 }
 
 type Node = Record<string, unknown>;
 
 export const SHIPPED_ENVOY_YAML = join(REPO, "envoy", "envoy.yaml");
+export const SHIPPED_SHARED_SERVICE_YAML = join(REPO, "envoy", "envoy-shared-service.yaml");
 const SHIPPED_TLS_DIR = "/etc/countersign/tls/";
+const SHIPPED_GRPC_CLIENT_DIR = "/etc/countersign/grpc-client/";
 const SHIPPED_ENVOY_DIR = "/etc/envoy/";
-/** The SDS secret files envoy.yaml names in /etc/envoy/ (kept in envoy/ in the repository). */
-export const SHIPPED_SDS_FILES = ["tls-certificate.sds.yaml"];
+/** The SDS secret files the shipped bootstraps name in /etc/envoy/ (kept in envoy/ in the repository). */
+export const SHIPPED_SDS_FILES = ["tls-certificate.sds.yaml", "grpc-client-certificate.sds.yaml", "grpc-server-ca.sds.yaml"];
 const SHIPPED_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 const CARES = "envoy.network.dns_resolver.cares";
 const CARES_TYPE = "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig";
 const DFP_CLUSTER = "envoy.clusters.dynamic_forward_proxy";
+/** The DNS cluster extension (STRICT_DNS / LOGICAL_DNS) of the shared-service bootstrap's countersign cluster. */
+const DNS_CLUSTER = "envoy.clusters.dns";
 
 function isNode(v: unknown): v is Node {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -104,6 +119,45 @@ function socketAddress(host: string, port: number): Node {
 
 function loadAssignment(clusterName: string, host: string, port: number): Node {
   return { cluster_name: clusterName, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(host, port) } }] }] };
+}
+
+/** c-ares asking only the DNS server on 127.0.0.1:`port`, never the system's resolvers. */
+function loopbackResolver(port: number): Node {
+  return {
+    name: CARES,
+    typed_config: {
+      "@type": CARES_TYPE,
+      resolvers: [socketAddress("127.0.0.1", port)],
+      use_resolvers_as_fallback: false,
+      dns_resolver_options: { no_default_search_domain: true },
+    },
+  };
+}
+
+/** A resolver config that asks loopback DNS servers only (see loopbackResolver). */
+function isLoopbackResolver(config: unknown): boolean {
+  const cfg = isNode(config) && config.name === CARES && isNode(config.typed_config) ? config.typed_config : undefined;
+  const resolvers = cfg && Array.isArray(cfg.resolvers) ? cfg.resolvers : [];
+  return cfg !== undefined && resolvers.length > 0 && cfg.use_resolvers_as_fallback !== true && resolvers.every((r) => isNode(r) && isNode(r.socket_address) && isLoopbackAddress(String(r.socket_address.address)));
+}
+
+/**
+ * The shared-service countersign cluster (the DNS cluster extension): every endpoint keeps its
+ * host name and gets `port`; names are resolved by the DNS server on 127.0.0.1:`dnsPort` only.
+ */
+function pointDnsClusterAt(cluster: Node, port: number, dnsPort: number | undefined): void {
+  if (dnsPort === undefined) throw new Error(`the "${String(cluster.name)}" cluster is resolved by DNS: give serviceDnsPort (a test DNS server that answers its name)`);
+  const config = isNode(cluster.cluster_type) && isNode(cluster.cluster_type.typed_config) ? cluster.cluster_type.typed_config : undefined;
+  if (!config) throw new Error(`the "${String(cluster.name)}" cluster has no DNS cluster config`);
+  config.typed_dns_resolver_config = loopbackResolver(dnsPort);
+  let endpoints = 0;
+  walk(cluster.load_assignment, (n) => {
+    if (isNode(n.socket_address)) {
+      n.socket_address = { ...n.socket_address, port_value: port };
+      endpoints++;
+    }
+  });
+  if (endpoints === 0) throw new Error(`the "${String(cluster.name)}" cluster has no endpoint`);
 }
 
 /** "127.0.0.1:50051" → ["127.0.0.1", 50051]; "[::1]:50051" → ["::1", 50051]. */
@@ -150,6 +204,9 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
       if (v.startsWith(SHIPPED_TLS_DIR) || v === SHIPPED_TLS_DIR.slice(0, -1)) {
         n[k] = join(opts.tlsDir, v.slice(SHIPPED_TLS_DIR.length));
         tlsFiles++;
+      } else if (v.startsWith(SHIPPED_GRPC_CLIENT_DIR) || v === SHIPPED_GRPC_CLIENT_DIR.slice(0, -1)) {
+        if (opts.grpcClientDir === undefined) throw new Error(`the config reads ${v}: give grpcClientDir (the test's client certificate)`);
+        n[k] = join(opts.grpcClientDir, v.slice(SHIPPED_GRPC_CLIENT_DIR.length));
       } else if (v.startsWith(SHIPPED_ENVOY_DIR) || v === SHIPPED_ENVOY_DIR.slice(0, -1)) {
         n[k] = join(opts.envoyDir, v.slice(SHIPPED_ENVOY_DIR.length));
         tlsFiles++;
@@ -159,18 +216,7 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
       }
     }
     if (isNode(n.dns_cache_config)) {
-      n.dns_cache_config = {
-        ...n.dns_cache_config,
-        typed_dns_resolver_config: {
-          name: CARES,
-          typed_config: {
-            "@type": CARES_TYPE,
-            resolvers: [socketAddress("127.0.0.1", opts.dnsPort)],
-            use_resolvers_as_fallback: false,
-            dns_resolver_options: { no_default_search_domain: true },
-          },
-        },
-      };
+      n.dns_cache_config = { ...n.dns_cache_config, typed_dns_resolver_config: loopbackResolver(opts.dnsPort) };
       caches++;
     }
   });
@@ -184,7 +230,8 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
     if (!isNode(c)) continue;
     if (c.name === "countersign") {
       countersign++;
-      c.load_assignment = loadAssignment("countersign", grpcHost, grpcPort);
+      if (isNode(c.cluster_type) && c.cluster_type.name === DNS_CLUSTER) pointDnsClusterAt(c, grpcPort, opts.serviceDnsPort);
+      else c.load_assignment = loadAssignment("countersign", grpcHost, grpcPort);
     }
     if (isNode(c.cluster_type) && c.cluster_type.name === DFP_CLUSTER) upstreams++;
     // A cluster that leads to the shipped admin address (envoy_stats' envoy_admin) follows the admin API.
@@ -206,12 +253,14 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
  * admin API's GET /ready and GET /stats/prometheus (test/envoy-config/listenerExposure.ts); every
  * DNS cache resolves through c-ares with loopback resolvers only (no
  * fallback to the system's), and every cluster is STATIC or the dynamic forward proxy (which dials
- * what that DNS answers: the test's DNS server hands out loopback addresses only).
+ * what that DNS answers: the test's DNS server hands out loopback addresses only), or a DNS cluster
+ * whose resolvers are loopback only (dnsClusterProblems; the host names it resolves are allowed).
  */
 export function assertLoopbackOnly(doc: unknown): void {
-  const problems: string[] = exposureProblems(doc).map((p) => `${p.path}: ${p.message}`);
-  // The listeners' own addresses were judged just above; everything else must be loopback.
-  const withoutBinds = JSON.parse(JSON.stringify(doc ?? null)) as unknown;
+  const problems: string[] = [...exposureProblems(doc).map((p) => `${p.path}: ${p.message}`), ...dnsClusterProblems(doc)];
+  // The listeners' own addresses were judged just above; everything else must be loopback (but the
+  // host names a DNS cluster resolves through the loopback DNS server: dnsClusterProblems).
+  const withoutBinds = withoutDnsClusterHostNames(doc);
   if (isNode(withoutBinds) && isNode(withoutBinds.static_resources) && Array.isArray(withoutBinds.static_resources.listeners)) {
     for (const l of withoutBinds.static_resources.listeners as unknown[]) {
       if (isNode(l)) {
@@ -235,10 +284,36 @@ export function assertLoopbackOnly(doc: unknown): void {
   for (const c of clusters as unknown[]) {
     if (!isNode(c)) continue;
     const custom = isNode(c.cluster_type) ? c.cluster_type.name : undefined;
-    if (custom !== undefined ? custom !== DFP_CLUSTER : (c.type ?? "STATIC") !== "STATIC") problems.push(`cluster "${String(c.name)}" is ${String(custom ?? c.type)}, neither STATIC nor the dynamic forward proxy`);
+    if (custom !== undefined ? custom !== DFP_CLUSTER && custom !== DNS_CLUSTER : (c.type ?? "STATIC") !== "STATIC") problems.push(`cluster "${String(c.name)}" is ${String(custom ?? c.type)}, neither STATIC nor the dynamic forward proxy`);
   }
   if (isNode(doc) && (doc.dynamic_resources !== undefined || doc.cluster_manager !== undefined)) problems.push("dynamic_resources/cluster_manager would contact a control plane");
   if (problems.length > 0) throw new Error(`the e2e Envoy config could reach beyond loopback:\n  ${problems.join("\n  ")}`);
+}
+
+/** DNS clusters (the shared-service countersign cluster) that could ask the system's resolver. */
+function dnsClusterProblems(doc: unknown): string[] {
+  const clusters = isNode(doc) && isNode(doc.static_resources) && Array.isArray(doc.static_resources.clusters) ? doc.static_resources.clusters : [];
+  return (clusters as unknown[]).flatMap((c) => {
+    if (!isNode(c) || !isNode(c.cluster_type) || c.cluster_type.name !== DNS_CLUSTER) return [];
+    const config = isNode(c.cluster_type.typed_config) ? c.cluster_type.typed_config : undefined;
+    return isLoopbackResolver(config?.typed_dns_resolver_config) ? [] : [`DNS cluster "${String(c.name)}" could use the system resolver`];
+  });
+}
+
+/**
+ * A copy of `doc` without the host names the DNS clusters resolve (dnsClusterProblems judges their
+ * resolvers): what is left of their endpoints, IP addresses, must still be loopback.
+ */
+function withoutDnsClusterHostNames(doc: unknown): unknown {
+  const copy = JSON.parse(JSON.stringify(doc ?? null)) as unknown;
+  const clusters = isNode(copy) && isNode(copy.static_resources) && Array.isArray(copy.static_resources.clusters) ? copy.static_resources.clusters : [];
+  for (const c of clusters as unknown[]) {
+    if (!isNode(c) || !isNode(c.cluster_type) || c.cluster_type.name !== DNS_CLUSTER) continue;
+    walk(c.load_assignment, (n) => {
+      if (isNode(n.socket_address) && !/^[\d.:]+$/.test(String(n.socket_address.address))) delete n.socket_address;
+    });
+  }
+  return copy;
 }
 
 /** Keeps the last `max` lines of a stream. */
@@ -294,6 +369,12 @@ export interface StartRealEnvoyOptions {
   logLevel?: string;
   /** Envoy's --concurrency, its worker threads (default 1). */
   concurrency?: number;
+  /** The shipped bootstrap to run: envoy/envoy.yaml (the default) or envoy/envoy-shared-service.yaml. */
+  bootstrap?: string;
+  /** Shared-service bootstrap: Envoy's client certificate and key, and the CA it checks countersign's certificate against. */
+  grpcClient?: { certPem: string; keyPem: string; caPem: string };
+  /** Shared-service bootstrap: port of the test DNS server that resolves the countersign Service's name. */
+  serviceDnsPort?: number;
   /**
    * The bootstrap made from the shipped file (default: envoyE2eConfig); the benchmark passes its
    * own (bench/realpath/bootstrap.ts), which starts from envoyE2eConfig too.
@@ -304,15 +385,21 @@ export interface StartRealEnvoyOptions {
 }
 
 /** Writes the test's certificate files and the rewritten bootstrap; returns the config file's path. */
-export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number; statsPort: number; adminPort: number; tlsDir: string }> {
+export async function writeEnvoyE2eConfig(
+  opts: StartRealEnvoyOptions,
+): Promise<{ configFile: string; connectPort: number; endpointPort: number; statsPort: number; adminPort: number; tlsDir: string; grpcClientDir: string | undefined }> {
   // The TLS Secret as the kubelet mounts it (`..data` symlink), so that a test can renew it the
   // way Kubernetes does (updateSecretVolume) and Envoy's watched_directory sees it.
   const tlsDir = join(opts.dir, "tls");
   writeSecretVolume(tlsDir, { "tls.crt": opts.certPem, "tls.key": opts.keyPem });
+  // The shared-service bootstrap's client certificate Secret (countersign-grpc-client), the same way.
+  const grpcClientDir = opts.grpcClient ? join(opts.dir, "grpc-client") : undefined;
+  if (opts.grpcClient && grpcClientDir) writeSecretVolume(grpcClientDir, { "tls.crt": opts.grpcClient.certPem, "tls.key": opts.grpcClient.keyPem, "ca.crt": opts.grpcClient.caPem });
   const envoyDir = join(opts.dir, "envoy");
   mkdirSync(envoyDir, { recursive: true });
   for (const name of SHIPPED_SDS_FILES) {
-    const text = readFileSync(join(REPO, "envoy", name), "utf8").replaceAll(SHIPPED_TLS_DIR, `${tlsDir}/`).replaceAll(SHIPPED_TLS_DIR.slice(0, -1), tlsDir);
+    let text = readFileSync(join(REPO, "envoy", name), "utf8").replaceAll(SHIPPED_TLS_DIR, `${tlsDir}/`).replaceAll(SHIPPED_TLS_DIR.slice(0, -1), tlsDir);
+    if (grpcClientDir) text = text.replaceAll(SHIPPED_GRPC_CLIENT_DIR, `${grpcClientDir}/`).replaceAll(SHIPPED_GRPC_CLIENT_DIR.slice(0, -1), grpcClientDir);
     writeFileSync(join(envoyDir, name), text);
   }
   // freePort() may hand out the port it has just released again: two listeners on one port fail Envoy's validation.
@@ -327,7 +414,7 @@ export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<
   const endpointPort = await distinctPort();
   const statsPort = await distinctPort();
   const adminPort = await distinctPort();
-  const doc = (opts.makeConfig ?? envoyE2eConfig)(yaml.load(readFileSync(SHIPPED_ENVOY_YAML, "utf8")), {
+  const doc = (opts.makeConfig ?? envoyE2eConfig)(yaml.load(readFileSync(opts.bootstrap ?? SHIPPED_ENVOY_YAML, "utf8")), {
     connectPort,
     endpointPort,
     statsPort,
@@ -337,15 +424,17 @@ export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<
     envoyDir,
     dnsPort: opts.dnsPort,
     upstreamCaFile: opts.upstreamCaFile,
+    ...(grpcClientDir !== undefined ? { grpcClientDir } : {}),
+    ...(opts.serviceDnsPort !== undefined ? { serviceDnsPort: opts.serviceDnsPort } : {}),
   });
   const configFile = join(opts.dir, "envoy-e2e.yaml");
   writeFileSync(configFile, yaml.dump(doc, { noRefs: true, lineWidth: -1 }));
-  return { configFile, connectPort, endpointPort, statsPort, adminPort, tlsDir };
+  return { configFile, connectPort, endpointPort, statsPort, adminPort, tlsDir, grpcClientDir };
 }
 
 export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealEnvoy> {
   const envoy = envoyBinary();
-  const { configFile, connectPort, endpointPort, statsPort, tlsDir } = await writeEnvoyE2eConfig(opts);
+  const { configFile, connectPort, endpointPort, statsPort, tlsDir, grpcClientDir } = await writeEnvoyE2eConfig(opts);
   const verdict = validateEnvoyConfig(configFile, ["--disable-hot-restart"]);
   if (!verdict.accepted) throw new Error(`envoy --mode validate rejected ${configFile} (exit ${verdict.status}; ${envoyVersionLine(envoy)}):\n${verdict.output}`);
 
@@ -402,6 +491,7 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
     adminUrl,
     configFile,
     tlsDir,
+    grpcClientDir,
     output,
     accessLog: async () => {
       await fetch(`${adminUrl}/reopen_logs`, { method: "POST", signal: AbortSignal.timeout(5_000) });

@@ -17,17 +17,28 @@ import { validateEnvoyConfig, type EnvoyVerdict } from "../support/envoy.js";
 import { REPO } from "../support/startServe.js";
 
 /**
+ * The SDS secret files the shipped bootstraps read from /etc/envoy/: the repository's envoy/<name>,
+ * written beside the test certificate with the same replacements (envoy-shared-service.yaml reads
+ * the two grpc-* files; envoy.yaml the first only).
+ */
+const SDS_FILES = ["tls-certificate.sds.yaml", "grpc-client-certificate.sds.yaml", "grpc-server-ca.sds.yaml"];
+
+/**
  * Files and folders the shipped configs read, each with the name of its test copy (files first:
- * the folders are replaced as prefixes afterwards). The SDS secret file is the repository's
- * envoy/tls-certificate.sds.yaml, written with the same replacements.
+ * the folders are replaced as prefixes afterwards). The shared-service bootstrap's client
+ * certificate (/etc/countersign/grpc-client/) is the same test leaf: Envoy only loads it here.
  */
 const SHIPPED_FILES: readonly (readonly [shipped: string, copy: string])[] = [
   ["/etc/countersign/tls/tls.crt", "tls.crt"],
   ["/etc/countersign/tls/tls.key", "tls.key"],
   ["/etc/countersign/tls/ca.crt", "ca.crt"],
+  ["/etc/countersign/grpc-client/tls.crt", "tls.crt"],
+  ["/etc/countersign/grpc-client/tls.key", "tls.key"],
+  ["/etc/countersign/grpc-client/ca.crt", "ca.crt"],
   ["/etc/ssl/certs/ca-certificates.crt", "ca.crt"],
-  ["/etc/envoy/tls-certificate.sds.yaml", "tls-certificate.sds.yaml"],
+  ...SDS_FILES.map((name) => [`/etc/envoy/${name}`, name] as const),
   ["/etc/countersign/tls", "."],
+  ["/etc/countersign/grpc-client", "."],
   ["/etc/envoy", "."],
 ];
 
@@ -52,7 +63,7 @@ export async function createEnvoyTestFiles(): Promise<EnvoyTestFiles> {
     replacements: SHIPPED_FILES.map(([shipped, copy]) => [shipped, join(dir, copy)] as const),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
-  writeFileSync(join(dir, "tls-certificate.sds.yaml"), withTestFiles(readFileSync(join(REPO, "envoy", "tls-certificate.sds.yaml"), "utf8"), files));
+  for (const name of SDS_FILES) writeFileSync(join(dir, name), withTestFiles(readFileSync(join(REPO, "envoy", name), "utf8"), files));
   return files;
 }
 

@@ -29,7 +29,7 @@ describe("building the overlays with kustomize's default load restrictor", () =>
     }
   });
 
-  it("the sidecar build carries envoy/envoy.yaml and its SDS file byte for byte, in the ConfigMap the Envoy container mounts", () => {
+  it("the sidecar build carries envoy/'s bootstraps and SDS files byte for byte, in the ConfigMap the Envoy container mounts", () => {
     const r = runTool(kubectlBinary(), ["kustomize", repoPath("k8s", "sidecar")]);
     expect(r.status, r.transcript).toBe(0);
     const docs: Doc[] = [];
@@ -39,7 +39,8 @@ describe("building the overlays with kustomize's default load restrictor", () =>
     const configMaps = docs.filter((d) => d["kind"] === "ConfigMap" && /^countersign-envoy-[a-z0-9]{10}$/.test(metadataOf(d).name));
     expect(configMaps).toHaveLength(1);
     const data = configMaps[0]?.["data"] as Record<string, string>;
-    expect(Object.keys(data).sort()).toEqual(["envoy.yaml", "tls-certificate.sds.yaml"]);
+    // envoy.yaml is the sidecar's; envoy-shared-service.yaml and the grpc-* files serve k8s/shared-service/client.
+    expect(Object.keys(data).sort()).toEqual(["envoy-shared-service.yaml", "envoy.yaml", "grpc-client-certificate.sds.yaml", "grpc-server-ca.sds.yaml", "tls-certificate.sds.yaml"]);
     for (const [key, value] of Object.entries(data)) expect(value, key).toBe(readFileSync(repoPath("envoy", key), "utf8"));
     const pod = podTemplateOf(findOne(docs, "Deployment", "aws-workload")).spec;
     expect(pod.volumes?.find((v) => v.name === "envoy-config")?.configMap?.name).toBe(metadataOf(configMaps[0] ?? {}).name);

@@ -114,9 +114,10 @@ describe("k8s/ files", () => {
 });
 
 describe("kustomize generators (the real build)", () => {
-  it("generates the Envoy ConfigMap in envoy/'s own kustomization from envoy/envoy.yaml and its SDS secret file byte for byte, under their own names", () => {
+  it("generates the Envoy ConfigMap in envoy/'s own kustomization from envoy/'s bootstraps and SDS secret files byte for byte, under their own names", () => {
     const envoyConfig = generatedConfigMap(assemble(repoPath("envoy")), "countersign-envoy");
-    expect(envoyConfig.data).toEqual({ "envoy.yaml": readRepoFile("envoy", "envoy.yaml"), "tls-certificate.sds.yaml": readRepoFile("envoy", "tls-certificate.sds.yaml") });
+    const files = ["envoy.yaml", "tls-certificate.sds.yaml", "envoy-shared-service.yaml", "grpc-client-certificate.sds.yaml", "grpc-server-ca.sds.yaml"];
+    expect(envoyConfig.data).toEqual(Object.fromEntries(files.map((f) => [f, readRepoFile("envoy", f)])));
     expect(generatedConfigMap(built.sidecar, "countersign-envoy").data).toEqual(envoyConfig.data);
   });
 

@@ -54,12 +54,11 @@ describe(`the Kubernetes objects, against the Kubernetes ${K8S_SCHEMA_VERSION} a
 
   it("validates the custom resources against their CRDs and everything else against Kubernetes' own schemas", () => {
     const by = new Map(results.map((r) => [r.kind, r.validatedBy]));
-    expect(Object.fromEntries(["PodMonitor", "ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "ClusterIssuer", "Bundle"].map((k) => [k, by.get(k)]))).toEqual({
+    expect(Object.fromEntries(["PodMonitor", "ServiceMonitor", "PrometheusRule", "Certificate", "ClusterIssuer", "Bundle"].map((k) => [k, by.get(k)]))).toEqual({
       PodMonitor: "CRD monitoring.coreos.com_podmonitors.yaml",
       ServiceMonitor: "CRD monitoring.coreos.com_servicemonitors.yaml",
       PrometheusRule: "CRD monitoring.coreos.com_prometheusrules.yaml",
       Certificate: "CRD cert-manager.io_certificates.yaml",
-      Issuer: "CRD cert-manager.io_issuers.yaml",
       ClusterIssuer: "CRD cert-manager.io_clusterissuers.yaml",
       Bundle: "CRD trust.cert-manager.io_bundles.yaml",
     });

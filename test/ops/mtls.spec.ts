@@ -17,6 +17,7 @@ import { loadExtProcProtos } from "../../src/extproc/protos.js";
 import { exchange } from "../support/extProcClient.js";
 import { updateSecretVolume, writeSecretVolume } from "../support/secretVolume.js";
 import { eventually } from "../support/eventually.js";
+import { opensslCa, opensslLeaf } from "../support/opensslPki.js";
 import { sleep, startServe, type ServeProcess } from "../support/startServe.js";
 import { tempDir } from "./support/files.js";
 import { holdAfterHeaders } from "./support/heldStream.js";
@@ -38,25 +39,13 @@ interface Pki {
   readonly strangerKey: string;
 }
 
-function openssl(dir: string, ...args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-}
-
 function makePki(): Pki {
   const dir = tempDir("mtls");
-  const ca = (name: string): void => {
-    openssl(dir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "2", "-subj", `/CN=${name}`);
-  };
-  const leaf = (name: string, caName: string, ext: string): void => {
-    openssl(dir, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(dir, "x509", "-req", "-in", `${name}.csr`, "-CA", `${caName}.crt`, "-CAkey", `${caName}.key`, "-CAcreateserial", "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`);
-  };
-  ca("ca");
-  ca("stranger-ca");
-  leaf("server", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  leaf("envoy", "ca", "extendedKeyUsage=clientAuth\n");
-  leaf("stranger", "stranger-ca", "extendedKeyUsage=clientAuth\n");
+  const ca = opensslCa(dir, "ca");
+  const strangerCa = opensslCa(dir, "stranger-ca");
+  opensslLeaf(dir, ca, "server", { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+  opensslLeaf(dir, ca, "envoy", { clientAuth: true });
+  opensslLeaf(dir, strangerCa, "stranger", { clientAuth: true });
   const p = (f: string): string => join(dir, f);
   return {
     dir,
