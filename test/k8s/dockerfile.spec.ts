@@ -9,6 +9,7 @@ import { builtinModules } from "node:module";
 import { dirname, relative, resolve } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
+import { SERVE_DEFAULTS } from "../../src/cli/serveArgs.js";
 import { execForm, parseCopy, parseInstructions, parseStages, type Stage } from "./dockerfile.js";
 import { repoPath } from "./kustomize.js";
 
@@ -36,13 +37,6 @@ function copiedFrom(source: string): string | undefined {
   return argsOf(runtime, "COPY")
     .map(parseCopy)
     .find((c) => c.sources.includes(source))?.from;
-}
-
-/** Default host:port of a serve option, read from src/cli.ts (`env.NAME ?? "default"`). */
-function cliDefault(envName: string): string {
-  const match = new RegExp(`env\\.${envName} \\?\\? "([^"]+)"`).exec(readFileSync(repoPath("src", "cli.ts"), "utf8"));
-  if (match === null) throw new Error(`src/cli.ts has no default for ${envName}`);
-  return match[1] ?? "";
 }
 
 /** The tsconfig `npm run build` compiles with (its `-p` argument). */
@@ -183,7 +177,7 @@ describe("Dockerfile", () => {
     expect(execForm(argsOf(runtime, "ENTRYPOINT").at(-1) ?? "")).toEqual(["node", "dist/src/cli.js"]);
     expect(execForm(argsOf(runtime, "CMD").at(-1) ?? "")).toEqual(["serve"]);
     const exposed = argsOf(runtime, "EXPOSE").flatMap((a) => a.split(/\s+/));
-    const ports = [cliDefault("COUNTERSIGN_LISTEN"), cliDefault("COUNTERSIGN_ADMIN_LISTEN")].map((a) => a.split(":").at(-1));
+    const ports = [SERVE_DEFAULTS.listen, SERVE_DEFAULTS.adminListen].map((a) => a.split(":").at(-1));
     expect(exposed.sort()).toEqual(ports.sort());
     expect(stages.flatMap((s) => argsOf(s, "HEALTHCHECK"))).toEqual([]);
   });
