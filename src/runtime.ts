@@ -31,7 +31,7 @@ function snapshotOf(policy: Policy, profiles: ReadonlyMap<string, CredentialProf
     policy,
     profiles,
     credentials(name: string) {
-      return profiles.get(name)?.current() ?? { usable: false as const, reason: `no credentials entry "${name}" in the policy` };
+      return profiles.get(name)?.current() ?? { usable: false as const, cause: "unavailable" as const, reason: `no credentials entry "${name}" in the policy` };
     },
   });
 }
@@ -56,12 +56,18 @@ export async function buildRuntime(
   return { runtime: snapshotOf(policy, profiles), retired: previous ? [...previous.profiles.values()] : [] };
 }
 
-/** Why the runtime cannot sign yet: one line per profile in use without credentials. */
+/**
+ * Why the runtime cannot start serving: one line per profile in use that has never obtained
+ * credentials. A profile that had a set and lost it (expired, STS down) does not count: that is
+ * answered with 503s and counted, not by /readyz (src/admin/readiness.ts).
+ */
 export function notReadyReasons(runtime: Runtime): string[] {
   const reasons: string[] = [];
   for (const name of profilesInUse(runtime.policy)) {
+    const profile = runtime.profiles.get(name);
+    if (profile !== undefined && profile.status().refreshSuccesses > 0) continue;
     const state = runtime.credentials(name);
-    if (!state.usable) reasons.push(`credentials "${name}": ${state.reason}`);
+    reasons.push(`credentials "${name}": ${state.usable ? "not obtained yet" : state.reason}`);
   }
   return reasons;
 }

@@ -56,6 +56,8 @@ function role(source: string, overrides: Partial<AssumeRoleCredentialSpec> = {})
     roleArn: `arn:aws:iam::111122223333:role/${source}-child`,
     durationSeconds: 3600,
     refreshBeforeSeconds: 300,
+    // These tests are about the expiry itself; the margin has its own (refresher.spec.ts, test/credentials/expiryMargin.spec.ts).
+    expiryMarginSeconds: 0,
     source,
     stsRegion: "us-east-1",
     stsEndpoint: stub.url,
@@ -334,6 +336,7 @@ describe("assume_role against an STS stub", () => {
     expect(stub.requests).toHaveLength(0);
     expect(get(map, "role").current()).toEqual({
       usable: false,
+      cause: "unavailable",
       reason:
         'no credentials for profile "role" (assume_role); last refresh failed: source profile "base" is unusable: ' +
         'no credentials for profile "base" (static); last refresh failed: environment variable $MISSING_SECRET not set or empty',

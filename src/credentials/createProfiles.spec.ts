@@ -24,6 +24,7 @@ function role(source: string, extra: Partial<AssumeRoleCredentialSpec> = {}): As
     roleArn: "arn:aws:iam::111122223333:role/r",
     durationSeconds: 3600,
     refreshBeforeSeconds: 300,
+    expiryMarginSeconds: 30,
     source,
     stsRegion: "eu-west-1",
     ...extra,

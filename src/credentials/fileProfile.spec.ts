@@ -93,6 +93,7 @@ describe("file credentials", () => {
     await p.start();
     expect(p.current()).toEqual({
       usable: false,
+      cause: "unavailable",
       reason: `no credentials for profile "mounted" (file); last refresh failed: ${path}: file not found (ENOENT)`,
     });
   });

@@ -42,6 +42,7 @@ describe("static credentials", () => {
     await profile.start();
     expect(profile.current()).toEqual({
       usable: false,
+      cause: "unavailable",
       reason: 'no credentials for profile "ci" (static); last refresh failed: environment variable $CS_SECRET not set or empty',
     });
     observeProfile(audit, profile);

@@ -10,10 +10,22 @@ import type { Credentials } from "../sigv4/types.js";
 
 export type CredentialSourceKind = CredentialSpec["kind"];
 
+/**
+ * Why a profile has no set to sign with (the `reason` label of countersign_credentials_refusals_total):
+ * - "expiry_margin": the set held expires within the profile's expiry margin (signing now could
+ *   reach AWS after it expired);
+ * - "expired": the set held has expired;
+ * - "unavailable": no set was ever obtained (or the source cannot give one).
+ */
+export type CredentialRefusalCause = "expiry_margin" | "expired" | "unavailable";
+
+/** Every CredentialRefusalCause, for metrics that export each at 0 from the start. */
+export const CREDENTIAL_REFUSAL_CAUSES: readonly CredentialRefusalCause[] = ["expiry_margin", "expired", "unavailable"];
+
 /** What a credential profile can give right now: one immutable set, or why not. */
 export type CredentialState =
   | { readonly usable: true; readonly credentials: Credentials }
-  | { readonly usable: false; readonly reason: string };
+  | { readonly usable: false; readonly cause: CredentialRefusalCause; readonly reason: string };
 
 export interface CredentialProfileStatus {
   readonly usable: boolean;

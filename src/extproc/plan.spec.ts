@@ -59,7 +59,7 @@ endpoints:
 function context(admission?: Admission) {
   const { ctx } = inProcessContext(POLICY, CREDS, admission ? { admission } : {});
   const snapshot = ctx.snapshot();
-  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { usable: false as const, reason: "the test's STS is down" }) }) };
+  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { usable: false as const, cause: "unavailable" as const, reason: "the test's STS is down" }) }) };
 }
 
 function head(authority: string, headers: Record<string, string> = {}, path = "/key", method = "PUT"): RequestHead {

@@ -27,7 +27,7 @@ export function inProcessContext(
     credentials: (profile) =>
       credentials && policy.credentials.has(profile)
         ? { usable: true, credentials }
-        : { usable: false, reason: `no credentials for "${profile}" in this test` },
+        : { usable: false, cause: "unavailable", reason: `no credentials for "${profile}" in this test` },
   };
   return {
     decisions,
