@@ -116,7 +116,7 @@ async function compare(variants: Variant[], opts: { warmupMs: number; batchMs: n
 function benchContext(onDecision?: (e: DecisionEvent) => void): SigningContext {
   const parsed = parsePolicy(readFileSync(join(here, "policy.yaml"), "utf8"), "bench/policy.yaml");
   if (!parsed.ok) throw new Error(`bench/policy.yaml is invalid: ${JSON.stringify(parsed.error)}`);
-  const snapshot: PolicySnapshot = { policy: parsed.policy, credentials: () => ({ usable: true, credentials }) };
+  const snapshot: PolicySnapshot = { policy: parsed.policy, credentials: () => ({ ok: true, credentials }) };
   return {
     snapshot: () => snapshot,
     now: () => new Date(),

@@ -10,12 +10,19 @@
  *   BENCH_ROUNDS=3          interleaved rounds (no-op, countersign, ...) of the headers-only scenarios
  *   BENCH_RATE              request rate of the paired CPU comparison, req/s (default: 1000, or half the
  *                           slowest closed-loop rate of that scenario when that is lower)
- *   BENCH_ONLY              comma-separated subset: scenario names, micro, hold, upload, workers, profile, info
+ *   BENCH_ONLY              comma-separated subset: scenario names, real, micro, hold, upload, workers, profile, info
  *   BENCH_UPLOAD_MIB=1024   size of the single streamed upload (RSS growth target)
  *   BENCH_HOLD_STREAMS=1000 streams held open at once (RSS target); BENCH_HOLD_ROUNDS=3
  *   BENCH_WINDOW=4          request_body messages in flight per streamed upload
  *   BENCH_HEADLINE_LOG=warn countersign --log-level of the headline rows (the other level is measured too)
  *   BENCH_QUICK=1           a short smoke run (2 s scenarios, 64 MiB upload, 200 held streams)
+ *   BENCH_REAL_MODES=endpoint,proxy          the real path's Envoy entry points (section "real")
+ *   BENCH_REAL_SCENARIOS=get,put-hash,json-post,upload,refused   its scenarios
+ *   BENCH_REAL_CONNECTIONS=16                its closed-loop HTTP/1.1 connections
+ *   BENCH_REAL_UPLOAD_MIB=64                 its chunk-signed upload size
+ *   BENCH_REAL_WORKERS=1                     also countersign --workers 2 (C2) and the pinned scaling run
+ *   BENCH_REAL_PROFILE=1                     also profile countersign (node --cpu-prof) behind Envoy
+ *   BENCH_REAL_DURATION=5, BENCH_REAL_ROUNDS=2  its measured seconds per run and interleaved rounds (quick: 2 and 1)
  *
  * A full run writes bench/results/latest.{md,json}; a quick or partial run writes
  * bench/results/partial.{md,json}.tmp instead. Everything listens on 127.0.0.1 only, and every
@@ -34,6 +41,8 @@ import { computeTargets, renderMarkdown, type BenchResults, type HoldRun, type L
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, allScenarios, type Scenario } from "./scenarios.js";
 import { summarizeProfile, type CpuProfile } from "./topFunctions.js";
 import { CLI, startServe, type ServeProcess } from "../test/support/startServe.js";
+import { renderReal, runRealPath, type Mode, type RealResults } from "./realpath/run.js";
+import { REAL_SCENARIOS, type RealScenario } from "./realpath/requests.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, "..");
@@ -679,6 +688,40 @@ async function main(): Promise<void> {
   const machine = machineFacts();
   log(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; ${s.durationS} s per scenario after ${s.warmupS} s warm-up${s.quick ? " (quick)" : ""}`);
 
+  let real: RealResults | undefined;
+  if (wants("real")) {
+    const list = <T extends string>(name: string, all: readonly T[], dflt: readonly T[]): T[] => {
+      const raw = process.env[name];
+      if (!raw) return [...dflt];
+      const got = raw.split(",").map((x) => x.trim()).filter(Boolean);
+      for (const g of got) if (!all.includes(g as T)) throw new Error(`${name}: "${g}" is not one of ${all.join(", ")}`);
+      return got as T[];
+    };
+    const modes: readonly Mode[] = ["endpoint", "proxy"];
+    const positive = (name: string, dflt: number): number => {
+      const raw = process.env[name];
+      const n = raw === undefined || raw === "" ? dflt : Number(raw);
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}="${raw ?? ""}": expected a positive number`);
+      return n;
+    };
+    real = await runRealPath(
+      {
+        warmupS: s.quick ? 0.5 : 1,
+        durationS: positive("BENCH_REAL_DURATION", s.quick ? 2 : 5),
+        rounds: Math.round(positive("BENCH_REAL_ROUNDS", s.quick ? 1 : 2)),
+        modes: list("BENCH_REAL_MODES", modes, modes),
+        scenarios: list<RealScenario>("BENCH_REAL_SCENARIOS", REAL_SCENARIOS, REAL_SCENARIOS),
+        connections: Math.round(positive("BENCH_REAL_CONNECTIONS", 16)),
+        uploadMiB: positive("BENCH_REAL_UPLOAD_MIB", 64),
+        workers2: (process.env.BENCH_REAL_WORKERS ?? "1") !== "0" && workersSupported(),
+        profile: (process.env.BENCH_REAL_PROFILE ?? "1") !== "0",
+        track: (c) => void track(c),
+        log,
+      },
+      scratch,
+    );
+  }
+
   let micro: BenchResults["micro"];
   if (wants("micro")) {
     log("in-process micro-benchmarks (signing, hashing, chunk re-signing)");
@@ -815,12 +858,12 @@ async function main(): Promise<void> {
     durationSeconds: (performance.now() - started) / 1000,
   };
   const results: BenchResults = { ...base, targets: computeTargets(base, s.headlineLevel) };
-  const md = renderMarkdown(results);
+  const md = real ? `${renderMarkdown(results)}\n\n${renderReal(real)}` : renderMarkdown(results);
   mkdirSync(RESULTS, { recursive: true });
   const stem = partial ? "partial" : "latest";
   const suffix = partial ? ".tmp" : "";
   writeFileSync(join(RESULTS, `${stem}.md${suffix}`), `${md}\n`);
-  writeFileSync(join(RESULTS, `${stem}.json${suffix}`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(RESULTS, `${stem}.json${suffix}`), `${JSON.stringify({ ...results, real }, null, 2)}\n`);
   process.stdout.write(`${md}\n`);
   log(`wrote bench/results/${stem}.md${suffix} and ${stem}.json${suffix}`);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs, from Debian, the real tools the tests drive: boto3 and the AWS CLI (end-to-end tests) and
+# Installs, from Debian, the real tools the tests drive: boto3 and the AWS CLI (end-to-end tests),
 # promtool from the prometheus package (the k8s tests check and unit-test the alerting rules with it;
-# its version is pinned in scripts/tool-versions.env). Nothing to do when all are present. When they
+# its version is pinned in scripts/tool-versions.env) and `ip` from iproute2 (the open-proxy test
+# makes a network namespace with it). Nothing to do when all are present. When they
 # are missing and cannot be installed (no root or passwordless sudo, no apt-get, the install fails) it
 # stops the build and says what to do: those tests are part of `make test` and never skip.
 # Only promtool is wanted from the prometheus package: the Prometheus server it also ships is kept
@@ -17,6 +18,7 @@ missing() {
   /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
   [ -x /usr/bin/aws ] || need+=(awscli)
   [ -x "$promtool" ] || need+=(prometheus)
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
 }
 
 fail() {
@@ -24,9 +26,10 @@ fail() {
 install-system-deps: cannot install ${need[*]}: $1
   The end-to-end tests drive boto3 (/usr/bin/python3 -c 'import boto3') and the AWS CLI
   (/usr/bin/aws); the k8s tests run promtool $PROMTOOL_VERSION ($promtool, from Debian's prometheus
-  package). make test needs all three. What to do:
+  package); test/security/openProxy.e2e.spec.ts runs ip (iproute2), as root. make test needs all
+  four. What to do:
     * run make test (or scripts/install-system-deps.sh) once as root or with passwordless sudo,
-    * or install them yourself: apt-get install --no-install-recommends python3-boto3 awscli prometheus
+    * or install them yourself: apt-get install --no-install-recommends python3-boto3 awscli prometheus iproute2
       (then keep the Prometheus server off: systemctl disable --now prometheus)
 MSG
   exit 1

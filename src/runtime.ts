@@ -31,7 +31,12 @@ function snapshotOf(policy: Policy, profiles: ReadonlyMap<string, CredentialProf
     policy,
     profiles,
     credentials(name: string) {
-      return profiles.get(name)?.current() ?? { usable: false as const, cause: "unavailable" as const, reason: `no credentials entry "${name}" in the policy` };
+      return (
+        profiles.get(name)?.current() ?? {
+          ok: false as const,
+          error: { cause: "unavailable" as const, message: `no credentials entry "${name}" in the policy` },
+        }
+      );
     },
   });
 }
@@ -67,7 +72,7 @@ export function notReadyReasons(runtime: Runtime): string[] {
     const profile = runtime.profiles.get(name);
     if (profile !== undefined && profile.status().refreshSuccesses > 0) continue;
     const state = runtime.credentials(name);
-    reasons.push(`credentials "${name}": ${state.usable ? "not obtained yet" : state.reason}`);
+    reasons.push(`credentials "${name}": ${state.ok ? "not obtained yet" : state.error.message}`);
   }
   return reasons;
 }

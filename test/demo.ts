@@ -18,7 +18,7 @@ import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import { s3Client, stsClient } from "./e2e/clients.js";
 import { PLACEHOLDER, REAL, startStack, type Stack } from "./e2e/harness.js";
-import { ENVOY_VERSION } from "./e2e/realEnvoy.js";
+import { ENVOY_VERSION } from "./support/envoy.js";
 
 // The SDK's notice that its 2027 releases need Node 22 says nothing about this demo; keep the
 // transcript readable (set the variable yourself to see it).

@@ -4,10 +4,14 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { AssumeRoleCredentialSpec, CredentialSpec } from "../policy/types.js";
 import type { Credentials } from "../sigv4/types.js";
+import { until } from "../../test/support/eventually.js";
 import { createCredentialProfiles } from "./createProfiles.js";
-import { createAudit, FAKE_TIMERS, observeProfile, realSleep, realTurn, sameSet, until, type Audit } from "./testing/audit.js";
+import { createAudit, FAKE_TIMERS, observeProfile, realSleep, realTurn, sameSet, type Audit } from "./testing/audit.js";
 import { startStsStub, type StsReply, type StsStub } from "./testing/stsStub.js";
 import type { CredentialDeps, CredentialProfile } from "./types.js";
+
+/** Polls every millisecond, in real time, for at most 5 s. */
+const POLL_EVERY_MS_1 = { timeoutMs: 5_000, everyMs: 1 };
 
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
 const S = 1000;
@@ -87,7 +91,7 @@ function get(map: Map<string, CredentialProfile>, name: string): CredentialProfi
 
 function usableCredentials(profile: CredentialProfile): Credentials {
   const state = profile.current();
-  if (!state.usable) throw new Error(`unusable: ${state.reason}`);
+  if (!state.ok) throw new Error(`unusable: ${state.error.message}`);
   return state.credentials;
 }
 
@@ -106,10 +110,10 @@ async function runNextAttempt(profile: CredentialProfile, reply: StsReply): Prom
   stub.reply = () => reply;
   await vi.advanceTimersByTimeAsync(at.getTime() - Date.now());
   if (reply.kind === "hang") {
-    await until(() => stub.requests.length > requestsBefore, "the STS request");
+    await until(() => stub.requests.length > requestsBefore, "the STS request", POLL_EVERY_MS_1);
     await vi.advanceTimersByTimeAsync(5 * S); // the STS client's request timeout
   }
-  await until(() => profile.status().refreshSuccesses + profile.status().refreshFailures > before, "the attempt");
+  await until(() => profile.status().refreshSuccesses + profile.status().refreshFailures > before, "the attempt", POLL_EVERY_MS_1);
 }
 
 describe("assume_role against an STS stub", () => {
@@ -151,7 +155,10 @@ describe("assume_role against an STS stub", () => {
     await profile.start();
     expect(profile.status().nextRefreshAt).toEqual(new Date(T0 + 3285 * S));
 
-    stub.reply = () => ({ kind: "credentials", expiresInSeconds: 3600, delayMs: 40 });
+    // STS holds its answer to the refresh until the reads below have run while it was in flight.
+    let answer = (): void => {};
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    stub.reply = () => ({ kind: "credentials", expiresInSeconds: 3600, heldUntil: answered });
     await vi.advanceTimersByTimeAsync(3285 * S - 1);
     expect(stub.requests).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1);
@@ -162,10 +169,17 @@ describe("assume_role against an STS stub", () => {
       for (let i = 0; i < 1000; i++) {
         const state = profile.current();
         reads += 1;
-        if (!state.usable) throw new Error(`unusable during refresh: ${state.reason}`);
+        if (!state.ok) throw new Error(`unusable during refresh: ${state.error.message}`);
         if (seen.at(-1) !== state.credentials) seen.push(state.credentials);
       }
     };
+    await until(() => stub.requests.length === 2, "the refresh to reach STS", POLL_EVERY_MS_1);
+    for (let turn = 0; turn < 11; turn++) {
+      readMany();
+      await realTurn();
+    }
+    expect(profile.status().refreshSuccesses).toBe(1);
+    answer();
     while (profile.status().refreshSuccesses < 2) {
       readMany();
       await realTurn();
@@ -217,13 +231,14 @@ describe("assume_role against an STS stub", () => {
 
       while (Date.now() < expiresAt) {
         await runNextAttempt(profile, reply);
-        if (Date.now() < expiresAt) expect(profile.current()).toEqual({ usable: true, credentials: first });
+        if (Date.now() < expiresAt) expect(profile.current()).toEqual({ ok: true, credentials: first });
       }
       const state = profile.current();
-      expect(state.usable).toBe(false);
-      if (state.usable) return;
-      expect(state.reason).toMatch(/^credentials for profile "role" \(assume_role\) expired at 2030-01-01T01:00:00\.000Z; /);
-      expect(state.reason).toMatch(reason);
+      expect(state.ok).toBe(false);
+      if (state.ok) return;
+      expect(state.error.cause).toBe("expired");
+      expect(state.error.message).toMatch(/^credentials for profile "role" \(assume_role\) expired at 2030-01-01T01:00:00\.000Z; /);
+      expect(state.error.message).toMatch(reason);
       expect(profile.status()).toMatchObject({ usable: false, refreshSuccesses: 1 });
       expect(profile.status().refreshFailures).toBeGreaterThan(5);
 
@@ -335,11 +350,13 @@ describe("assume_role against an STS stub", () => {
     await get(map, "role").start();
     expect(stub.requests).toHaveLength(0);
     expect(get(map, "role").current()).toEqual({
-      usable: false,
-      cause: "unavailable",
-      reason:
-        'no credentials for profile "role" (assume_role); last refresh failed: source profile "base" is unusable: ' +
-        'no credentials for profile "base" (static); last refresh failed: environment variable $MISSING_SECRET not set or empty',
+      ok: false,
+      error: {
+        cause: "unavailable",
+        message:
+          'no credentials for profile "role" (assume_role); last refresh failed: source profile "base" is unusable: ' +
+          'no credentials for profile "base" (static); last refresh failed: environment variable $MISSING_SECRET not set or empty',
+      },
     });
   });
 });

@@ -82,7 +82,7 @@ function build(entries: Record<string, CredentialSpec>, sts = fakeSts()): Map<st
 
 function reasonOf(p: CredentialProfile | undefined): string | undefined {
   const state = p?.current();
-  return state && !state.usable ? state.reason : undefined;
+  return state && !state.ok ? state.error.message : undefined;
 }
 
 describe("createCredentialProfiles", () => {
@@ -162,7 +162,7 @@ describe("createCredentialProfiles", () => {
   it("caps a refresh window that is not shorter than half the session, and says so", async () => {
     const map = build({ s: base, r: role("s", { durationSeconds: 900, refreshBeforeSeconds: 900 }) });
     await map.get("r")?.start();
-    expect(map.get("r")?.current().usable).toBe(true);
+    expect(map.get("r")?.current().ok).toBe(true);
     const next = map.get("r")?.status().nextRefreshAt?.getTime() ?? 0;
     // Fake STS issues an hour; the window is capped at 450 s (+ up to 45 s jitter).
     expect(next - Date.now()).toBeGreaterThan(3_600_000 - 496_000);
@@ -176,13 +176,13 @@ describe("createCredentialProfiles", () => {
     await Promise.all([map.get("r")?.start(), map.get("r")?.start(), map.get("s")?.start()]);
     expect(sts.commands).toHaveLength(1);
     expect(map.get("s")?.status().refreshSuccesses).toBe(1);
-    expect(map.get("r")?.current().usable).toBe(true);
+    expect(map.get("r")?.current().ok).toBe(true);
   });
 
   it("accepts a pino logger", async () => {
     const logger: CredentialLogger = pino({ enabled: false });
     built = createCredentialProfiles(new Map([["s", base]]), { env: { K: KEY, S: "x" }, logger });
     await built.get("s")?.start();
-    expect(built.get("s")?.current().usable).toBe(true);
+    expect(built.get("s")?.current().ok).toBe(true);
   });
 });

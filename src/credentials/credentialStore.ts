@@ -4,6 +4,7 @@ import type {
   CredentialEvents,
   CredentialLogger,
   CredentialProfileStatus,
+  CredentialRefusalCause,
   CredentialSourceKind,
   CredentialState,
   RefreshEvent,
@@ -39,7 +40,7 @@ export interface CredentialStore {
 export function createCredentialStore(options: CredentialStoreOptions): CredentialStore {
   const { profile, source, now, events, logger } = options;
   const marginMs = options.expiryMarginMs ?? 0;
-  let usableState: { readonly usable: true; readonly credentials: Credentials } | undefined;
+  let usableState: Extract<CredentialState, { ok: true }> | undefined;
   let expiresAtMs: number | undefined;
   let lastRefreshAt: number | undefined;
   let lastError: string | undefined;
@@ -64,18 +65,22 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
     return `credentials for profile "${profile}" (${source}) expire at ${expiresAt}, within the ${marginMs / 1000} s expiry margin, so they are no longer used for signing${why}`;
   }
 
+  function refuse(cause: CredentialRefusalCause, message: string): CredentialState {
+    return { ok: false, error: { cause, message } };
+  }
+
   function current(): CredentialState {
     try {
       if (usableState !== undefined) {
         if (expiresAtMs === undefined) return usableState;
         const nowMs = now();
         if (nowMs < expiresAtMs - marginMs) return usableState;
-        if (nowMs < expiresAtMs) return { usable: false, cause: "expiry_margin", reason: marginReason() };
-        return { usable: false, cause: "expired", reason: unusableReason(nowMs) };
+        if (nowMs < expiresAtMs) return refuse("expiry_margin", marginReason());
+        return refuse("expired", unusableReason(nowMs));
       }
-      return { usable: false, cause: "unavailable", reason: unusableReason(0) };
+      return refuse("unavailable", unusableReason(0));
     } catch {
-      return { usable: false, cause: "unavailable", reason: `credentials for profile "${profile}" could not be read` };
+      return refuse("unavailable", `credentials for profile "${profile}" could not be read`);
     }
   }
 
@@ -107,7 +112,7 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
     status(): CredentialProfileStatus {
       const state = current();
       return {
-        usable: state.usable,
+        usable: state.ok,
         ...(expiresAtMs !== undefined ? { expiresAt: new Date(expiresAtMs) } : {}),
         ...(lastRefreshAt !== undefined ? { lastRefreshAt: new Date(lastRefreshAt) } : {}),
         ...(lastError !== undefined ? { lastError } : {}),
@@ -124,7 +129,7 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
         ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}),
         ...(expiration ? { expiration } : {}),
       });
-      usableState = Object.freeze({ usable: true as const, credentials: frozen });
+      usableState = Object.freeze({ ok: true as const, credentials: frozen });
       expiresAtMs = expiration?.getTime();
       lastRefreshAt = now();
       lastError = undefined;

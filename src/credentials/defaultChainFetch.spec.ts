@@ -2,10 +2,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { until } from "../../test/support/eventually.js";
 import { createCredentialProfiles } from "./createProfiles.js";
-import { createAudit, FAKE_TIMERS, observeProfile, until, type Audit } from "./testing/audit.js";
+import { createAudit, FAKE_TIMERS, observeProfile, type Audit } from "./testing/audit.js";
 import { startStsStub, type StsStub } from "./testing/stsStub.js";
 import type { CredentialProfile } from "./types.js";
+
+/** Polls every millisecond, in real time, for at most 5 s. */
+const POLL_EVERY_MS_1 = { timeoutMs: 5_000, everyMs: 1 };
 
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
 const S = 1000;
@@ -95,8 +99,8 @@ describe("default_chain with IRSA (web identity token file)", () => {
       WebIdentityToken: "eyJ.projected-token-1.sig",
     });
     const state = p.current();
-    expect(state.usable).toBe(true);
-    if (!state.usable) return;
+    expect(state.ok).toBe(true);
+    if (!state.ok) return;
     expect(state.credentials).toEqual(stub.issued[0]);
     // Refreshed by the refresher, 300 s (+ jitter 15 s) before expiry.
     expect(p.status().nextRefreshAt).toEqual(new Date(T0 + 3285 * S));
@@ -109,10 +113,10 @@ describe("default_chain with IRSA (web identity token file)", () => {
     await writeFile(tokenFile, "eyJ.projected-token-2.sig");
 
     await vi.advanceTimersByTimeAsync(3285 * S);
-    await until(() => p.status().refreshSuccesses === 2, "the refresh");
+    await until(() => p.status().refreshSuccesses === 2, "the refresh", POLL_EVERY_MS_1);
     expect(stub.requests.at(-1)?.params.get("WebIdentityToken")).toBe("eyJ.projected-token-2.sig");
     const state = p.current();
-    expect(state.usable && state.credentials).toEqual(stub.issued[1]);
+    expect(state.ok && state.credentials).toEqual(stub.issued[1]);
   });
 
   it("keeps the set while STS refuses the token, and reports STS's error", async () => {
@@ -122,8 +126,8 @@ describe("default_chain with IRSA (web identity token file)", () => {
     stub.reply = () => ({ kind: "error", status: 400, code: "InvalidIdentityToken", message: "Token expired" });
 
     await vi.advanceTimersByTimeAsync(3285 * S);
-    await until(() => p.status().refreshFailures === 1, "the failed refresh");
-    expect(p.current()).toEqual({ usable: true, credentials: stub.issued[0] });
+    await until(() => p.status().refreshFailures === 1, "the failed refresh", POLL_EVERY_MS_1);
+    expect(p.current()).toEqual({ ok: true, credentials: stub.issued[0] });
     expect(p.status().lastError).toBe("InvalidIdentityTokenException: Token expired (HTTP 400)");
   });
 
@@ -133,9 +137,10 @@ describe("default_chain with IRSA (web identity token file)", () => {
     const p = open();
     await p.start();
     const state = p.current();
-    expect(state.usable).toBe(false);
-    if (state.usable) return;
-    expect(state.reason).toMatch(/^no credentials for profile "ambient" \(default_chain\); last refresh failed: CredentialsProviderError: /);
+    expect(state.ok).toBe(false);
+    if (state.ok) return;
+    expect(state.error.cause).toBe("unavailable");
+    expect(state.error.message).toMatch(/^no credentials for profile "ambient" \(default_chain\); last refresh failed: CredentialsProviderError: /);
     expect(stub.requests).toHaveLength(0);
   });
 });

@@ -2,9 +2,13 @@ import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { until } from "../../test/support/eventually.js";
 import { createFileProfile } from "./fileProfile.js";
-import { createAudit, observeProfile, until, type Audit } from "./testing/audit.js";
+import { createAudit, observeProfile, type Audit } from "./testing/audit.js";
 import type { CredentialProfile, FileWatchOptions } from "./types.js";
+
+/** Polls every millisecond, in real time, for at most 5 s. */
+const POLL_EVERY_MS_1 = { timeoutMs: 5_000, everyMs: 1 };
 
 const HOUR = 3_600_000;
 /** Watch-only: the poll is pushed out of the test's reach. */
@@ -58,7 +62,7 @@ async function atomicWrite(path: string, text: string): Promise<void> {
 
 function keyOf(p: CredentialProfile): string | undefined {
   const state = p.current();
-  return state.usable ? state.credentials.accessKeyId : undefined;
+  return state.ok ? state.credentials.accessKeyId : undefined;
 }
 
 /** A Kubernetes Secret volume: <dir>/credentials -> ..data/credentials, ..data -> ..<version>. */
@@ -75,7 +79,7 @@ describe("file credentials", () => {
     await writeFile(path, ini(1, "other") + ini(2, "prod"));
     const p = open(path, WATCH_ONLY, "prod");
     await p.start();
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
     expect(p.status()).toMatchObject({ usable: true, refreshSuccesses: 1, refreshFailures: 0 });
   });
 
@@ -84,7 +88,7 @@ describe("file credentials", () => {
     await writeFile(path, ini(1).trimEnd());
     const p = open(path);
     await p.start();
-    expect(p.current()).toEqual({ usable: true, credentials: set(1) });
+    expect(p.current()).toEqual({ ok: true, credentials: set(1) });
   });
 
   it("is unusable when the file is missing at start, naming the path", async () => {
@@ -92,9 +96,11 @@ describe("file credentials", () => {
     const p = open(path);
     await p.start();
     expect(p.current()).toEqual({
-      usable: false,
-      cause: "unavailable",
-      reason: `no credentials for profile "mounted" (file); last refresh failed: ${path}: file not found (ENOENT)`,
+      ok: false,
+      error: {
+        cause: "unavailable",
+        message: `no credentials for profile "mounted" (file); last refresh failed: ${path}: file not found (ENOENT)`,
+      },
     });
   });
 
@@ -104,8 +110,8 @@ describe("file credentials", () => {
     const p = open(path);
     await p.start();
     await atomicWrite(path, ini(2));
-    await until(() => keyOf(p) === set(2).accessKeyId, "the rotated key");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    await until(() => keyOf(p) === set(2).accessKeyId, "the rotated key", POLL_EVERY_MS_1);
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
     expect(p.status()).toMatchObject({ refreshSuccesses: 2, refreshFailures: 0 });
   });
 
@@ -117,8 +123,8 @@ describe("file credentials", () => {
     expect(keyOf(p)).toBe(set(1).accessKeyId);
 
     await secretVolume("2030_01_01_01_00_00.2", ini(2));
-    await until(() => keyOf(p) === set(2).accessKeyId, "the swapped key");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    await until(() => keyOf(p) === set(2).accessKeyId, "the swapped key", POLL_EVERY_MS_1);
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
   });
 
   it("keeps the last good set while the file is half-written, counting one failure, then uses the completed file", async () => {
@@ -129,15 +135,15 @@ describe("file credentials", () => {
     const good = p.current();
 
     await writeFile(path, `[default]\naws_access_key_id = ${set(2).accessKeyId}\n`);
-    await until(() => p.status().refreshFailures === 1, "the failed reload");
+    await until(() => p.status().refreshFailures === 1, "the failed reload", POLL_EVERY_MS_1);
     expect(p.current()).toBe(good);
     expect(p.status().lastError).toBe(
       `${path}: profile [default] has no aws_secret_access_key; keeping the last good credentials`,
     );
 
     await writeFile(path, ini(2));
-    await until(() => keyOf(p) === set(2).accessKeyId, "the completed file");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    await until(() => keyOf(p) === set(2).accessKeyId, "the completed file", POLL_EVERY_MS_1);
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
     expect(p.status()).toMatchObject({ refreshSuccesses: 2, refreshFailures: 1 });
   });
 
@@ -148,12 +154,12 @@ describe("file credentials", () => {
     await p.start();
 
     await rm(path);
-    await until(() => p.status().refreshFailures === 1, "the vanished file");
-    expect(p.current()).toEqual({ usable: true, credentials: set(1) });
+    await until(() => p.status().refreshFailures === 1, "the vanished file", POLL_EVERY_MS_1);
+    expect(p.current()).toEqual({ ok: true, credentials: set(1) });
     expect(p.status().lastError).toBe(`${path}: file not found (ENOENT); keeping the last good credentials`);
 
     await atomicWrite(path, ini(3));
-    await until(() => keyOf(p) === set(3).accessKeyId, "the returned file");
+    await until(() => keyOf(p) === set(3).accessKeyId, "the returned file", POLL_EVERY_MS_1);
     expect(p.status()).toMatchObject({ refreshSuccesses: 2, refreshFailures: 1 });
   });
 
@@ -166,11 +172,11 @@ describe("file credentials", () => {
     await p.start();
 
     await rename(creds, join(dir, "old-mount"));
-    await until(() => p.status().refreshFailures === 1, "the vanished file");
+    await until(() => p.status().refreshFailures === 1, "the vanished file", POLL_EVERY_MS_1);
     await mkdir(creds);
     await writeFile(path, ini(2));
-    await until(() => keyOf(p) === set(2).accessKeyId, "the polled change");
-    expect(p.current()).toEqual({ usable: true, credentials: set(2) });
+    await until(() => keyOf(p) === set(2).accessKeyId, "the polled change", POLL_EVERY_MS_1);
+    expect(p.current()).toEqual({ ok: true, credentials: set(2) });
   });
 
   it("does not count or log an unchanged file again, however often it is checked", async () => {

@@ -74,9 +74,11 @@ describe("createRefreshingProfile", () => {
   it("is unusable before the first attempt finishes, saying so", () => {
     const profile = refresher(scripted(["hang"]).fetch);
     expect(profile.current()).toEqual({
-      usable: false,
-      cause: "unavailable",
-      reason: 'no credentials for profile "role" (assume_role) yet: the first refresh has not finished',
+      ok: false,
+      error: {
+        cause: "unavailable",
+        message: 'no credentials for profile "role" (assume_role) yet: the first refresh has not finished',
+      },
     });
   });
 
@@ -101,11 +103,11 @@ describe("createRefreshingProfile", () => {
     await profile.start();
     const first = profile.current();
     expect(first).toBe(profile.current());
-    if (!first.usable) throw new Error("expected usable");
+    if (!first.ok) throw new Error("expected usable");
     expect(Object.isFrozen(first.credentials)).toBe(true);
     await vi.advanceTimersByTimeAsync(3285 * S);
     const second = profile.current();
-    if (!second.usable) throw new Error("expected usable");
+    if (!second.ok) throw new Error("expected usable");
     expect(second.credentials).not.toBe(first.credentials);
     expect(second.credentials.accessKeyId).not.toBe(first.credentials.accessKeyId);
     profile.stop();
@@ -126,13 +128,15 @@ describe("createRefreshingProfile", () => {
     const profile = refresher(source.fetch);
     await profile.start();
     expect(profile.current()).toEqual({
-      usable: false,
-      cause: "unavailable",
-      reason: 'no credentials for profile "role" (assume_role); last refresh failed: Throttling: Rate exceeded',
+      ok: false,
+      error: {
+        cause: "unavailable",
+        message: 'no credentials for profile "role" (assume_role); last refresh failed: Throttling: Rate exceeded',
+      },
     });
     expect(delayToNextAttempt(profile)).toBe(500);
     await vi.advanceTimersByTimeAsync(500);
-    expect(profile.current().usable).toBe(true);
+    expect(profile.current().ok).toBe(true);
     expect(profile.status()).toMatchObject({ refreshSuccesses: 1, refreshFailures: 1, usable: true });
     expect(profile.status().lastError).toBeUndefined();
     profile.stop();
@@ -150,7 +154,7 @@ describe("createRefreshingProfile", () => {
     while (Date.now() < T0 + 3600 * S) {
       const delay = delayToNextAttempt(profile) ?? -1;
       delays.push(delay);
-      expect(profile.current().usable).toBe(true);
+      expect(profile.current().ok).toBe(true);
       await vi.advanceTimersByTimeAsync(delay);
     }
     expect(delays).toEqual([1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 27].map((s) => s * S));
@@ -166,19 +170,21 @@ describe("createRefreshingProfile", () => {
     const profile = refresher(source.fetch, { random: () => 1 });
     await profile.start();
     await vi.advanceTimersByTimeAsync(3600 * S - 1);
-    expect(profile.current().usable).toBe(true);
+    expect(profile.current().ok).toBe(true);
     await vi.advanceTimersByTimeAsync(1);
     const expired = profile.current();
     expect(expired).toEqual({
-      usable: false,
-      cause: "expired",
-      reason:
-        'credentials for profile "role" (assume_role) expired at 2030-01-01T01:00:00.000Z; last refresh failed: Throttling: Rate exceeded',
+      ok: false,
+      error: {
+        cause: "expired",
+        message:
+          'credentials for profile "role" (assume_role) expired at 2030-01-01T01:00:00.000Z; last refresh failed: Throttling: Rate exceeded',
+      },
     });
     observeProfile(audit, profile);
 
     await vi.advanceTimersByTimeAsync(40 * 60 * S);
-    expect(profile.current().usable).toBe(true);
+    expect(profile.current().ok).toBe(true);
     expect(profile.status()).toMatchObject({ usable: true, refreshSuccesses: 2, refreshFailures: 40 });
     profile.stop();
   });
@@ -197,20 +203,22 @@ describe("createRefreshingProfile", () => {
       expect(source.calls()).toBe(2);
 
       await vi.advanceTimersByTimeAsync(T0 + (3600 - 31) * S - Date.now());
-      expect(profile.current().usable).toBe(true);
+      expect(profile.current().ok).toBe(true);
       await vi.advanceTimersByTimeAsync(2 * S);
       expect(Date.now()).toBe(T0 + (3600 - 29) * S);
       expect(profile.current()).toEqual({
-        usable: false,
-        cause: "expiry_margin",
-        reason:
-          'credentials for profile "role" (assume_role) expire at 2030-01-01T01:00:00.000Z, within the 30 s expiry margin, so they are no longer used for signing; last refresh failed: Throttling: Rate exceeded',
+        ok: false,
+        error: {
+          cause: "expiry_margin",
+          message:
+            'credentials for profile "role" (assume_role) expire at 2030-01-01T01:00:00.000Z, within the 30 s expiry margin, so they are no longer used for signing; last refresh failed: Throttling: Rate exceeded',
+        },
       });
       expect(profile.status()).toMatchObject({ usable: false, expiresAt: new Date(T0 + 3600 * S) });
       observeProfile(audit, profile);
 
       await vi.advanceTimersByTimeAsync(29 * S);
-      expect(profile.current()).toMatchObject({ usable: false, cause: "expired" });
+      expect(profile.current()).toMatchObject({ ok: false, error: { cause: "expired" } });
       profile.stop();
     });
 
@@ -218,9 +226,9 @@ describe("createRefreshingProfile", () => {
       const profile = refresher(scripted([{ ok: 3600 }, "hang"]).fetch, margin);
       await profile.start();
       await vi.advanceTimersByTimeAsync(3570 * S - 1);
-      expect(profile.current().usable).toBe(true);
+      expect(profile.current().ok).toBe(true);
       await vi.advanceTimersByTimeAsync(1);
-      expect(profile.current()).toMatchObject({ usable: false, cause: "expiry_margin" });
+      expect(profile.current()).toMatchObject({ ok: false, error: { cause: "expiry_margin" } });
       profile.stop();
     });
 
@@ -244,9 +252,9 @@ describe("createRefreshingProfile", () => {
       const profile = refresher(source.fetch, { ...margin, random: () => 1 });
       await profile.start();
       await vi.advanceTimersByTimeAsync(3570 * S);
-      expect(profile.current()).toMatchObject({ usable: false, cause: "expiry_margin" });
+      expect(profile.current()).toMatchObject({ ok: false, error: { cause: "expiry_margin" } });
       await vi.advanceTimersByTimeAsync(60 * S);
-      expect(profile.current().usable).toBe(true);
+      expect(profile.current().ok).toBe(true);
       expect(profile.status()).toMatchObject({ refreshSuccesses: 2, refreshFailures: 11 });
       profile.stop();
     });
@@ -257,14 +265,16 @@ describe("createRefreshingProfile", () => {
     const profile = refresher(source.fetch);
     await profile.start();
     expect(profile.current()).toEqual({
-      usable: false,
-      cause: "unavailable",
-      reason:
-        'no credentials for profile "role" (assume_role); last refresh failed: STS returned credentials that expire at 2029-12-31T23:59:59.000Z, which is already past',
+      ok: false,
+      error: {
+        cause: "unavailable",
+        message:
+          'no credentials for profile "role" (assume_role); last refresh failed: STS returned credentials that expire at 2029-12-31T23:59:59.000Z, which is already past',
+      },
     });
     expect(profile.status().refreshFailures).toBe(1);
     await vi.advanceTimersByTimeAsync(500);
-    expect(profile.current().usable).toBe(true);
+    expect(profile.current().ok).toBe(true);
     profile.stop();
   });
 
@@ -275,7 +285,7 @@ describe("createRefreshingProfile", () => {
     expect(profile.status().lastError).toBe(
       "STS returned credentials that expire at 2030-01-01T00:03:20.000Z, within the 300 s refresh window",
     );
-    expect(profile.current().usable).toBe(false);
+    expect(profile.current().ok).toBe(false);
     profile.stop();
   });
 
@@ -288,7 +298,7 @@ describe("createRefreshingProfile", () => {
     expect(profile.status()).toMatchObject({ refreshFailures: 1, lastError: "no answer within 30 s" });
     await vi.advanceTimersByTimeAsync(500);
     expect(source.calls()).toBe(2);
-    expect(profile.current().usable).toBe(true);
+    expect(profile.current().ok).toBe(true);
     profile.stop();
   });
 
@@ -323,7 +333,7 @@ describe("createRefreshingProfile", () => {
     };
     const profile = refresher(source.fetch, { logger: { info: boom, warn: boom }, events: { onRefresh: boom } });
     await profile.start();
-    expect(profile.current().usable).toBe(true);
+    expect(profile.current().ok).toBe(true);
     expect(profile.status().nextRefreshAt).toEqual(new Date(T0 + 3285 * S));
     profile.stop();
   });

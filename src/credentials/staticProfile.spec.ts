@@ -23,7 +23,7 @@ describe("static credentials", () => {
   it("reads the named environment variables at start", async () => {
     const profile = profileWith({ CS_KEY: KEY, CS_SECRET: SECRET });
     await profile.start();
-    expect(profile.current()).toEqual({ usable: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
+    expect(profile.current()).toEqual({ ok: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
     expect(profile.status()).toMatchObject({ usable: true, refreshSuccesses: 1, refreshFailures: 0 });
     expect(profile.status().expiresAt).toBeUndefined();
   });
@@ -32,7 +32,7 @@ describe("static credentials", () => {
     const profile = profileWith({ CS_KEY: KEY, CS_SECRET: SECRET, CS_TOKEN: TOKEN }, { ...spec, sessionTokenEnv: "CS_TOKEN" });
     await profile.start();
     expect(profile.current()).toEqual({
-      usable: true,
+      ok: true,
       credentials: { accessKeyId: KEY, secretAccessKey: SECRET, sessionToken: TOKEN },
     });
   });
@@ -41,9 +41,11 @@ describe("static credentials", () => {
     const profile = profileWith({ CS_KEY: KEY });
     await profile.start();
     expect(profile.current()).toEqual({
-      usable: false,
-      cause: "unavailable",
-      reason: 'no credentials for profile "ci" (static); last refresh failed: environment variable $CS_SECRET not set or empty',
+      ok: false,
+      error: {
+        cause: "unavailable",
+        message: 'no credentials for profile "ci" (static); last refresh failed: environment variable $CS_SECRET not set or empty',
+      },
     });
     observeProfile(audit, profile);
   });
@@ -57,7 +59,7 @@ describe("static credentials", () => {
   it("signs without a session token when the named token variable is unset (long-term keys)", async () => {
     const profile = profileWith({ CS_KEY: KEY, CS_SECRET: SECRET }, { ...spec, sessionTokenEnv: "CS_TOKEN" });
     await profile.start();
-    expect(profile.current()).toEqual({ usable: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
+    expect(profile.current()).toEqual({ ok: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
   });
 
   it("does not read the environment before start, nor again after it", async () => {
@@ -65,11 +67,11 @@ describe("static credentials", () => {
     const profile = profileWith(env);
     env["CS_KEY"] = KEY;
     env["CS_SECRET"] = SECRET;
-    expect(profile.current().usable).toBe(false);
+    expect(profile.current().ok).toBe(false);
     await profile.start();
     env["CS_KEY"] = "AKIACHANGEDEXAMPLE99";
     await profile.start();
-    expect(profile.current()).toEqual({ usable: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
+    expect(profile.current()).toEqual({ ok: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
     expect(profile.status().refreshSuccesses).toBe(1);
   });
 });

@@ -6,6 +6,7 @@
 import type { AssumeRoleCommand, AssumeRoleCommandOutput, STSClientConfig } from "@aws-sdk/client-sts";
 import type { MountedFileTiming } from "../files/types.js";
 import type { CredentialSpec } from "../policy/types.js";
+import type { Result } from "../result.js";
 import type { Credentials } from "../sigv4/types.js";
 
 export type CredentialSourceKind = CredentialSpec["kind"];
@@ -22,10 +23,18 @@ export type CredentialRefusalCause = "expiry_margin" | "expired" | "unavailable"
 /** Every CredentialRefusalCause, for metrics that export each at 0 from the start. */
 export const CREDENTIAL_REFUSAL_CAUSES: readonly CredentialRefusalCause[] = ["expiry_margin", "expired", "unavailable"];
 
-/** What a credential profile can give right now: one immutable set, or why not. */
-export type CredentialState =
-  | { readonly usable: true; readonly credentials: Credentials }
-  | { readonly usable: false; readonly cause: CredentialRefusalCause; readonly reason: string };
+/**
+ * Why a profile cannot sign right now: the cause (a metric label, never a status; the request path
+ * refuses with `credentials_unavailable` and extproc/denial.ts looks the answer up) and a message a
+ * person can act on, free of secrets.
+ */
+export interface CredentialRefusal {
+  readonly cause: CredentialRefusalCause;
+  readonly message: string;
+}
+
+/** What a credential profile can give right now: one immutable set, or, as `error`, why not. */
+export type CredentialState = Result<{ readonly credentials: Credentials }, CredentialRefusal>;
 
 export interface CredentialProfileStatus {
   readonly usable: boolean;

@@ -2,26 +2,29 @@ import { describe, expect, it } from "vitest";
 import { Admission, unlimitedAdmission } from "./admission.js";
 
 describe("Admission", () => {
-  it("admits streams up to the limit and one more after a close", () => {
+  it("admits streams up to the limit and one more after a release", () => {
     const a = new Admission({ maxConcurrentStreams: 2, maxHeldBytes: 10 });
-    expect([a.tryOpenStream(), a.tryOpenStream(), a.tryOpenStream()]).toEqual([true, true, false]);
-    a.closeStream();
-    expect(a.tryOpenStream()).toBe(true);
+    const [first, second, third] = [a.reserve(), a.reserve(), a.reserve()];
+    expect([first.admitted, second.admitted, third.admitted]).toEqual([true, true, false]);
+    first.release();
+    expect(a.reserve().admitted).toBe(true);
     expect(a.activeStreams).toBe(2);
   });
 
   it("grows reservations up to the byte limit exactly, refuses past it without changing anything, and always allows shrinking", () => {
     const a = new Admission({ maxConcurrentStreams: 10, maxHeldBytes: 100 });
-    expect(a.resize(0, 60)).toBe(true);
-    expect(a.resize(0, 40)).toBe(true);
+    const x = a.reserve();
+    const y = a.reserve();
+    expect(x.hold(60)).toBe(true);
+    expect(y.hold(40)).toBe(true);
     expect(a.heldBytes).toBe(100);
-    expect(a.resize(40, 41)).toBe(false);
+    expect(y.hold(41)).toBe(false);
     expect(a.heldBytes).toBe(100);
-    expect(a.resize(60, 10)).toBe(true);
-    expect(a.resize(40, 90)).toBe(true);
+    expect(x.hold(10)).toBe(true);
+    expect(y.hold(90)).toBe(true);
     expect(a.heldBytes).toBe(100);
-    expect(a.resize(90, 0)).toBe(true);
-    expect(a.resize(10, 0)).toBe(true);
+    expect(y.hold(0)).toBe(true);
+    expect(x.hold(0)).toBe(true);
     expect(a.heldBytes).toBe(0);
   });
 });

@@ -43,62 +43,40 @@ export class Admission {
     return this.held;
   }
 
-  /** One stream's reservation; not `admitted` (and nothing counted) when at the stream limit. */
-  reserve(): Reservation {
-    return new Reservation(this, this.tryOpenStream());
-  }
-
-  /** Counts a new stream in; false (and nothing counted) when at the limit. */
-  tryOpenStream(): boolean {
-    if (this.streams >= this.limits.maxConcurrentStreams) return false;
-    this.streams++;
-    return true;
-  }
-
-  closeStream(): void {
-    if (this.streams > 0) this.streams--;
-  }
-
   /**
-   * Moves one holder's reservation from `from` to `to` bytes. Shrinking always succeeds; growing
-   * fails (and changes nothing) when the total would pass the limit.
+   * One stream's reservation: its slot, if one is free (else not `admitted`, and nothing is
+   * counted), and the body bytes it holds. The only way to count anything in or out.
    */
-  resize(from: number, to: number): boolean {
-    const next = this.held - from + to;
-    if (to > from && next > this.limits.maxHeldBytes) return false;
-    this.held = Math.max(0, next);
-    return true;
+  reserve(): Reservation {
+    const admitted = this.streams < this.limits.maxConcurrentStreams;
+    if (admitted) this.streams++;
+    let mine = 0;
+    let released = false;
+    const hold = (bytes: number): boolean => {
+      if (bytes === mine || released) return true;
+      // Growing fails (and changes nothing) when the total would pass the limit; shrinking never does.
+      if (bytes > mine && this.held - mine + bytes > this.limits.maxHeldBytes) return false;
+      this.held += bytes - mine;
+      mine = bytes;
+      return true;
+    };
+    const release = (): void => {
+      if (released) return;
+      hold(0);
+      released = true;
+      if (admitted) this.streams--;
+    };
+    return Object.freeze({ admitted, limits: this.limits, hold, release });
   }
 }
 
 /** One stream's share of the admission: its slot (when admitted) and the body bytes it holds. */
-export class Reservation {
-  private held = 0;
-  private released = false;
-
-  constructor(
-    private readonly admission: Admission,
-    /** false: the process was at its stream limit, and the stream is refused with 503. */
-    readonly admitted: boolean,
-  ) {}
-
-  get limits(): AdmissionLimits {
-    return this.admission.limits;
-  }
-
+export interface Reservation {
+  /** false: the process was at its stream limit, and the stream is refused with 503. */
+  readonly admitted: boolean;
+  readonly limits: AdmissionLimits;
   /** Resizes the held bytes to `bytes`; false when the process-wide budget has no room. After release, a no-op. */
-  hold(bytes: number): boolean {
-    if (bytes === this.held || this.released) return true;
-    if (!this.admission.resize(this.held, bytes)) return false;
-    this.held = bytes;
-    return true;
-  }
-
+  hold(bytes: number): boolean;
   /** Gives the held bytes and the slot back; only the first call does anything. */
-  release(): void {
-    if (this.released) return;
-    this.hold(0);
-    this.released = true;
-    if (this.admitted) this.admission.closeStream();
-  }
+  release(): void;
 }

@@ -1,4 +1,4 @@
-import type { PayloadRefusalReason } from "../sigv4/index.js";
+import type { AlgorithmRefusalReason, PayloadRefusalReason } from "../sigv4/index.js";
 
 /**
  * Why a request is refused. The pure modules name their own reasons (`sigv4`'s
@@ -8,6 +8,8 @@ import type { PayloadRefusalReason } from "../sigv4/index.js";
  */
 export type RefusalReason =
   | PayloadRefusalReason
+  // The client's signature algorithm against the endpoint's (sigv4's checkClientAlgorithm).
+  | AlgorithmRefusalReason
   // The request head (headers.ts).
   | "malformed_head"
   // Planning (plan.ts), in the order they are checked.
@@ -18,6 +20,7 @@ export type RefusalReason =
   | "key_id_not_allowed"
   | "no_service_for_auto"
   | "unknown_region"
+  | "no_region_set"
   | "chunked_without_body"
   | "missing_decoded_content_length"
   | "body_too_large"
@@ -35,6 +38,7 @@ export type DenialLabel =
   | "no_endpoint"
   | "key_id_not_allowed"
   | "unsigned_client"
+  | "algorithm_mismatch"
   | "bad_payload_mode"
   | "body_too_large"
   | "credentials_unavailable"
@@ -61,6 +65,9 @@ export const REFUSALS: { readonly [R in RefusalReason]: RefusalAnswer } = {
   key_id_not_allowed: { status: 403, code: "InvalidAccessKeyId", label: "key_id_not_allowed" },
   no_service_for_auto: { status: 400, code: "MissingAuthenticationToken", label: "unsigned_client" },
   unknown_region: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
+  sigv4a_not_enabled: { status: 400, code: "SigV4aNotEnabled", label: "algorithm_mismatch" },
+  sigv4a_required: { status: 400, code: "SigV4aRequired", label: "algorithm_mismatch" },
+  no_region_set: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
   sigv4a_streaming: { status: 400, code: "SigV4aNotSupported", label: "bad_payload_mode" },
   chunk_signed_body_unsigned: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },
   streaming_body_not_hashable: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },

@@ -9,10 +9,7 @@ import {
   headersContinueAndBuffer,
   headersContinueAndStream,
   immediateDenial,
-  responseBodyContinue,
-  responseHeadersContinue,
-  responseTrailersContinue,
-  trailersContinue,
+  passThrough,
 } from "./mutations.js";
 
 const CHANGES = { set: [["authorization", "AWS4-HMAC-SHA256 …"], ["x-amz-meta-name", "café"]] as const, remove: ["x-amz-security-token"] };
@@ -58,8 +55,8 @@ describe("answers to request messages", () => {
     expect(bodyContinue()).toEqual({ request_body: { response: { status: "CONTINUE", header_mutation: null } } });
   });
 
-  it("pass through trailers and every response-direction message untouched", () => {
-    expect([trailersContinue(), responseHeadersContinue(), responseBodyContinue(), responseTrailersContinue()]).toEqual([
+  it("passThrough: trailers and every response-direction message untouched", () => {
+    expect([passThrough("request_trailers"), passThrough("response_headers"), passThrough("response_body"), passThrough("response_trailers")]).toEqual([
       { request_trailers: {} },
       { response_headers: { response: { status: "CONTINUE" } } },
       { response_body: { response: { status: "CONTINUE" } } },

@@ -66,19 +66,21 @@ export function bodyContinue(changes?: HeaderChanges): ProcessingResponse {
   return { request_body: { response: { status: "CONTINUE", header_mutation: changes ? headerMutation(changes) : null } } };
 }
 
-export function trailersContinue(): ProcessingResponse {
-  return { request_trailers: {} };
-}
+/** The messages countersign lets through untouched: request trailers and every response-direction message. */
+export type PassThroughMessage = "request_trailers" | "response_headers" | "response_body" | "response_trailers";
 
-/** Pass-through answers for response-direction messages (countersign never changes responses). */
-export function responseHeadersContinue(): ProcessingResponse {
-  return { response_headers: { response: { status: "CONTINUE" } } };
-}
-export function responseBodyContinue(): ProcessingResponse {
-  return { response_body: { response: { status: "CONTINUE" } } };
-}
-export function responseTrailersContinue(): ProcessingResponse {
-  return { response_trailers: {} };
+/** The answer that lets `message` through unchanged (countersign never changes responses). */
+export function passThrough(message: PassThroughMessage): ProcessingResponse {
+  switch (message) {
+    case "request_trailers":
+      return { request_trailers: {} };
+    case "response_headers":
+      return { response_headers: { response: { status: "CONTINUE" } } };
+    case "response_body":
+      return { response_body: { response: { status: "CONTINUE" } } };
+    case "response_trailers":
+      return { response_trailers: {} };
+  }
 }
 
 /** The one place a Denial becomes an immediate_response: AWS-style XML error body. */

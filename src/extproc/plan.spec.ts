@@ -1,65 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { inProcessContext } from "../../test/support/extProcHarness.js";
-import { policyFrom } from "../../test/support/policyFrom.js";
+import { extProcPolicy, PLACEHOLDER_KEY_ID } from "../../test/support/extProcPolicy.js";
 import { Admission } from "./admission.js";
 import type { Denial } from "./denial.js";
 import type { RequestHead } from "./headers.js";
 import { planRequest, signInputFor, type Plan, type Planned } from "./plan.js";
 
 const CREDS = { accessKeyId: "AKIAPLANSPEC00000001", secretAccessKey: "plan/spec/secret/000000000000000000000001" };
-const PLACEHOLDER = "AKIDPLACEHOLDER00001";
-
-const POLICY = policyFrom(`version: 1
-credentials:
-  main:
-    static:
-      access_key_id_env: PLAN_ID
-      secret_access_key_env: PLAN_SECRET
-  missing:
-    static:
-      access_key_id_env: PLAN_MISSING_ID
-      secret_access_key_env: PLAN_MISSING_SECRET
-limits:
-  max_buffered_body_bytes: 1000
-endpoints:
-  - host: "locked.s3.eu-west-1.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-    client_access_key_ids: [${PLACEHOLDER}]
-  - host: "*.s3.us-west-2.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-  - host: "storage.example.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-  - host: "fixed.example.com"
-    credential_signing: sigv4
-    signing_service: s3
-    region: ap-south-1
-    credentials: main
-  - host: "bedrock-runtime.us-east-1.amazonaws.com"
-    credential_signing: "sigv4:no_body"
-    signing_service: auto
-    credentials: main
-  - host: "sts.amazonaws.com"
-    credential_signing: "sigv4:body"
-    signing_service: sts
-    region: us-east-1
-    credentials: main
-  - host: "vault.s3.eu-central-1.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: missing
-`);
+const POLICY = extProcPolicy(1000);
 
 /** Only "main" has credentials; "missing" resolves to unusable. */
 function context(admission?: Admission) {
   const { ctx } = inProcessContext(POLICY, CREDS, admission ? { admission } : {});
   const snapshot = ctx.snapshot();
-  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { usable: false as const, cause: "unavailable" as const, reason: "the test's STS is down" }) }) };
+  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { ok: false as const, error: { cause: "unavailable" as const, message: "the test's STS is down" } }) }) };
 }
 
 function head(authority: string, headers: Record<string, string> = {}, path = "/key", method = "PUT"): RequestHead {
@@ -116,7 +70,7 @@ describe("planRequest: the plan for a request the policy allows", () => {
   });
 
   it("accepts a placeholder key id the endpoint binds, and records it masked", () => {
-    const { result, facts } = plan(head("locked.s3.eu-west-1.amazonaws.com", { authorization: auth(PLACEHOLDER, "eu-west-1", "s3") }), true);
+    const { result, facts } = plan(head("locked.s3.eu-west-1.amazonaws.com", { authorization: auth(PLACEHOLDER_KEY_ID, "eu-west-1", "s3") }), true);
     expect("reason" in result).toBe(false);
     expect(facts).toEqual({ host: "locked.s3.eu-west-1.amazonaws.com", endpointIndex: 0, profile: "main", clientKeyId: "AKID…0001", service: "s3", region: "eu-west-1", payloadMode: "empty-body" });
   });
@@ -125,6 +79,53 @@ describe("planRequest: the plan for a request the policy allows", () => {
     const p = planned(head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }), false);
     const now = new Date("2024-01-01T00:00:00Z");
     expect(signInputFor(p, "abc", now)).toMatchObject({ method: "PUT", host: "photos.s3.us-west-2.amazonaws.com", path: "/key", payloadHash: "abc", signContentLength: true, service: "s3", region: "us-west-2", credentials: CREDS, now });
+  });
+});
+
+function authV4a(keyId: string, service: string): string {
+  return `AWS4-ECDSA-P256-SHA256 Credential=${keyId}/20240101/${service}/aws4_request, SignedHeaders=host;x-amz-date;x-amz-region-set, Signature=${"30".repeat(71)}`;
+}
+const MRAP = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com";
+
+describe("planRequest: SigV4A endpoints (credential_signing: sigv4a)", () => {
+  it("plans SigV4A for a SigV4A client, signing for the region set the client sent", () => {
+    const p = planned(head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": "*", "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }), false);
+    expect({ algorithm: p.algorithm, region: p.region, service: p.service, mode: p.mode.name }).toEqual({ algorithm: "AWS4-ECDSA-P256-SHA256", region: "*", service: "s3", mode: "unsigned-payload" });
+    expect(signInputFor(p, "UNSIGNED-PAYLOAD", new Date(0))).toMatchObject({ algorithm: "AWS4-ECDSA-P256-SHA256", region: "*" });
+  });
+
+  it("plans SigV4 (and says so) for every other endpoint", () => {
+    const p = planned(head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }), false);
+    expect(p.algorithm).toBe("AWS4-HMAC-SHA256");
+  });
+
+  it("takes the endpoint's region_set over the client's, joined with commas", () => {
+    const p = planned(head("pinned.accesspoint.s3-global.amazonaws.com", { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": "*" }), true);
+    expect(p.region).toBe("us-east-1,eu-west-1");
+  });
+
+  it("signs an unsigned client with SigV4A too (the endpoint forces it)", () => {
+    const p = planned(head("pinned.accesspoint.s3-global.amazonaws.com"), true);
+    expect({ algorithm: p.algorithm, region: p.region, mode: p.mode.name }).toEqual({ algorithm: "AWS4-ECDSA-P256-SHA256", region: "us-east-1,eu-west-1", mode: "empty-body" });
+  });
+
+  it("reads the region set of a SigV4A presigned URL and takes it out of the forwarded path with the other X-Amz-* parameters", () => {
+    const p = planned(head(MRAP, {}, "/k?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=AKIDANY%2F20240101%2Fs3%2Faws4_request&X-Amz-Region-Set=us-west-2%2Cus-east-1&X-Amz-Signature=3045&versionId=1", "GET"), true);
+    expect({ algorithm: p.algorithm, region: p.region, rewrittenPath: p.rewrittenPath, query: p.query }).toEqual({
+      algorithm: "AWS4-ECDSA-P256-SHA256",
+      region: "us-west-2,us-east-1",
+      rewrittenPath: "/k?versionId=1",
+      query: { versionId: "1" },
+    });
+  });
+
+  it("records the payload mode as refused when the algorithm is, for the decision log", () => {
+    const { facts } = plan(head(MRAP, { authorization: auth("AKIDANY", "us-east-1", "s3") }), true);
+    expect(facts).toEqual({ host: MRAP, endpointIndex: 7, profile: "main", clientKeyId: "****", payloadMode: "refused" });
+  });
+
+  it("normalises the client's region set: whitespace out, lower case", () => {
+    expect(planned(head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": " US-East-1, us-west-2 " }), true).region).toBe("us-east-1,us-west-2");
   });
 });
 
@@ -185,6 +186,49 @@ describe("planRequest: refusals, each a Denial with its status, AWS code and rea
       head: head("bedrock-runtime.us-east-1.amazonaws.com"),
       want: { status: 400, code: "MissingAuthenticationToken", reason: "unsigned_client" },
       message: /signing_service: auto.*the request is not signed$/,
+    },
+    {
+      name: "a client that header-signed with SigV4A, on a SigV4 endpoint: 400 SigV4aNotEnabled, never re-signed as SigV4",
+      head: head("photos.s3.us-west-2.amazonaws.com", { authorization: `AWS4-ECDSA-P256-SHA256 Credential=AKIDANY/20240101/s3/aws4_request, SignedHeaders=host;x-amz-date;x-amz-region-set, Signature=${"0".repeat(142)}`, "x-amz-region-set": "*", "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }),
+      want: { status: 400, code: "SigV4aNotEnabled", reason: "algorithm_mismatch" },
+      message: /^the client signed with SigV4A \(AWS4-ECDSA-P256-SHA256, in its Authorization header\), and SigV4A is not enabled for endpoint \*\.s3\.us-west-2\.amazonaws\.com, which re-signs with SigV4 only; set credential_signing: sigv4a/,
+    },
+    {
+      name: "a SigV4A presigned URL on a SigV4 endpoint: 400 SigV4aNotEnabled",
+      head: head("photos.s3.us-west-2.amazonaws.com", {}, "/k?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=AKIDANY%2F20240101%2Fs3%2Faws4_request&X-Amz-Region-Set=%2A", "GET"),
+      eos: true,
+      want: { status: 400, code: "SigV4aNotEnabled", reason: "algorithm_mismatch" },
+      message: /in its presigned URL \(X-Amz-Algorithm\)\), and SigV4A is not enabled/,
+    },
+    {
+      name: "a SigV4A chunk-signed upload (HMAC Authorization) on a SigV4 endpoint: 400 SigV4aNotEnabled",
+      head: head("photos.s3.us-west-2.amazonaws.com", { authorization: auth("AKIDANY", "us-west-2", "s3"), "x-amz-content-sha256": "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "x-amz-decoded-content-length": "5" }),
+      want: { status: 400, code: "SigV4aNotEnabled", reason: "algorithm_mismatch" },
+      message: /in x-amz-content-sha256 STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD\), and SigV4A is not enabled/,
+    },
+    {
+      name: "a SigV4 client on a SigV4A endpoint: 400 SigV4aRequired",
+      head: head(MRAP, { authorization: auth("AKIDANY", "us-east-1", "s3"), "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }),
+      want: { status: 400, code: "SigV4aRequired", reason: "algorithm_mismatch" },
+      message: /^endpoint \*\.mrap\.accesspoint\.s3-global\.amazonaws\.com re-signs with SigV4A only \(credential_signing: sigv4a\), and the client signed with SigV4 \(AWS4-HMAC-SHA256, in its Authorization header\)/,
+    },
+    {
+      name: "a SigV4A endpoint without region_set and a request without x-amz-region-set: 400",
+      head: head(MRAP, { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }),
+      want: { status: 400, code: "AuthorizationHeaderMalformed", reason: "malformed_request" },
+      message: /^endpoint \*\.mrap\.accesspoint\.s3-global\.amazonaws\.com signs with SigV4A, which needs a region set, and the request carries no x-amz-region-set; set region_set on the endpoint \(e\.g\. \["\*"\]\)$/,
+    },
+    {
+      name: "a malformed x-amz-region-set: 400",
+      head: head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": "us-east-1;DROP", "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }),
+      want: { status: 400, code: "AuthorizationHeaderMalformed", reason: "malformed_request" },
+      message: /^x-amz-region-set "us-east-1;DROP" is not "\*" or a comma-separated list of regions$/,
+    },
+    {
+      name: "a SigV4A chunk-signed upload on a SigV4A endpoint: 400 SigV4aNotSupported (chunk signatures are not re-signed yet)",
+      head: head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": "*", "x-amz-content-sha256": "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "x-amz-decoded-content-length": "5" }),
+      want: { status: 400, code: "SigV4aNotSupported", reason: "bad_payload_mode" },
+      message: /is a SigV4A chunk-signed upload, whose chunk signatures countersign does not re-sign yet/,
     },
     {
       name: "signed event stream: 501 NotImplemented",

@@ -6,19 +6,24 @@ import type { CredentialRefusalCause } from "../credentials/index.js";
 import { matchEndpoint } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
+  ALGORITHM_V4A,
+  checkClientAlgorithm,
+  endpointAlgorithm,
   H_AUTHORIZATION,
   H_CONTENT_LENGTH,
   H_CONTENT_SHA256,
   H_DECODED_CONTENT_LENGTH,
+  H_REGION_SET,
   parseAuthorizationHeader,
   parsePresignedQuery,
   regionFromHost,
   selectPayloadMode,
   splitPath,
-  type ClientAuth,
+  type ClientAuthResult,
   type DecodedQuery,
   type PayloadMode,
   type SignInput,
+  type SigningAlgorithm,
 } from "../sigv4/index.js";
 import type { Credentials } from "../sigv4/types.js";
 import type { SigningContext } from "./context.js";
@@ -30,13 +35,15 @@ export interface Plan {
   readonly endpoint: Endpoint;
   readonly host: string;
   readonly service: string;
+  /** The algorithm the endpoint signs with (the client used it too, or did not sign). */
+  readonly algorithm: SigningAlgorithm;
+  /** SigV4: the signing region; SigV4A: the region set (`x-amz-region-set`). */
   readonly region: string;
   readonly mode: Exclude<PayloadMode, { kind: "refuse" }>;
   readonly credentials: Credentials;
   readonly path: string;
   readonly query: DecodedQuery;
   readonly rewrittenPath: string | undefined;
-  readonly clientAuth: ClientAuth;
   readonly clientSignedHeaders: readonly string[];
   readonly maxBufferedBodyBytes: number;
   /** x-amz-decoded-content-length of a chunk-signed upload (0 otherwise). */
@@ -86,34 +93,51 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   if (!split.ok) return deny("malformed_path", split.error);
 
   const authHeader = head.headers.get(H_AUTHORIZATION);
-  const clientAuth: ClientAuth = authHeader !== undefined ? parseAuthorizationHeader(authHeader) : parsePresignedQuery(split.presign);
-  if (clientAuth.kind === "header" || clientAuth.kind === "query") facts.clientKeyId = maskKeyId(clientAuth.accessKeyId);
+  const clientAuth: ClientAuthResult = authHeader !== undefined ? parseAuthorizationHeader(authHeader) : parsePresignedQuery(split.presign);
+  const signature = clientAuth.ok && clientAuth.auth.kind !== "none" ? clientAuth.auth : undefined;
+  if (signature) facts.clientKeyId = maskKeyId(signature.accessKeyId);
 
   if (endpoint.clientAccessKeyIds) {
-    if (clientAuth.kind === "none") {
+    if (!clientAuth.ok) {
+      return deny("malformed_client_auth", `the client's Authorization is malformed (${clientAuth.error}); endpoint ${endpoint.host} needs it to check the placeholder key id`);
+    }
+    if (!signature) {
       return deny("no_client_signature", `endpoint ${endpoint.host} only signs requests made with its placeholder key ids, and this request carries no SigV4 signature`);
     }
-    if (clientAuth.kind === "malformed") {
-      return deny("malformed_client_auth", `the client's Authorization is malformed (${clientAuth.message}); endpoint ${endpoint.host} needs it to check the placeholder key id`);
+    if (!endpoint.clientAccessKeyIds.has(signature.accessKeyId)) {
+      return deny("key_id_not_allowed", `placeholder key id ${maskKeyId(signature.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
     }
-    if (!endpoint.clientAccessKeyIds.has(clientAuth.accessKeyId)) {
-      return deny("key_id_not_allowed", `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
-    }
+  }
+
+  const algorithm = endpointAlgorithm(endpoint.credentialSigning);
+  const algorithmCheck = checkClientAlgorithm(algorithm, endpoint.host, signature ?? { kind: "none" }, head.headers.get(H_CONTENT_SHA256));
+  if (!algorithmCheck.ok) {
+    // Whatever the payload mode would have been, the request is refused before it is chosen.
+    facts.payloadMode = "refused";
+    return deny(algorithmCheck.reason, algorithmCheck.message);
   }
 
   let service = endpoint.signingService;
   if (service === "auto") {
-    if (clientAuth.kind === "none" || clientAuth.kind === "malformed") {
-      const why = clientAuth.kind === "none" ? "is not signed" : `has a malformed signature (${clientAuth.message})`;
+    if (!signature) {
+      const why = clientAuth.ok ? "is not signed" : `has a malformed signature (${clientAuth.error})`;
       return deny("no_service_for_auto", `endpoint ${endpoint.host} has signing_service: auto, which takes the service from the client's own SigV4 credential scope, but the request ${why}`);
     }
-    service = clientAuth.service;
+    service = signature.service;
   }
   facts.service = service;
 
-  const region = endpoint.region ?? regionFromHost(host) ?? (clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.region : undefined);
-  if (region === undefined) {
-    return deny("unknown_region", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
+  let region: string;
+  if (algorithm === ALGORITHM_V4A) {
+    const regionSet = regionSetFor(endpoint, head, split.presign);
+    if (typeof regionSet !== "string") return regionSet;
+    region = regionSet;
+  } else {
+    const derived = endpoint.region ?? regionFromHost(host) ?? signature?.region;
+    if (derived === undefined) {
+      return deny("unknown_region", `cannot tell the signing region for host "${clip(host)}"; set region on endpoint ${endpoint.host}`);
+    }
+    region = derived;
   }
   facts.region = region;
 
@@ -147,28 +171,48 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   }
 
   const creds = snapshot.credentials(endpoint.credentials);
-  if (!creds.usable) {
-    facts.credentialsRefusal = creds.cause;
-    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.reason}`);
+  if (!creds.ok) {
+    facts.credentialsRefusal = creds.error.cause;
+    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.error.message}`);
   }
 
-  const clientSignedHeaders = clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.signedHeaders : [];
   return {
     head,
     endpoint,
     host: head.authority,
     service,
+    algorithm,
     region,
     mode,
     credentials: creds.credentials,
     path: split.path,
     query: split.query,
     rewrittenPath: split.rewrittenPath,
-    clientAuth,
-    clientSignedHeaders,
+    clientSignedHeaders: signature?.signedHeaders ?? [],
     maxBufferedBodyBytes: maxBody,
     decodedContentLength,
   };
+}
+
+/** A region set: `*`, or regions (or `us-*`-style prefixes) joined by commas. */
+const REGION_SET = /^(\*|[a-z0-9-]+\*?)(,(\*|[a-z0-9-]+\*?))*$/;
+
+/**
+ * The region set a SigV4A request is signed for: the endpoint's `region_set`, else the client's own
+ * (its `x-amz-region-set` header, or `X-Amz-Region-Set` of its presigned URL).
+ */
+function regionSetFor(endpoint: Endpoint, head: RequestHead, presign: ReadonlyMap<string, string>): string | Denial {
+  if (endpoint.regionSet) return endpoint.regionSet.join(",");
+  let client = head.headers.get(H_REGION_SET);
+  for (const [name, value] of presign) if (name.toLowerCase() === H_REGION_SET) client ??= value;
+  if (client === undefined) {
+    return deny("no_region_set", `endpoint ${endpoint.host} signs with SigV4A, which needs a region set, and the request carries no x-amz-region-set; set region_set on the endpoint (e.g. ["*"])`);
+  }
+  const trimmed = client.replace(/\s+/g, "").toLowerCase();
+  if (!REGION_SET.test(trimmed)) {
+    return deny("no_region_set", `x-amz-region-set "${clip(client)}" is not "*" or a comma-separated list of regions`);
+  }
+  return trimmed;
 }
 
 function clip(s: string): string {
@@ -192,6 +236,7 @@ export function signInputFor(plan: Plan, payloadHash: string, now: Date): SignIn
     payloadHash,
     service: plan.service,
     region: plan.region,
+    algorithm: plan.algorithm,
     credentials: plan.credentials,
     now,
   };

@@ -10,8 +10,15 @@ import type { PlanFacts } from "./plan.js";
 
 let requestCounter = 0;
 
-/** A request id for a request that brought none (no x-request-id, or no readable head). */
-export function newRequestId(): string {
+/**
+ * The longest request id kept. Envoy's own are 36-character UUIDs, but the workload may send its
+ * own x-request-id (Envoy keeps it): an id is a label for the logs (and the error body's
+ * RequestId), never trusted, never a reason to refuse; a longer one is cut to this many characters.
+ */
+export const MAX_REQUEST_ID_CHARS = 128;
+
+/** The id a record is opened with, kept when the request brings none (no x-request-id, or no readable head). */
+function newRequestId(): string {
   return `countersign-${process.pid}-${++requestCounter}`;
 }
 
@@ -22,7 +29,7 @@ interface Outcome {
 }
 
 export class RequestRecord {
-  private id = "";
+  private id = newRequestId();
   private method = "";
   private facts: PlanFacts = {};
   private signingSeconds = 0;
@@ -33,14 +40,18 @@ export class RequestRecord {
 
   constructor(private readonly sink: (event: DecisionEvent) => void) {}
 
-  /** From x-request-id or made up; "" until the request's head was read. */
+  /**
+   * The one id of the request, in its decision event and in the body of its refusal alike: the
+   * head's x-request-id, else countersign's own, given when the record was opened.
+   */
   get requestId(): string {
     return this.id;
   }
 
-  /** The request's head was read. */
+  /** The request's head was read; `requestId` is its x-request-id, if any. */
   identify(requestId: string | undefined, method: string): void {
-    this.id = requestId ?? newRequestId();
+    // An empty x-request-id names nothing: the record keeps the id it was opened with.
+    if (requestId) this.id = requestId.length <= MAX_REQUEST_ID_CHARS ? requestId : Array.from(requestId).slice(0, MAX_REQUEST_ID_CHARS).join("");
     this.method = method;
   }
 

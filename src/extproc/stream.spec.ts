@@ -1,32 +1,16 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD } from "../../test/fakeaws/verifier.js";
-import { awsChunkedBody, emptyMessage, requestBodyMessage, requestHead, requestHeadersMessage, responseHeadersMessage, splitAt } from "../../test/fuzz/support/messages.js";
+import { awsChunkedBody, emptyMessage, header, requestBodyMessage, requestHead, requestHeadersMessage, responseHeadersMessage, splitAt } from "../../test/fuzz/support/messages.js";
 import { headersRemovedBy, headersSetBy, inProcessContext, refusalOf } from "../../test/support/extProcHarness.js";
-import { policyFrom } from "../../test/support/policyFrom.js";
+import { extProcPolicy } from "../../test/support/extProcPolicy.js";
 import { Admission } from "./admission.js";
 import { ExtProcStream } from "./stream.js";
 
 const CREDS = { accessKeyId: "AKIASTREAMSPEC000001", secretAccessKey: "stream/spec/secret/0000000000000000000001" };
 const NOW = new Date("2024-05-01T12:00:00Z");
-const POLICY = policyFrom(`version: 1
-credentials:
-  main:
-    static:
-      access_key_id_env: STREAM_ID
-      secret_access_key_env: STREAM_SECRET
-limits:
-  max_buffered_body_bytes: 64
-endpoints:
-  - host: "*.s3.us-west-2.amazonaws.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-  - host: "storage.example.com"
-    credential_signing: sigv4
-    signing_service: s3
-    credentials: main
-`);
+/** Endpoint 1 is *.s3.us-west-2.amazonaws.com; buffered bodies are capped at 64 bytes. */
+const POLICY = extProcPolicy(64);
 const HOST = "photos.s3.us-west-2.amazonaws.com";
 const PLACEHOLDER_AUTH = `AWS4-HMAC-SHA256 Credential=AKIDPLACEHOLDER00001/20240501/us-west-2/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`;
 
@@ -53,7 +37,7 @@ describe("ExtProcStream: signed requests", () => {
     expect(set.get("x-amz-content-sha256")).toBe("UNSIGNED-PAYLOAD");
     expect(stream.finished).toBe(true);
     expect(decisions).toHaveLength(1);
-    expect(decisions[0]).toMatchObject({ requestId: "rid-1", method: "GET", host: HOST, service: "s3", region: "us-west-2", payloadMode: "unsigned-payload", profile: "main", endpointIndex: 0, decision: "signed", reason: "signed", status: 200, clientKeyId: "AKID…0001" });
+    expect(decisions[0]).toMatchObject({ requestId: "rid-1", method: "GET", host: HOST, service: "s3", region: "us-west-2", payloadMode: "unsigned-payload", profile: "main", endpointIndex: 1, decision: "signed", reason: "signed", status: 200, clientKeyId: "AKID…0001" });
   });
 
   it("BUFFERED: asks for the body without the placeholder signature, then signs with the body's SHA-256", async () => {
@@ -153,6 +137,24 @@ describe("ExtProcStream: every refusal is an immediate_response with an AWS XML 
     expect(decisions).toMatchObject([{ decision: "refused", reason: want.reason, status: want.status }]);
   });
 
+  it.each([
+    { name: "a header value that is not UTF-8", msg: () => requestHeadersMessage([...requestHead("GET", HOST, "/key", []), header("x-amz-meta-note", Buffer.from([0x61, 0xc3, 0x28]))], true), status: 400 },
+    { name: "a message with no request part", msg: () => emptyMessage(), status: 500 },
+  ])("a refusal before the head is read ($name) names the same countersign request id in its answer and its decision", async ({ msg, status }) => {
+    const { stream, decisions } = open();
+    const r = refusalOf(await stream.handle(msg()));
+    expect(r?.status).toBe(status);
+    expect(r?.requestId).toMatch(new RegExp(`^countersign-${process.pid}-\\d+$`));
+    expect(decisions).toMatchObject([{ decision: "refused", status, requestId: r?.requestId }]);
+  });
+
+  it("a refusal after the head is read names its x-request-id in the answer and the decision", async () => {
+    const { stream, decisions } = open();
+    const r = refusalOf(await stream.handle(headers("GET", "evil.example.net", [], true)));
+    expect(r?.requestId).toBe("rid-1");
+    expect(decisions).toMatchObject([{ decision: "refused", requestId: "rid-1" }]);
+  });
+
   it("cannot derive region: the message names the host and the fix", async () => {
     const { stream } = open();
     expect(refusalOf(await stream.handle(headers("GET", "storage.example.com", [], true)))).toMatchObject({
@@ -175,7 +177,7 @@ describe("ExtProcStream: every refusal is an immediate_response with an AWS XML 
 
   it("503 overloaded when a buffered body does not fit the held-bytes budget, and the budget is whole again after", async () => {
     const admission = new Admission({ maxConcurrentStreams: 10, maxHeldBytes: 30 });
-    admission.resize(0, 20); // another stream holds 20 bytes
+    admission.reserve().hold(20); // another stream holds 20 bytes
     const { stream } = open({ admission });
     await stream.handle(headers("PUT", HOST, [["content-length", "15"]], false));
     expect(refusalOf(await stream.handle(requestBodyMessage(Buffer.alloc(15, "x"), true)))).toMatchObject({

@@ -18,7 +18,7 @@ import {
   H_AMZ_DATE,
   H_AUTHORIZATION,
   H_SECURITY_TOKEN,
-  signRequest,
+  signHead,
   startChunkedResigning,
   type AwsChunkedResigner,
   type SignInput,
@@ -35,14 +35,11 @@ import {
   headersContinueAndBuffer,
   headersContinueAndStream,
   immediateDenial,
-  responseBodyContinue,
-  responseHeadersContinue,
-  responseTrailersContinue,
-  trailersContinue,
+  passThrough,
   type HeaderChanges,
 } from "./mutations.js";
 import { planRequest, signInputFor, type Plan } from "./plan.js";
-import { newRequestId, RequestRecord } from "./requestRecord.js";
+import { RequestRecord } from "./requestRecord.js";
 
 type State = "awaiting_headers" | "awaiting_body" | "streaming" | "done";
 
@@ -116,13 +113,10 @@ export class ExtProcStream {
       case "request_body":
         return this.onRequestBody(msg);
       case "request_trailers":
-        return trailersContinue();
       case "response_headers":
-        return responseHeadersContinue();
       case "response_body":
-        return responseBodyContinue();
       case "response_trailers":
-        return responseTrailersContinue();
+        return passThrough(msg.request);
       default:
         return this.refuse(deny("protocol_error", "ext_proc message carries no request or response part"));
     }
@@ -223,7 +217,7 @@ export class ExtProcStream {
   }
 
   private async sign(plan: Plan, payloadHash: string): Promise<HeaderChanges> {
-    return changesFor(plan, await signRequest(this.signInput(plan, payloadHash)));
+    return changesFor(plan, await signHead(this.signInput(plan, payloadHash)));
   }
 
   private signInput(plan: Plan, payloadHash: string): SignInput {
@@ -232,7 +226,7 @@ export class ExtProcStream {
 
   private refuse(denial: Denial): ProcessingResponse {
     this.finish("refused", denial.reason, denial.status);
-    return immediateDenial(denial, this.record.requestId || newRequestId());
+    return immediateDenial(denial, this.record.requestId);
   }
 
   /** The request is decided (the first outcome given is the one recorded); nothing more is signed. */

@@ -38,6 +38,7 @@ interface EndpointDocument {
   readonly credential_signing: CredentialSigning;
   readonly signing_service: string;
   readonly region?: string;
+  readonly region_set?: readonly string[];
   readonly credentials: string;
   readonly client_access_key_ids?: readonly string[];
 }
@@ -108,6 +109,7 @@ function buildEndpoint(e: EndpointDocument, index: number): Endpoint {
     credentialSigning: e.credential_signing,
     signingService: e.signing_service,
     ...(e.region === undefined ? {} : { region: e.region }),
+    ...(e.region_set === undefined ? {} : { regionSet: Object.freeze([...e.region_set]) }),
     credentials: e.credentials,
     ...(e.client_access_key_ids === undefined ? {} : { clientAccessKeyIds: new Set(e.client_access_key_ids) }),
   });

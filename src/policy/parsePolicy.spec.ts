@@ -292,7 +292,7 @@ describe("parsePolicy: structure", () => {
   it("lists the allowed keys when nothing is close", () => {
     const text = withEndpoints(...endpoint(), "    zzzzzzzz: 1");
     expect(errorsOf(text)).toEqual([
-      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials or client_access_key_ids)',
+      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, region_set, credentials or client_access_key_ids)',
     ]);
   });
 
@@ -338,7 +338,33 @@ describe("parsePolicy: structure", () => {
 describe("parsePolicy: endpoint fields", () => {
   it("rejects an unknown credential_signing value, listing the valid ones", () => {
     expect(errorsOf(withEndpoints(...endpoint({ credential_signing: "sigv4_typo" })))).toEqual([
-      '7:25: unknown credential_signing "sigv4_typo" (expected sigv4, sigv4:body or sigv4:no_body)',
+      '7:25: unknown credential_signing "sigv4_typo" (expected sigv4, sigv4:body, sigv4:no_body or sigv4a)',
+    ]);
+  });
+
+  it("accepts sigv4a with a region_set, and sigv4a without one", () => {
+    const p = parsed(withEndpoints(...endpoint({ host: '"*.mrap.accesspoint.s3-global.amazonaws.com"', credential_signing: "sigv4a", region_set: '["*"]' })));
+    expect(p.endpoints[0]).toMatchObject({ credentialSigning: "sigv4a", regionSet: ["*"] });
+    const q = parsed(withEndpoints(...endpoint({ credential_signing: "sigv4a", region_set: "[us-east-1, eu-west-1]" })));
+    expect(q.endpoints[0]?.regionSet).toEqual(["us-east-1", "eu-west-1"]);
+    expect(parsed(withEndpoints(...endpoint({ credential_signing: "sigv4a" }))).endpoints[0]?.regionSet).toBeUndefined();
+  });
+
+  it("rejects region on a sigv4a endpoint (SigV4A's scope has no region) and region_set on a sigv4 one", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ credential_signing: "sigv4a", region: "us-east-1" })))).toEqual([
+      '10:5: region does not apply to credential_signing: sigv4a, whose signature has no region; use region_set (e.g. ["*"])',
+    ]);
+    expect(errorsOf(withEndpoints(...endpoint({ region_set: '["*"]' })))).toEqual([
+      "10:5: region_set applies only to credential_signing: sigv4a (SigV4A signs for a set of regions); with sigv4 use region",
+    ]);
+  });
+
+  it("rejects a region_set entry that is neither * nor a region, and an empty region_set", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ credential_signing: "sigv4a", region_set: "[us-east-1, mars]" })))).toEqual([
+      '10:29: region_set[1] "mars" is neither "*" nor shaped like an AWS region (e.g. us-east-1)',
+    ]);
+    expect(errorsOf(withEndpoints(...endpoint({ credential_signing: "sigv4a", region_set: "[]" })))).toEqual([
+      "10:17: region_set must not be an empty list; omit it to sign for the client's own x-amz-region-set, or write [\"*\"]",
     ]);
   });
 
@@ -644,7 +670,7 @@ describe("parsePolicy: reporting", () => {
       "1:10: unsupported version 3 (expected 1)",
       '5:13: host "s3-*.amazonaws.com": label "s3-*" is a partial wildcard; "*" must be a whole label (e.g. "*.s3.*.amazonaws.com")',
       "6:28: port must be between 1 and 65535, got 0",
-      '6:51: unknown credential_signing "sig" (expected sigv4, sigv4:body or sigv4:no_body)',
+      '6:51: unknown credential_signing "sig" (expected sigv4, sigv4:body, sigv4:no_body or sigv4a)',
       '6:90: unknown credentials "nope" (no such credentials entry; defined: work)',
     ]);
   });

@@ -41,13 +41,15 @@ describe("policies/", () => {
   });
 });
 
-/** host → the matching endpoint's [signing service, region override] or "none". */
+/** host → the matching endpoint's signing service, region override and "sigv4a" if it signs SigV4A, or "none". */
 async function matchTable(name: string, hosts: readonly string[]): Promise<Record<string, string>> {
   const policy = await load(name);
   return Object.fromEntries(
     hosts.map((host) => {
       const match = matchEndpoint(policy, host, "https");
-      return [host, match === undefined ? "none" : `${match.endpoint.signingService}${match.endpoint.region ? ` ${match.endpoint.region}` : ""}`];
+      if (match === undefined) return [host, "none"];
+      const { signingService, region, credentialSigning } = match.endpoint;
+      return [host, `${signingService}${region ? ` ${region}` : ""}${credentialSigning === "sigv4a" ? " sigv4a" : ""}`];
     }),
   );
 }
@@ -71,6 +73,8 @@ describe("policies/aws-s3.yaml", () => {
         "ap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com",
         "ap-123456789012.s3-accesspoint.dualstack.eu-west-1.amazonaws.com",
         "123456789012.s3-control.eu-west-1.amazonaws.com",
+        "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com",
+        "mfzwi23gnjvgw.accesspoint.s3-global.amazonaws.com",
         "s3.cn-north-1.amazonaws.com.cn",
         "my-bucket.s3.cn-north-1.amazonaws.com.cn",
         "sts.amazonaws.com",
@@ -96,6 +100,8 @@ describe("policies/aws-s3.yaml", () => {
       "ap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com": "s3",
       "ap-123456789012.s3-accesspoint.dualstack.eu-west-1.amazonaws.com": "s3",
       "123456789012.s3-control.eu-west-1.amazonaws.com": "s3",
+      "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com": "s3 sigv4a",
+      "mfzwi23gnjvgw.accesspoint.s3-global.amazonaws.com": "s3 sigv4a",
       "s3.cn-north-1.amazonaws.com.cn": "s3",
       "my-bucket.s3.cn-north-1.amazonaws.com.cn": "s3",
       "sts.amazonaws.com": "none",
@@ -114,6 +120,7 @@ describe("policies/aws.yaml", () => {
       await matchTable("aws.yaml", [
         "sts.amazonaws.com",
         "my-bucket.s3.eu-west-1.amazonaws.com",
+        "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com",
         "dynamodb.us-east-1.amazonaws.com",
         "s3.cn-north-1.amazonaws.com.cn",
         "bedrock-runtime.us-east-1.api.aws",
@@ -124,6 +131,7 @@ describe("policies/aws.yaml", () => {
     ).toStrictEqual({
       "sts.amazonaws.com": "auto",
       "my-bucket.s3.eu-west-1.amazonaws.com": "auto",
+      "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com": "s3 sigv4a",
       "dynamodb.us-east-1.amazonaws.com": "auto",
       "s3.cn-north-1.amazonaws.com.cn": "auto",
       "bedrock-runtime.us-east-1.api.aws": "auto",

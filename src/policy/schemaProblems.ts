@@ -37,7 +37,7 @@ const TOP_LEVEL_HINTS: Readonly<Record<string, string>> = {
 const VALUE_HINTS: Readonly<Record<string, string>> = {
   credentials: "the name of a credentials entry",
   host: 'a host pattern such as "*.s3.*.amazonaws.com"',
-  credential_signing: "sigv4, sigv4:body or sigv4:no_body",
+  credential_signing: "sigv4, sigv4:body, sigv4:no_body or sigv4a",
   signing_service: "a SigV4 service name such as s3, or auto",
   role_arn: "arn:aws:iam::<12-digit account id>:role/<name>",
   source: "the name of another credentials entry",
@@ -70,11 +70,13 @@ const PATTERN_MESSAGES: Readonly<Record<string, PatternMessage>> = {
     `signing_service ${quoted} is not a SigV4 service name (lower-case letters, digits, ".", "-" and "_", e.g. s3 or execute-api) or auto`,
   sts_endpoint: (_name, quoted) =>
     `sts_endpoint ${quoted} must be an http(s) URL such as https://sts.us-east-1.amazonaws.com`,
+  region_set: (name, quoted) => `${name} ${quoted} is neither "*" nor shaped like an AWS region (e.g. us-east-1)`,
   client_access_key_ids: (name, quoted) => `${name} ${quoted} is not an access key id (1 to 128 letters and digits)`,
 };
 
 /** Messages for `minItems` failures, by key. */
 const EMPTY_LIST_MESSAGES: Readonly<Record<string, string>> = {
+  region_set: 'region_set must not be an empty list; omit it to sign for the client\'s own x-amz-region-set, or write ["*"]',
   client_access_key_ids:
     "client_access_key_ids must not be an empty list (it would refuse every request); omit it to accept any placeholder key id",
   endpoints: "endpoints must list at least one endpoint",

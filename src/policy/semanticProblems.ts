@@ -182,6 +182,13 @@ function endpointsProblems(endpoints: unknown, credentialNames: readonly string[
         ),
       );
     }
+    const signing = endpoint["credential_signing"];
+    if (signing === "sigv4a" && endpoint["region"] !== undefined) {
+      problems.push(problemAtKey(["endpoints", index, "region"], "region does not apply to credential_signing: sigv4a, whose signature has no region; use region_set (e.g. [\"*\"])"));
+    }
+    if (typeof signing === "string" && signing !== "sigv4a" && endpoint["region_set"] !== undefined) {
+      problems.push(problemAtKey(["endpoints", index, "region_set"], `region_set applies only to credential_signing: sigv4a (SigV4A signs for a set of regions); with ${signing} use region`));
+    }
     const port = endpoint["port"];
     if (hostValid && (port === undefined || isInteger(port))) {
       const normalHost = normalisePattern(host);

@@ -5,7 +5,7 @@
 
 import type { Result } from "../result.js";
 
-export type CredentialSigning = "sigv4" | "sigv4:body" | "sigv4:no_body";
+export type CredentialSigning = "sigv4" | "sigv4:body" | "sigv4:no_body" | "sigv4a";
 
 export interface StaticCredentialSpec {
   readonly kind: "static";
@@ -62,8 +62,10 @@ export interface Endpoint {
   readonly credentialSigning: CredentialSigning;
   /** A SigV4 service name, or "auto" (taken from the client's own credential scope). */
   readonly signingService: string;
-  /** Omitted: derived from the host. */
+  /** Omitted: derived from the host. Never set with `sigv4a`. */
   readonly region?: string;
+  /** `sigv4a` only: the region set to sign for. Omitted: the client's `x-amz-region-set`. */
+  readonly regionSet?: readonly string[];
   /** Name of a credentials entry. */
   readonly credentials: string;
   /** Omitted: any placeholder key id is accepted. */

@@ -1,29 +1,15 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Hash } from "@smithy/hash-node";
 import { getSigningKey } from "@smithy/signature-v4";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { readChunkedExample, type ChunkedUploadExample } from "../../test/fakeaws/suite.js";
 import { AwsChunkedResigner, type ChunkSigningParams } from "./awsChunkedResigner.js";
 import { signRequest, type SignInput } from "./signRequest.js";
 import { startChunkedResigning } from "./startChunkedResigning.js";
 
-const EXAMPLE = join(import.meta.dirname, "..", "..", "test", "fixtures", "aws-sigv4-test-suite", "s3-chunked-upload-example.json");
 const PLACEHOLDER_SIG = "0".repeat(64);
 const Sha256 = Hash.bind(null, "sha256");
 
-interface Example {
-  credentials: { access_key_id: string; secret_access_key: string };
-  region: string;
-  service: string;
-  x_amz_date: string;
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  chunk_data_byte: string;
-  chunk_sizes: number[];
-  expected: { signed_headers: string; authorization: string; seed_signature: string; chunk_signatures: string[] };
-}
 
 /** Frames `sizes` chunks of `byte` the way a chunk-signing client does, with the given signatures. */
 function frame(sizes: number[], byte: string, sigs: string[], trailer?: string[]): Buffer {
@@ -53,7 +39,7 @@ function params(key: Uint8Array, over: Partial<ChunkSigningParams> = {}): ChunkS
 }
 
 /** The example's request head, as countersign hands it to the signer. */
-function exampleInput(ex: Example): SignInput {
+function exampleInput(ex: ChunkedUploadExample): SignInput {
   const headers = new Map(Object.entries(ex.headers));
   return {
     method: ex.method,
@@ -72,7 +58,7 @@ function exampleInput(ex: Example): SignInput {
 }
 
 describe("the S3 chunked-upload example from the AWS documentation", () => {
-  const ex = JSON.parse(readFileSync(EXAMPLE, "utf8")) as Example;
+  const ex = readChunkedExample();
 
   const body = { trailer: false, maxChunkBytes: 1024 * 1024, decodedContentLength: 66560 };
 

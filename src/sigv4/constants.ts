@@ -57,7 +57,11 @@ export const PRESIGN_QUERY_PARAMS: ReadonlySet<string> = new Set([
   "x-amz-signedheaders",
   "x-amz-security-token",
   "x-amz-signature",
+  "x-amz-region-set",
 ]);
 
 /** Services that sign the path as sent: encoded once, not normalised. */
 export const SINGLE_ENCODE_SERVICES: ReadonlySet<string> = new Set(["s3", "s3-outposts", "s3express"]);
+
+/** SigV4A: the regions a signature is good for, signed as a header (`*` for all). */
+export const H_REGION_SET = "x-amz-region-set";

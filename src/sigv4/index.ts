@@ -1,10 +1,13 @@
 export * from "./constants.js";
+export { checkClientAlgorithm, clientAlgorithms, endpointAlgorithm, type AlgorithmCheck, type AlgorithmRefusalReason, type SigningAlgorithm } from "./clientAlgorithm.js";
 export { AwsChunkedResigner, type ChunkSigningParams, type ResignResult } from "./awsChunkedResigner.js";
 export { selectPayloadMode, type PayloadMode, type PayloadModeName, type PayloadRefusalReason } from "./payloadMode.js";
-export { parseAuthorizationHeader, parsePresignedQuery, type ClientAuth } from "./parseClientAuth.js";
+export { parseAuthorizationHeader, parsePresignedQuery, type ClientAuth, type ClientAuthResult, type ClientSignature } from "./parseClientAuth.js";
 export { looksLikeRegion, regionFromHost } from "./regionFromHost.js";
 export { isNeverSigned, selectSignedHeaders } from "./selectSignedHeaders.js";
+export { signHead } from "./signHead.js";
 export { signRequest, type SignInput, type SignOutput } from "./signRequest.js";
+export { signRequestV4a, type SignOutputV4a } from "./signRequestV4a.js";
 export { startChunkedResigning, type ChunkedBodyLimits, type ChunkedResigning } from "./startChunkedResigning.js";
 export { splitPath, type DecodedQuery, type SplitPath } from "./splitPath.js";
 export type { Credentials, SignatureChainSeed } from "./types.js";

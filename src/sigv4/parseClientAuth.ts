@@ -1,3 +1,4 @@
+import type { Result } from "../result.js";
 import { ALGORITHM, ALGORITHM_V4A } from "./constants.js";
 
 /**
@@ -6,20 +7,23 @@ import { ALGORITHM, ALGORITHM_V4A } from "./constants.js";
  * policy's `client_access_key_ids`; the signature itself is never verified (countersign does not
  * know the placeholder secret and does not need to).
  */
-export type ClientAuth =
-  | { readonly kind: "none" }
-  | { readonly kind: "malformed"; readonly message: string }
-  | {
-      readonly kind: "header" | "query";
-      readonly algorithm: typeof ALGORITHM | typeof ALGORITHM_V4A;
-      readonly accessKeyId: string;
-      readonly date: string;
-      /** Absent for SigV4A, whose scope has no region. */
-      readonly region?: string;
-      readonly service: string;
-      /** Lower-case names the client signed (header auth and query auth). */
-      readonly signedHeaders: readonly string[];
-    };
+export interface ClientSignature {
+  readonly kind: "header" | "query";
+  readonly algorithm: typeof ALGORITHM | typeof ALGORITHM_V4A;
+  readonly accessKeyId: string;
+  readonly date: string;
+  /** Absent for SigV4A, whose scope has no region. */
+  readonly region?: string;
+  readonly service: string;
+  /** Lower-case names the client signed (header auth and query auth). */
+  readonly signedHeaders: readonly string[];
+}
+
+/** A request's own authentication: none at all, or a SigV4 signature. */
+export type ClientAuth = { readonly kind: "none" } | ClientSignature;
+
+/** The client's authentication, or, as `error`, why it is malformed. */
+export type ClientAuthResult = Result<{ readonly auth: ClientAuth }>;
 
 const KEY_ID = /^[A-Za-z0-9]{1,128}$/;
 const SCOPE_PART = /^[A-Za-z0-9._-]{1,64}$/;
@@ -29,7 +33,7 @@ const SCOPE_PART = /^[A-Za-z0-9._-]{1,64}$/;
 const SIGNED_HEADER = /^:?[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /** Parses an `Authorization` header value (any case of the algorithm prefix is refused, as AWS does). */
-export function parseAuthorizationHeader(value: string): ClientAuth {
+export function parseAuthorizationHeader(value: string): Result<{ readonly auth: ClientSignature }> {
   const space = value.indexOf(" ");
   if (space < 0) return malformed("Authorization header has no credential part");
   const algorithm = value.slice(0, space);
@@ -55,10 +59,10 @@ export function parseAuthorizationHeader(value: string): ClientAuth {
 }
 
 /** Parses presigned-URL query parameters (already percent-decoded, keys as sent). */
-export function parsePresignedQuery(params: ReadonlyMap<string, string>): ClientAuth {
+export function parsePresignedQuery(params: ReadonlyMap<string, string>): ClientAuthResult {
   const algorithm = params.get("X-Amz-Algorithm");
   const credential = params.get("X-Amz-Credential");
-  if (algorithm === undefined && credential === undefined) return { kind: "none" };
+  if (algorithm === undefined && credential === undefined) return { ok: true, auth: { kind: "none" } };
   if (algorithm !== ALGORITHM && algorithm !== ALGORITHM_V4A) {
     return malformed(`X-Amz-Algorithm "${short(algorithm ?? "")}" is not ${ALGORITHM}`);
   }
@@ -71,7 +75,7 @@ function fromParts(
   algorithm: typeof ALGORITHM | typeof ALGORITHM_V4A,
   credential: string,
   signedHeaders: string,
-): ClientAuth {
+): Result<{ readonly auth: ClientSignature }> {
   const parts = credential.split("/");
   const v4a = algorithm === ALGORITHM_V4A;
   const expected = v4a ? 4 : 5;
@@ -94,11 +98,11 @@ function fromParts(
   for (const n of names) {
     if (!SIGNED_HEADER.test(n)) return malformed("SignedHeaders must be lower-case header names separated by ';'");
   }
-  return { kind, algorithm, accessKeyId, date, region, service, signedHeaders: names };
+  return { ok: true, auth: { kind, algorithm, accessKeyId, date, region, service, signedHeaders: names } };
 }
 
-function malformed(message: string): ClientAuth {
-  return { kind: "malformed", message };
+function malformed(message: string): { readonly ok: false; readonly error: string } {
+  return { ok: false, error: message };
 }
 
 function short(s: string): string {

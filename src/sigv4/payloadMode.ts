@@ -59,7 +59,7 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
     return {
       kind: "refuse",
       reason: "sigv4a_streaming",
-      message: `x-amz-content-sha256 "${client}" is a SigV4A streaming upload, which countersign cannot re-sign yet; configure the client to use SigV4 (HMAC) signing or STREAMING-UNSIGNED-PAYLOAD-TRAILER`,
+      message: `x-amz-content-sha256 "${client}" is a SigV4A chunk-signed upload, whose chunk signatures countersign does not re-sign yet; configure the client to send UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER`,
     };
   }
   const chunkSigned = client === STREAMING_SIGNED || client === STREAMING_SIGNED_TRAILER;
@@ -90,7 +90,8 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
     return { kind: "buffer", name: "buffered-body" };
   }
 
-  // signing === "sigv4": auto-detect from the client's header.
+  // signing "sigv4" or "sigv4a": auto-detect from the client's header. (A chunk-signing literal of
+  // the other algorithm never gets here: plan.ts refuses it first, with checkClientAlgorithm.)
   if (client === undefined || client === "") {
     if (endOfStream) return { kind: "header", name: "empty-body", payloadHash: EMPTY_SHA256 };
     return { kind: "buffer", name: "buffered-body" };

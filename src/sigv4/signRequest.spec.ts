@@ -45,6 +45,17 @@ describe("signRequest", () => {
     expect(Buffer.from(out.signingKey)).toEqual(Buffer.from(await getSigningKey(Sha256, CREDS, "20240501", "ap-south-1", "dynamodb")));
   });
 
+  it("derives a new signing key for new credentials with the same scope (the key cache follows the credentials object), and for a new date", async () => {
+    const first = await signRequest(input());
+    const rotated = { accessKeyId: CREDS.accessKeyId, secretAccessKey: "cm90YXRlZCBzZWNyZXQga2V5IGZvciB0aGUgc3BlYw" };
+    const second = await signRequest(input({ credentials: rotated }));
+    expect(Buffer.from(second.signingKey)).toEqual(Buffer.from(await getSigningKey(Sha256, rotated, "20240501", "eu-west-1", "s3")));
+    expect(Buffer.from(second.signingKey)).not.toEqual(Buffer.from(first.signingKey));
+    expect(second.signature).not.toBe(first.signature);
+    const nextDay = await signRequest(input({ now: new Date("2024-05-02T00:00:01Z") }));
+    expect(Buffer.from(nextDay.signingKey)).toEqual(Buffer.from(await getSigningKey(Sha256, CREDS, "20240502", "eu-west-1", "s3")));
+  });
+
   it("keeps each request's own signature and scope when requests are signed concurrently", async () => {
     const regions = ["us-east-1", "eu-west-1", "ap-south-1", "sa-east-1"];
     const outs = await Promise.all(regions.map((region) => signRequest(input({ region, host: `b.s3.${region}.amazonaws.com` }))));

@@ -9,6 +9,7 @@ import {
   H_SECURITY_TOKEN,
   SINGLE_ENCODE_SERVICES,
 } from "./constants.js";
+import type { SigningAlgorithm } from "./clientAlgorithm.js";
 import { selectSignedHeaders } from "./selectSignedHeaders.js";
 import type { DecodedQuery } from "./splitPath.js";
 import type { Credentials, SignatureChainSeed } from "./types.js";
@@ -40,7 +41,13 @@ export interface SignInput {
    * and encodes each segment again. Default: true exactly for s3, s3-outposts and s3express.
    */
   readonly singleEncodePath?: boolean;
+  /**
+   * SigV4: the signing region. SigV4A: the region set (`x-amz-region-set`, e.g. `*` or
+   * `us-east-1,us-west-2`), which the scope leaves out.
+   */
   readonly region: string;
+  /** Which signature: SigV4 (HMAC, the default) or SigV4A (ECDSA P-256). */
+  readonly algorithm?: SigningAlgorithm;
   readonly credentials: Credentials;
   readonly now: Date;
 }
@@ -85,21 +92,46 @@ class RecordingSigner extends SignatureV4 {
 }
 
 /**
- * Signs one request head with real credentials. Pure apart from the signing-key cache inside
- * @smithy/signature-v4 (module-wide, keyed by credentials, date, region and service); all SigV4
- * math is that library's. A SignatureV4 costs nothing to construct, so one is made per request.
+ * smithy's derived signing keys, per credentials object (credentials are swapped as one immutable
+ * object, so a rotation starts a new entry and the old one goes with its object), by date, region
+ * and service. smithy caches the key too, but finds it under an HMAC of the credentials, one more
+ * HMAC per request; this look-up is a Map get. The key itself is smithy's getSigningKey.
  */
-export async function signRequest(input: SignInput): Promise<SignOutput> {
+const signingKeys = new WeakMap<Credentials, Map<string, Promise<Uint8Array>>>();
+const MAX_KEYS_PER_CREDENTIALS = 64;
+
+function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Promise<Uint8Array> {
+  let byScope = signingKeys.get(credentials);
+  if (byScope === undefined) {
+    byScope = new Map();
+    signingKeys.set(credentials, byScope);
+  }
+  const scope = `${shortDate}/${region}/${service}`;
+  let key = byScope.get(scope);
+  if (key === undefined) {
+    if (byScope.size >= MAX_KEYS_PER_CREDENTIALS) byScope.clear();
+    key = getSigningKey(Sha256, credentials, shortDate, region, service);
+    byScope.set(scope, key);
+    // A failed derivation is not kept.
+    key.catch(() => byScope.delete(scope));
+  }
+  return key;
+}
+
+/** The request smithy signs: the selected headers, the payload hash header, the path rules. */
+export interface PreparedRequest {
+  readonly request: HttpRequest;
+  /** The headers chosen for the signature, by lower-case name (also `request.headers`). */
+  readonly headers: Record<string, string>;
+  /** True: sign the path as sent (S3 rules); false: normalise and encode each segment again. */
+  readonly s3Style: boolean;
+}
+
+/** Chooses the headers to sign and builds the request smithy's signers take. */
+export function prepareRequest(input: SignInput, extraHeaders: Readonly<Record<string, string>> = {}): PreparedRequest {
   const s3Style = input.singleEncodePath ?? SINGLE_ENCODE_SERVICES.has(input.service);
-  const signer = new RecordingSigner({
-    service: input.service,
-    region: input.region,
-    credentials: input.credentials,
-    sha256: Sha256,
-    uriEscapePath: !s3Style,
-    applyChecksum: false,
-  });
   const headers = selectSignedHeaders(input.headers, input.host, input.clientSignedHeaders, input.signContentLength);
+  Object.assign(headers, extraHeaders);
   const sendContentSha256 = input.sendContentSha256 ?? true;
   if (sendContentSha256) headers[H_CONTENT_SHA256] = input.payloadHash;
 
@@ -116,6 +148,47 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
     query: input.query,
     headers,
   };
+  return { request, headers, s3Style };
+}
+
+/**
+ * The header changes that carry a signature: the Authorization header and date the signer made,
+ * the payload hash, the real session token (or the client's removed), and `extra` (SigV4A's region set).
+ */
+export function signedHeaderChanges(
+  input: SignInput,
+  authorization: string,
+  amzDate: string,
+  extra: ReadonlyArray<readonly [string, string]> = [],
+): Pick<SignOutput, "setHeaders" | "removeHeaders"> {
+  const setHeaders: Array<readonly [string, string]> = [
+    [H_AUTHORIZATION, authorization],
+    [H_AMZ_DATE, amzDate],
+    ...extra,
+  ];
+  if (input.sendContentSha256 ?? true) setHeaders.push([H_CONTENT_SHA256, input.payloadHash]);
+  const removeHeaders: string[] = [];
+  if (input.credentials.sessionToken) setHeaders.push([H_SECURITY_TOKEN, input.credentials.sessionToken]);
+  else if (input.headers.has(H_SECURITY_TOKEN)) removeHeaders.push(H_SECURITY_TOKEN);
+  return { setHeaders, removeHeaders };
+}
+
+/**
+ * Signs one request head with real credentials and SigV4 (HMAC). Pure apart from the signing-key
+ * caches (smithy's, module-wide, and `signingKeys` above);
+ * all SigV4 math is that library's. A SignatureV4 costs nothing to construct, so one is made per
+ * request.
+ */
+export async function signRequest(input: SignInput): Promise<SignOutput> {
+  const { request, headers, s3Style } = prepareRequest(input);
+  const signer = new RecordingSigner({
+    service: input.service,
+    region: input.region,
+    credentials: input.credentials,
+    sha256: Sha256,
+    uriEscapePath: !s3Style,
+    applyChecksum: false,
+  });
   const signed = await signer.sign(request, {
     signingDate: input.now,
     // Override the library's built-in unsignable list only for headers we chose on purpose.
@@ -128,16 +201,7 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
   }
   // The same string to sign under the same (cached) key: smithy's HMAC, the header's signature.
   const signature = await signer.sign(stringToSign, { signingDate: input.now });
-  const signingKey = await getSigningKey(Sha256, input.credentials, amzDate.slice(0, 8), input.region, input.service);
-
-  const setHeaders: Array<readonly [string, string]> = [
-    [H_AUTHORIZATION, signed.headers[H_AUTHORIZATION] as string],
-    [H_AMZ_DATE, amzDate],
-  ];
-  if (sendContentSha256) setHeaders.push([H_CONTENT_SHA256, input.payloadHash]);
-  const removeHeaders: string[] = [];
-  if (input.credentials.sessionToken) setHeaders.push([H_SECURITY_TOKEN, input.credentials.sessionToken]);
-  else if (input.headers.has(H_SECURITY_TOKEN)) removeHeaders.push(H_SECURITY_TOKEN);
-
-  return { setHeaders, removeHeaders, signature, amzDate, scope, signingKey, signedHeaderNames };
+  const signingKey = await cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
+  const changes = signedHeaderChanges(input, signed.headers[H_AUTHORIZATION] as string, amzDate);
+  return { ...changes, signature, amzDate, scope, signingKey, signedHeaderNames };
 }

@@ -1,3 +1,4 @@
+import { ALGORITHM_V4A } from "./constants.js";
 import { AwsChunkedResigner, type ChunkSigningParams } from "./awsChunkedResigner.js";
 import { signRequest, type SignInput, type SignOutput } from "./signRequest.js";
 
@@ -14,6 +15,7 @@ export interface ChunkedResigning extends Pick<SignOutput, "setHeaders" | "remov
  * returns a re-signer whose chunk signatures chain from that new seed signature.
  */
 export async function startChunkedResigning(input: SignInput, body: ChunkedBodyLimits): Promise<ChunkedResigning> {
+  if (input.algorithm === ALGORITHM_V4A) throw new Error("SigV4A chunk signatures are not re-signed (the chain here is HMAC)");
   const signed = await signRequest(input);
   return {
     setHeaders: signed.setHeaders,

@@ -8,13 +8,15 @@ import { X509Certificate } from "node:crypto";
 import { connect } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../../test/support/eventually.js";
 import { createCa, createLeaf, type IssuedCertificate } from "../certs/certificates.js";
-import { until } from "../credentials/testing/audit.js";
 import { MemoryFiles } from "../files/testing/memoryFiles.js";
 import { startListenerTls, type ListenerTls } from "./listenerTls.js";
 import type { TlsFiles } from "./tlsMaterial.js";
 
 const FILES: TlsFiles = { certFile: "/etc/countersign/tls/tls.crt", keyFile: "/etc/countersign/tls/tls.key" };
+/** Polls every millisecond, in real time, for at most 5 s. */
+const POLL_EVERY_MS_1 = { timeoutMs: 5_000, everyMs: 1 };
 const TIMING = { eventDebounceMs: 1, settleMs: 20, unterminatedSettleMs: 50, pollIntervalMs: 60_000 };
 
 /** One unary and one bidi-streaming echo method over raw bytes. */
@@ -134,14 +136,14 @@ describe("startListenerTls", () => {
     const received: string[] = [];
     stream.on("data", (b: Buffer) => received.push(b.toString()));
     stream.write(Buffer.from("before"));
-    await until(() => received.length === 1, "the echo before the rotation");
+    await until(() => received.length === 1, "the echo before the rotation", POLL_EVERY_MS_1);
 
     rotateTo(second);
-    await until(() => logged("TLS certificate reloaded").length === 1, "the reload");
+    await until(() => logged("TLS certificate reloaded").length === 1, "the reload", POLL_EVERY_MS_1);
     expect(logged("TLS certificate reloaded")[0]).toMatchObject({ level: "info", certSubject: "CN=second listener", certSha256: fingerprint(second) });
 
     stream.write(Buffer.from("after"));
-    await until(() => received.length === 2, "the echo after the rotation");
+    await until(() => received.length === 2, "the echo after the rotation", POLL_EVERY_MS_1);
     expect(received).toEqual(["before", "after"]);
     // A new call on the old client rides its open connection (a new handshake would fail: it trusts the first CA only).
     expect(await callOnce(old)).toBe("echoed");
@@ -156,7 +158,7 @@ describe("startListenerTls", () => {
   it("refuses a rotation it cannot use (a key from another certificate, a vanished file) and keeps serving what it has; the repaired files are used", async () => {
     const port = await listen(first);
     fs.write(FILES.keyFile, second.leaf.keyPem);
-    await until(() => logged("TLS reload refused; the listener keeps its current certificate").length === 1, "the refused mismatch");
+    await until(() => logged("TLS reload refused; the listener keeps its current certificate").length === 1, "the refused mismatch", POLL_EVERY_MS_1);
     expect(logged("TLS reload refused; the listener keeps its current certificate")[0]).toMatchObject({
       level: "error",
       error: `--tls-key ${FILES.keyFile} does not belong to the certificate in --tls-cert ${FILES.certFile}`,
@@ -166,12 +168,12 @@ describe("startListenerTls", () => {
     expect(await callOnce(client(port, first))).toBe("echoed");
 
     fs.remove(FILES.certFile);
-    await until(() => logged("TLS reload refused; the listener keeps its current certificate").length === 2, "the refused vanished file");
+    await until(() => logged("TLS reload refused; the listener keeps its current certificate").length === 2, "the refused vanished file", POLL_EVERY_MS_1);
     expect(logged("TLS reload refused; the listener keeps its current certificate")[1]).toMatchObject({ error: `--tls-cert ${FILES.certFile}: file not found (ENOENT)` });
     expect(await callOnce(client(port, first))).toBe("echoed");
 
     fs.write(FILES.certFile, second.leaf.certPem);
-    await until(() => logged("TLS certificate reloaded").length === 1, "the repaired files");
+    await until(() => logged("TLS certificate reloaded").length === 1, "the repaired files", POLL_EVERY_MS_1);
     expect(await servedFingerprint(port)).toBe(fingerprint(second));
     expect(await callOnce(client(port, second))).toBe("echoed");
     expect(JSON.stringify(lines)).not.toContain("PRIVATE KEY");

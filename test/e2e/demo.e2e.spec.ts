@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { REPO } from "../support/startServe.js";
-import { ENVOY_VERSION } from "./realEnvoy.js";
+import { ENVOY_VERSION } from "../support/envoy.js";
 
 const run = promisify(execFile);
 

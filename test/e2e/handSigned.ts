@@ -1,6 +1,7 @@
 /**
  * A hand-signed request through the proxy, for the payload modes and refusals no SDK produces on
- * demand: signed with the PLACEHOLDER key by @smithy/signature-v4 (not src/), sent over CONNECT
+ * demand: signed with the PLACEHOLDER key by @smithy/signature-v4 (or, with `regionSet`,
+ * @smithy/signature-v4a; not src/), sent over CONNECT
  * with https.request, the body with a content-length or, with `chunked`, transfer-encoding:
  * chunked (no content-length). One agent per request: a refusal may close the connection.
  */
@@ -8,6 +9,7 @@ import https from "node:https";
 import type { IncomingHttpHeaders } from "node:http";
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { SignatureV4a } from "@smithy/signature-v4a";
 import { proxiedAgent } from "./clients.js";
 import { PLACEHOLDER, type Stack } from "./harness.js";
 
@@ -19,6 +21,8 @@ export interface HandSigned {
   query?: Record<string, string>;
   service: string;
   region: string;
+  /** Sign with SigV4A for this region set (sent as x-amz-region-set) instead of SigV4 for `region`. */
+  regionSet?: string;
   headers?: Record<string, string>;
   body?: Buffer;
   /** Sent as x-amz-content-sha256 and signed; omitted: no such header (the signature covers the body's hash). */
@@ -44,9 +48,10 @@ export async function sendHandSigned(stack: Stack, r: HandSigned): Promise<HandS
   if (r.contentSha256 !== undefined) headers["x-amz-content-sha256"] = r.contentSha256;
   if (body !== undefined && !r.chunked) headers["content-length"] = String(body.length);
   const s3 = r.service === "s3";
-  const signer = new SignatureV4({ service: r.service, region: r.region, credentials: r.credentials ?? PLACEHOLDER, sha256: Hash.bind(null, "sha256"), uriEscapePath: !s3, applyChecksum: false });
+  const init = { service: r.service, region: r.regionSet ?? r.region, credentials: r.credentials ?? PLACEHOLDER, sha256: Hash.bind(null, "sha256"), uriEscapePath: !s3, applyChecksum: false };
+  const signer = r.regionSet === undefined ? new SignatureV4(init) : new SignatureV4a(init);
   const request = { method: r.method, protocol: "https:", hostname: r.host, path: r.path, query: r.query ?? {}, headers, body: body ?? "" };
-  const signed = r.sign === false ? request : await signer.sign(request);
+  const signed = r.sign === false ? request : await signer.sign(request, {});
   const sent: Record<string, string> = { ...(signed.headers as Record<string, string>), ...r.after };
   const qs = new URLSearchParams(r.query ?? {}).toString();
   const agent = proxiedAgent(stack);

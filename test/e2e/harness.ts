@@ -21,7 +21,8 @@ import type { DnsServer } from "../support/dnsServer.js";
 import { updateSecretVolume } from "../support/secretVolume.js";
 import { REPO, startServe, type ServeProcess } from "../support/startServe.js";
 import { startLoopbackAws } from "./loopbackAws.js";
-import { envoyBinary, startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
+import { envoyBinary } from "../support/envoy.js";
+import { startRealEnvoy, type RealEnvoy } from "./realEnvoy.js";
 
 export const REAL = { accessKeyId: "AKIAREALKEYE2E000001", secretAccessKey: "real/e2e/secret/0000000000000000000000001" };
 export const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER000", secretAccessKey: "placeholder-secret-not-real" };
@@ -71,6 +72,8 @@ const CERT_HOSTS = [
   "s3.eu-west-1.amazonaws.com",
   "*.s3.amazonaws.com",
   "s3.amazonaws.com",
+  "*.mrap.accesspoint.s3-global.amazonaws.com",
+  "*.accesspoint.s3-global.amazonaws.com",
   "sts.amazonaws.com",
   "sts.us-east-1.amazonaws.com",
   "bedrock-runtime.us-west-2.amazonaws.com",

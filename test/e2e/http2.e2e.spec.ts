@@ -12,7 +12,8 @@ import { BedrockRuntimeClient, InvokeModelCommand } from "@aws-sdk/client-bedroc
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endpointS3Client, s3Client } from "./clients.js";
-import { PLACEHOLDER, REAL, startStack, type Stack } from "./harness.js";
+import { expectAllVerifiedSince } from "./expectVerified.js";
+import { PLACEHOLDER, startStack, type Stack } from "./harness.js";
 import { http2EndpointHandler, http2ProxiedHandler } from "./http2Clients.js";
 
 /**
@@ -55,30 +56,15 @@ async function counters(): Promise<Record<string, number>> {
   return stack.envoy.stats();
 }
 
-/** Envoy's stdout so far, access log included: POST /reopen_logs flushes it (else it waits up to 10 s). */
-async function accessLog(): Promise<string> {
+/** Envoy's JSON access log lines so far (flushed first: see RealEnvoy.accessLog). */
+async function accessLog(): Promise<Record<string, unknown>[]> {
   if (!stack.envoy) throw new Error("these tests need real Envoy");
-  await fetch(`${stack.envoy.adminUrl}/reopen_logs`, { method: "POST", signal: AbortSignal.timeout(5_000) });
-  return stack.envoy.output();
+  return stack.envoy.accessLog();
 }
 
 /** How much each named counter grew between two snapshots. */
 function grew(before: Record<string, number>, after: Record<string, number>, names: string[]): Record<string, number> {
   return Object.fromEntries(names.map((n) => [n, (after[n] ?? 0) - (before[n] ?? 0)]));
-}
-
-function expectAllVerifiedSince(start: number, operations: string[]): void {
-  const seen = stack.fake.requests.slice(start);
-  for (const r of seen) {
-    expect({ op: r.operation, verified: r.verified, key: r.accessKeyId, error: r.errorCode, msg: r.errorMessage }).toEqual({
-      op: r.operation,
-      verified: true,
-      key: REAL.accessKeyId,
-      error: undefined,
-      msg: undefined,
-    });
-  }
-  expect(seen.map((r) => r.operation)).toEqual(operations);
 }
 
 async function putHeadGetListDelete(s3: S3Client, bucket: string, key: string): Promise<void> {
@@ -104,7 +90,7 @@ describe("the JS SDK's NodeHttp2Handler through real Envoy", () => {
     } finally {
       s3.destroy();
     }
-    expectAllVerifiedSince(start, S3_OPS);
+    expect(expectAllVerifiedSince(stack, start)).toEqual(S3_OPS);
     for (const r of stack.fake.requests.slice(start)) expect(r.host).toBe("s3.us-east-1.amazonaws.com");
     // The client signed :authority (not host); countersign signed host, as AWS expects over HTTP/1.1.
     for (const r of stack.fake.requests.slice(start)) expect(r.signedHeaders).toContain("host");
@@ -135,7 +121,7 @@ describe("the JS SDK's NodeHttp2Handler through real Envoy", () => {
       s3.destroy();
       bedrock.destroy();
     }
-    expectAllVerifiedSince(start, [...S3_OPS, "InvokeModel"]);
+    expect(expectAllVerifiedSince(stack, start)).toEqual([...S3_OPS, "InvokeModel"]);
     // signing_service auto read "bedrock" from the client's scope; the InvokeModel body (no
     // x-amz-content-sha256 from the client) was buffered from the HTTP/2 stream and hashed.
     expect(stack.fake.requests.at(-1)).toMatchObject({ service: "bedrock", payloadMode: "BODY-SHA256" });
@@ -154,7 +140,9 @@ describe("the JS SDK's NodeHttp2Handler through real Envoy", () => {
       "http.tls_decap.downstream_rq_http1_total": 0,
     });
     // tls_decap's access log names the protocol of each request.
-    await expect.poll(accessLog, { timeout: 15_000, interval: 200 }).toMatch(/"POST \/model\/[^ "]+\/invoke HTTP\/2"/);
+    const invoke = async (): Promise<Record<string, unknown> | undefined> =>
+      (await accessLog()).find((l) => l["listener"] === "tls_decap" && l["method"] === "POST" && /^\/model\/[^ ]+\/invoke$/.test(String(l["path"])));
+    await expect.poll(invoke, { timeout: 15_000, interval: 200 }).toMatchObject({ protocol: "HTTP/2", response_code: 200 });
   });
 
   it("proxy mode over h2: a host outside the policy gets countersign's 403 on the HTTP/2 stream, and nothing reaches AWS", async () => {

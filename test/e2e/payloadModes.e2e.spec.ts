@@ -220,7 +220,7 @@ const CASES: ModeCase[] = [
       }),
     countersign: "refused",
     grpc: "none",
-    refusal: { status: 400, code: "SigV4aNotSupported", reason: "bad_payload_mode" },
+    refusal: { status: 400, code: "SigV4aNotEnabled", reason: "algorithm_mismatch" },
   },
   {
     row: "STREAMING-AWS4-HMAC-SHA256-EVENTS",

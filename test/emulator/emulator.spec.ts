@@ -9,7 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator } from "./emulator.js";
 import { open, send } from "./support/client.js";
 import { FakeExtProc } from "./support/fakeExtProc.js";
-import { bodyOf, sentHeader, setRaw, sleep, startWith, until } from "./support/harness.js";
+import { until } from "../support/eventually.js";
+import { bodyOf, sentHeader, setRaw, sleep, startWith } from "./support/harness.js";
 import { STUB_RESPONSE_BODY, startUpstreamStub, type UpstreamStub } from "./support/upstreamStub.js";
 import type { EmulatorConfigOverrides } from "./config.js";
 
@@ -39,6 +40,8 @@ async function start(overrides: EmulatorConfigOverrides = {}): Promise<Emulator>
   return emu;
 }
 
+/** How the tests wait for an observable emulator step (never for a fixed time): every 5 ms, at most 2 s. */
+const STEP = { timeoutMs: 2000, everyMs: 5 };
 const CONTINUE_HEADERS = { request_headers: { response: {} } };
 const STREAMED = { extProc: { processingMode: { request_body_mode: "STREAMED" as const } } };
 const BUFFERED = { extProc: { processingMode: { request_body_mode: "BUFFERED" as const } } };
@@ -273,7 +276,7 @@ describe("BUFFERED body (reached through mode_override)", () => {
     let answered = false;
     fake.setScript(async (s) => {
       await s.next();
-      await until(() => bodyWritten);
+      await until(() => bodyWritten, "the client to write its body", STEP);
       await sleep(300); // the emulator (this process) reads the 4 KiB and stops reading
       s.send(askForBody());
       answered = true;
@@ -285,7 +288,7 @@ describe("BUFFERED body (reached through mode_override)", () => {
     );
     req.write(Buffer.alloc(4096, 97));
     bodyWritten = true;
-    await until(() => answered);
+    await until(() => answered, "the ext_proc answer", STEP);
     req.end("the rest, never read");
     // Envoy ends this with 408 after its 5-minute stream idle timeout; the emulator has none.
     expect(await Promise.race([outcome, sleep(500).then(() => "stalled")])).toBe("stalled");
@@ -354,9 +357,9 @@ describe("STREAMED body", () => {
       }
     });
     const { req, response } = open({ port: e.endpointPort, method: "PUT", path: "/b/k", headers: { "content-length": "10" } });
-    await until(() => headersAnswered);
+    await until(() => headersAnswered, "the headers answer", STEP);
     req.write("hello");
-    await until(() => (fake.streams[0]?.received.length ?? 0) >= 2);
+    await until(() => (fake.streams[0]?.received.length ?? 0) >= 2, "a second message at the ext_proc server", STEP);
     req.end("world");
     const res = await response;
 
@@ -393,9 +396,9 @@ describe("STREAMED body", () => {
       }
     });
     const { req, response } = open({ port: e.endpointPort, method: "PUT", path: "/b/k", headers: { "content-length": "10" } });
-    await until(() => headersAnswered);
+    await until(() => headersAnswered, "the headers answer", STEP);
     req.write("hello");
-    await until(() => (fake.streams[0]?.received.length ?? 0) >= 2);
+    await until(() => (fake.streams[0]?.received.length ?? 0) >= 2, "a second message at the ext_proc server", STEP);
     req.end("world");
     const res = await response;
 
@@ -422,7 +425,7 @@ describe("STREAMED body", () => {
       }
     });
     const { req, response } = open({ port: e.endpointPort, method: "PUT", path: "/b/k", headers: { "content-length": "5" } });
-    await until(() => headersAnswered);
+    await until(() => headersAnswered, "the headers answer", STEP);
     req.end("hello");
     const res = await response;
     expect(res.status).toBe(503);
@@ -472,9 +475,9 @@ describe("BUFFERED_PARTIAL body", () => {
       });
     });
     const { req, response } = open({ port: e.endpointPort, method: "PUT", path: "/b/k", headers: { "content-length": "2004" } });
-    await until(() => headersAnswered);
+    await until(() => headersAnswered, "the headers answer", STEP);
     req.write(Buffer.alloc(2000, 97));
-    await until(() => (fake.streams[0]?.received.length ?? 0) >= 2);
+    await until(() => (fake.streams[0]?.received.length ?? 0) >= 2, "a second message at the ext_proc server", STEP);
     await sleep(20);
     req.end("tail");
     const res = await response;

@@ -1,7 +1,8 @@
 /**
  * Checks on an Envoy bootstrap that Envoy cannot make: the guarantees countersign relies on
- * (ext_proc fails closed, sees only headers unless it asks for the body, and nothing after it
- * changes what it signed), and names that must refer to something where Envoy does not check it
+ * (ext_proc fails closed, sees only headers unless it asks for the body, nothing after it
+ * changes what it signed, and nothing beyond loopback reaches a signing listener:
+ * listenerExposure.ts), and names that must refer to something where Envoy does not check it
  * (`envoy --mode validate` accepts an ext_proc grpc_service naming an undefined cluster, an
  * internal address naming a listener that is not internal, two listeners of one name).
  *
@@ -13,6 +14,7 @@
  * they check belongs (Envoy reads "true", "yes" and YAML's unquoted on/yes as true) are reported.
  */
 import { type ConfigProblem, isPlainObject, problem, type YamlPath } from "./configProblem.js";
+import { exposureProblems } from "./listenerExposure.js";
 
 export const TYPES = {
   hcm: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -77,6 +79,7 @@ export function checkSemantics(doc: unknown): ConfigProblem[] {
   const listeners = namedEntries(doc, ["static_resources", "listeners"], "listener", problems);
   checkReferences(doc, clusters, listeners, problems);
   checkInternalListeners(doc, listeners, problems);
+  problems.push(...exposureProblems(doc));
   for (const [name, listener] of listeners) {
     forEachHcm(listener, (hcm) => {
       const filters = httpFilters(hcm.value);

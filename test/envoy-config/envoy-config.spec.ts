@@ -4,16 +4,24 @@
  * accepts; the rules (checkSemantics.ts) guard what Envoy cannot know, and each rule is shown here
  * on a config that Envoy accepts.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { load as loadYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkSemantics } from "./checkSemantics.js";
 import { isPlainObject } from "./configProblem.js";
-import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate, warningsIn, withTestFiles } from "./envoyValidate.js";
+import { adminAddressOf, EXPOSED_ADMIN_PATHS, exposureProblems, isLoopbackAddress, leadsBeyondAdminReads } from "./listenerExposure.js";
+import { warningsIn } from "../support/envoy.js";
+import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate, withTestFiles } from "./envoyValidate.js";
 import { type ConfigProblem, ENVOY_VERDICT_PATH, envoyProblems, formatProblems, loadEnvoyYaml, validateBootstrapFile } from "./validateBootstrap.js";
 
-const ENVOY_YAML = fileURLToPath(new URL("../../envoy/envoy.yaml", import.meta.url));
+const ENVOY_DIR = fileURLToPath(new URL("../../envoy/", import.meta.url));
+const ENVOY_YAML = join(ENVOY_DIR, "envoy.yaml");
+/** Every Envoy bootstrap the repository ships: envoy/envoy*.yaml (the sidecar's, the shared service's, …). */
+const SHIPPED_BOOTSTRAPS = readdirSync(ENVOY_DIR)
+  .filter((f) => /^envoy.*\.ya?ml$/.test(f))
+  .sort();
 const EMULATOR_FIXTURE = fileURLToPath(new URL("../emulator/fixtures/agreed-shape.envoy.yaml", import.meta.url));
 const SHIPPED_TEXT = readFileSync(ENVOY_YAML, "utf8");
 const SHIPPED = loadEnvoyYaml(ENVOY_YAML);
@@ -105,10 +113,10 @@ describe("envoy/envoy.yaml", () => {
     expect(problems, formatProblems(problems)).toEqual([]);
   });
 
-  it("has the four listeners, the admin on loopback and the internal listener extension", () => {
+  it("has the five listeners, the admin on loopback and the internal listener extension", () => {
     const doc = copyOfShipped();
     const names = list(obj(doc["static_resources"], "sr")["listeners"], "listeners").map((l) => obj(l, "l")["name"]);
-    expect(names).toEqual(["connect_in", "endpoint_in", "tls_decap", "plain_sign"]);
+    expect(names).toEqual(["connect_in", "endpoint_in", "tls_decap", "plain_sign", "envoy_stats"]);
     expect(obj(obj(doc["admin"], "admin")["address"], "address")).toEqual({
       socket_address: { address: "127.0.0.1", port_value: 9901 },
     });
@@ -147,6 +155,42 @@ describe("envoy/envoy.yaml", () => {
     for (const name of ["tls_decap", "plain_sign"]) {
       expect(Object.keys(obj(firstRouteOf(doc, name)["route"], "route")).sort()).toEqual(["cluster", "timeout"]);
     }
+  });
+});
+
+describe("what the shipped bootstraps expose beyond loopback (envoy/envoy*.yaml)", () => {
+  it("finds the shipped bootstraps", () => {
+    expect(SHIPPED_BOOTSTRAPS).toContain("envoy.yaml");
+  });
+
+  it.each(SHIPPED_BOOTSTRAPS)("%s: every listener that leads to countersign or AWS binds loopback; beyond it only GET /ready and GET /stats/prometheus", (file) => {
+    const doc = obj(loadEnvoyYaml(join(ENVOY_DIR, file)), file);
+    expect(exposureProblems(doc), formatProblems(exposureProblems(doc))).toEqual([]);
+    const admin = adminAddressOf(doc);
+    const clusters = new Map(list(obj(doc["static_resources"], "sr")["clusters"], "clusters").map((c) => [String(obj(c, "cluster")["name"]), obj(c, "cluster")]));
+    for (const l of list(obj(doc["static_resources"], "sr")["listeners"], "listeners").map((x) => obj(x, "listener"))) {
+      if (!isPlainObject(l["address"])) continue; // internal listeners: no socket
+      const address = String(obj(l["address"]["socket_address"], "socket_address")["address"]);
+      const why = leadsBeyondAdminReads(l, clusters, admin);
+      // A listener leading anywhere but the admin API's two read-only paths is a signing listener: loopback only.
+      if (why !== undefined) expect(isLoopbackAddress(address), `${String(l["name"])} (${why}) binds ${address}`).toBe(true);
+    }
+  });
+
+  it("envoy.yaml: connect_in and endpoint_in bind 127.0.0.1; envoy_stats binds 0.0.0.0:9902 and forwards GET /ready and GET /stats/prometheus to the admin API, 404 for the rest", () => {
+    const doc = copyOfShipped();
+    for (const name of ["connect_in", "endpoint_in"]) expect(obj(listener(doc, name)["address"], "address")).toMatchObject({ socket_address: { address: "127.0.0.1" } });
+    expect(listener(doc, "envoy_stats")["address"]).toEqual({ socket_address: { address: "0.0.0.0", port_value: 9902 } });
+    const vhosts = list(obj(hcmOf(doc, "envoy_stats")["route_config"], "rc")["virtual_hosts"], "vhosts");
+    expect(vhosts).toHaveLength(1);
+    expect(obj(vhosts[0], "vhost")["routes"]).toEqual([
+      ...EXPOSED_ADMIN_PATHS.map((path) => ({ match: { path, headers: [{ name: ":method", string_match: { exact: "GET" } }] }, route: { cluster: "envoy_admin" } })),
+      { match: { prefix: "/" }, direct_response: { status: 404 } },
+    ]);
+    expect(clusterNamed(doc, "envoy_admin")).toMatchObject({
+      type: "STATIC",
+      load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: 9901 } } } }] }] },
+    });
   });
 });
 
@@ -328,6 +372,48 @@ describe("countersign's rules refuse what Envoy accepts", () => {
         extProc["failureModeAllow"] = true;
       },
       (d) => [[`${extProcPath(d)}.failureModeAllow`, '"failureModeAllow" is a JSON field name: Envoy accepts it, but countersign\'s rules read proto field names; write "failure_mode_allow"']],
+    ],
+    [
+      "the CONNECT listener bound to 0.0.0.0 (an open signing proxy)",
+      (d) => void (obj(obj(listener(d, "connect_in")["address"], "a")["socket_address"], "sa")["address"] = "0.0.0.0"),
+      (d) => [[`static_resources.listeners[${listenerIndex(d, "connect_in")}].address.socket_address.address`, 'listener "connect_in" binds 0.0.0.0:15001, beyond loopback, and accepts upgrades (CONNECT, websocket)']],
+    ],
+    [
+      "the endpoint listener with an additional address beyond loopback",
+      (d) => void (listener(d, "endpoint_in")["additional_addresses"] = [{ address: { socket_address: { address: "0.0.0.0", port_value: 15012 } } }]),
+      (d) => [[`static_resources.listeners[${listenerIndex(d, "endpoint_in")}].additional_addresses[0].address.socket_address.address`, 'listener "endpoint_in" binds 0.0.0.0:15012, beyond loopback, and has a route with host_rewrite_literal']],
+    ],
+    [
+      "the stats listener forwarding every path to the admin API",
+      (d) => void (obj(firstRouteOf(d, "envoy_stats")["match"], "match")["path"] = "/config_dump"),
+      (d) => [[`static_resources.listeners[${listenerIndex(d, "envoy_stats")}].address.socket_address.address`, "forwards /config_dump; only /ready and /stats/prometheus may leave loopback"]],
+    ],
+    [
+      "the stats listener forwarding /ready for any method",
+      (d) => void delete obj(firstRouteOf(d, "envoy_stats")["match"], "match")["headers"],
+      (d) => [[`static_resources.listeners[${listenerIndex(d, "envoy_stats")}].address.socket_address.address`, "forwards /ready for any method; match :method exactly GET"]],
+    ],
+    [
+      "the stats listener routing /ready to a signing listener",
+      (d) => void (obj(firstRouteOf(d, "envoy_stats")["route"], "route")["cluster"] = "plain_sign"),
+      (d) => [[`static_resources.listeners[${listenerIndex(d, "envoy_stats")}].address.socket_address.address`, 'routes to cluster "plain_sign", whose endpoints are not only the admin API (127.0.0.1:9901)']],
+    ],
+    [
+      "the stats listener's admin cluster pointed at countersign",
+      (d) => {
+        const text = JSON.stringify(clusterNamed(d, "envoy_admin")).replace('"port_value":9901', '"port_value":50051');
+        Object.assign(clusterNamed(d, "envoy_admin"), JSON.parse(text));
+      },
+      (d) => [[`static_resources.listeners[${listenerIndex(d, "envoy_stats")}].address.socket_address.address`, 'routes to cluster "envoy_admin", whose endpoints are not only the admin API (127.0.0.1:9901)']],
+    ],
+    [
+      "the admin API bound to 0.0.0.0",
+      (d) => void (obj(obj(obj(d["admin"], "admin")["address"], "a")["socket_address"], "sa")["address"] = "0.0.0.0"),
+      () => [
+        ["admin.address.socket_address.address", "the admin API binds 0.0.0.0, beyond loopback"],
+        // The stats listener's cluster is then no longer the admin address (127.0.0.1:9901 ≠ 0.0.0.0:9901).
+        ["static_resources.listeners[4].address.socket_address.address", 'routes to cluster "envoy_admin", whose endpoints are not only the admin API (0.0.0.0:9901)'],
+      ],
     ],
     [
       "a single mapping where a list belongs (Envoy reads a list of one)",

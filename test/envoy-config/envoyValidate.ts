@@ -1,21 +1,19 @@
 /**
- * `envoy --mode validate` by the pinned Envoy (envoy/VERSION, installed into .venv by
- * scripts/install-envoy.sh): the authority on whether Envoy accepts a config. Envoy opens the files
- * a config names while it validates it (the listener certificate and key, the CA bundle), so it is
- * given the config under test with those paths pointed at test copies made here; nothing else in
- * the config changes.
+ * `envoy --mode validate` by the pinned Envoy (test/support/envoy.ts) on the shipped configs.
+ * Envoy opens the files a config names while it validates it (the listener certificate and key,
+ * the CA bundle), so it is given the config under test with those paths pointed at test copies
+ * made here; nothing else in the config changes.
  *
  *   const files = await createEnvoyTestFiles();
  *   const verdict = envoyValidate(readFileSync("envoy/envoy.yaml", "utf8"), files);
- *   // { accepted: true, warnings: [], output: "configuration '…' OK" }
+ *   // { accepted: true, status: 0, warnings: [], output: "configuration '…' OK" }
  *   files.remove();
  */
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, createLeaf } from "../../src/certs/certificates.js";
-import { envoyBinary } from "../e2e/realEnvoy.js";
+import { validateEnvoyConfig, type EnvoyVerdict } from "../support/envoy.js";
 import { REPO } from "../support/startServe.js";
 
 /**
@@ -39,15 +37,6 @@ export interface EnvoyTestFiles {
   /** [path a shipped config names, the test copy Envoy reads instead]. */
   readonly replacements: readonly (readonly [string, string])[];
   remove(): void;
-}
-
-export interface EnvoyVerdict {
-  /** Envoy exited 0 ("configuration '…' OK"). */
-  readonly accepted: boolean;
-  /** Envoy's warnings, e.g. "Deprecated field: type envoy.config.listener.v3.Listener Using deprecated option …". */
-  readonly warnings: readonly string[];
-  /** Everything Envoy printed. */
-  readonly output: string;
 }
 
 /** A test CA and a certificate it issued, written where `envoyValidate` points the shipped paths. */
@@ -75,27 +64,13 @@ export function withTestFiles(text: string, files: EnvoyTestFiles): string {
 let written = 0;
 
 /**
- * Runs `envoy --mode validate` on `config` (YAML or JSON text; a JSON.stringify'd document is
- * fine) with Envoy's other command-line arguments `args` (e.g. a container's `--config-yaml`),
- * after `withTestFiles` on both. Throws only when Envoy cannot be run; a rejected config is a
- * verdict.
+ * `envoy --mode validate` (test/support/envoy.ts) on `config` (YAML or JSON text; a
+ * JSON.stringify'd document is fine) with Envoy's other command-line arguments `args` (e.g. a
+ * container's `--config-yaml`), after `withTestFiles` on both. Throws only when Envoy cannot be
+ * run; a rejected config is a verdict.
  */
 export function envoyValidate(config: string, files: EnvoyTestFiles, args: readonly string[] = []): EnvoyVerdict {
   const file = join(files.dir, `config-${process.pid}-${++written}.yaml`);
   writeFileSync(file, withTestFiles(config, files));
-  const envoy = envoyBinary();
-  const argv = ["--mode", "validate", "-c", file, "--log-level", "warn", ...args.map((a) => withTestFiles(a, files))];
-  const r = spawnSync(envoy, argv, { encoding: "utf8", timeout: 60_000 });
-  if (r.error) throw new Error(`${envoy} --mode validate could not run: ${r.error.message}`);
-  if (r.status === null) throw new Error(`${envoy} --mode validate was stopped by ${String(r.signal)}:\n${r.stdout}${r.stderr}`);
-  const output = `${r.stdout}${r.stderr}`.trim();
-  return { accepted: r.status === 0, warnings: warningsIn(output), output };
-}
-
-/** The messages of Envoy's `[warning]` log lines ("[time][pid][warning][logger] [source:line] message"). */
-export function warningsIn(output: string): string[] {
-  return output.split("\n").flatMap((line) => {
-    const m = /^\[[^\]]*\]\[\d+\]\[warning\]\[[^\]]*\] (?:\[[^\]]*\] )?(.*)$/.exec(line);
-    return m?.[1] === undefined ? [] : [m[1]];
-  });
+  return validateEnvoyConfig(file, args.map((a) => withTestFiles(a, files)));
 }

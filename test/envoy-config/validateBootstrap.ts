@@ -11,7 +11,8 @@ import { readFileSync } from "node:fs";
 import { load as loadYaml } from "js-yaml";
 import { checkSemantics } from "./checkSemantics.js";
 import type { ConfigProblem } from "./configProblem.js";
-import { type EnvoyTestFiles, type EnvoyVerdict, envoyValidate } from "./envoyValidate.js";
+import type { EnvoyVerdict } from "../support/envoy.js";
+import { type EnvoyTestFiles, envoyValidate } from "./envoyValidate.js";
 
 export type { ConfigProblem } from "./configProblem.js";
 export { EXPECTED_BUFFER_LIMIT_BYTES } from "./checkSemantics.js";

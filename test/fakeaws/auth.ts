@@ -7,7 +7,9 @@ import { awsError, type AwsError } from "./errors.js";
 import type { Endpoint, Protocol } from "./hosts.js";
 import {
   PRESIGNED_SIGNATURE_PARAM,
+  SIGV4A_ALGORITHM_NAME,
   SIGV4_ALGORITHM,
+  buildCanonicalRequest,
   checkSignature,
   credentialScope,
   deriveSigningKey,
@@ -21,6 +23,7 @@ import {
   type SignatureCheck,
   type WireRequest,
 } from "./verifier.js";
+import { regionSetCovers, sigV4aPublicKey, sigV4aScope, sigV4aStringToSign, verifySigV4aSignature } from "./sigv4a.js";
 
 export interface FakeAwsAccount {
   accessKeyId: string;
@@ -55,7 +58,8 @@ export type AuthOutcome =
       auth: ParsedAuthorization;
       amzDate: string;
       scope: string;
-      signingKey: Buffer;
+      /** The SigV4 signing key chunk signatures chain under; undefined for SigV4A. */
+      signingKey: Buffer | undefined;
       check: SignatureCheck;
     };
 
@@ -154,8 +158,11 @@ function readCredentials(ctx: AuthContext): Credentials | AwsError | "anonymous"
   const authorization = headerValue(request.headers, "authorization");
   if (authorization !== undefined) {
     const algorithm = authorization.trim().split(" ")[0] ?? "";
-    if (algorithm !== SIGV4_ALGORITHM) {
-      return awsError(400, "InvalidRequest", `The authorization mechanism '${algorithm}' is not supported by this fake; use ${SIGV4_ALGORITHM}.`, "unsupported-algorithm");
+    if (algorithm !== SIGV4_ALGORITHM && algorithm !== SIGV4A_ALGORITHM_NAME) {
+      return awsError(400, "InvalidRequest", `The authorization mechanism '${algorithm}' is not supported by this fake; use ${SIGV4_ALGORITHM} or ${SIGV4A_ALGORITHM_NAME}.`, "unsupported-algorithm");
+    }
+    if (algorithm === SIGV4_ALGORITHM && endpoint.multiRegionAccessPoint) {
+      return awsError(400, "InvalidRequest", `The authorization mechanism you have provided is not supported for a Multi-Region Access Point. Please use ${SIGV4A_ALGORITHM_NAME}.`, "unsupported-algorithm");
     }
     const parsed = parseAuthorizationHeader(authorization);
     if (!parsed.ok) return awsError(codes.malformed[0], codes.malformed[1], `The authorization header is malformed; ${parsed.error}`, "malformed-auth");
@@ -188,7 +195,16 @@ function checkScope(ctx: AuthContext, auth: ParsedAuthorization, amzDateText: st
   if (auth.scopeDate !== amzDateText.slice(0, 8)) {
     return awsError(403, code, `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${auth.scopeDate}' != '${amzDateText.slice(0, 8)}', from '${amzDateText}'.`, "scope");
   }
-  if (auth.region !== endpoint.region) {
+  if (auth.algorithm === SIGV4A_ALGORITHM_NAME) {
+    // SigV4A: no region in the scope; the signed x-amz-region-set must cover the serving region.
+    const regionSet = headerValue(ctx.request.headers, "x-amz-region-set");
+    if (regionSet === undefined || !auth.signedHeaders.includes("x-amz-region-set")) {
+      return awsError(403, code, "SigV4A requests must carry a signed x-amz-region-set header.", "scope");
+    }
+    if (!regionSetCovers(regionSet, endpoint.region)) {
+      return awsError(403, code, `The region set '${regionSet}' does not include the region '${endpoint.region}' that serves this request.`, "scope", { Region: endpoint.region });
+    }
+  } else if (auth.region !== endpoint.region) {
     return awsError(403, code, `Credential should be scoped to a valid region. The region '${auth.region}' is wrong; expecting '${endpoint.region}'.`, "scope", {
       Region: endpoint.region,
     });
@@ -283,6 +299,12 @@ export function authenticate(ctx: AuthContext): AuthOutcome {
   const headerSetError = checkSignedHeaderSet(ctx, auth.signedHeaders);
   if (headerSetError) return denied(headerSetError);
 
+  if (auth.algorithm === SIGV4A_ALGORITHM_NAME) {
+    const scope = sigV4aScope(auth.scopeDate, auth.service);
+    const check = checkSigV4aSignature(ctx, auth, creds.amzDateText, scope, account);
+    if (!check.matches) return denied(signatureMismatchError(ctx.endpoint.protocol, auth.accessKeyId, check), check);
+    return { kind: "verified", authKind, account, auth, amzDate: creds.amzDateText, scope, signingKey: undefined, check };
+  }
   const scope = credentialScope(auth.scopeDate, auth.region, auth.service);
   const signingKey = deriveSigningKey(account.secretAccessKey, auth.scopeDate, auth.region, auth.service);
   const check = checkSignature({
@@ -298,4 +320,24 @@ export function authenticate(ctx: AuthContext): AuthOutcome {
   });
   if (!check.matches) return denied(signatureMismatchError(ctx.endpoint.protocol, auth.accessKeyId, check), check);
   return { kind: "verified", authKind, account, auth, amzDate: creds.amzDateText, scope, signingKey, check };
+}
+
+/** SigV4A: the same canonical request as SigV4, its own string to sign, ECDSA verified with the key derived from the secret. */
+function checkSigV4aSignature(ctx: AuthContext, auth: ParsedAuthorization, amzDate: string, scope: string, account: FakeAwsAccount): SignatureCheck {
+  const canonicalRequest = buildCanonicalRequest({
+    request: ctx.request,
+    service: auth.service,
+    signedHeaders: auth.signedHeaders,
+    payloadHash: ctx.payloadHash,
+  });
+  const stringToSign = sigV4aStringToSign(amzDate, scope, canonicalRequest);
+  const matches = verifySigV4aSignature(sigV4aPublicKey(account.accessKeyId, account.secretAccessKey), stringToSign, auth.signature);
+  return {
+    matches,
+    canonicalRequest,
+    stringToSign,
+    // ECDSA signatures differ each time: there is no one expected value, only a verdict.
+    expectedSignature: matches ? auth.signature : "",
+    providedSignature: auth.signature,
+  };
 }

@@ -21,11 +21,13 @@ describe("resolveEndpoint maps a Host header to (service, region)", () => {
     ["sts-fips.us-east-1.amazonaws.com", { service: "sts", region: "us-east-1" }],
     ["bedrock-runtime.us-west-2.amazonaws.com", { api: "bedrock-runtime", service: "bedrock", region: "us-west-2", protocol: "json" }],
     ["dynamodb.ap-northeast-1.amazonaws.com", { api: "dynamodb", service: "dynamodb", region: "ap-northeast-1", protocol: "json" }],
+    ["mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com", { api: "s3", service: "s3", region: "us-east-1", bucket: "mfzwi23gnjvgw", multiRegionAccessPoint: true }],
+    ["mfzwi23gnjvgw.accesspoint.s3-global.amazonaws.com", { api: "s3", service: "s3", region: "us-east-1", bucket: "mfzwi23gnjvgw", multiRegionAccessPoint: true }],
   ])("%s", (host, expected) => {
     expect(resolveEndpoint(host)).toMatchObject(expected);
   });
 
-  it.each(["example.com", "s3.cn-north-1.amazonaws.com.cn.evil.com", "s3.amazonaws.com.cn", "dynamodb.amazonaws.com", "sts.notaregion.amazonaws.com", "lambda.us-east-1.amazonaws.com", "127.0.0.1:8080"])(
+  it.each(["example.com", "s3.cn-north-1.amazonaws.com.cn.evil.com", "s3.amazonaws.com.cn", "dynamodb.amazonaws.com", "sts.notaregion.amazonaws.com", "lambda.us-east-1.amazonaws.com", "127.0.0.1:8080", "a.b.mrap.accesspoint.s3-global.amazonaws.com", "x.mrap.accesspoint.s3-global.amazonaws.com.cn"])(
     "does not serve %s",
     (host) => {
       expect(resolveEndpoint(host)).toBeUndefined();

@@ -16,7 +16,12 @@ export interface Endpoint {
   bucket?: string;
   /** Host without port, lowercase. */
   hostname: string;
+  /** An S3 Multi-Region Access Point: SigV4A only, served here from `region`. */
+  multiRegionAccessPoint?: true;
 }
+
+/** The region the fake serves S3 Multi-Region Access Points from (a region set must cover it). */
+export const MRAP_SERVING_REGION = "us-east-1";
 
 const REGION_RE = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$/;
 
@@ -93,6 +98,13 @@ export function resolveEndpoint(hostHeader: string): Endpoint | undefined {
   const split = splitPartition(hostname);
   if (!split) return undefined;
   const { labels, china } = split;
+  // <alias>.mrap.accesspoint.s3-global.amazonaws.com, or <alias>.accesspoint.s3-global.amazonaws.com:
+  // the alias is the bucket the fake stores under.
+  const mrap = /^([a-z0-9]+(?:\.mrap)?)\.accesspoint\.s3-global$/.exec(labels.join("."));
+  if (mrap && !china) {
+    const alias = (mrap[1] as string).replace(/\.mrap$/, "");
+    return { api: "s3", service: "s3", region: MRAP_SERVING_REGION, protocol: "s3", hostname, bucket: alias, multiRegionAccessPoint: true };
+  }
   const s3 = resolveS3(labels, china, hostname);
   if (s3) return s3;
   const known = REGIONAL_SERVICES[labels[0] as string];

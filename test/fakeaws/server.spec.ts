@@ -18,6 +18,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { Hash } from "@smithy/hash-node";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { SignatureV4a } from "@smithy/signature-v4a";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { checksumBase64 } from "./checksums.js";
 import { awsHttpEndpoint, loopbackRequestHandler } from "./loopbackAgent.js";
@@ -603,5 +604,62 @@ describe("hygiene", () => {
       expect(dump).not.toContain(issued.secretAccessKey);
       expect(dump).not.toContain(issued.sessionToken);
     }
+  });
+});
+
+describe("SigV4A on S3 Multi-Region Access Points (signed by @smithy/signature-v4a, verified from the spec)", () => {
+  const MRAP = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com";
+
+  async function v4aHeaders(opts: { method: string; path: string; headers: Record<string, string>; regionSet?: string; credentials?: typeof REAL }): Promise<Record<string, string>> {
+    const v4a = new SignatureV4a({ service: "s3", region: opts.regionSet ?? "*", credentials: opts.credentials ?? REAL, sha256: Hash.bind(null, "sha256"), uriEscapePath: false, applyChecksum: false });
+    const request = new HttpRequest({ method: opts.method, protocol: "http:", hostname: MRAP, path: opts.path, headers: { host: MRAP, ...opts.headers } });
+    const signed = (await v4a.sign(request, {})) as { headers: Record<string, string> };
+    const out = { ...signed.headers };
+    delete out.host;
+    return out;
+  }
+
+  const put = async (path: string, body: string, over: { regionSet?: string; credentials?: typeof REAL; after?: Record<string, string> } = {}): Promise<RawResponse> => {
+    const headers = await v4aHeaders({ method: "PUT", path, headers: { "x-amz-content-sha256": createHash("sha256").update(body).digest("hex"), "content-length": String(Buffer.byteLength(body)) }, ...over });
+    return sendRaw("PUT", MRAP, path, { ...headers, ...over.after }, [Buffer.from(body)]);
+  };
+
+  beforeAll(() => {
+    fake.s3.createBucket("mfzwi23gnjvgw");
+  });
+
+  it("verifies a SigV4A PutObject signed with the real key, stores it under the alias, and records the algorithm", async () => {
+    const res = await put("/v4a/ok.txt", "sigv4a body");
+    expect(res.status).toBe(200);
+    expect(fake.requests.at(-1)).toMatchObject({ verified: true, algorithm: "AWS4-ECDSA-P256-SHA256", accessKeyId: REAL.accessKeyId, operation: "PutObject" });
+    expect(fake.s3.getObject("mfzwi23gnjvgw", "v4a/ok.txt")?.sha256Hex).toBe(createHash("sha256").update("sigv4a body").digest("hex"));
+  });
+
+  it("refuses a SigV4A signature made with the wrong secret: 403 SignatureDoesNotMatch, with the string to sign", async () => {
+    const res = await put("/v4a/wrong.txt", "x", { credentials: WRONG });
+    expect(res.status).toBe(403);
+    expect(res.body).toContain("<Code>SignatureDoesNotMatch</Code>");
+    expect(res.body).toContain("<StringToSign>AWS4-ECDSA-P256-SHA256\n");
+    expect(fake.requests.at(-1)).toMatchObject({ verified: false, errorCode: "SignatureDoesNotMatch" });
+  });
+
+  it("refuses a signed header changed after signing (the region set)", async () => {
+    const res = await put("/v4a/tampered.txt", "x", { after: { "x-amz-region-set": "us-east-1" } });
+    expect(res.status).toBe(403);
+    expect(fake.requests.at(-1)).toMatchObject({ verified: false, errorCode: "SignatureDoesNotMatch" });
+  });
+
+  it("refuses a region set that does not cover the serving region", async () => {
+    const res = await put("/v4a/elsewhere.txt", "x", { regionSet: "eu-west-1" });
+    expect(res.status).toBe(403);
+    expect(fake.requests.at(-1)?.errorMessage).toBe("The region set 'eu-west-1' does not include the region 'us-east-1' that serves this request.");
+  });
+
+  it("refuses SigV4 on a Multi-Region Access Point: 400 InvalidRequest", async () => {
+    const headers = await signHeaders({ method: "GET", host: MRAP, path: "/v4a/ok.txt", headers: { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" } });
+    const res = await sendRaw("GET", MRAP, "/v4a/ok.txt", headers);
+    expect(res.status).toBe(400);
+    expect(res.body).toContain("<Code>InvalidRequest</Code>");
+    expect(res.body).toContain("Please use AWS4-ECDSA-P256-SHA256");
   });
 });

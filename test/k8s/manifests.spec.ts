@@ -4,10 +4,11 @@
  * address, the TLS mount and the admin port match what envoy.yaml and the countersign CLI expect;
  * the Secrets, ConfigMaps, selectors and probes refer to things that exist; the pinned Envoy
  * (`envoy --mode validate`) accepts the sidecar's Envoy config with the container's own arguments.
- * Both overlays are also built for real, by the pinned kubectl's kustomize (make test installs it).
+ * Every object is read from the real build of its overlay by the pinned kubectl's kustomize
+ * (make test installs it); generated ConfigMaps are checked by their data against the source files.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { basename, dirname, join, relative } from "node:path";
+import { readFileSync } from "node:fs";
+import { basename, dirname, relative } from "node:path";
 import { load } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SERVE_DEFAULTS } from "../../src/cli/serveArgs.js";
@@ -16,19 +17,15 @@ import { checkSemantics } from "../envoy-config/checkSemantics.js";
 import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate } from "../envoy-config/envoyValidate.js";
 import { envoyProblems, formatProblems } from "../envoy-config/validateBootstrap.js";
 import {
-  adminAddress,
   clusterAddresses,
   extProcClusters,
-  findAll,
   isLoopback,
   listeners,
-  mergeBootstrap,
   signingBufferLimits,
   sdsSecretFiles,
   tlsCertificateFiles,
 } from "./envoyFacts.js";
-import { assemble, type Assembled, type Doc, isDoc, kustomizeBuild, loadYamlDocs, repoPath } from "./kustomize.js";
-import { kubectlBinary } from "./tools.js";
+import { assemble, type Built, configMapNamed, findGeneratedConfigMap, generatedConfigMap, isDoc, loadYamlDocs, repoPath, yamlFilesUnder } from "./kustomize.js";
 import {
   allContainers,
   type Container,
@@ -51,7 +48,7 @@ import {
 const ENVOY_YAML = repoPath("envoy", "envoy.yaml");
 const bootstrap: unknown = load(readFileSync(ENVOY_YAML, "utf8"), { filename: ENVOY_YAML });
 const OVERLAYS = ["sidecar", "shared-service"] as const;
-const built: Record<(typeof OVERLAYS)[number], Assembled> = {
+const built: Record<(typeof OVERLAYS)[number], Built> = {
   sidecar: assemble(repoPath("k8s", "sidecar")),
   "shared-service": assemble(repoPath("k8s", "shared-service")),
 };
@@ -66,29 +63,19 @@ const countersignIn: Record<(typeof OVERLAYS)[number], { template: PodTemplate; 
 const envoy = containerNamed(sidecarPod, "envoy");
 const workload = containerNamed(sidecarPod, "workload");
 
-function yamlFilesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return yamlFilesUnder(path);
-    return /\.ya?ml$/.test(entry.name) ? [path] : [];
-  });
-}
-
-/** The generator that makes ConfigMap `name`, wherever it is declared. */
-function generator(assembled: Assembled, name: string) {
-  const found = assembled.generators.find((g) => g.name === name);
-  if (found === undefined) throw new Error(`no configMapGenerator ${name}`);
-  return found;
-}
-
-/** The ConfigMap volume mounted at the directory of `file`, and the generator behind it. */
-function configMapFileSource(assembled: Assembled, pod: PodSpec, container: Container, file: string) {
+/**
+ * The ConfigMap mounted at the directory of `file` in the build, and what the container reads at
+ * `file`: the ConfigMap's key of that name (undefined when it has none).
+ */
+function configMapFileSource(overlay: Built, pod: PodSpec, container: Container, file: string) {
   const mount = mountAt(pod, container, dirname(file));
   const configMap = mount?.volume.configMap?.name;
   if (configMap === undefined) throw new Error(`${container.name}: nothing mounts a ConfigMap at ${dirname(file)}`);
-  const gen = generator(assembled, configMap);
-  return { gen, entry: gen.files.find((f) => f.key === basename(file)) };
+  const gen = configMapNamed(overlay, configMap);
+  return { gen, content: gen.data[basename(file)] };
 }
+
+const readRepoFile = (...parts: string[]): string => readFileSync(repoPath(...parts), "utf8");
 
 /** Seconds countersign may take to stop: drain + shutdown grace, from env or the CLI's defaults. */
 function shutdownSeconds(container: Container): number {
@@ -102,14 +89,11 @@ function argsWithout(container: Container, flag: string): string[] {
   return args.filter((arg, i) => arg !== flag && args[i - 1] !== flag && !arg.startsWith(`${flag}=`));
 }
 
-/** The readiness listener and cluster that the Envoy container merges in with --config-yaml. */
-const readinessFragment: unknown = load(flagValue(envoy, "--config-yaml") ?? "");
-
 describe("k8s/ files", () => {
   it("every YAML file parses, and every object names its apiVersion, kind and metadata.name", () => {
-    // Generator sources (the policy) are data, not objects; the generator tests check them.
-    const generated = new Set(OVERLAYS.flatMap((o) => built[o].generators.flatMap((g) => g.files.map((f) => f.path))));
-    const files = yamlFilesUnder(repoPath("k8s")).filter((f) => !generated.has(f));
+    // Generator sources (the policy) are data, not objects: files whose text a built ConfigMap holds.
+    const generated = new Set(OVERLAYS.flatMap((o) => built[o].resources.filter((d) => d["kind"] === "ConfigMap").flatMap((d) => Object.values(isDoc(d["data"]) ? d["data"] : {}))));
+    const files = yamlFilesUnder(repoPath("k8s")).filter((f) => !generated.has(readFileSync(f, "utf8")));
     expect(files.length).toBeGreaterThan(15);
     for (const file of files) {
       const docs = loadYamlDocs(file);
@@ -122,69 +106,57 @@ describe("k8s/ files", () => {
     }
   });
 
-  it("k8s/README.md gives the exact build command of both overlays", () => {
+  it("k8s/README.md gives the exact apply command of both overlays", () => {
     const readme = readFileSync(repoPath("k8s", "README.md"), "utf8");
-    for (const overlay of OVERLAYS) expect(readme).toContain(`kubectl kustomize --load-restrictor LoadRestrictionsNone k8s/${overlay}`);
-    expect(readme).toContain("kustomize build --load-restrictor LoadRestrictionsNone");
+    for (const overlay of OVERLAYS) expect(readme).toContain(`kubectl apply -k k8s/${overlay}`);
   });
 });
 
-describe("kustomize generators", () => {
-  it("generates the Envoy ConfigMap from envoy/envoy.yaml and its SDS secret file themselves, under their own names", () => {
-    const envoyConfig = generator(built.sidecar, "countersign-envoy");
-    expect(envoyConfig.files).toEqual([
-      { key: "envoy.yaml", path: ENVOY_YAML },
-      { key: "tls-certificate.sds.yaml", path: repoPath("envoy", "tls-certificate.sds.yaml") },
-    ]);
-    expect(envoyConfig.declaredIn).toBe(repoPath("k8s", "base", "kustomization.yaml"));
+describe("kustomize generators (the real build)", () => {
+  it("generates the Envoy ConfigMap in envoy/'s own kustomization from envoy/envoy.yaml and its SDS secret file byte for byte, under their own names", () => {
+    const envoyConfig = generatedConfigMap(assemble(repoPath("envoy")), "countersign-envoy");
+    expect(envoyConfig.data).toEqual({ "envoy.yaml": readRepoFile("envoy", "envoy.yaml"), "tls-certificate.sds.yaml": readRepoFile("envoy", "tls-certificate.sds.yaml") });
+    expect(generatedConfigMap(built.sidecar, "countersign-envoy").data).toEqual(envoyConfig.data);
+  });
+
+  it.each(OVERLAYS)("%s: generates the policy ConfigMap, with a content hash, from k8s/base/policy.yaml byte for byte", (overlay) => {
+    const policy = generatedConfigMap(built[overlay], "countersign-policy");
+    expect(policy.data).toEqual({ "policy.yaml": readRepoFile("k8s", "base", "policy.yaml") });
+    expect(policy.hashSuffix).toBe(true);
   });
 
   it("generates the policy ConfigMap from a valid policy whose body limit equals Envoy's buffer limit", async () => {
-    const [policyFile] = generator(built.sidecar, "countersign-policy").files;
-    const result = await loadPolicyFile(policyFile?.path ?? "");
+    expect(generatedConfigMap(built.sidecar, "countersign-policy").data["policy.yaml"]).toBe(readRepoFile("k8s", "base", "policy.yaml"));
+    const result = await loadPolicyFile(repoPath("k8s", "base", "policy.yaml"));
     if (!result.ok) throw new Error(result.error.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`).join("\n"));
     const limits = signingBufferLimits(bootstrap);
     expect(limits.length).toBeGreaterThan(0);
     for (const limit of limits) expect(limit).toBe(result.policy.limits.maxBufferedBodyBytes);
   });
 
-  it("generates the dashboard ConfigMap from k8s/grafana, labelled for Grafana's sidecar, with a stable name", () => {
-    const dashboard = generator(built.sidecar, "countersign-grafana-dashboard");
-    expect(dashboard.files.map((f) => f.path)).toEqual([repoPath("k8s", "grafana", "countersign-dashboard.json")]);
-    expect(dashboard.labels).toEqual({ grafana_dashboard: "1" });
+  it.each(OVERLAYS)("%s: generates the dashboard ConfigMap from k8s/grafana, labelled for Grafana's sidecar, with a stable name", (overlay) => {
+    const dashboard = generatedConfigMap(built[overlay], "countersign-grafana-dashboard");
+    expect(dashboard.data).toEqual({ "countersign.json": readRepoFile("k8s", "grafana", "countersign-dashboard.json") });
+    expect(dashboard.labels["grafana_dashboard"]).toBe("1");
     expect(dashboard.hashSuffix).toBe(false);
   });
 
   it("the shared-service overlay drops the Envoy ConfigMap, whose countersign is on loopback", () => {
-    expect(built["shared-service"].generators.map((g) => g.name).sort()).toEqual(["countersign-grafana-dashboard", "countersign-policy"]);
+    const configMaps = built["shared-service"].resources.filter((d) => d["kind"] === "ConfigMap").map((d) => metadataOf(d).name);
+    expect(findGeneratedConfigMap(built["shared-service"], "countersign-envoy")).toBeUndefined();
+    expect(configMaps.map((n) => configMapNamed(built["shared-service"], n).name).sort()).toEqual(["countersign-envoy-grafana-dashboard", "countersign-grafana-dashboard", "countersign-policy"]);
+  });
+
+  it.each(OVERLAYS)("%s: puts every object into the overlay's one namespace, which the overlay creates", (overlay) => {
+    const namespaced = built[overlay].resources.filter((d) => d["kind"] !== "Namespace");
+    const namespaces = new Set(namespaced.map((d) => metadataOf(d).namespace));
+    expect(namespaces.size).toBe(1);
+    expect(built[overlay].resources.filter((d) => d["kind"] === "Namespace").map((d) => metadataOf(d).name)).toEqual([...namespaces]);
   });
 
   it.each(OVERLAYS)("%s: sets the countersign image to package.json's version", (overlay) => {
-    const { version } = JSON.parse(readFileSync(repoPath("package.json"), "utf8")) as { version: string };
-    const image = built[overlay].images.find((i) => i.name === "countersign");
-    expect(image?.newTag).toBe(version);
-    expect(countersignIn[overlay].container.image).toBe("countersign");
-  });
-});
-
-describe("kubectl kustomize (the pinned kubectl)", () => {
-  it.each(OVERLAYS)("%s: builds the objects the manifests declare, with envoy.yaml and the policy byte for byte", (overlay) => {
-    const docs = kustomizeBuild(kubectlBinary(), repoPath("k8s", overlay));
-    const expected = built[overlay];
-    const hashed = new Set(expected.generators.filter((g) => g.hashSuffix).map((g) => g.name));
-    const key = (d: Doc): string => {
-      const name = metadataOf(d).name;
-      const generated = d["kind"] === "ConfigMap" ? [...hashed].find((g) => new RegExp(`^${g}-[a-z0-9]{10}$`).test(name)) : undefined;
-      return `${String(d["kind"])}/${generated ?? name}`;
-    };
-    const declared = [...expected.resources.map(key), ...expected.generators.map((g) => `ConfigMap/${g.name}`)];
-    expect(docs.map(key).sort()).toEqual(declared.sort());
-    for (const doc of docs.filter((d) => d["kind"] !== "Namespace")) expect(metadataOf(doc).namespace).toBe(expected.namespace);
-    for (const gen of expected.generators) {
-      const configMap = docs.find((d) => key(d) === `ConfigMap/${gen.name}`);
-      const data = isDoc(configMap?.["data"]) ? configMap["data"] : {};
-      for (const file of gen.files) expect(data[file.key], `${gen.name}/${file.key}`).toBe(readFileSync(file.path, "utf8"));
-    }
+    const { version } = JSON.parse(readRepoFile("package.json")) as { version: string };
+    expect(countersignIn[overlay].container.image).toMatch(new RegExp(`^([a-z0-9.-]+/)*countersign:${version.replace(/\./g, "\\.")}$`));
   });
 });
 
@@ -197,11 +169,9 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     expect(sidecarPod.containers.map((c) => c.name)).toEqual(["workload"]);
   });
 
-  it("declares as Envoy's ports exactly its listeners bound beyond loopback, plus the readiness port", () => {
+  it("declares as Envoy's ports exactly its listeners bound beyond loopback", () => {
     const exposed = listeners(bootstrap).filter((l) => l.socket !== undefined && !isLoopback(l.socket.address));
-    const readiness = listeners(readinessFragment).map((l) => l.socket?.port);
-    expect(exposed.map((l) => l.name)).toEqual(["connect_in"]);
-    expect((envoy.ports ?? []).map((p) => p.containerPort).sort()).toEqual([...exposed.map((l) => l.socket?.port), ...readiness].sort());
+    expect((envoy.ports ?? []).map((p) => p.containerPort).sort()).toEqual(exposed.map((l) => l.socket?.port).sort());
   });
 
   it("points the workload's HTTPS_PROXY and HTTP_PROXY at Envoy's connect_in listener", () => {
@@ -225,9 +195,9 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     const sds = sdsSecretFiles(bootstrap);
     expect(sds.length).toBeGreaterThan(0);
     for (const { path, watchedDirectory } of sds) {
-      const { gen, entry } = configMapFileSource(built.sidecar, sidecarPod, envoy, path);
+      const { gen, content } = configMapFileSource(built.sidecar, sidecarPod, envoy, path);
       expect(gen.name).toBe("countersign-envoy");
-      expect(entry?.path, path).toBe(repoPath("envoy", basename(path)));
+      expect(content, path).toBe(readRepoFile("envoy", basename(path)));
       expect(watchedDirectory).toBe(dirname(path));
       expect(mountAt(sidecarPod, envoy, dirname(path))?.mount.subPath).toBeUndefined();
     }
@@ -248,9 +218,9 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
 
   it("starts Envoy with envoy.yaml from the generated ConfigMap", () => {
     const configPath = flagValue(envoy, "--config-path") ?? "";
-    const { gen, entry } = configMapFileSource(built.sidecar, sidecarPod, envoy, configPath);
+    const { gen, content } = configMapFileSource(built.sidecar, sidecarPod, envoy, configPath);
     expect(gen.name).toBe("countersign-envoy");
-    expect(entry?.path).toBe(ENVOY_YAML);
+    expect(content).toBe(readFileSync(ENVOY_YAML, "utf8"));
   });
 
   describe("the pinned Envoy", () => {
@@ -260,41 +230,22 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     });
     afterAll(() => files.remove());
 
-    it("accepts the generated ConfigMap's envoy.yaml with the container's own arguments (the readiness listener merged by --config-yaml), and the merge keeps countersign's rules", () => {
-      const { entry } = configMapFileSource(built.sidecar, sidecarPod, envoy, flagValue(envoy, "--config-path") ?? "");
+    it("accepts the generated ConfigMap's envoy.yaml with the container's own arguments, which merge nothing into it", () => {
+      const { content } = configMapFileSource(built.sidecar, sidecarPod, envoy, flagValue(envoy, "--config-path") ?? "");
       const args = argsWithout(envoy, "--config-path");
-      expect(args).toContain("--config-yaml");
-      const problems = [
-        ...envoyProblems(envoyValidate(readFileSync(entry?.path ?? "", "utf8"), files, args)),
-        ...checkSemantics(mergeBootstrap(bootstrap, readinessFragment)),
-      ];
+      expect(args.filter((a) => a.startsWith("--config-yaml"))).toEqual([]);
+      const problems = [...envoyProblems(envoyValidate(content ?? "", files, args)), ...checkSemantics(bootstrap)];
       expect(problems, formatProblems(problems)).toEqual([]);
     });
   });
 
-  it("merges a readiness listener that forwards only GET /ready to Envoy's admin address", () => {
-    const added = listeners(readinessFragment);
-    expect(added).toHaveLength(1);
-    expect(listeners(bootstrap).map((l) => l.name)).not.toContain(added[0]?.name);
-    const routes = findAll(readinessFragment, (d) => isDoc(d["match"]) && isDoc(d["route"]));
-    expect(routes.map((r) => r["match"])).toEqual([{ path: "/ready", headers: [{ name: ":method", string_match: { exact: "GET" } }] }]);
-    const cluster = String(isDoc(routes[0]?.["route"]) ? routes[0]["route"]["cluster"] : "");
-    expect(clusterAddresses(readinessFragment, cluster)).toEqual([adminAddress(bootstrap)]);
-    expect(isLoopback(adminAddress(bootstrap)?.address ?? "")).toBe(true);
-    for (const probe of [envoy.startupProbe, envoy.readinessProbe]) {
-      expect(probe?.httpGet?.path).toBe("/ready");
-      expect(resolvePort(envoy, probe?.httpGet?.port)).toBe(added[0]?.socket?.port);
-    }
-  });
-
-  it("gives the workload the CA certificate of the same Secret and nothing else from it", () => {
+  it("gives the workload the CA certificate from the ConfigMap countersign-ca, and no Secret at all", () => {
     const bundle = envValue(workload, "AWS_CA_BUNDLE") ?? "";
     const mount = mountAt(sidecarPod, workload, dirname(bundle));
-    expect(mount?.volume.secret?.secretName).toBe("countersign-tls");
+    expect(mount?.volume.configMap?.name).toBe("countersign-ca");
     expect(projectedKeys(mount?.volume ?? { name: "" })).toEqual([basename(bundle)]);
-    // Across all its mounts, the only Secret key the workload sees is ca.crt.
     const secretVolumes = (workload.volumeMounts ?? []).map((m) => volumeNamed(sidecarPod, m.name)).filter((v) => v.secret !== undefined);
-    expect(secretVolumes.flatMap((v) => projectedKeys(v) ?? ["<every key>"])).toEqual(["ca.crt"]);
+    expect(secretVolumes).toEqual([]);
   });
 
   it("gives the workload placeholder credentials only, and keeps the IRSA identity out of Envoy and the workload", () => {
@@ -313,7 +264,8 @@ describe("the sidecar pod and envoy/envoy.yaml", () => {
     const podMonitor = findOne(built.sidecar.resources, "PodMonitor");
     const spec = podMonitor["spec"] as { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
     expect(selectorMatches(spec.selector.matchLabels, sidecarTemplate.metadata.labels)).toBe(true);
-    expect(spec.podMetricsEndpoints.map((e) => [resolvePort(countersignIn.sidecar.container, e.port), e.path])).toEqual([[admin.port, "/metrics"]]);
+    const countersignEndpoints = spec.podMetricsEndpoints.filter((e) => resolvePort(countersignIn.sidecar.container, e.port) !== undefined);
+    expect(countersignEndpoints.map((e) => [resolvePort(countersignIn.sidecar.container, e.port), e.path])).toEqual([[admin.port, "/metrics"]]);
   });
 });
 
@@ -330,9 +282,9 @@ describe.each(OVERLAYS)("countersign in the %s overlay", (overlay) => {
   });
 
   it("reads its policy from the generated policy ConfigMap", () => {
-    const { gen, entry } = configMapFileSource(built[overlay], pod, container, flagValue(container, "--policy") ?? "");
+    const { gen, content } = configMapFileSource(built[overlay], pod, container, flagValue(container, "--policy") ?? "");
     expect(gen.name).toBe("countersign-policy");
-    expect(entry).toBeDefined();
+    expect(content).toBe(readRepoFile("k8s", "base", "policy.yaml"));
     expect(container.args?.[0]).toBe("serve");
   });
 
@@ -349,18 +301,6 @@ describe.each(OVERLAYS)("countersign in the %s overlay", (overlay) => {
       expect(c.securityContext?.capabilities?.drop, c.name).toEqual(["ALL"]);
       for (const kind of ["requests", "limits"] as const) expect(Object.keys(c.resources?.[kind] ?? {}).sort(), `${c.name} ${kind}`).toEqual(["cpu", "memory"]);
     }
-  });
-
-  it("is selected by the base NetworkPolicy, which admits only Prometheus on the admin port and lets out only DNS and HTTPS", () => {
-    const policy = findOne(built[overlay].resources, "NetworkPolicy", "countersign")["spec"] as {
-      podSelector: { matchLabels: Record<string, string> };
-      ingress: { ports: { port: number; protocol: string }[] }[];
-      egress: { ports: { port: number; protocol: string }[] }[];
-    };
-    expect(selectorMatches(policy.podSelector.matchLabels, template.metadata.labels)).toBe(true);
-    const admin = splitHostPort(flagValue(container, "--admin-listen") ?? "");
-    expect(policy.ingress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`))).toEqual([`TCP/${admin.port}`]);
-    expect(policy.egress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`)).sort()).toEqual(["TCP/443", "TCP/53", "UDP/53"]);
   });
 
   it("takes optional static keys from the countersign-aws-credentials Secret", () => {
@@ -426,7 +366,7 @@ describe("the TLS Secret", () => {
   };
 
   it("is what the example Secret and the cert-manager Certificate produce, with the keys the pod projects", () => {
-    const [example] = loadYamlDocs(repoPath("k8s", "sidecar", "tls-secret.example.yaml"));
+    const example = loadYamlDocs(repoPath("k8s", "sidecar", "tls-secret.example.yaml")).find((d) => d["kind"] === "Secret");
     const mountedKeys = (sidecarPod.volumes ?? []).filter((v) => v.secret?.secretName === "countersign-tls").flatMap((v) => projectedKeys(v) ?? []);
     expect(metadataOf(example ?? {}).name).toBe("countersign-tls");
     expect(Object.keys(isDoc(example?.["stringData"]) ? example["stringData"] : {}).sort()).toEqual([...mountedKeys].sort());
@@ -434,13 +374,13 @@ describe("the TLS Secret", () => {
     expect(built.sidecar.resources.some((d) => d["kind"] === "Secret")).toBe(false);
   });
 
-  it("is issued by cert-manager for host names the policy signs for, by a CA issuer (so the Secret carries ca.crt)", async () => {
+  it("is issued by cert-manager for host names the policy signs for, by a CA ClusterIssuer", async () => {
     const result = await loadPolicyFile(repoPath("k8s", "base", "policy.yaml"));
     if (!result.ok) throw new Error("k8s/base/policy.yaml is invalid");
     const policy = result.policy;
     const unsigned = leaf.dnsNames.filter((name) => matchEndpoint(policy, name.replace(/^\*\./, "bucket."), "https") === undefined);
     expect(unsigned).toEqual([]);
-    const issuer = certManager.find((d) => d["kind"] === "Issuer" && metadataOf(d).name === leaf.issuerRef.name);
+    const issuer = loadYamlDocs(repoPath("k8s", "cert-manager", "cluster-ca.yaml")).find((d) => d["kind"] === "ClusterIssuer" && metadataOf(d).name === leaf.issuerRef.name);
     expect(isDoc(issuer?.["spec"]) && isDoc(issuer["spec"]["ca"])).toBe(true);
   });
 });

@@ -5,8 +5,9 @@
  * (test/k8s/prometheusrule.test.yaml), which prove each alert fires when it should and not when it
  * should not. What promtool cannot know is checked here: that every series, label and label value
  * a query names is one countersign exports (src/admin/metrics.ts, plus prom-client's default process
- * metrics), that each alert has its tests, and that the alerts keep the promises k8s/README.md and
- * the credential refresher's timing make.
+ * metrics), read from the query's syntax tree by Prometheus's own PromQL grammar (test/k8s/promql.ts),
+ * that each alert has its tests, and that the alerts keep the promises k8s/README.md and the
+ * credential refresher's timing make.
  */
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -66,7 +67,9 @@ let catalog: Map<string, MetricInfo>;
 
 beforeAll(async () => {
   const defaults = await defaultProcessMetrics();
-  catalog = seriesNames([...exported, ...defaults, ...recordedSeries(rules)]);
+  // `up`: the series Prometheus itself writes for every scrape target (the alerts on vanished targets).
+  const up: MetricInfo = { name: "up", type: "gauge", labels: [], documentedValues: new Map() };
+  catalog = seriesNames([...exported, ...defaults, ...recordedSeries(rules), up]);
 });
 
 /** The PrometheusRule's spec: a Prometheus rule file (`groups:`) as it is. */
@@ -90,7 +93,7 @@ function promtoolCheckRules(name: string, ruleFile: unknown, lint: "all" | "none
   return runTool(promtoolBinary(), ["check", "rules", `--lint=${lint}`, "--lint-fatal", path]);
 }
 
-/** Grafana's interval variables as durations, so a dashboard query is plain PromQL. */
+/** Grafana's interval variables as durations, so a dashboard query is plain PromQL (other variables appear only inside label values). */
 function grafanaToPromQL(expr: string): string {
   return expr.replace(/\$__rate_interval|\$__interval|\$__range/g, (v) => (v === "$__range" ? "1h" : "1m"));
 }
@@ -110,7 +113,7 @@ function panelsOf(board: unknown): Doc[] {
 function dashboardQueries(board: unknown): Query[] {
   return panelsOf(board).flatMap((panel) => {
     const targets = Array.isArray(panel["targets"]) ? panel["targets"].filter(isDoc) : [];
-    return targets.map((t) => ({ where: `panel "${String(panel["title"])}" ${String(t["refId"])}`, expr: String(t["expr"]) }));
+    return targets.map((t) => ({ where: `panel "${String(panel["title"])}" ${String(t["refId"])}`, expr: grafanaToPromQL(String(t["expr"])) }));
   });
 }
 
@@ -193,7 +196,7 @@ describe("the Grafana dashboard (k8s/grafana/countersign-dashboard.json)", () =>
 
   it("is PromQL promtool accepts (each query checked as a recording rule, Grafana's interval variables as durations)", () => {
     const queries = dashboardQueries(dashboard);
-    const ruleFile = { groups: [{ name: "dashboard", rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: grafanaToPromQL(q.expr) })) }] };
+    const ruleFile = { groups: [{ name: "dashboard", rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: q.expr })) }] };
     const r = promtoolCheckRules("dashboard.rules.yaml", ruleFile, "none");
     const legend = queries.map((q, i) => `dashboard:query_${i} = ${q.where}`).join("\n");
     expect(r.status, `${r.transcript}\n${legend}`).toBe(0);
@@ -284,7 +287,8 @@ describe("the PrometheusRule (k8s/base/prometheusrule.yaml)", () => {
 
   // promtool evaluates expressions, but it cannot say which series, labels and label values an
   // expression names, nor what countersign exports; a misspelt name just selects nothing. So the
-  // names are read from the expressions (test/k8s/promql.ts) and looked up in the catalogue.
+  // selectors are read from each expression's syntax tree (Prometheus's PromQL grammar,
+  // test/k8s/promql.ts) and looked up in the catalogue.
   it("queries only exported series or its own recording rules, with their labels and label values", () => {
     expect(ruleQueries(rules).flatMap(problemsOf)).toEqual([]);
   });
@@ -302,7 +306,9 @@ describe("the PrometheusRule (k8s/base/prometheusrule.yaml)", () => {
       "CountersignPolicyReloadFailed",
       "CountersignRefusalRateHigh",
       "CountersignRefusalRateJump",
+      "CountersignScrapeFailing",
       "CountersignSigningSlow",
+      "CountersignTargetsAbsent",
     ]);
     for (const a of alerts) {
       expect(["critical", "warning", "info"], a.alert).toContain(a.labels?.["severity"]);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { durationSeconds, groupingLabelsIn, metricNamesIn, selectorsIn } from "./promql.js";
+import { durationSeconds, groupingLabelsIn, metricNamesIn, parsePromQL, selectorsIn } from "./promql.js";
 
-describe("metricNamesIn", () => {
+describe("metricNamesIn (Prometheus's PromQL grammar)", () => {
   it("returns the series names and skips functions, groupings, ranges and matchers", () => {
-    const expr = 'histogram_quantile(0.99, sum by (le, payload_mode) (rate(countersign_signing_duration_seconds_bucket{pod=~"$pod"}[$__rate_interval])))';
+    const expr = 'histogram_quantile(0.99, sum by (le, payload_mode) (rate(countersign_signing_duration_seconds_bucket{pod=~"$pod"}[5m])))';
     expect(metricNamesIn(expr)).toEqual(["countersign_signing_duration_seconds_bucket"]);
   });
 
@@ -12,29 +12,36 @@ describe("metricNamesIn", () => {
     expect(metricNamesIn(expr)).toEqual(["a:b:ratio", "c_total", "d_seconds", "e"]);
   });
 
-  it("ignores words inside strings and Grafana variables", () => {
-    expect(metricNamesIn('time() - max by (pod) (x{a="not_a_metric"}) + $var')).toEqual(["x"]);
+  it("ignores words inside strings and reads a name given as a __name__ matcher", () => {
+    expect(metricNamesIn('time() - max by (pod) (x{a="not_a_metric"}) + {__name__="y", b="c"}')).toEqual(["x", "y"]);
+  });
+
+  it("rejects what is not PromQL, saying where", () => {
+    expect(() => metricNamesIn("sum(rate(x[$__rate_interval]))")).toThrow(/^not PromQL at offset \d+: sum\(rate\(x\[/);
+    expect(() => parsePromQL("a +")).toThrow(/not PromQL/);
   });
 });
 
 describe("selectorsIn", () => {
-  it("returns each selector's label matchers with their operators", () => {
-    expect(selectorsIn('rate(m_total{decision="refused", code!="CANCELLED", pod=~"$pod"}[5m])')).toEqual([
+  it("returns each selector's label matchers with their operators and unescaped values", () => {
+    expect(selectorsIn('rate(m_total{decision="refused", code!="CANCELLED", pod=~"$pod", x!~"a\\"b"}[5m]) / n')).toEqual([
       {
         metric: "m_total",
         matchers: [
           { label: "decision", op: "=", value: "refused" },
           { label: "code", op: "!=", value: "CANCELLED" },
           { label: "pod", op: "=~", value: "$pod" },
+          { label: "x", op: "!~", value: 'a"b' },
         ],
       },
+      { metric: "n", matchers: [] },
     ]);
   });
 });
 
 describe("groupingLabelsIn", () => {
-  it("collects labels of by, without and on clauses", () => {
-    expect(groupingLabelsIn("sum by (namespace, pod) (a) and on (instance) sum without (le) (b)")).toEqual(["namespace", "pod", "instance", "le"]);
+  it("collects labels of by, without, on and group_left clauses", () => {
+    expect(groupingLabelsIn("sum by (namespace, pod) (a) and on (instance) sum without (le) (b) * on (pod) group_left (node) c")).toEqual(["namespace", "pod", "instance", "le", "node"]);
   });
 });
 

@@ -1,13 +1,16 @@
 /**
- * Just enough PromQL reading to check dashboards and alerts against the metrics countersign
- * exports: which series names an expression selects, with which label matchers, and which labels
- * it groups by. The real promtool checks that every expression is valid PromQL and runs the rules'
- * unit tests (monitoring.spec.ts), but it has no command that lists the series, matchers and
- * groupings of an expression, and it does not know countersign's metric catalogue: an unknown name
- * is valid PromQL that selects nothing. This reading fills that gap only. Not a parser: it relies
- * on the expressions being well formed (promtool checks that first) and on label values holding no
- * braces.
+ * What a PromQL expression selects, read from its syntax tree as Prometheus's own PromQL grammar
+ * builds it (@prometheus-io/lezer-promql, the parser of the Prometheus web UI, published from the
+ * prometheus/prometheus repository): the series names, their label matchers, and the labels it
+ * groups by. promtool checks that each expression is valid PromQL and runs the rules' unit tests
+ * (monitoring.spec.ts), but it has no command that lists an expression's selectors, and it does not
+ * know countersign's metric catalogue: an unknown name is valid PromQL that selects nothing. Listing
+ * the selectors is all this module does; an expression the grammar cannot parse is an error.
  */
+import { parser } from "@prometheus-io/lezer-promql";
+
+type Tree = ReturnType<typeof parser.parse>;
+type SyntaxNode = Tree["topNode"];
 
 export interface LabelMatcher {
   readonly label: string;
@@ -16,68 +19,73 @@ export interface LabelMatcher {
 }
 
 export interface Selector {
+  /** The series name: the identifier, or the value of a `__name__="..."` matcher; "" when neither. */
   readonly metric: string;
   readonly matchers: readonly LabelMatcher[];
 }
 
-/** Words that look like series names but are PromQL keywords. */
-const KEYWORDS = new Set([
-  "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-  "offset", "atan2", "inf", "nan",
-]);
+/** The syntax tree of `expr`; throws, naming the place, when the grammar finds an error in it. */
+export function parsePromQL(expr: string): Tree {
+  const tree = parser.parse(expr);
+  let error: number | undefined;
+  tree.iterate({
+    enter(node) {
+      if (node.type.isError) error ??= node.from;
+    },
+  });
+  if (error !== undefined) throw new Error(`not PromQL at offset ${error}: ${expr.slice(0, error)} ⟨here⟩ ${expr.slice(error)}`);
+  return tree;
+}
 
-const STRING_LITERAL = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g;
-const GROUPING = /\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g;
-const IDENTIFIER = /[A-Za-z_:][A-Za-z0-9_:]*/g;
-const MATCHER = /([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"/g;
+function nodesNamed(expr: string, name: string): SyntaxNode[] {
+  const found: SyntaxNode[] = [];
+  parsePromQL(expr).iterate({
+    enter(node) {
+      if (node.name === name) found.push(node.node);
+    },
+  });
+  return found;
+}
+
+/** The text of a PromQL string literal ("...", '...' or `...`). */
+function stringValue(literal: string): string {
+  if (literal.startsWith("`")) return literal.slice(1, -1);
+  const quote = literal[0] ?? '"';
+  return literal.slice(1, -1).replace(/\\(.)/g, (_, c: string) => (c === quote || c === "\\" ? c : `\\${c}`));
+}
+
+function matcherOf(expr: string, node: SyntaxNode): LabelMatcher {
+  const text = (n: SyntaxNode | null): string => (n === null ? "" : expr.slice(n.from, n.to));
+  return {
+    label: text(node.getChild("LabelName") ?? node.getChild("QuotedLabelName")).replace(/^"(.*)"$/, "$1"),
+    op: text(node.getChild("MatchOp")) as LabelMatcher["op"],
+    value: stringValue(text(node.getChild("StringLiteral"))),
+  };
+}
+
+/** Every vector selector of the expression (those of range selectors included), in order of appearance. */
+export function selectorsIn(expr: string): Selector[] {
+  return nodesNamed(expr, "VectorSelector").map((selector) => {
+    const identifier = selector.getChild("Identifier");
+    const matcherNodes = selector.getChild("LabelMatchers")?.getChildren("UnquotedLabelMatcher") ?? [];
+    const matchers = matcherNodes.map((m) => matcherOf(expr, m));
+    const metric = identifier !== null ? expr.slice(identifier.from, identifier.to) : (matchers.find((m) => m.label === "__name__" && m.op === "=")?.value ?? "");
+    return { metric, matchers: matchers.filter((m) => m.label !== "__name__") };
+  });
+}
 
 /** Every series name the expression selects, in order of appearance, without duplicates. */
 export function metricNamesIn(expr: string): string[] {
-  const bare = expr
-    .replace(STRING_LITERAL, '""')
-    .replace(/\{[^}]*\}/g, " ")
-    .replace(/\[[^\]]*\]/g, " ")
-    .replace(GROUPING, " ");
-  const names: string[] = [];
-  for (const match of bare.matchAll(IDENTIFIER)) {
-    const word = match[0];
-    const start = match.index;
-    const before = start > 0 ? bare[start - 1] : "";
-    if (before !== undefined && /[0-9.$]/.test(before)) continue; // 1e3, 5m, $variable
-    if (/^\s*\(/.test(bare.slice(start + word.length))) continue; // a function call
-    if (KEYWORDS.has(word)) continue;
-    if (!names.includes(word)) names.push(word);
-  }
-  return names;
-}
-
-/** Every `name{matchers}` in the expression. A name without braces has no matchers and is left out. */
-export function selectorsIn(expr: string): Selector[] {
-  const selectors: Selector[] = [];
-  for (const match of expr.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}/g)) {
-    const matchers = [...(match[2] ?? "").matchAll(MATCHER)].map((m) => ({
-      label: m[1] ?? "",
-      op: (m[2] ?? "=") as LabelMatcher["op"],
-      value: m[3] ?? "",
-    }));
-    selectors.push({ metric: match[1] ?? "", matchers });
-  }
-  return selectors;
+  return [...new Set(selectorsIn(expr).map((s) => s.metric).filter((m) => m !== ""))];
 }
 
 /** Labels named in by (...), without (...), on (...), ignoring (...) and group_left/right (...). */
 export function groupingLabelsIn(expr: string): string[] {
-  const labels = new Set<string>();
-  for (const match of expr.replace(STRING_LITERAL, '""').matchAll(GROUPING)) {
-    for (const label of (match[1] ?? "").split(",")) {
-      const trimmed = label.trim();
-      if (trimmed !== "") labels.add(trimmed);
-    }
-  }
-  return [...labels];
+  const labels = nodesNamed(expr, "GroupingLabels").flatMap((g) => g.getChildren("LabelName").map((l) => expr.slice(l.from, l.to)));
+  return [...new Set(labels)];
 }
 
-/** Seconds in a Prometheus duration such as 90s, 6m, 1h30m or 1d. */
+/** Seconds in a Prometheus duration such as 90s, 6m, 1h30m or 1d (a rule's `for`, which promtool has checked). */
 export function durationSeconds(duration: string): number {
   const units: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
   const parts = [...duration.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)];

@@ -113,7 +113,7 @@ describe("countersign serve reloads its policy file", () => {
     writeFileSync(file, invalid);
     const refused = await cs.waitForRecord(refusedReload);
     expect(refused).toMatchObject({ level: "error", trigger: "file change", keptSha256: hash16(P_ONE_TWO) });
-    expect(refused.errors).toEqual([`${file}:${lineNo}:${col}: unknown credential_signing "sigv5" (expected sigv4, sigv4:body or sigv4:no_body)`]);
+    expect(refused.errors).toEqual([`${file}:${lineNo}:${col}: unknown credential_signing "sigv5" (expected sigv4, sigv4:body, sigv4:no_body or sigv4a)`]);
 
     expect([outcome(await put(client, ONE)), outcome(await put(client, TWO))]).toEqual(["A", "A"]);
     const m = await scrape(cs.adminUrl);

@@ -11,7 +11,8 @@ import { runGrpcStream } from "../fuzz/support/grpcRun.js";
 import { header, requestBodyMessage, requestHeadersMessage, toWire } from "../fuzz/support/messages.js";
 import { headersSet, modeOverride, refusalBody, refusalDetails, refusalStatus, responseKinds } from "../fuzz/support/oracle.js";
 import { connectExtProc } from "../support/extProcClient.js";
-import { metricValue, rssBytes, scrapeMetrics, waitFor } from "./support/admin.js";
+import { until } from "../support/eventually.js";
+import { metricValue, rssBytes, scrapeMetrics } from "./support/admin.js";
 import { SECURITY_MAX_BUFFERED_BODY_BYTES, SECURITY_POLICY } from "./support/fixtures.js";
 import { bufferedPut, chunkSignedPut, framedChunk, serveWithPolicy, unsignedPayloadGet, type ServedPolicy } from "./support/serveFixture.js";
 
@@ -37,7 +38,7 @@ async function streamsActive(): Promise<number | undefined> {
 async function expectHealthyAndDrained(): Promise<void> {
   expect(served.serve.proc.exitCode).toBeNull();
   expect((await fetch(`${served.serve.adminUrl}/healthz`)).status).toBe(200);
-  await waitFor(async () => (await streamsActive()) === 0, 5_000, "countersign_extproc_streams_active to return to 0");
+  await until(async () => (await streamsActive()) === 0, "countersign_extproc_streams_active to return to 0", { timeoutMs: 5_000 });
 }
 
 describe("size limits", () => {
@@ -203,10 +204,14 @@ describe("overload", () => {
       expect(metricValue(m, "countersign_requests_total", { decision: "refused", reason: "overloaded" })).toBe(1);
 
       (held.shift() as ReturnType<typeof c.Process>).cancel();
-      await waitFor(async () => {
-        const r = await runGrpcStream(c, [{ msg: requestHeadersMessage(unsignedPayloadGet(), true) }]);
-        return headersSet(r.responses[0]).get("authorization")?.startsWith("AWS4-HMAC-SHA256 ") === true;
-      }, 5_000, "a stream to be admitted after one closed");
+      await until(
+        async () => {
+          const r = await runGrpcStream(c, [{ msg: requestHeadersMessage(unsignedPayloadGet(), true) }]);
+          return headersSet(r.responses[0]).get("authorization")?.startsWith("AWS4-HMAC-SHA256 ") === true;
+        },
+        "a stream to be admitted after one closed",
+        { timeoutMs: 5_000 },
+      );
     } finally {
       for (const call of held) call.cancel();
       c.close();
@@ -228,9 +233,9 @@ describe("overload", () => {
         const got: ProcessingResponse__Output[] = [];
         call.on("data", (r: ProcessingResponse__Output) => got.push(r));
         call.write(toWire(requestHeadersMessage(chunkSignedPut(200_000), false)));
-        await waitFor(async () => got.length === 1, 5_000, "the headers answer");
+        await until(async () => got.length === 1, "the headers answer", { timeoutMs: 5_000 });
         call.write(toWire(requestBodyMessage(framedChunk(Buffer.alloc(200_000, 0x61)).subarray(0, 100_100), false)));
-        await waitFor(async () => got.length === 2, 5_000, "the body answer");
+        await until(async () => got.length === 2, "the body answer", { timeoutMs: 5_000 });
         answers.push(got[1]);
         calls.push(call);
       }
@@ -238,7 +243,7 @@ describe("overload", () => {
       expect(refusalBody(answers[2])).toContain("does not fit under its 262144-byte limit (--max-held-bytes)");
       expect(metricValue(await scrapeMetrics(small.serve.adminUrl), "countersign_body_bytes_held")).toBeGreaterThan(190_000);
       for (const call of calls) call.cancel();
-      await waitFor(async () => metricValue(await scrapeMetrics(small.serve.adminUrl), "countersign_body_bytes_held") === 0, 5_000, "held bytes to return to 0");
+      await until(async () => metricValue(await scrapeMetrics(small.serve.adminUrl), "countersign_body_bytes_held") === 0, "held bytes to return to 0", { timeoutMs: 5_000 });
       // A buffered body that fits is signed again.
       const ok = await runGrpcStream(c, [
         { msg: requestHeadersMessage(bufferedPut(undefined), false) },

@@ -14,10 +14,10 @@
  * signature countersign computed for this proxy's URL.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import type { FakeAws } from "../fakeaws/server.js";
 import { startStsGateway, type StsGateway } from "../ops/support/stsGateway.js";
 import type { StaticKey } from "../ops/support/policyText.js";
+import { listenOnLoopback } from "../support/freePort.js";
 
 export interface ShortLivedSts {
   /** `http://127.0.0.1:<port>`, the policy's sts_endpoint. */
@@ -81,11 +81,7 @@ export async function startShortLivedSts(opts: { fake: FakeAws; source: StaticKe
       if (!res.headersSent) res.writeHead(500).end("sts proxy failure");
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     issued,

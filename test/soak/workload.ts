@@ -206,7 +206,7 @@ function refused(n: number, key: string): Planned {
       return {
         mode,
         request: request("PUT", key, basicHeaders([], [["x-amz-content-sha256", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"], ["content-encoding", "aws-chunked"], ["content-length", String(small.length)], ["x-amz-decoded-content-length", "3"]]), small),
-        expect: { kind: "refused", status: 400, code: "SigV4aNotSupported", why: "SigV4a chunk signing" },
+        expect: { kind: "refused", status: 400, code: "SigV4aNotEnabled", why: "SigV4A chunk signing on a SigV4 endpoint" },
       };
     case 3:
       return {

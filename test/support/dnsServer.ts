@@ -16,6 +16,7 @@ export interface DnsServer {
   readonly port: number;
   /** Every question seen, as "TYPE name" (e.g. "A my-bucket.s3.eu-west-1.amazonaws.com"). */
   readonly queries: string[];
+  /** Stops answering (a second call does nothing). */
   close(): Promise<void>;
 }
 
@@ -78,10 +79,14 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   });
   const port = udp.address().port;
 
+  let closed = false;
   return {
     port,
     queries,
+    // Once: a test may take the server away (a resolver outage) before the stack closes it.
     close: async () => {
+      if (closed) return;
+      closed = true;
       await new Promise<void>((resolve) => udp.close(() => resolve()));
     },
   };

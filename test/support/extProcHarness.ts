@@ -26,8 +26,8 @@ export function inProcessContext(
     policy,
     credentials: (profile) =>
       credentials && policy.credentials.has(profile)
-        ? { usable: true, credentials }
-        : { usable: false, cause: "unavailable", reason: `no credentials for "${profile}" in this test` },
+        ? { ok: true, credentials }
+        : { ok: false, error: { cause: "unavailable", message: `no credentials for "${profile}" in this test` } },
   };
   return {
     decisions,

@@ -4,7 +4,6 @@
  */
 import type { Credentials } from "../../sigv4/types.js";
 import type { CredentialLogger, CredentialProfile, RefreshEvent } from "../types.js";
-import { until as untilHolds } from "../../../test/support/eventually.js";
 
 const realSetTimeout = globalThis.setTimeout;
 
@@ -61,12 +60,7 @@ export function createAudit(): Audit {
 export function observeProfile(audit: Audit, profile: CredentialProfile): void {
   audit.observe(JSON.stringify(profile.status()));
   const state = profile.current();
-  if (!state.usable) audit.observe(state.reason);
-}
-
-/** Waits (in real time, a millisecond per turn) until `condition` holds: the one loop in test/support. */
-export function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  return untilHolds(condition, what, { timeoutMs, everyMs: 1 });
+  if (!state.ok) audit.observe(state.error.message);
 }
 
 /** Sleeps in real time, whatever timers the test has faked. */

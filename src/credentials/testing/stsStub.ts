@@ -7,9 +7,6 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
-/** Captured at import, so a test's fake timers cannot hold up the stub's own delays. */
-const realSetTimeout = globalThis.setTimeout;
-
 export interface IssuedSet {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
@@ -26,7 +23,8 @@ export interface StsRequest {
 }
 
 export type StsReply =
-  | { readonly kind: "credentials"; readonly expiresInSeconds: number; readonly delayMs?: number }
+  /** `heldUntil`: the answer is sent only once it resolves (the request itself is recorded at once). */
+  | { readonly kind: "credentials"; readonly expiresInSeconds: number; readonly heldUntil?: Promise<void> }
   | { readonly kind: "error"; readonly status: number; readonly code: string; readonly message: string }
   | { readonly kind: "raw"; readonly status: number; readonly body: string }
   | { readonly kind: "hang" };
@@ -89,7 +87,7 @@ export async function startStsStub(): Promise<StsStub> {
         const send = (): void => {
           res.writeHead(200, { "content-type": "text/xml" }).end(credentialsXml(request.action, set));
         };
-        if (reply.delayMs) realSetTimeout(send, reply.delayMs);
+        if (reply.heldUntil) void reply.heldUntil.then(send);
         else send();
         return;
       }

@@ -5,7 +5,6 @@
 import { fileURLToPath } from "node:url";
 import type { HeaderValueOption } from "../../../protos/generated/envoy/config/core/v3/HeaderValueOption.js";
 import type { ProcessingRequest__Output } from "../../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
-import { until as untilHolds } from "../../support/eventually.js";
 import { type EmulatorConfig, type EmulatorConfigOverrides, loadEmulatorConfig, withOverrides } from "../config.js";
 import { type Emulator, startEnvoyEmulator } from "../emulator.js";
 import type { FakeExtProc } from "./fakeExtProc.js";
@@ -49,9 +48,4 @@ export function bodyOf(message: ProcessingRequest__Output | undefined): { body: 
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls every 5 ms until `predicate` holds (tests wait for an observable step, not for a fixed time). */
-export function until(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  return untilHolds(predicate, "an emulator step", { timeoutMs, everyMs: 5 });
 }

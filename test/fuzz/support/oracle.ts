@@ -291,6 +291,17 @@ export interface TranscriptEntry {
   readonly response: unknown;
 }
 
+/** responseProblems over a whole stream, each prefixed with its message's index; tracks the STREAMED switch itself. */
+export function transcriptProblems(transcript: readonly TranscriptEntry[]): string[] {
+  let streamed = false;
+  const problems: string[] = [];
+  for (const [i, e] of transcript.entries()) {
+    problems.push(...responseProblems(e.kind, e.response, streamed).map((p) => `message ${i}: ${p}`));
+    if (e.kind === "request_headers" && modeOverride(e.response)?.request === "STREAMED") streamed = true;
+  }
+  return problems;
+}
+
 /**
  * Security invariants over one stream:
  * - a signature is only set when the first request head's :authority is allowed by the policy;

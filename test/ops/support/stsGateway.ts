@@ -13,13 +13,13 @@
  * released, so a test can keep a refresh in flight for as long as it likes.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { Hash } from "@smithy/hash-node";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { authenticate, type FakeAwsAccount } from "../../fakeaws/auth.js";
 import type { Endpoint } from "../../fakeaws/hosts.js";
 import { sha256Hex } from "./requests.js";
+import { listenOnLoopback } from "../../support/freePort.js";
 
 export interface GatewayCall {
   readonly action: string;
@@ -156,11 +156,7 @@ export async function startStsGateway(opts: StsGatewayOptions): Promise<StsGatew
       waiting -= 1;
     }
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     calls,

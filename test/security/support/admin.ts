@@ -1,9 +1,8 @@
 /**
- * Reading a running countersign from the outside: its /metrics text, its resident memory
- * (/proc/<pid>/status), and polling until a condition holds.
+ * Reading a running countersign from the outside: its /metrics text and its resident memory
+ * (/proc/<pid>/status). To wait until a condition holds, use test/support/eventually.ts.
  */
 import { readFileSync } from "node:fs";
-import { until } from "../../support/eventually.js";
 
 export async function scrapeMetrics(adminUrl: string): Promise<string> {
   const res = await fetch(`${adminUrl}/metrics`);
@@ -32,12 +31,4 @@ export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
   if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(m[1]) * 1024;
-}
-
-/**
- * Polls `check` every 50 ms until it returns true; throws after `timeoutMs`. The one loop is
- * test/support/eventually.ts's `until`; this keeps the argument order limits.spec.ts calls it with.
- */
-export function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  return until(check, what, { timeoutMs });
 }

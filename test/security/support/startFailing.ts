@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import net from "node:net";
+import { listenOnLoopback } from "../../support/freePort.js";
 import { CLI } from "../../support/startServe.js";
 
 export interface FailedStart {
@@ -32,11 +33,7 @@ export function runServeToExit(args: readonly string[], env: NodeJS.ProcessEnv, 
 /** A listening TCP server on 127.0.0.1 (an ephemeral port): the "someone else has this port". */
 export async function holdPort(): Promise<{ port: number; release(): Promise<void> }> {
   const server = net.createServer((s) => s.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenOnLoopback(server);
   return { port, release: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
