@@ -8,11 +8,13 @@
 #
 # Runs as uid 65532 and writes nothing to disk, so it works with readOnlyRootFilesystem.
 # The ready policies are in the image under /app/policies.
+# Node 24 LTS, the exact release pinned as NODE24_VERSION in scripts/tool-versions.env, on which CI
+# runs the whole test suite a second time (make test-node24); change both together.
 
 # ---- build: compile TypeScript (generates the ext_proc proto types first) ----
 # tsconfig.build.json compiles src/ without its specs and test doubles (which .dockerignore also
 # leaves out of the context), so dist/ holds only what runs.
-FROM node:20-bookworm-slim AS build
+FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -23,13 +25,13 @@ COPY policies ./policies
 RUN npm run build
 
 # ---- deps: production node_modules only ----
-FROM node:20-bookworm-slim AS deps
+FROM node:24.21.0-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # ---- runtime ----
-FROM node:20-bookworm-slim AS runtime
+FROM node:24.21.0-bookworm-slim AS runtime
 # npm, npx, corepack and yarn are not needed to run: leave them out of the final image.
 RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
       /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-* \

@@ -6,10 +6,12 @@ BUILD_STAMP := dist/.built
 ENVOY := .venv/bin/envoy
 # Real kubectl (kustomize built in), pinned in scripts/tool-versions.env, in .tools/bin (scripts/install-kubectl.sh).
 KUBECTL := .tools/bin/kubectl
+# Node 24 LTS, pinned in scripts/tool-versions.env, in .tools/node24 (scripts/install-node24.sh), for test-node24.
+NODE24_BIN := .tools/node24/node_modules/node/bin
 # The Kubernetes schema validator, the released CRDs and hadolint, pinned in scripts/tool-versions.env (scripts/install-validators.sh).
 VALIDATORS := .tools/validators.versions
 
-.PHONY: help setup system-deps envoy kubectl validators build test lint run demo bench fuzz soak clean
+.PHONY: help setup system-deps envoy kubectl node24 validators build test test-node24 lint run demo bench fuzz soak clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,6 +31,12 @@ $(KUBECTL): scripts/tool-versions.env scripts/install-kubectl.sh
 	@touch $@
 
 kubectl: $(KUBECTL) ## install the pinned kubectl (scripts/tool-versions.env) into .tools/bin
+
+$(NODE24_BIN)/node: scripts/tool-versions.env scripts/install-node24.sh
+	@bash scripts/install-node24.sh
+	@touch $@
+
+node24: $(NODE24_BIN)/node ## install the pinned Node 24 (scripts/tool-versions.env) into .tools/node24
 
 $(VALIDATORS): scripts/tool-versions.env scripts/install-validators.sh
 	@bash scripts/install-validators.sh
@@ -52,6 +60,11 @@ system-deps: ## boto3, the AWS CLI and promtool from Debian, for the tests (fail
 
 test: system-deps $(ENVOY) $(KUBECTL) $(VALIDATORS) build lint ## unit, integration and end-to-end tests (the README's test command)
 	npx vitest run
+
+# The same suite on Node 24 (the image's runtime): that node first on PATH, so vitest, its workers and
+# every process a test spawns with process.execPath run on it; test/node/runtime.spec.ts checks they do.
+test-node24: system-deps $(ENVOY) $(KUBECTL) $(VALIDATORS) $(NODE24_BIN)/node build ## the test suite again on the pinned Node 24 (CI runs it after make test)
+	PATH="$(CURDIR)/$(NODE24_BIN):$$PATH" COUNTERSIGN_EXPECT_NODE_MAJOR=24 npx vitest run
 
 run: build ## serve with policies/aws.yaml (set COUNTERSIGN_AWS_* first)
 	node dist/src/cli.js serve --policy $${COUNTERSIGN_POLICY:-policies/aws.yaml}

@@ -31,7 +31,12 @@ function snapshotOf(policy: Policy, profiles: ReadonlyMap<string, CredentialProf
     policy,
     profiles,
     credentials(name: string) {
-      return profiles.get(name)?.current() ?? { ok: false as const, error: `no credentials entry "${name}" in the policy` };
+      return (
+        profiles.get(name)?.current() ?? {
+          ok: false as const,
+          error: { cause: "unavailable" as const, message: `no credentials entry "${name}" in the policy` },
+        }
+      );
     },
   });
 }
@@ -56,12 +61,18 @@ export async function buildRuntime(
   return { runtime: snapshotOf(policy, profiles), retired: previous ? [...previous.profiles.values()] : [] };
 }
 
-/** Why the runtime cannot sign yet: one line per profile in use without credentials. */
+/**
+ * Why the runtime cannot start serving: one line per profile in use that has never obtained
+ * credentials. A profile that had a set and lost it (expired, STS down) does not count: that is
+ * answered with 503s and counted, not by /readyz (src/admin/readiness.ts).
+ */
 export function notReadyReasons(runtime: Runtime): string[] {
   const reasons: string[] = [];
   for (const name of profilesInUse(runtime.policy)) {
+    const profile = runtime.profiles.get(name);
+    if (profile !== undefined && profile.status().refreshSuccesses > 0) continue;
     const state = runtime.credentials(name);
-    if (!state.ok) reasons.push(`credentials "${name}": ${state.error}`);
+    reasons.push(`credentials "${name}": ${state.ok ? "not obtained yet" : state.error.message}`);
   }
   return reasons;
 }

@@ -5,6 +5,7 @@
  */
 import * as grpcJs from "@grpc/grpc-js";
 import { startAdminServer, type AdminServer } from "./admin/adminServer.js";
+import { logDecision } from "./admin/decisionLog.js";
 import { createLogger, type Logger, type LogLevel } from "./admin/logger.js";
 import { Metrics } from "./admin/metrics.js";
 import { Readiness } from "./admin/readiness.js";
@@ -124,23 +125,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const readiness = new Readiness(() => notReadyReasons(runtime));
   const onDecision = (e: DecisionEvent): void => {
     metrics.recordDecision(e);
-    const level = e.decision === "refused" ? "warn" : "info";
-    if (!logger.isLevelEnabled(level)) return;
-    const line = {
-      requestId: e.requestId,
-      method: e.method,
-      host: e.host,
-      service: e.service,
-      region: e.region,
-      payloadMode: e.payloadMode,
-      profile: e.profile,
-      decision: e.decision,
-      reason: e.reason,
-      status: e.status,
-      durationMs: Math.round(e.signingSeconds * 1e6) / 1e3,
-      clientKeyId: e.clientKeyId,
-    };
-    logger[level](line, e.decision);
+    logDecision(logger, e);
   };
 
   const admission = new Admission(opts.admission ?? DEFAULT_ADMISSION_LIMITS);

@@ -10,6 +10,7 @@
  */
 import client from "prom-client";
 import type { RefreshEvent } from "../credentials/index.js";
+import { CREDENTIAL_REFUSAL_CAUSES } from "../credentials/types.js";
 import type { DecisionEvent } from "../extproc/context.js";
 import type { StreamObserver } from "../extproc/server.js";
 import type { MetricsSource } from "./adminServer.js";
@@ -153,6 +154,12 @@ export class Metrics implements StreamObserver {
     labelNames: ["profile", "result"] as const,
     registers: [this.registry],
   });
+  private readonly credentialRefusals = new client.Counter({
+    name: "countersign_credentials_refusals_total",
+    help: "Requests refused with 503 because their profile had no credentials to sign with, by reason: expiry_margin (the set expires within expiry_margin_seconds), expired, unavailable (none obtained).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   private readonly credentialRefreshSeconds = new client.Histogram({
     name: "countersign_credential_refresh_duration_seconds",
     help: "Latency of credential fetches and refreshes, by profile.",
@@ -191,6 +198,7 @@ export class Metrics implements StreamObserver {
     // Every result is exported at 0 from the start: Prometheus's increase() sees nothing in a series
     // whose first sample is already 1, so the alert on rejected reloads would miss the first one.
     for (const result of POLICY_RELOAD_RESULTS) this.policyReloads.inc({ result }, 0);
+    for (const reason of CREDENTIAL_REFUSAL_CAUSES) this.credentialRefusals.inc({ reason }, 0);
   }
 
   /** Names, once, the state the gauges read at every scrape. */
@@ -230,6 +238,7 @@ export class Metrics implements StreamObserver {
     latency.observe(e.signingSeconds);
     if (e.bytesHashed > 0) this.bytesHashed.inc(e.bytesHashed);
     if (e.chunksResigned > 0) this.chunksResigned.inc(e.chunksResigned);
+    if (e.credentialsRefusal !== undefined) this.credentialRefusals.inc({ reason: e.credentialsRefusal });
   }
 
   streamOpened(): void {

@@ -14,6 +14,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { asksForHelp, EXIT } from "../cli/usageError.js";
 import { formatPolicyError, loadPolicyFile } from "../policy/index.js";
 import { type CertificateAuthority, createCa, createLeaf, DEFAULT_LEAF_DAYS, type IssuedCertificate, loadCa } from "./certificates.js";
 import { planSans } from "./sansForHostPatterns.js";
@@ -22,8 +23,15 @@ import { planSans } from "./sansForHostPatterns.js";
 export const LARGE_CERTIFICATE_BYTES = 24 * 1024;
 const MAX_DAYS = 3650;
 
-const USAGE = `usage: countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]
+export const CERTS_USAGE = `usage: countersign certs --policy FILE --out DIR [--ca-cert FILE --ca-key FILE] [--days N]
        countersign certs --policy FILE --print-sans
+
+Issues the certificate Envoy presents to the workload (DIR/tls.crt, DIR/tls.key), with a SAN for
+each host of the policy, signed by --ca-cert/--ca-key, else by DIR/ca.crt + DIR/ca.key when they
+exist, else by a new CA written there. --print-sans prints the names only (one a line).
+
+  --days N      leaf validity (default ${DEFAULT_LEAF_DAYS}, at most ${MAX_DAYS})
+  -h, --help    this text
 `;
 
 export interface Output {
@@ -51,30 +59,34 @@ export async function runCertsCommand(
   out: Output = process.stdout,
   err: Output = process.stderr,
 ): Promise<number> {
+  if (asksForHelp(argv)) {
+    out.write(CERTS_USAGE);
+    return EXIT.ok;
+  }
   const parsed = parseCertsArgs(argv);
   if (typeof parsed === "string") {
-    err.write(`countersign certs: ${parsed}\n${USAGE}`);
-    return 2;
+    err.write(`countersign certs: ${parsed}\n\n${CERTS_USAGE}`);
+    return EXIT.usage;
   }
   const policy = await loadPolicyFile(parsed.policy);
   if (!policy.ok) {
     for (const e of policy.error) err.write(`${formatPolicyError(e)}\n`);
-    return 1;
+    return EXIT.failure;
   }
   const hosts = policy.policy.endpoints.map((e) => e.host);
   if (parsed.printSans) {
     const plan = planSans(hosts);
     out.write(plan.sans.map((san) => `${san}\n`).join(""));
     for (const note of plan.notes) err.write(`note: ${note}\n`);
-    return plan.sans.length > 0 ? 0 : 1;
+    return plan.sans.length > 0 ? EXIT.ok : EXIT.failure;
   }
   try {
     const report = await writeCertificates({ ...parsed.options, hosts });
     out.write(describeReport(report));
-    return 0;
+    return EXIT.ok;
   } catch (error) {
     err.write(`countersign certs: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    return EXIT.failure;
   }
 }
 

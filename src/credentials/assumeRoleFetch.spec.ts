@@ -60,6 +60,8 @@ function role(source: string, overrides: Partial<AssumeRoleCredentialSpec> = {})
     roleArn: `arn:aws:iam::111122223333:role/${source}-child`,
     durationSeconds: 3600,
     refreshBeforeSeconds: 300,
+    // These tests are about the expiry itself; the margin has its own (refresher.spec.ts, test/credentials/expiryMargin.spec.ts).
+    expiryMarginSeconds: 0,
     source,
     stsRegion: "us-east-1",
     stsEndpoint: stub.url,
@@ -89,7 +91,7 @@ function get(map: Map<string, CredentialProfile>, name: string): CredentialProfi
 
 function usableCredentials(profile: CredentialProfile): Credentials {
   const state = profile.current();
-  if (!state.ok) throw new Error(`unusable: ${state.error}`);
+  if (!state.ok) throw new Error(`unusable: ${state.error.message}`);
   return state.credentials;
 }
 
@@ -167,7 +169,7 @@ describe("assume_role against an STS stub", () => {
       for (let i = 0; i < 1000; i++) {
         const state = profile.current();
         reads += 1;
-        if (!state.ok) throw new Error(`unusable during refresh: ${state.error}`);
+        if (!state.ok) throw new Error(`unusable during refresh: ${state.error.message}`);
         if (seen.at(-1) !== state.credentials) seen.push(state.credentials);
       }
     };
@@ -234,8 +236,9 @@ describe("assume_role against an STS stub", () => {
       const state = profile.current();
       expect(state.ok).toBe(false);
       if (state.ok) return;
-      expect(state.error).toMatch(/^credentials for profile "role" \(assume_role\) expired at 2030-01-01T01:00:00\.000Z; /);
-      expect(state.error).toMatch(reason);
+      expect(state.error.cause).toBe("expired");
+      expect(state.error.message).toMatch(/^credentials for profile "role" \(assume_role\) expired at 2030-01-01T01:00:00\.000Z; /);
+      expect(state.error.message).toMatch(reason);
       expect(profile.status()).toMatchObject({ usable: false, refreshSuccesses: 1 });
       expect(profile.status().refreshFailures).toBeGreaterThan(5);
 
@@ -348,9 +351,12 @@ describe("assume_role against an STS stub", () => {
     expect(stub.requests).toHaveLength(0);
     expect(get(map, "role").current()).toEqual({
       ok: false,
-      error:
-        'no credentials for profile "role" (assume_role); last refresh failed: source profile "base" is unusable: ' +
-        'no credentials for profile "base" (static); last refresh failed: environment variable $MISSING_SECRET not set or empty',
+      error: {
+        cause: "unavailable",
+        message:
+          'no credentials for profile "role" (assume_role); last refresh failed: source profile "base" is unusable: ' +
+          'no credentials for profile "base" (static); last refresh failed: environment variable $MISSING_SECRET not set or empty',
+      },
     });
   });
 });

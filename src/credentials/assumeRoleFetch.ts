@@ -30,7 +30,7 @@ export function createAssumeRoleFetch(options: AssumeRoleFetchOptions): () => Pr
 
   const readSource = (): Credentials => {
     const state = sourceProfile.current();
-    if (!state.ok) throw new SourceUnusableError(`source profile "${sourceProfile.name}" is unusable: ${state.error}`);
+    if (!state.ok) throw new SourceUnusableError(`source profile "${sourceProfile.name}" is unusable: ${state.error.message}`);
     return state.credentials;
   };
   // Read when the SDK signs the call, so the source's latest set is used.

@@ -14,6 +14,8 @@ export const REFRESH_JITTER_FRACTION = 0.1;
 export const NO_EXPIRY_REFRESH_MS = 15 * 60_000;
 /** Refresh window of the default chain (it has no refreshBeforeSeconds of its own). */
 export const DEFAULT_CHAIN_REFRESH_BEFORE_MS = 300_000;
+/** Expiry margin of the default chain (it has no expiryMarginSeconds of its own): the policy's default. */
+export const DEFAULT_CHAIN_EXPIRY_MARGIN_MS = 30_000;
 /** An attempt that has not settled after this long counts as failed. */
 export const ATTEMPT_TIMEOUT_MS = 30_000;
 /** STS HTTP timeouts (maxAttempts is 1: the refresher owns retries). */

@@ -24,6 +24,7 @@ function role(source: string, extra: Partial<AssumeRoleCredentialSpec> = {}): As
     roleArn: "arn:aws:iam::111122223333:role/r",
     durationSeconds: 3600,
     refreshBeforeSeconds: 300,
+    expiryMarginSeconds: 30,
     source,
     stsRegion: "eu-west-1",
     ...extra,
@@ -81,7 +82,7 @@ function build(entries: Record<string, CredentialSpec>, sts = fakeSts()): Map<st
 
 function reasonOf(p: CredentialProfile | undefined): string | undefined {
   const state = p?.current();
-  return state && !state.ok ? state.error : undefined;
+  return state && !state.ok ? state.error.message : undefined;
 }
 
 describe("createCredentialProfiles", () => {

@@ -1,7 +1,7 @@
 import { hostname as osHostname } from "node:os";
 import type { AssumeRoleCredentialSpec, CredentialSpec } from "../policy/types.js";
 import { createAssumeRoleFetch } from "./assumeRoleFetch.js";
-import { DEFAULT_CHAIN_REFRESH_BEFORE_MS, NO_EXPIRY_REFRESH_MS } from "./constants.js";
+import { DEFAULT_CHAIN_EXPIRY_MARGIN_MS, DEFAULT_CHAIN_REFRESH_BEFORE_MS, NO_EXPIRY_REFRESH_MS } from "./constants.js";
 import { createDefaultChainFetch } from "./defaultChainFetch.js";
 import { createFileProfile } from "./fileProfile.js";
 import { createRefreshingProfile } from "./refresher.js";
@@ -52,6 +52,7 @@ export function createCredentialProfiles(
           origin: "the default credential chain",
           fetch: createDefaultChainFetch(deps.defaultChain),
           refreshBeforeMs: DEFAULT_CHAIN_REFRESH_BEFORE_MS,
+          expiryMarginMs: DEFAULT_CHAIN_EXPIRY_MARGIN_MS,
           noExpiryRefreshMs: NO_EXPIRY_REFRESH_MS,
           random,
           ...common,
@@ -88,6 +89,7 @@ export function createCredentialProfiles(
         ...(deps.stsClientFactory ? { clientFactory: deps.stsClientFactory } : {}),
       }),
       refreshBeforeMs,
+      expiryMarginMs: spec.expiryMarginSeconds * 1000,
       beforeFirstFetch: () => sourceProfile.start(),
       random,
       ...common,

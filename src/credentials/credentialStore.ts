@@ -4,6 +4,7 @@ import type {
   CredentialEvents,
   CredentialLogger,
   CredentialProfileStatus,
+  CredentialRefusalCause,
   CredentialSourceKind,
   CredentialState,
   RefreshEvent,
@@ -13,6 +14,8 @@ export interface CredentialStoreOptions {
   readonly profile: string;
   readonly source: CredentialSourceKind;
   readonly now: () => number;
+  /** Stop handing out a set this long before it expires (0: until it expires). */
+  readonly expiryMarginMs?: number;
   readonly events?: CredentialEvents;
   readonly logger?: CredentialLogger;
 }
@@ -29,13 +32,14 @@ export interface CredentialStore {
   recordSuccess(credentials: Credentials, durationMs: number): Credentials;
   /** Keeps the last good set; `error` must already be free of secrets. */
   recordFailure(error: string, durationMs: number): void;
-  /** The credentials held, even if expired. */
+  /** The credentials held, even if expired or within the expiry margin. */
   held(): Credentials | undefined;
   setNextRefreshAt(at: number | undefined): void;
 }
 
 export function createCredentialStore(options: CredentialStoreOptions): CredentialStore {
   const { profile, source, now, events, logger } = options;
+  const marginMs = options.expiryMarginMs ?? 0;
   let usableState: Extract<CredentialState, { ok: true }> | undefined;
   let expiresAtMs: number | undefined;
   let lastRefreshAt: number | undefined;
@@ -55,17 +59,28 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
     return `credentials for profile "${profile}" (${source}) expired at ${expiredAt}${why || "; no refresh has succeeded since"}`;
   }
 
+  function marginReason(): string {
+    const why = lastError === undefined ? "; no refresh has succeeded yet" : `; last refresh failed: ${lastError}`;
+    const expiresAt = new Date(expiresAtMs ?? 0).toISOString();
+    return `credentials for profile "${profile}" (${source}) expire at ${expiresAt}, within the ${marginMs / 1000} s expiry margin, so they are no longer used for signing${why}`;
+  }
+
+  function refuse(cause: CredentialRefusalCause, message: string): CredentialState {
+    return { ok: false, error: { cause, message } };
+  }
+
   function current(): CredentialState {
     try {
       if (usableState !== undefined) {
         if (expiresAtMs === undefined) return usableState;
         const nowMs = now();
-        if (nowMs < expiresAtMs) return usableState;
-        return { ok: false, error: unusableReason(nowMs) };
+        if (nowMs < expiresAtMs - marginMs) return usableState;
+        if (nowMs < expiresAtMs) return refuse("expiry_margin", marginReason());
+        return refuse("expired", unusableReason(nowMs));
       }
-      return { ok: false, error: unusableReason(0) };
+      return refuse("unavailable", unusableReason(0));
     } catch {
-      return { ok: false, error: `credentials for profile "${profile}" could not be read` };
+      return refuse("unavailable", `credentials for profile "${profile}" could not be read`);
     }
   }
 

@@ -139,7 +139,8 @@ describe("default_chain with IRSA (web identity token file)", () => {
     const state = p.current();
     expect(state.ok).toBe(false);
     if (state.ok) return;
-    expect(state.error).toMatch(/^no credentials for profile "ambient" \(default_chain\); last refresh failed: CredentialsProviderError: /);
+    expect(state.error.cause).toBe("unavailable");
+    expect(state.error.message).toMatch(/^no credentials for profile "ambient" \(default_chain\); last refresh failed: CredentialsProviderError: /);
     expect(stub.requests).toHaveLength(0);
   });
 });

@@ -97,7 +97,10 @@ describe("file credentials", () => {
     await p.start();
     expect(p.current()).toEqual({
       ok: false,
-      error: `no credentials for profile "mounted" (file); last refresh failed: ${path}: file not found (ENOENT)`,
+      error: {
+        cause: "unavailable",
+        message: `no credentials for profile "mounted" (file); last refresh failed: ${path}: file not found (ENOENT)`,
+      },
     });
   });
 

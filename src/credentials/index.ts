@@ -1,7 +1,9 @@
 export { createCredentialProfiles } from "./createProfiles.js";
 export { parseIniSections, parseSharedCredentials } from "./parseSharedCredentials.js";
+export { CREDENTIAL_REFUSAL_CAUSES } from "./types.js";
 export type {
   AwsCredentialIdentityProvider,
+  CredentialRefusalCause,
   CredentialDeps,
   CredentialEvents,
   CredentialLogger,

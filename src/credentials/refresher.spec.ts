@@ -75,7 +75,10 @@ describe("createRefreshingProfile", () => {
     const profile = refresher(scripted(["hang"]).fetch);
     expect(profile.current()).toEqual({
       ok: false,
-      error: 'no credentials for profile "role" (assume_role) yet: the first refresh has not finished',
+      error: {
+        cause: "unavailable",
+        message: 'no credentials for profile "role" (assume_role) yet: the first refresh has not finished',
+      },
     });
   });
 
@@ -126,7 +129,10 @@ describe("createRefreshingProfile", () => {
     await profile.start();
     expect(profile.current()).toEqual({
       ok: false,
-      error: 'no credentials for profile "role" (assume_role); last refresh failed: Throttling: Rate exceeded',
+      error: {
+        cause: "unavailable",
+        message: 'no credentials for profile "role" (assume_role); last refresh failed: Throttling: Rate exceeded',
+      },
     });
     expect(delayToNextAttempt(profile)).toBe(500);
     await vi.advanceTimersByTimeAsync(500);
@@ -169,8 +175,11 @@ describe("createRefreshingProfile", () => {
     const expired = profile.current();
     expect(expired).toEqual({
       ok: false,
-      error:
-        'credentials for profile "role" (assume_role) expired at 2030-01-01T01:00:00.000Z; last refresh failed: Throttling: Rate exceeded',
+      error: {
+        cause: "expired",
+        message:
+          'credentials for profile "role" (assume_role) expired at 2030-01-01T01:00:00.000Z; last refresh failed: Throttling: Rate exceeded',
+      },
     });
     observeProfile(audit, profile);
 
@@ -180,14 +189,88 @@ describe("createRefreshingProfile", () => {
     profile.stop();
   });
 
+  describe("with an expiry margin of 30 s", () => {
+    const margin = { expiryMarginMs: 30 * S };
+
+    it("still refreshes at expiry − refreshBefore − jitter; signs with the set until expiry − 30 s and refuses it from 29 s before expiry (cause expiry_margin)", async () => {
+      const source = scripted([{ ok: 3600 }, { fail: "Rate exceeded" }]);
+      const profile = refresher(source.fetch, margin);
+      await profile.start();
+      expect(profile.status().nextRefreshAt).toEqual(new Date(T0 + 3285 * S));
+      await vi.advanceTimersByTimeAsync(3285 * S - 1);
+      expect(source.calls()).toBe(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(source.calls()).toBe(2);
+
+      await vi.advanceTimersByTimeAsync(T0 + (3600 - 31) * S - Date.now());
+      expect(profile.current().ok).toBe(true);
+      await vi.advanceTimersByTimeAsync(2 * S);
+      expect(Date.now()).toBe(T0 + (3600 - 29) * S);
+      expect(profile.current()).toEqual({
+        ok: false,
+        error: {
+          cause: "expiry_margin",
+          message:
+            'credentials for profile "role" (assume_role) expire at 2030-01-01T01:00:00.000Z, within the 30 s expiry margin, so they are no longer used for signing; last refresh failed: Throttling: Rate exceeded',
+        },
+      });
+      expect(profile.status()).toMatchObject({ usable: false, expiresAt: new Date(T0 + 3600 * S) });
+      observeProfile(audit, profile);
+
+      await vi.advanceTimersByTimeAsync(29 * S);
+      expect(profile.current()).toMatchObject({ ok: false, error: { cause: "expired" } });
+      profile.stop();
+    });
+
+    it("is usable up to the millisecond before expiry − 30 s", async () => {
+      const profile = refresher(scripted([{ ok: 3600 }, "hang"]).fetch, margin);
+      await profile.start();
+      await vi.advanceTimersByTimeAsync(3570 * S - 1);
+      expect(profile.current().ok).toBe(true);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(profile.current()).toMatchObject({ ok: false, error: { cause: "expiry_margin" } });
+      profile.stop();
+    });
+
+    it("retries no later than expiry − 30 s, when the set stops being used", async () => {
+      const source = scripted([{ ok: 3600 }, { fail: "Rate exceeded" }]);
+      const profile = refresher(source.fetch, { ...margin, random: () => 1 });
+      await profile.start();
+      await vi.advanceTimersByTimeAsync(3270 * S);
+      const delays: number[] = [];
+      while (Date.now() < T0 + 3570 * S) {
+        const delay = delayToNextAttempt(profile) ?? -1;
+        delays.push(delay);
+        await vi.advanceTimersByTimeAsync(delay);
+      }
+      expect(delays).toEqual([1, 2, 4, 8, 16, 32, 60, 60, 60, 57].map((s) => s * S));
+      profile.stop();
+    });
+
+    it("signs again as soon as a refresh inside the margin succeeds", async () => {
+      const source = scripted([{ ok: 3600 }, ...Array<Step>(11).fill({ fail: "Rate exceeded" }), { ok: 3600 }]);
+      const profile = refresher(source.fetch, { ...margin, random: () => 1 });
+      await profile.start();
+      await vi.advanceTimersByTimeAsync(3570 * S);
+      expect(profile.current()).toMatchObject({ ok: false, error: { cause: "expiry_margin" } });
+      await vi.advanceTimersByTimeAsync(60 * S);
+      expect(profile.current().ok).toBe(true);
+      expect(profile.status()).toMatchObject({ refreshSuccesses: 2, refreshFailures: 11 });
+      profile.stop();
+    });
+  });
+
   it("counts credentials that arrive already expired as a failure and does not use them", async () => {
     const source = scripted([{ ok: -1 }, { ok: 3600 }]);
     const profile = refresher(source.fetch);
     await profile.start();
     expect(profile.current()).toEqual({
       ok: false,
-      error:
-        'no credentials for profile "role" (assume_role); last refresh failed: STS returned credentials that expire at 2029-12-31T23:59:59.000Z, which is already past',
+      error: {
+        cause: "unavailable",
+        message:
+          'no credentials for profile "role" (assume_role); last refresh failed: STS returned credentials that expire at 2029-12-31T23:59:59.000Z, which is already past',
+      },
     });
     expect(profile.status().refreshFailures).toBe(1);
     await vi.advanceTimersByTimeAsync(500);

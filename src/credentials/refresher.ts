@@ -15,6 +15,8 @@ export interface RefresherOptions {
   readonly fetch: () => Promise<Credentials>;
   /** Refresh this long before expiry; credentials that arrive expiring sooner count as a failure. */
   readonly refreshBeforeMs: number;
+  /** Stop signing with a set this long before it expires; less than refreshBeforeMs. Default 0. */
+  readonly expiryMarginMs?: number;
   /** Re-resolve credentials without an expiry this often; undefined: never. */
   readonly noExpiryRefreshMs?: number;
   /** Awaited once before the first attempt (e.g. the source profile's own start). */
@@ -31,16 +33,19 @@ export interface RefresherOptions {
  * - fetch at start, then again at expiry − refreshBefore − jitter;
  * - one attempt in flight at a time;
  * - on failure, retry with capped exponential backoff and full jitter, never later than the
- *   expiry, while `current()` keeps returning the last good set until it expires;
+ *   start of the expiry margin, while `current()` keeps returning the last good set until then
+ *   (expiry − expiryMargin: a request signed later could reach AWS after the set expired);
  * - timers are unref'd so they never hold the process open.
  */
 export function createRefreshingProfile(options: RefresherOptions): CredentialProfile {
   const { name, source, now, random } = options;
   const attemptTimeoutMs = options.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS;
+  const expiryMarginMs = options.expiryMarginMs ?? 0;
   const store = createCredentialStore({
     profile: name,
     source,
     now,
+    expiryMarginMs,
     ...(options.events ? { events: options.events } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
@@ -93,7 +98,7 @@ export function createRefreshingProfile(options: RefresherOptions): CredentialPr
       consecutiveFailures += 1;
       store.recordFailure(outcome.error, durationMs);
       const expiresAt = store.held()?.expiration?.getTime();
-      schedule(retryDelayMs(consecutiveFailures, random(), expiresAt === undefined ? undefined : expiresAt - now()));
+      schedule(retryDelayMs(consecutiveFailures, random(), expiresAt === undefined ? undefined : expiresAt - expiryMarginMs - now()));
     }
   }
 

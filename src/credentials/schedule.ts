@@ -26,11 +26,12 @@ export function retryCeilingMs(consecutiveFailures: number): number {
 
 /**
  * Delay before the next retry: full jitter (a uniform draw below the ceiling), at least
- * MIN_RETRY_DELAY_MS, and never later than the expiry of the credentials still held.
+ * MIN_RETRY_DELAY_MS, and never later than the moment the credentials still held stop being used
+ * (their expiry less the expiry margin).
  */
-export function retryDelayMs(consecutiveFailures: number, random: number, msUntilExpiry: number | undefined): number {
+export function retryDelayMs(consecutiveFailures: number, random: number, msUntilUnusable: number | undefined): number {
   const jittered = Math.max(MIN_RETRY_DELAY_MS, Math.round(random * retryCeilingMs(consecutiveFailures)));
-  const beforeExpiry = msUntilExpiry !== undefined && msUntilExpiry > 0 ? Math.min(jittered, msUntilExpiry) : jittered;
+  const beforeExpiry = msUntilUnusable !== undefined && msUntilUnusable > 0 ? Math.min(jittered, msUntilUnusable) : jittered;
   return clampTimerDelay(beforeExpiry);
 }
 

@@ -42,7 +42,10 @@ describe("static credentials", () => {
     await profile.start();
     expect(profile.current()).toEqual({
       ok: false,
-      error: 'no credentials for profile "ci" (static); last refresh failed: environment variable $CS_SECRET not set or empty',
+      error: {
+        cause: "unavailable",
+        message: 'no credentials for profile "ci" (static); last refresh failed: environment variable $CS_SECRET not set or empty',
+      },
     });
     observeProfile(audit, profile);
   });

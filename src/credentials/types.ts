@@ -12,11 +12,29 @@ import type { Credentials } from "../sigv4/types.js";
 export type CredentialSourceKind = CredentialSpec["kind"];
 
 /**
- * What a credential profile can give right now: one immutable set, or, as `error`, why not (a
- * message a person can act on, free of secrets). The request path refuses with
- * `credentials_unavailable` (extproc/denial.ts) when it is not ok.
+ * Why a profile has no set to sign with (the `reason` label of countersign_credentials_refusals_total):
+ * - "expiry_margin": the set held expires within the profile's expiry margin (signing now could
+ *   reach AWS after it expired);
+ * - "expired": the set held has expired;
+ * - "unavailable": no set was ever obtained (or the source cannot give one).
  */
-export type CredentialState = Result<{ readonly credentials: Credentials }>;
+export type CredentialRefusalCause = "expiry_margin" | "expired" | "unavailable";
+
+/** Every CredentialRefusalCause, for metrics that export each at 0 from the start. */
+export const CREDENTIAL_REFUSAL_CAUSES: readonly CredentialRefusalCause[] = ["expiry_margin", "expired", "unavailable"];
+
+/**
+ * Why a profile cannot sign right now: the cause (a metric label, never a status; the request path
+ * refuses with `credentials_unavailable` and extproc/denial.ts looks the answer up) and a message a
+ * person can act on, free of secrets.
+ */
+export interface CredentialRefusal {
+  readonly cause: CredentialRefusalCause;
+  readonly message: string;
+}
+
+/** What a credential profile can give right now: one immutable set, or, as `error`, why not. */
+export type CredentialState = Result<{ readonly credentials: Credentials }, CredentialRefusal>;
 
 export interface CredentialProfileStatus {
   readonly usable: boolean;

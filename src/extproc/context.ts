@@ -1,4 +1,4 @@
-import type { CredentialState } from "../credentials/index.js";
+import type { CredentialRefusalCause, CredentialState } from "../credentials/index.js";
 import type { Policy } from "../policy/types.js";
 import type { Admission } from "./admission.js";
 
@@ -21,6 +21,8 @@ export interface DecisionEvent {
   readonly bytesHashed: number;
   readonly chunksResigned: number;
   readonly clientKeyId?: string;
+  /** Refused for want of credentials: why the profile had no set to sign with. */
+  readonly credentialsRefusal?: CredentialRefusalCause;
 }
 
 /**

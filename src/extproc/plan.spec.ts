@@ -13,7 +13,7 @@ const POLICY = extProcPolicy(1000);
 function context(admission?: Admission) {
   const { ctx } = inProcessContext(POLICY, CREDS, admission ? { admission } : {});
   const snapshot = ctx.snapshot();
-  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { ok: false as const, error: "the test's STS is down" }) }) };
+  return { ...ctx, snapshot: () => ({ policy: snapshot.policy, credentials: (p: string) => (p === "main" ? snapshot.credentials(p) : { ok: false as const, error: { cause: "unavailable" as const, message: "the test's STS is down" } }) }) };
 }
 
 function head(authority: string, headers: Record<string, string> = {}, path = "/key", method = "PUT"): RequestHead {

@@ -2,6 +2,7 @@
  * Decides how one request is signed, from its headers alone: which endpoint of the policy, which
  * service, region and credential set, which payload mode. Pure apart from reading the context.
  */
+import type { CredentialRefusalCause } from "../credentials/index.js";
 import { matchEndpoint } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
@@ -58,6 +59,8 @@ export interface PlanFacts {
   profile?: string;
   endpointIndex?: number;
   clientKeyId?: string;
+  /** Set when the request is refused because its profile had no set to sign with. */
+  credentialsRefusal?: CredentialRefusalCause;
 }
 
 /** The plan, or the refusal, and in both cases what was learned about the request on the way. */
@@ -169,7 +172,8 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
 
   const creds = snapshot.credentials(endpoint.credentials);
   if (!creds.ok) {
-    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.error}`);
+    facts.credentialsRefusal = creds.error.cause;
+    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.error.message}`);
   }
 
   return {

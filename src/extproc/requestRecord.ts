@@ -99,6 +99,7 @@ export class RequestRecord {
         bytesHashed: this.bytesHashed,
         chunksResigned: this.chunksResigned,
         clientKeyId: f.clientKeyId,
+        ...(f.credentialsRefusal !== undefined ? { credentialsRefusal: f.credentialsRefusal } : {}),
       });
     } catch {
       // Metrics or logging failed: the answer already decided must still go out.

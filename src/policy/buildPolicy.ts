@@ -23,6 +23,7 @@ interface CredentialsEntryDocument {
     readonly external_id?: string;
     readonly duration_seconds?: number;
     readonly refresh_before_seconds?: number;
+    readonly expiry_margin_seconds?: number;
     readonly source: string;
     readonly sts_region?: string;
     readonly sts_endpoint?: string;
@@ -45,6 +46,7 @@ interface EndpointDocument {
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_ASSUME_ROLE_DURATION_SECONDS = 3600;
 export const DEFAULT_REFRESH_BEFORE_SECONDS = 300;
+export const DEFAULT_EXPIRY_MARGIN_SECONDS = 30;
 export const DEFAULT_STS_REGION = "us-east-1";
 export const DEFAULT_FILE_PROFILE = "default";
 
@@ -88,6 +90,7 @@ function buildCredentialSpec(entry: CredentialsEntryDocument): CredentialSpec {
       ...(r.external_id === undefined ? {} : { externalId: r.external_id }),
       durationSeconds: r.duration_seconds ?? DEFAULT_ASSUME_ROLE_DURATION_SECONDS,
       refreshBeforeSeconds: r.refresh_before_seconds ?? DEFAULT_REFRESH_BEFORE_SECONDS,
+      expiryMarginSeconds: r.expiry_margin_seconds ?? DEFAULT_EXPIRY_MARGIN_SECONDS,
       source: r.source,
       stsRegion: r.sts_region ?? DEFAULT_STS_REGION,
       ...(r.sts_endpoint === undefined ? {} : { stsEndpoint: r.sts_endpoint }),

@@ -81,6 +81,7 @@ describe("parsePolicy: the documented example", () => {
     "      external_id: optional",
     "      duration_seconds: 3600",
     "      refresh_before_seconds: 300        # default 300; must be < duration_seconds",
+    "      expiry_margin_seconds: 45          # default 30; must be < refresh_before_seconds",
     "      source: ambient                    # another credentials entry",
     "      sts_region: us-east-1              # default us-east-1",
     "      sts_endpoint: https://sts.us-east-1.amazonaws.com   # optional override",
@@ -126,6 +127,7 @@ describe("parsePolicy: the documented example", () => {
           externalId: "optional",
           durationSeconds: 3600,
           refreshBeforeSeconds: 300,
+          expiryMarginSeconds: 45,
           source: "ambient",
           stsRegion: "us-east-1",
           stsEndpoint: "https://sts.us-east-1.amazonaws.com",
@@ -181,6 +183,7 @@ describe("parsePolicy: defaults", () => {
       roleArn: "arn:aws:iam::123456789012:role/sandbox-s3",
       durationSeconds: 3600,
       refreshBeforeSeconds: 300,
+      expiryMarginSeconds: 30,
       source: "work",
       stsRegion: "us-east-1",
     });
@@ -587,6 +590,37 @@ describe("parsePolicy: assume_role", () => {
     expect(errorsOf(withRole(ROLE_ARN, "source: work", "refresh_before_seconds: 4000"))).toEqual([
       "9:31: refresh_before_seconds (4000) must be less than duration_seconds (3600, the default)",
     ]);
+  });
+
+  it("rejects expiry_margin_seconds equal to refresh_before_seconds", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "refresh_before_seconds: 120", "expiry_margin_seconds: 120"))).toEqual([
+      "10:30: expiry_margin_seconds (120) must be less than refresh_before_seconds (120)",
+    ]);
+  });
+
+  it("rejects expiry_margin_seconds over the default refresh_before_seconds", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "expiry_margin_seconds: 301"))).toEqual([
+      "9:30: expiry_margin_seconds (301) must be less than refresh_before_seconds (300, the default)",
+    ]);
+  });
+
+  it("rejects a refresh_before_seconds that the default expiry margin (30) is not below, at refresh_before_seconds", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "refresh_before_seconds: 30"))).toEqual([
+      "9:31: expiry_margin_seconds (30, the default) must be less than refresh_before_seconds (30)",
+    ]);
+  });
+
+  it("rejects expiry_margin_seconds at or over half of duration_seconds, where the refresh window is capped", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "duration_seconds: 900", "refresh_before_seconds: 800", "expiry_margin_seconds: 450"))).toEqual([
+      "11:30: expiry_margin_seconds (450) must be less than half of duration_seconds (900), where the refresh window is capped",
+    ]);
+  });
+
+  it("rejects a negative or fractional expiry_margin_seconds; accepts 0 (sign until the expiry)", () => {
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "expiry_margin_seconds: -1"))).toHaveLength(1);
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "expiry_margin_seconds: 1.5"))).toHaveLength(1);
+    expect(errorsOf(withRole(ROLE_ARN, "source: work", "expiry_margin_seconds: 0"))).toEqual([]);
+    expect(parsed(withRole(ROLE_ARN, "source: work", "expiry_margin_seconds: 0")).credentials.get("role")).toMatchObject({ expiryMarginSeconds: 0 });
   });
 
   it("rejects a session policy that is not JSON", () => {

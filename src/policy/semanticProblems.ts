@@ -1,4 +1,4 @@
-import { DEFAULT_ASSUME_ROLE_DURATION_SECONDS } from "./buildPolicy.js";
+import { DEFAULT_ASSUME_ROLE_DURATION_SECONDS, DEFAULT_EXPIRY_MARGIN_SECONDS, DEFAULT_REFRESH_BEFORE_SECONDS } from "./buildPolicy.js";
 import { normalisePattern, validateHostPattern } from "./hostPattern.js";
 import { problemAtKey, problemAtValue, type Problem } from "./problem.js";
 import { didYouMean, listOr } from "./suggest.js";
@@ -94,6 +94,7 @@ function assumeRoleProblems(name: string, role: Record<string, unknown>, credent
       ),
     );
   }
+  problems.push(...expiryMarginProblems(role, at));
   const policy = role["policy"];
   if (typeof policy === "string" && policy.length > 0) {
     const reason = jsonObjectProblem(policy);
@@ -105,6 +106,29 @@ function assumeRoleProblems(name: string, role: Record<string, unknown>, credent
     if (reason !== undefined) problems.push(problemAtValue(at("sts_endpoint"), `sts_endpoint ${JSON.stringify(endpoint)} ${reason}`));
   }
   return problems;
+}
+
+/**
+ * expiry_margin_seconds must end before the refresh starts: below refresh_before_seconds, and
+ * below half of duration_seconds where the refresh window is capped there. Otherwise a fresh set
+ * would stop being used before anything tries to replace it.
+ */
+function expiryMarginProblems(role: Record<string, unknown>, at: (key: string) => (string | number)[]): Problem[] {
+  const margin = role["expiry_margin_seconds"];
+  const refresh = role["refresh_before_seconds"] ?? DEFAULT_REFRESH_BEFORE_SECONDS;
+  const duration = role["duration_seconds"] ?? DEFAULT_ASSUME_ROLE_DURATION_SECONDS;
+  if (!isInteger(refresh) || !isInteger(duration)) return [];
+  const marginSeconds = margin === undefined ? DEFAULT_EXPIRY_MARGIN_SECONDS : margin;
+  if (!isInteger(marginSeconds) || marginSeconds < 0) return [];
+  const where = margin === undefined ? at("refresh_before_seconds") : at("expiry_margin_seconds");
+  const marginText = `expiry_margin_seconds (${marginSeconds}${margin === undefined ? ", the default" : ""})`;
+  if (marginSeconds >= refresh) {
+    return [problemAtValue(where, `${marginText} must be less than refresh_before_seconds (${refresh}${role["refresh_before_seconds"] === undefined ? ", the default" : ""})`)];
+  }
+  if (marginSeconds >= duration / 2) {
+    return [problemAtValue(where, `${marginText} must be less than half of duration_seconds (${duration}), where the refresh window is capped`)];
+  }
+  return [];
 }
 
 /**

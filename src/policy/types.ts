@@ -35,6 +35,8 @@ export interface AssumeRoleCredentialSpec {
   readonly durationSeconds: number;
   /** Default 300. */
   readonly refreshBeforeSeconds: number;
+  /** Stop signing with a set this long before it expires. Less than the refresh window. Default 30. */
+  readonly expiryMarginSeconds: number;
   /** Name of another credentials entry. */
   readonly source: string;
   /** Default us-east-1. */

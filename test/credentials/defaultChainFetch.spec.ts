@@ -168,19 +168,23 @@ describe("IRSA through the SDK default chain, against the fake STS", () => {
     expectSignedWith(await fx.send(put(AMBIENT_HOST)), second);
   });
 
-  it("keeps the IRSA set while STS fails, refuses with 503 once it expires, and recovers when STS returns", async () => {
+  it("keeps the IRSA set while STS fails, refuses with 503 from 30 s before it expires, and recovers when STS returns", async () => {
     await fx.start(policy);
     const first = issued(0);
     const expiry = first.expiration?.getTime() ?? 0;
+    // default_chain profiles stop using a set 30 s before it expires (the default expiry margin).
+    const unusableAt = expiry - 30 * S;
     fx.fake.sts.failAll("500");
-    while (Date.now() < expiry) {
+    while (Date.now() < unusableAt) {
       await runNextAttempt("ambient");
-      if (Date.now() < expiry) expectSignedWith(await fx.send(put(AMBIENT_HOST)), first);
+      if (Date.now() < unusableAt) expectSignedWith(await fx.send(put(AMBIENT_HOST)), first);
     }
     const refused = await fx.send(put(AMBIENT_HOST));
     expect(refused.outcome).toMatchObject({ kind: "refused", status: 503, reason: "credentials_unavailable" });
     if (refused.outcome.kind === "refused") {
-      expect(refused.outcome.body).toMatch(/credentials for profile &quot;ambient&quot; \(default_chain\) expired at \S+Z; last refresh failed: .*InternalFailure/);
+      expect(refused.outcome.body).toMatch(
+        /credentials for profile &quot;ambient&quot; \(default_chain\) expire at \S+Z, within the 30 s expiry margin, so they are no longer used for signing; last refresh failed: .*InternalFailure/,
+      );
     }
     fx.fake.sts.clearFailures();
     await runNextAttempt("ambient");

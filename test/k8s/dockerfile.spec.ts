@@ -10,8 +10,10 @@ import { builtinModules } from "node:module";
 import { dirname, relative, resolve } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
+import { SERVE_DEFAULTS } from "../../src/cli/serveArgs.js";
 import { copySpec, execForm, hadolint, instructionsOf, parseStages, type Stage, words } from "./dockerfile.js";
 import { repoPath } from "./repoPath.js";
+import { NODE24_VERSION } from "./tools.js";
 
 const dockerfile = readFileSync(repoPath("Dockerfile"), "utf8");
 const stages = parseStages(dockerfile);
@@ -40,13 +42,6 @@ function stageNamed(name: string): Stage {
 /** The stage a COPY --from=<name> in the runtime stage takes `source` from. */
 function copiedFrom(source: string): string | undefined {
   return copiesOf(runtime).find((c) => c.sources.includes(source))?.from;
-}
-
-/** Default host:port of a serve option, read from src/cli.ts (`env.NAME ?? "default"`). */
-function cliDefault(envName: string): string {
-  const match = new RegExp(`env\\.${envName} \\?\\? "([^"]+)"`).exec(readFileSync(repoPath("src", "cli.ts"), "utf8"));
-  if (match === null) throw new Error(`src/cli.ts has no default for ${envName}`);
-  return match[1] ?? "";
 }
 
 /** The tsconfig `npm run build` compiles with (its `-p` argument). */
@@ -138,10 +133,14 @@ describe("the Dockerfile parser (dockerfile-ast)", () => {
 });
 
 describe("Dockerfile", () => {
+  it("builds and runs on the exact Node 24 release CI's second test run uses (NODE24_VERSION in scripts/tool-versions.env)", () => {
+    for (const stage of stages) expect(stage.image).toBe(`node:${NODE24_VERSION}-bookworm-slim`);
+  });
+
   it("is a multi-stage build on one Node major, with a slim or distroless runtime", () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(stages.every((s) => s.name !== undefined)).toBe(true);
-    const majors = stages.map((stage) => /^(?:node:(\d+)-[a-z]+-slim|gcr\.io\/distroless\/nodejs(\d+)-debian\d+(?::nonroot)?)$/.exec(stage.image)).map((m) => m?.[1] ?? m?.[2]);
+    const majors = stages.map((stage) => /^(?:node:(\d+)(?:\.\d+\.\d+)?-[a-z]+-slim|gcr\.io\/distroless\/nodejs(\d+)-debian\d+(?::nonroot)?)$/.exec(stage.image)).map((m) => m?.[1] ?? m?.[2]);
     expect(majors.every((m) => m !== undefined), stages.map((s) => s.image).join(", ")).toBe(true);
     expect(new Set(majors).size).toBe(1);
   });
@@ -207,7 +206,7 @@ describe("Dockerfile", () => {
     expect(execForm(instructionsOf(runtime, "ENTRYPOINT").at(-1))).toEqual(["node", "dist/src/cli.js"]);
     expect(execForm(instructionsOf(runtime, "CMD").at(-1))).toEqual(["serve"]);
     const exposed = argsOf(runtime, "EXPOSE").flatMap((a) => a.split(/\s+/));
-    const ports = [cliDefault("COUNTERSIGN_LISTEN"), cliDefault("COUNTERSIGN_ADMIN_LISTEN")].map((a) => a.split(":").at(-1));
+    const ports = [SERVE_DEFAULTS.listen, SERVE_DEFAULTS.adminListen].map((a) => a.split(":").at(-1));
     expect(exposed.sort()).toEqual(ports.sort());
     expect(stages.flatMap((s) => argsOf(s, "HEALTHCHECK"))).toEqual([]);
   });

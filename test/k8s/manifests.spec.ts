@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { basename, dirname, relative } from "node:path";
 import { load } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SERVE_DEFAULTS } from "../../src/cli/serveArgs.js";
 import { loadPolicyFile, matchEndpoint } from "../../src/policy/index.js";
 import { checkSemantics } from "../envoy-config/checkSemantics.js";
 import { createEnvoyTestFiles, type EnvoyTestFiles, envoyValidate } from "../envoy-config/envoyValidate.js";
@@ -78,10 +79,8 @@ const readRepoFile = (...parts: string[]): string => readFileSync(repoPath(...pa
 
 /** Seconds countersign may take to stop: drain + shutdown grace, from env or the CLI's defaults. */
 function shutdownSeconds(container: Container): number {
-  const cli = readFileSync(repoPath("src", "cli.ts"), "utf8");
-  const fromCli = (name: string): number => Number(new RegExp(`"${name}", (\\d+)\\)`).exec(cli)?.[1] ?? NaN);
-  const seconds = (name: string): number => Number(envValue(container, name) ?? fromCli(name));
-  return seconds("COUNTERSIGN_DRAIN_SECONDS") + seconds("COUNTERSIGN_SHUTDOWN_GRACE_SECONDS");
+  const seconds = (name: string, dflt: number): number => Number(envValue(container, name) ?? dflt);
+  return seconds("COUNTERSIGN_DRAIN_SECONDS", SERVE_DEFAULTS.drainSeconds) + seconds("COUNTERSIGN_SHUTDOWN_GRACE_SECONDS", SERVE_DEFAULTS.shutdownGraceSeconds);
 }
 
 /** The container's arguments without `flag` and its value. */

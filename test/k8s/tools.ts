@@ -36,6 +36,8 @@ export const PROMTOOL_VERSION = pin("PROMTOOL_VERSION");
 export const KUBERNETES_VALIDATE_VERSION = pin("KUBERNETES_VALIDATE_VERSION");
 export const JSONSCHEMA_VERSION = pin("JSONSCHEMA_VERSION");
 export const HADOLINT_VERSION = pin("HADOLINT_VERSION");
+/** The Node 24 release of the image (Dockerfile) and of CI's second test run (make test-node24). */
+export const NODE24_VERSION = pin("NODE24_VERSION");
 /** The Kubernetes version whose schemas the objects are validated against. */
 export const K8S_SCHEMA_VERSION = pin("K8S_SCHEMA_VERSION");
 /** The projects whose released CRDs the custom resources are validated against, with their pinned versions. */

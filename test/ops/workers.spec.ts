@@ -193,12 +193,12 @@ describe("--workers with a configuration that cannot start", () => {
     return { code: r.status, stderr: r.stderr, ms: Date.now() - t0 };
   }
 
-  it("refuses a bad flag before forking any worker (exit 1, naming the flag)", () => {
+  it("refuses a bad flag before forking any worker (exit 2, the usage error, naming the flag)", () => {
     const policyFile = join(tempDir("workers-bad-flag"), "policy.yaml");
     writeFileSync(policyFile, policyText({ main: "OPS_W" }, [[HOST, "main"]]));
     const r = runCluster(["--policy", policyFile, "--max-streams", "abc"], envFor("OPS_W", KEY));
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('--max-streams (COUNTERSIGN_MAX_STREAMS): "abc" is not a positive integer');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('countersign serve: --max-streams: "abc" is not a positive whole number');
     expect(r.ms).toBeLessThan(10_000);
   });
 

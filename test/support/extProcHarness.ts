@@ -27,7 +27,7 @@ export function inProcessContext(
     credentials: (profile) =>
       credentials && policy.credentials.has(profile)
         ? { ok: true, credentials }
-        : { ok: false, error: `no credentials for "${profile}" in this test` },
+        : { ok: false, error: { cause: "unavailable", message: `no credentials for "${profile}" in this test` } },
   };
   return {
     decisions,

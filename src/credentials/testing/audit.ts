@@ -60,7 +60,7 @@ export function createAudit(): Audit {
 export function observeProfile(audit: Audit, profile: CredentialProfile): void {
   audit.observe(JSON.stringify(profile.status()));
   const state = profile.current();
-  if (!state.ok) audit.observe(state.error);
+  if (!state.ok) audit.observe(state.error.message);
 }
 
 /** Sleeps in real time, whatever timers the test has faked. */
