@@ -148,8 +148,11 @@ describe("the Envoy PrometheusRule (k8s/base/prometheusrule-envoy.yaml)", () => 
       "CountersignEnvoyBodyTooLarge",
       "CountersignEnvoyDnsFailures",
       "CountersignEnvoyExtProcFailing",
+      "CountersignEnvoyScrapeFailing",
+      "CountersignEnvoySigningPath5xx",
       "CountersignEnvoySigningTimeouts",
-      "CountersignEnvoyUpstreamTimeouts",
+      "CountersignEnvoyTargetsAbsent",
+      "CountersignEnvoyUnknownHosts",
       "CountersignEnvoyUpstreamTlsErrors",
     ]);
   });
@@ -163,6 +166,22 @@ describe("the Envoy PrometheusRule (k8s/base/prometheusrule-envoy.yaml)", () => 
     expect(job).toBe("countersign-envoy");
     for (const a of alerts) expect(a.expr, a.alert).toContain(`job="${job}"`);
   });
+
+  it("alerts on the scrape of that job itself: a target failing (up == 0) and no target at all (absent)", () => {
+    const onUp = alerts.filter((a) => /\bup\{/.test(a.expr));
+    expect(onUp.map((a) => [a.alert, a.expr])).toEqual([
+      ["CountersignEnvoyScrapeFailing", 'max by (namespace, pod) (up{job="countersign-envoy"}) == 0'],
+      ["CountersignEnvoyTargetsAbsent", 'absent(up{job="countersign-envoy"})'],
+    ]);
+  });
+
+  it("uses no stat that cannot move: the signing routes set no timeout, so no alert or panel reads upstream_rq_timeout", () => {
+    const envoyYaml = readFileSync(repoPath("envoy", "envoy.yaml"), "utf8");
+    expect(envoyYaml).toMatch(/^\s*timeout: 0s$/m);
+    expect(envoyYaml).not.toMatch(/^\s*timeout: (?!0s)\S+$/m);
+    const all = [...alerts.map((a) => a.expr), ...dashboardQueries(dashboard).map((q) => q.expr)].join("\n");
+    expect(all).not.toContain("upstream_rq_timeout");
+  });
 });
 
 describe("the Envoy dashboard (k8s/grafana/countersign-envoy-dashboard.json)", () => {
@@ -174,16 +193,22 @@ describe("the Envoy dashboard (k8s/grafana/countersign-envoy-dashboard.json)", (
     expect(r.status, r.transcript).toBe(0);
   });
 
-  it("charts ext_proc failures and timeouts, 413, 504, upstream TLS and DNS failures", () => {
+  it("charts every Envoy series an alert reads: ext_proc failures and timeouts, 413, 5xx, upstream TLS, DNS failures and NXDOMAIN", () => {
     const exprs = dashboardQueries(dashboard).map((q) => q.expr).join("\n");
-    for (const name of [
-      "envoy_http_ext_proc_countersign_streams_failed",
-      "envoy_http_ext_proc_countersign_message_timeouts",
-      "envoy_http_downstream_rq_too_large",
-      "envoy_cluster_upstream_rq_timeout",
+    const alerted = new Set(alerts.flatMap((a) => [...a.expr.matchAll(/\b(envoy_[a-zA-Z0-9_]+)(?=\s*[{[])/g)].map((m) => m[1] ?? "")));
+    expect([...alerted].sort()).toEqual([
       "envoy_cluster_ssl_connection_error",
+      "envoy_cluster_ssl_fail_verify_error",
+      "envoy_cluster_ssl_fail_verify_san",
       "envoy_dns_cache_aws_dns_cache_dns_query_failure",
-    ]) expect(exprs, name).toContain(name);
+      "envoy_dns_cache_aws_dns_cache_dns_query_timeout",
+      "envoy_dns_cares_not_found",
+      "envoy_http_downstream_rq_too_large",
+      "envoy_http_downstream_rq_xx",
+      "envoy_http_ext_proc_countersign_message_timeouts",
+      "envoy_http_ext_proc_countersign_streams_failed",
+    ]);
+    for (const name of alerted) expect(exprs, name).toContain(name);
   });
 
   it("gives every panel a unique id and takes every data source from the $datasource variable", () => {
@@ -217,8 +242,10 @@ describe("Envoy names against a real scrape of the shipped envoy.yaml (the pinne
     expect(problemsOf({ where: "g", expr: "sum by (envoy_cluster) (envoy_cluster_ssl_connection_error)" }, scrape)).toEqual(["g: groups by envoy_cluster, a label none of its series has"]);
   });
 
-  it("the alerts name only series, labels and label values the real Envoy exports", () => {
-    expect(alerts.flatMap((a) => problemsOf({ where: a.alert, expr: a.expr }, scrape))).toEqual([]);
+  it("the alerts name only series, labels and label values the real Envoy exports (those on the scrape's own `up` aside)", () => {
+    const onEnvoyStats = alerts.filter((a) => !/\bup\{/.test(a.expr));
+    expect(onEnvoyStats.length).toBe(alerts.length - 2);
+    expect(onEnvoyStats.flatMap((a) => problemsOf({ where: a.alert, expr: a.expr }, scrape))).toEqual([]);
   });
 
   it("the dashboard's panels and variables name only series, labels and label values the real Envoy exports", () => {

@@ -142,6 +142,15 @@ describe("kustomize generators (the real build)", () => {
     expect(dashboard.hashSuffix).toBe(false);
   });
 
+  it("only the sidecar overlay, whose PodMonitor scrapes Envoy as job countersign-envoy, ships Envoy's alerts", () => {
+    const rules = (b: Built) => b.resources.filter((d) => d["kind"] === "PrometheusRule").map((d) => metadataOf(d).name).sort();
+    expect(rules(built.sidecar)).toEqual(["countersign", "countersign-envoy"]);
+    expect(rules(built["shared-service"])).toEqual(["countersign"]);
+    const scrapedJobs = (b: Built) => JSON.stringify(b.resources.filter((d) => d["kind"] === "PodMonitor" || d["kind"] === "ServiceMonitor"));
+    expect(scrapedJobs(built.sidecar)).toContain('"replacement":"countersign-envoy"');
+    expect(scrapedJobs(built["shared-service"])).not.toContain("countersign-envoy");
+  });
+
   it("the shared-service overlay drops the Envoy ConfigMap, whose countersign is on loopback", () => {
     const configMaps = built["shared-service"].resources.filter((d) => d["kind"] === "ConfigMap").map((d) => metadataOf(d).name);
     expect(findGeneratedConfigMap(built["shared-service"], "countersign-envoy")).toBeUndefined();
