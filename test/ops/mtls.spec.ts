@@ -242,7 +242,7 @@ describe("TLS flag mistakes stop serve at start with a clear message", () => {
     };
     const noCert = run(["--tls-client-ca", pki.ca]);
     expect(noCert.code).toBe(2);
-    expect(noCert.stderr).toContain("--tls-client-ca needs them");
+    expect(noCert.stderr).toContain("countersign serve: --tls-client-ca needs --tls-cert and --tls-key");
     const missing = join(pki.dir, "nope.key");
     const badKey = run(["--tls-cert", pki.serverCert, "--tls-key", missing]);
     expect(badKey.code).toBe(1);
