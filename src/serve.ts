@@ -124,7 +124,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const readiness = new Readiness(() => notReadyReasons(runtime));
   const onDecision = (e: DecisionEvent): void => {
     metrics.recordDecision(e);
-    const level = e.decision === "refused" ? "warn" : "info";
+    const level = e.decision === "refused" || e.audit !== undefined ? "warn" : "info";
     if (!logger.isLevelEnabled(level)) return;
     const line = {
       requestId: e.requestId,
@@ -139,6 +139,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       status: e.status,
       durationMs: Math.round(e.signingSeconds * 1e6) / 1e3,
       clientKeyId: e.clientKeyId,
+      ...(e.audit === undefined ? {} : { wouldRefuse: e.audit.reason, wouldRefuseMessage: e.audit.message }),
     };
     logger[level](line, e.decision);
   };

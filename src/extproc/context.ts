@@ -21,6 +21,11 @@ export interface DecisionEvent {
   readonly bytesHashed: number;
   readonly chunksResigned: number;
   readonly clientKeyId?: string;
+  /**
+   * Signed by an endpoint in `enforcement: audit` although a check would have refused it: the
+   * check's bounded reason (access, rule, caller) and its message.
+   */
+  readonly audit?: { readonly reason: string; readonly message: string };
 }
 
 /**

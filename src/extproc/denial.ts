@@ -17,6 +17,7 @@ export type RefusalReason =
   | "malformed_client_auth"
   | "key_id_not_allowed"
   | "no_service_for_auto"
+  | "access_not_allowed"
   | "unknown_region"
   | "chunked_without_body"
   | "missing_decoded_content_length"
@@ -34,6 +35,7 @@ export type DenialLabel =
   | "malformed_request"
   | "no_endpoint"
   | "key_id_not_allowed"
+  | "access"
   | "unsigned_client"
   | "bad_payload_mode"
   | "body_too_large"
@@ -60,6 +62,7 @@ export const REFUSALS: { readonly [R in RefusalReason]: RefusalAnswer } = {
   malformed_client_auth: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
   key_id_not_allowed: { status: 403, code: "InvalidAccessKeyId", label: "key_id_not_allowed" },
   no_service_for_auto: { status: 400, code: "MissingAuthenticationToken", label: "unsigned_client" },
+  access_not_allowed: { status: 403, code: "AccessDenied", label: "access" },
   unknown_region: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
   sigv4a_streaming: { status: 400, code: "SigV4aNotSupported", label: "bad_payload_mode" },
   chunk_signed_body_unsigned: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },

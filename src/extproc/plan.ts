@@ -2,7 +2,7 @@
  * Decides how one request is signed, from its headers alone: which endpoint of the policy, which
  * service, region and credential set, which payload mode. Pure apart from reading the context.
  */
-import { matchEndpoint } from "../policy/index.js";
+import { checkAccess, matchEndpoint, type AccessRefusalKind } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
   H_AUTHORIZATION,
@@ -51,6 +51,14 @@ export interface PlanFacts {
   profile?: string;
   endpointIndex?: number;
   clientKeyId?: string;
+  /** Audit mode: the check that would have refused the request, which was signed anyway. */
+  audit?: AuditFinding;
+}
+
+/** What an endpoint in `enforcement: audit` would have refused, and why. */
+export interface AuditFinding {
+  readonly reason: AccessRefusalKind;
+  readonly message: string;
 }
 
 /** The plan, or the refusal, and in both cases what was learned about the request on the way. */
@@ -107,6 +115,12 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     service = clientAuth.service;
   }
   facts.service = service;
+
+  const access = checkAccess(endpoint, { method: head.method, service, query: split.query });
+  if (!access.allowed) {
+    if (endpoint.enforcement === "enforce") return deny("access_not_allowed", access.message);
+    facts.audit = { reason: access.kind, message: access.message };
+  }
 
   const region = endpoint.region ?? regionFromHost(host) ?? (clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.region : undefined);
   if (region === undefined) {

@@ -96,6 +96,7 @@ export class RequestRecord {
         bytesHashed: this.bytesHashed,
         chunksResigned: this.chunksResigned,
         clientKeyId: f.clientKeyId,
+        ...(f.audit === undefined ? {} : { audit: f.audit }),
       });
     } catch {
       // Metrics or logging failed: the answer already decided must still go out.

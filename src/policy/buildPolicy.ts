@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { CredentialSigning, CredentialSpec, Endpoint, Policy } from "./types.js";
+import type { Access, CredentialSigning, CredentialSpec, Endpoint, Enforcement, Policy } from "./types.js";
 
 /** The policy data as written, once it has passed the schema and the semantic checks. */
 export interface PolicyDocument {
@@ -39,6 +39,8 @@ interface EndpointDocument {
   readonly region?: string;
   readonly credentials: string;
   readonly client_access_key_ids?: readonly string[];
+  readonly access?: Access;
+  readonly enforcement?: Enforcement;
 }
 
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
@@ -46,6 +48,8 @@ export const DEFAULT_ASSUME_ROLE_DURATION_SECONDS = 3600;
 export const DEFAULT_REFRESH_BEFORE_SECONDS = 300;
 export const DEFAULT_STS_REGION = "us-east-1";
 export const DEFAULT_FILE_PROFILE = "default";
+export const DEFAULT_ACCESS: Access = "full";
+export const DEFAULT_ENFORCEMENT: Enforcement = "enforce";
 
 /**
  * Compiles validated policy data into the immutable {@link Policy}: camelCase, defaults filled in,
@@ -107,5 +111,7 @@ function buildEndpoint(e: EndpointDocument, index: number): Endpoint {
     ...(e.region === undefined ? {} : { region: e.region }),
     credentials: e.credentials,
     ...(e.client_access_key_ids === undefined ? {} : { clientAccessKeyIds: new Set(e.client_access_key_ids) }),
+    access: e.access ?? DEFAULT_ACCESS,
+    enforcement: e.enforcement ?? DEFAULT_ENFORCEMENT,
   });
 }

@@ -1,6 +1,7 @@
 export type * from "./types.js";
 export { parsePolicy, formatPolicyError } from "./parsePolicy.js";
 export { loadPolicyFile } from "./loadPolicyFile.js";
+export { checkAccess, endpointName, ACCESS_METHODS, type AccessRequest, type AccessVerdict, type AccessRefusalKind } from "./access.js";
 export { matchEndpoint, splitAuthority, type EndpointMatch } from "./matchEndpoint.js";
 export type { HostAndPort } from "./splitAuthority.js";
 export { compileHostPattern, validateHostPattern, normaliseHost, type HostMatcher } from "./hostPattern.js";
@@ -10,4 +11,6 @@ export {
   DEFAULT_REFRESH_BEFORE_SECONDS,
   DEFAULT_STS_REGION,
   DEFAULT_FILE_PROFILE,
+  DEFAULT_ACCESS,
+  DEFAULT_ENFORCEMENT,
 } from "./buildPolicy.js";

@@ -142,6 +142,8 @@ describe("parsePolicy: the documented example", () => {
         signingService: "s3",
         credentials: "workload",
         clientAccessKeyIds: new Set(["AKIDPLACEHOLDER000"]),
+        access: "full",
+        enforcement: "enforce",
       },
       {
         index: 1,
@@ -151,6 +153,8 @@ describe("parsePolicy: the documented example", () => {
         signingService: "auto",
         region: "us-east-1",
         credentials: "ambient",
+        access: "full",
+        enforcement: "enforce",
       },
     ]);
     expect(policy.limits).toStrictEqual({ maxBufferedBodyBytes: 1048576 });
@@ -289,7 +293,7 @@ describe("parsePolicy: structure", () => {
   it("lists the allowed keys when nothing is close", () => {
     const text = withEndpoints(...endpoint(), "    zzzzzzzz: 1");
     expect(errorsOf(text)).toEqual([
-      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials or client_access_key_ids)',
+      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials, client_access_key_ids, access or enforcement)',
     ]);
   });
 
@@ -329,6 +333,39 @@ describe("parsePolicy: structure", () => {
 
   it("rejects an empty endpoints list", () => {
     expect(errorsOf(lines(...HEAD, "endpoints: []"))).toEqual(["5:12: endpoints must list at least one endpoint"]);
+  });
+});
+
+describe("parsePolicy: access and enforcement", () => {
+  it("defaults to access full and enforcement enforce", () => {
+    const [e] = parsed(withEndpoints(...endpoint())).endpoints;
+    expect([e?.access, e?.enforcement]).toEqual(["full", "enforce"]);
+  });
+
+  it.each(["read-only", "read-write", "full"] as const)("reads access: %s", (access) => {
+    expect(parsed(withEndpoints(...endpoint({ access }))).endpoints[0]?.access).toBe(access);
+  });
+
+  it("reads enforcement: audit", () => {
+    expect(parsed(withEndpoints(...endpoint({ enforcement: "audit" }))).endpoints[0]?.enforcement).toBe("audit");
+  });
+
+  it("rejects an unknown access value at its value, listing the valid ones", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ access: "readonly" })))).toEqual([
+      '10:13: unknown access "readonly" (expected read-only, read-write or full)',
+    ]);
+  });
+
+  it("rejects an unknown enforcement value at its value, listing the valid ones", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ enforcement: "warn" })))).toEqual([
+      '10:18: unknown enforcement "warn" (expected enforce or audit)',
+    ]);
+  });
+
+  it("rejects a misspelt access key, suggesting access", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ acess: "read-only" })))).toEqual([
+      '10:5: unknown key "acess" in endpoint (did you mean "access"?)',
+    ]);
   });
 });
 

@@ -7,6 +7,15 @@ import type { Result } from "../result.js";
 
 export type CredentialSigning = "sigv4" | "sigv4:body" | "sigv4:no_body";
 
+/**
+ * What an endpoint lets a workload do, by HTTP method: read-only (GET HEAD OPTIONS), read-write
+ * (also POST PUT PATCH, but not S3's multi-object delete) or full (any method).
+ */
+export type Access = "read-only" | "read-write" | "full";
+
+/** enforce: refuse what the endpoint's access does not allow; audit: sign it, log and count it. */
+export type Enforcement = "enforce" | "audit";
+
 export interface StaticCredentialSpec {
   readonly kind: "static";
   readonly accessKeyIdEnv: string;
@@ -66,6 +75,10 @@ export interface Endpoint {
   readonly credentials: string;
   /** Omitted: any placeholder key id is accepted. */
   readonly clientAccessKeyIds?: ReadonlySet<string>;
+  /** Default full. */
+  readonly access: Access;
+  /** Default enforce. */
+  readonly enforcement: Enforcement;
 }
 
 export interface Limits {

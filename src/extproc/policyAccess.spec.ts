@@ -1,0 +1,97 @@
+/**
+ * An endpoint's `access` and `enforcement` through one ext_proc stream: a refusal is 403
+ * AccessDenied naming the endpoint, reported with reason "access"; audit mode signs the same
+ * request and reports what would have refused it.
+ */
+import { describe, expect, it } from "vitest";
+import { requestHead, requestHeadersMessage } from "../../test/fuzz/support/messages.js";
+import { headersSetBy, inProcessContext, refusalOf } from "../../test/support/extProcHarness.js";
+import { policyFrom } from "../../test/support/policyFrom.js";
+import { ExtProcStream } from "./stream.js";
+
+const CREDS = { accessKeyId: "AKIAACCESSSPEC000001", secretAccessKey: "access/spec/secret/0000000000000000000001" };
+const POLICY = policyFrom(`version: 1
+credentials:
+  main:
+    static: { access_key_id_env: ACCESS_ID, secret_access_key_env: ACCESS_SECRET }
+endpoints:
+  - host: "datasets.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+    access: read-only
+  - host: "uploads.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+    access: read-write
+  - host: "trial.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+    access: read-only
+    enforcement: audit
+  - host: "*.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+`);
+
+async function send(method: string, host: string, path = "/key") {
+  const { ctx, decisions } = inProcessContext(POLICY, CREDS);
+  const stream = new ExtProcStream(ctx);
+  const head = requestHead(method, host, path, [["x-request-id", "rid-access"], ["x-amz-content-sha256", "UNSIGNED-PAYLOAD"]]);
+  const response = await stream.handle(requestHeadersMessage(head, true));
+  return { response, decisions };
+}
+
+describe("access: enforce", () => {
+  it.each([
+    ["GET", "datasets"],
+    ["HEAD", "datasets"],
+    ["PUT", "uploads"],
+    ["POST", "uploads"],
+    ["DELETE", "other"],
+  ])("%s on %s is signed", async (method, bucket) => {
+    const { response, decisions } = await send(method, `${bucket}.s3.eu-west-1.amazonaws.com`);
+    expect(refusalOf(response)).toBeUndefined();
+    expect(headersSetBy(response).get("authorization")).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAACCESSSPEC000001\//);
+    expect(decisions.map((d) => [d.decision, d.reason, d.audit])).toEqual([["signed", "signed", undefined]]);
+  });
+
+  it("PUT on a read-only endpoint is 403 AccessDenied naming the endpoint, reported with reason access", async () => {
+    const { response, decisions } = await send("PUT", "datasets.s3.eu-west-1.amazonaws.com");
+    const refusal = refusalOf(response);
+    expect({ status: refusal?.status, code: refusal?.code, message: refusal?.message, denial: refusal?.headers.get("x-countersign-denial") }).toEqual({
+      status: 403,
+      code: "AccessDenied",
+      message: "endpoints[0] (datasets.s3.eu-west-1.amazonaws.com) is read-only (GET, HEAD, OPTIONS): PUT is not allowed",
+      denial: "access",
+    });
+    expect(decisions.map((d) => [d.decision, d.reason, d.status, d.endpointIndex])).toEqual([["refused", "access", 403, 0]]);
+  });
+
+  it("DELETE on a read-write endpoint is refused, and so is S3 DeleteObjects (POST ?delete)", async () => {
+    const del = await send("DELETE", "uploads.s3.eu-west-1.amazonaws.com");
+    expect(refusalOf(del.response)?.message).toBe("endpoints[1] (uploads.s3.eu-west-1.amazonaws.com) is read-write (GET, HEAD, OPTIONS, POST, PUT, PATCH): DELETE is not allowed");
+    const multi = await send("POST", "uploads.s3.eu-west-1.amazonaws.com", "/?delete");
+    expect(refusalOf(multi.response)?.message).toBe("endpoints[1] (uploads.s3.eu-west-1.amazonaws.com) is read-write: S3 DeleteObjects (POST ?delete) deletes objects and is not allowed");
+    expect(multi.decisions.map((d) => d.reason)).toEqual(["access"]);
+  });
+});
+
+describe("access: audit", () => {
+  it("signs a PUT that read-only would refuse, and reports the check that would have refused it", async () => {
+    const { response, decisions } = await send("PUT", "trial.s3.eu-west-1.amazonaws.com");
+    expect(refusalOf(response)).toBeUndefined();
+    expect(headersSetBy(response).get("authorization")).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAACCESSSPEC000001\//);
+    expect(decisions.map((d) => [d.decision, d.reason, d.audit])).toEqual([
+      ["signed", "signed", { reason: "access", message: "endpoints[2] (trial.s3.eu-west-1.amazonaws.com) is read-only (GET, HEAD, OPTIONS): PUT is not allowed" }],
+    ]);
+  });
+
+  it("reports nothing for a request the endpoint allows", async () => {
+    const { decisions } = await send("GET", "trial.s3.eu-west-1.amazonaws.com");
+    expect(decisions.map((d) => [d.decision, d.audit])).toEqual([["signed", undefined]]);
+  });
+});

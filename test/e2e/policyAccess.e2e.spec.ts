@@ -1,0 +1,118 @@
+/**
+ * Policy access levels through REAL Envoy with the AWS SDK for JavaScript v3 (README "Access
+ * rules"): a read-only S3 endpoint lets GetObject, HeadObject and ListObjectsV2 through, signed
+ * with the real key, and refuses PutObject and DeleteObject with 403 AccessDenied before anything
+ * reaches AWS; the same endpoint in audit mode signs the PutObject and says, in its log line and
+ * a counter, that read-only would have refused it.
+ */
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { s3Client } from "./clients.js";
+import { REAL, startStack, type Stack } from "./harness.js";
+
+const POLICY = `version: 1
+credentials:
+  workload:
+    static:
+      access_key_id_env: COUNTERSIGN_AWS_ACCESS_KEY_ID
+      secret_access_key_env: COUNTERSIGN_AWS_SECRET_ACCESS_KEY
+endpoints:
+  - host: "datasets.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: workload
+    access: read-only
+  - host: "trial.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: workload
+    access: read-only
+    enforcement: audit
+  # Path style, full access: only the test's setup uses it, to create the buckets and seed an object.
+  - host: "s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: workload
+`;
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ policy: POLICY });
+  const setup = s3Client(stack, { forcePathStyle: true });
+  for (const bucket of ["datasets", "trial"]) await setup.send(new CreateBucketCommand({ Bucket: bucket }));
+  await setup.send(new PutObjectCommand({ Bucket: "datasets", Key: "public/a.txt", Body: "dataset a" }));
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+/** What reached the fake AWS since `start`: operation, verified, key id. */
+function reachedSince(start: number): Array<[string | undefined, boolean, string | undefined]> {
+  return stack.fake.requests.slice(start).map((r) => [r.operation, r.verified, r.accessKeyId]);
+}
+
+async function refusalOf(send: Promise<unknown>): Promise<{ status: number | undefined; name: string; message: string }> {
+  try {
+    await send;
+  } catch (err) {
+    if (!(err instanceof S3ServiceException)) throw err;
+    return { status: err.$metadata.httpStatusCode, name: err.name, message: err.message };
+  }
+  throw new Error("the request was not refused");
+}
+
+describe("access: read-only through real Envoy", () => {
+  it("lets GetObject, HeadObject and ListObjectsV2 through, each signed with the real key and verified by AWS", async () => {
+    const s3 = s3Client(stack);
+    const start = stack.fake.requests.length;
+    const got = await s3.send(new GetObjectCommand({ Bucket: "datasets", Key: "public/a.txt" }));
+    expect(await got.Body?.transformToString()).toBe("dataset a");
+    const head = await s3.send(new HeadObjectCommand({ Bucket: "datasets", Key: "public/a.txt" }));
+    expect(head.ContentLength).toBe(9);
+    const list = await s3.send(new ListObjectsV2Command({ Bucket: "datasets" }));
+    expect(list.Contents?.map((o) => o.Key)).toEqual(["public/a.txt"]);
+    expect(reachedSince(start)).toEqual([
+      ["GetObject", true, REAL.accessKeyId],
+      ["HeadObject", true, REAL.accessKeyId],
+      ["ListObjectsV2", true, REAL.accessKeyId],
+    ]);
+  });
+
+  it.each([
+    ["PutObject", "PUT", () => new PutObjectCommand({ Bucket: "datasets", Key: "public/b.txt", Body: "no" })],
+    ["DeleteObject", "DELETE", () => new DeleteObjectCommand({ Bucket: "datasets", Key: "public/a.txt" })],
+  ] as const)("refuses %s with 403 AccessDenied naming the endpoint; nothing reaches AWS", async (_op, method, command) => {
+    const start = stack.fake.requests.length;
+    const logStart = stack.serve.lines.length;
+    expect(await refusalOf(s3Client(stack).send(command()))).toEqual({
+      status: 403,
+      name: "AccessDenied",
+      message: `endpoints[0] (datasets.s3.eu-west-1.amazonaws.com) is read-only (GET, HEAD, OPTIONS): ${method} is not allowed`,
+    });
+    expect(reachedSince(start)).toEqual([]);
+    const line = await stack.serve.waitForLine((l) => stack.serve.lines.indexOf(l) >= logStart && l.includes('"decision":"refused"'));
+    expect(JSON.parse(line)).toMatchObject({ method, host: "datasets.s3.eu-west-1.amazonaws.com", decision: "refused", reason: "access", status: 403 });
+    expect(stack.fake.s3.listKeys("datasets")).toEqual(["public/a.txt"]);
+  });
+});
+
+describe("enforcement: audit through real Envoy", () => {
+  it("signs a PutObject that read-only would refuse, logs which check would have refused it, and counts it", async () => {
+    const start = stack.fake.requests.length;
+    await s3Client(stack).send(new PutObjectCommand({ Bucket: "trial", Key: "k", Body: "audited" }));
+    expect(reachedSince(start)).toEqual([["PutObject", true, REAL.accessKeyId]]);
+    expect(stack.fake.s3.listKeys("trial")).toEqual(["k"]);
+    const line = await stack.serve.waitForLine((l) => l.includes('"wouldRefuse"'));
+    expect(JSON.parse(line)).toMatchObject({
+      method: "PUT",
+      host: "trial.s3.eu-west-1.amazonaws.com",
+      decision: "signed",
+      reason: "signed",
+      status: 200,
+      wouldRefuse: "access",
+      wouldRefuseMessage: "endpoints[1] (trial.s3.eu-west-1.amazonaws.com) is read-only (GET, HEAD, OPTIONS): PUT is not allowed",
+    });
+    const metrics = await (await fetch(`${stack.serve.adminUrl}/metrics`)).text();
+    expect(metrics.split("\n").filter((l) => l.startsWith("countersign_audit_would_refuse_total"))).toEqual(['countersign_audit_would_refuse_total{reason="access",endpoint="1"} 1']);
+  });
+});
