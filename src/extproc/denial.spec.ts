@@ -11,6 +11,7 @@ describe("REFUSALS: the one table from a refusal reason to its answer", () => {
       no_client_signature: [403, "AccessDenied", "unsigned_client"],
       malformed_client_auth: [400, "AuthorizationHeaderMalformed", "malformed_request"],
       key_id_not_allowed: [403, "InvalidAccessKeyId", "key_id_not_allowed"],
+      caller_not_mapped: [403, "AccessDenied", "caller"],
       no_service_for_auto: [400, "MissingAuthenticationToken", "unsigned_client"],
       access_not_allowed: [403, "AccessDenied", "access"],
       unknown_region: [400, "AuthorizationHeaderMalformed", "malformed_request"],

@@ -16,6 +16,7 @@ export type RefusalReason =
   | "no_client_signature"
   | "malformed_client_auth"
   | "key_id_not_allowed"
+  | "caller_not_mapped"
   | "no_service_for_auto"
   | "access_not_allowed"
   | "unknown_region"
@@ -36,6 +37,7 @@ export type DenialLabel =
   | "no_endpoint"
   | "key_id_not_allowed"
   | "access"
+  | "caller"
   | "unsigned_client"
   | "bad_payload_mode"
   | "body_too_large"
@@ -61,6 +63,7 @@ export const REFUSALS: { readonly [R in RefusalReason]: RefusalAnswer } = {
   no_client_signature: { status: 403, code: "AccessDenied", label: "unsigned_client" },
   malformed_client_auth: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
   key_id_not_allowed: { status: 403, code: "InvalidAccessKeyId", label: "key_id_not_allowed" },
+  caller_not_mapped: { status: 403, code: "AccessDenied", label: "caller" },
   no_service_for_auto: { status: 400, code: "MissingAuthenticationToken", label: "unsigned_client" },
   access_not_allowed: { status: 403, code: "AccessDenied", label: "access" },
   unknown_region: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },

@@ -2,7 +2,7 @@
  * Decides how one request is signed, from its headers alone: which endpoint of the policy, which
  * service, region and credential set, which payload mode. Pure apart from reading the context.
  */
-import { checkAccess, matchEndpoint, type AccessRefusalKind } from "../policy/index.js";
+import { checkAccess, endpointName, matchEndpoint, type AccessRefusalKind } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
   H_AUTHORIZATION,
@@ -85,7 +85,7 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   const { endpoint, host } = match;
   facts.host = host;
   facts.endpointIndex = endpoint.index;
-  facts.profile = endpoint.credentials;
+  if (endpoint.credentials !== undefined) facts.profile = endpoint.credentials;
 
   const split = splitPath(head.path);
   if (!split.ok) return deny("malformed_path", split.error);
@@ -105,6 +105,13 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
       return deny("key_id_not_allowed", `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not in client_access_key_ids of endpoint ${endpoint.host}`);
     }
   }
+
+  const profile = callerProfile(endpoint, clientAuth);
+  if (profile === undefined) {
+    const who = clientAuth.kind === "header" || clientAuth.kind === "query" ? `placeholder key id ${maskKeyId(clientAuth.accessKeyId)} is not` : "a request without a readable SigV4 signature names no caller, and is not";
+    return deny("caller_not_mapped", `${who} one of the callers of ${endpointName(endpoint)}, which has no default credentials`);
+  }
+  facts.profile = profile;
 
   let service = endpoint.signingService;
   if (service === "auto") {
@@ -157,9 +164,9 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     }
   }
 
-  const creds = snapshot.credentials(endpoint.credentials);
+  const creds = snapshot.credentials(profile);
   if (!creds.usable) {
-    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.reason}`);
+    return deny("credentials_unavailable", `credentials "${profile}" are unavailable: ${creds.reason}`);
   }
 
   const clientSignedHeaders = clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.signedHeaders : [];
@@ -179,6 +186,18 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     maxBufferedBodyBytes: maxBody,
     decodedContentLength,
   };
+}
+
+/**
+ * The credentials entry that signs for this client: its placeholder key id's entry in `callers`,
+ * else the endpoint's `credentials`; undefined when neither applies (the request is refused).
+ */
+function callerProfile(endpoint: Endpoint, clientAuth: ClientAuth): string | undefined {
+  if (endpoint.callers !== undefined && (clientAuth.kind === "header" || clientAuth.kind === "query")) {
+    const mapped = endpoint.callers.get(clientAuth.accessKeyId);
+    if (mapped !== undefined) return mapped;
+  }
+  return endpoint.credentials;
 }
 
 function clip(s: string): string {

@@ -80,8 +80,8 @@ describe("checkAccess: the refusal message", () => {
   });
 });
 
-describe("the README's Access rules example", () => {
-  it("is a valid policy whose endpoints are read-only, the second in audit mode", () => {
+describe("the README's policy examples", () => {
+  it("the Access rules example is a valid policy whose endpoints are read-only, the second in audit mode", () => {
     const section = readmeSection("Policy reference");
     const example = /### Access rules\n[^]*?```yaml\n([^]*?)```/.exec(section)?.[1];
     expect(example).toBeDefined();
@@ -90,6 +90,16 @@ describe("the README's Access rules example", () => {
     expect(parsed.ok ? parsed.policy.endpoints.map((e) => [e.host, e.access, e.enforcement]) : parsed.error).toEqual([
       ["datasets.s3.eu-west-1.amazonaws.com", "read-only", "enforce"],
       ["scratch.s3.eu-west-1.amazonaws.com", "read-only", "audit"],
+    ]);
+  });
+
+  it("the Callers example is a valid policy mapping two placeholder key ids to two profiles", () => {
+    const example = /### Callers\n[^]*?```yaml\n([^]*?)```/.exec(readmeSection("Policy reference"))?.[1];
+    expect(example).toBeDefined();
+    const text = `version: 1\ncredentials:\n  workload: { default_chain: {} }\n  tenant-a: { default_chain: {} }\n  tenant-b: { default_chain: {} }\n${example ?? ""}`;
+    const parsed = parsePolicy(text, "README.md");
+    expect(parsed.ok ? parsed.policy.endpoints.map((e) => [e.credentials, e.callers]) : parsed.error).toEqual([
+      ["workload", new Map([["AKIDTENANTA0000000000", "tenant-a"], ["AKIDTENANTB0000000000", "tenant-b"]])],
     ]);
   });
 });

@@ -37,8 +37,9 @@ interface EndpointDocument {
   readonly credential_signing: CredentialSigning;
   readonly signing_service: string;
   readonly region?: string;
-  readonly credentials: string;
+  readonly credentials?: string;
   readonly client_access_key_ids?: readonly string[];
+  readonly callers?: Readonly<Record<string, string>>;
   readonly access?: Access;
   readonly enforcement?: Enforcement;
 }
@@ -109,8 +110,9 @@ function buildEndpoint(e: EndpointDocument, index: number): Endpoint {
     credentialSigning: e.credential_signing,
     signingService: e.signing_service,
     ...(e.region === undefined ? {} : { region: e.region }),
-    credentials: e.credentials,
+    ...(e.credentials === undefined ? {} : { credentials: e.credentials }),
     ...(e.client_access_key_ids === undefined ? {} : { clientAccessKeyIds: new Set(e.client_access_key_ids) }),
+    ...(e.callers === undefined ? {} : { callers: new Map(Object.entries(e.callers)) }),
     access: e.access ?? DEFAULT_ACCESS,
     enforcement: e.enforcement ?? DEFAULT_ENFORCEMENT,
   });

@@ -293,7 +293,7 @@ describe("parsePolicy: structure", () => {
   it("lists the allowed keys when nothing is close", () => {
     const text = withEndpoints(...endpoint(), "    zzzzzzzz: 1");
     expect(errorsOf(text)).toEqual([
-      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials, client_access_key_ids, access or enforcement)',
+      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials, client_access_key_ids, callers, access or enforcement)',
     ]);
   });
 
@@ -366,6 +366,60 @@ describe("parsePolicy: access and enforcement", () => {
     expect(errorsOf(withEndpoints(...endpoint({ acess: "read-only" })))).toEqual([
       '10:5: unknown key "acess" in endpoint (did you mean "access"?)',
     ]);
+  });
+});
+
+describe("parsePolicy: callers", () => {
+  /** HEAD plus a second static entry "other" (lines 5-6), then endpoints: on line 7. */
+  function withCallers(...endpointLines: string[]): string {
+    return lines(...HEAD, "  other:", "    static: { access_key_id_env: AK2, secret_access_key_env: SK2 }", "endpoints:", ...endpointLines);
+  }
+  const base = ['  - host: "*.s3.*.amazonaws.com"', "    credential_signing: sigv4", "    signing_service: s3"];
+
+  it("maps each placeholder key id to its credentials entry, with or without default credentials", () => {
+    const both = parsed(withCallers(...base, "    credentials: work", "    callers:", "      AKIDTENANTA: other"));
+    expect([both.endpoints[0]?.credentials, both.endpoints[0]?.callers]).toStrictEqual(["work", new Map([["AKIDTENANTA", "other"]])]);
+    const only = parsed(withCallers(...base, "    callers: { AKIDTENANTA: other, AKIDTENANTB: work }"));
+    expect(only.endpoints[0]).toStrictEqual({
+      index: 0,
+      host: "*.s3.*.amazonaws.com",
+      credentialSigning: "sigv4",
+      signingService: "s3",
+      callers: new Map([["AKIDTENANTA", "other"], ["AKIDTENANTB", "work"]]),
+      access: "full",
+      enforcement: "enforce",
+    });
+  });
+
+  it("still requires credentials when callers is absent", () => {
+    expect(errorsOf(withCallers(...base))).toEqual([
+      '8:5: endpoint is missing required key "credentials" (the name of a credentials entry, unless callers names one for each placeholder key id)',
+    ]);
+  });
+
+  it("rejects a caller mapped to an unknown credentials entry, at its value, suggesting the close one", () => {
+    expect(errorsOf(withCallers(...base, "    callers:", "      AKIDTENANTA: othr"))).toEqual([
+      '12:20: caller AKIDTENANTA is mapped to unknown credentials "othr" (no such credentials entry; did you mean "other"?)',
+    ]);
+  });
+
+  it("rejects a caller written twice, at the second", () => {
+    expect(errorsOf(withCallers(...base, "    callers:", "      AKIDTENANTA: other", "      AKIDTENANTA: work"))).toEqual([
+      '13:7: duplicate key "AKIDTENANTA": keys of a mapping must be unique',
+    ]);
+  });
+
+  it("rejects a caller that client_access_key_ids would refuse first, at its key", () => {
+    expect(errorsOf(withCallers(...base, "    credentials: work", "    client_access_key_ids: [AKIDTENANTA]", "    callers:", "      AKIDTENANTA: other", "      AKIDTENANTB: other"))).toEqual([
+      "15:7: caller AKIDTENANTB is not in this endpoint's client_access_key_ids, which refuses it first: add it there or remove it here",
+    ]);
+  });
+
+  it("rejects a caller that is not shaped like an access key id, and an empty callers mapping", () => {
+    expect(errorsOf(withCallers(...base, "    callers:", '      "AKID-TENANT": other'))).toEqual([
+      '12:7: caller "AKID-TENANT" is not an access key id (1 to 128 letters and digits)',
+    ]);
+    expect(errorsOf(withCallers(...base, "    credentials: work", "    callers: {}"))).toEqual(["12:14: callers must define at least one entry"]);
   });
 });
 

@@ -35,7 +35,7 @@ const TOP_LEVEL_HINTS: Readonly<Record<string, string>> = {
 
 /** What a nested key should hold, appended to "missing" and "empty" messages. */
 const VALUE_HINTS: Readonly<Record<string, string>> = {
-  credentials: "the name of a credentials entry",
+  credentials: "the name of a credentials entry, unless callers names one for each placeholder key id",
   host: 'a host pattern such as "*.s3.*.amazonaws.com"',
   credential_signing: "sigv4, sigv4:body or sigv4:no_body",
   signing_service: "a SigV4 service name such as s3, or auto",
@@ -141,6 +141,8 @@ function describeError(error: ErrorObject): Problem | undefined {
       return problemAtValue(path, `${name} may have at most ${Number(error.params["limit"])} entries`);
     case "propertyNames":
       return undefined; // reported by the inner error, which knows the offending name
+    case "if":
+      return undefined; // the "then" schema's own error (a missing key) says it
     default:
       return problemAtValue(path, `${name} ${error.message ?? "is invalid"}`);
   }
@@ -159,6 +161,9 @@ function patternProblem(error: ErrorObject, path: DataPath, name: string): Probl
         [...path, key],
         `credentials name ${JSON.stringify(key)} is invalid (letters, digits, ".", "-" and "_", starting with a letter or digit)`,
       );
+    }
+    if (lastKey(path) === "callers") {
+      return problemAtKey([...path, key], `caller ${JSON.stringify(key)} is not an access key id (1 to 128 letters and digits)`);
     }
     return problemAtKey([...path, key], `key ${JSON.stringify(key)} is invalid`);
   }

@@ -158,6 +158,7 @@ function endpointsProblems(endpoints: unknown, credentialNames: readonly string[
         ),
       );
     }
+    problems.push(...callersProblems(endpoint, index, credentialNames));
     const port = endpoint["port"];
     if (hostValid && (port === undefined || isInteger(port))) {
       const normalHost = normalisePattern(host);
@@ -169,6 +170,29 @@ function endpointsProblems(endpoints: unknown, credentialNames: readonly string[
       }
     }
   });
+  return problems;
+}
+
+/**
+ * Each caller must name a credentials entry, and, when the endpoint also has client_access_key_ids,
+ * be one of them (a caller that list refuses could never be signed for). A caller written twice is
+ * a duplicate YAML key, which the YAML parser reports at its second occurrence.
+ */
+function callersProblems(endpoint: Record<string, unknown>, index: number, credentialNames: readonly string[]): Problem[] {
+  const callers = asRecord(endpoint["callers"]);
+  if (callers === undefined) return [];
+  const allowList = endpoint["client_access_key_ids"];
+  const allowed = Array.isArray(allowList) ? new Set(allowList.filter((id): id is string => typeof id === "string")) : undefined;
+  const problems: Problem[] = [];
+  for (const [keyId, profile] of Object.entries(callers)) {
+    const at: (string | number)[] = ["endpoints", index, "callers", keyId];
+    if (typeof profile === "string" && profile.length > 0 && !credentialNames.includes(profile)) {
+      problems.push(problemAtValue(at, `caller ${keyId} is mapped to unknown credentials "${profile}" (no such credentials entry${namesHint(credentialNames, profile)})`));
+    }
+    if (allowed !== undefined && allowed.size > 0 && !allowed.has(keyId)) {
+      problems.push(problemAtKey(at, `caller ${keyId} is not in this endpoint's client_access_key_ids, which refuses it first: add it there or remove it here`));
+    }
+  }
   return problems;
 }
 

@@ -71,10 +71,15 @@ export interface Endpoint {
   readonly signingService: string;
   /** Omitted: derived from the host. */
   readonly region?: string;
-  /** Name of a credentials entry. */
-  readonly credentials: string;
+  /**
+   * Name of a credentials entry: the profile requests are signed with, or with `callers`, the one
+   * for placeholder key ids not listed there. Always present when `callers` is absent.
+   */
+  readonly credentials?: string;
   /** Omitted: any placeholder key id is accepted. */
   readonly clientAccessKeyIds?: ReadonlySet<string>;
+  /** Placeholder key id → name of the credentials entry that signs its requests. */
+  readonly callers?: ReadonlyMap<string, string>;
   /** Default full. */
   readonly access: Access;
   /** Default enforce. */
