@@ -14,6 +14,7 @@ describe("REFUSALS: the one table from a refusal reason to its answer", () => {
       caller_not_mapped: [403, "AccessDenied", "caller"],
       no_service_for_auto: [400, "MissingAuthenticationToken", "unsigned_client"],
       access_not_allowed: [403, "AccessDenied", "access"],
+      rule_not_allowed: [403, "AccessDenied", "rule"],
       unknown_region: [400, "AuthorizationHeaderMalformed", "malformed_request"],
       sigv4a_streaming: [400, "SigV4aNotSupported", "bad_payload_mode"],
       chunk_signed_body_unsigned: [400, "InvalidRequest", "bad_payload_mode"],

@@ -19,6 +19,7 @@ export type RefusalReason =
   | "caller_not_mapped"
   | "no_service_for_auto"
   | "access_not_allowed"
+  | "rule_not_allowed"
   | "unknown_region"
   | "chunked_without_body"
   | "missing_decoded_content_length"
@@ -37,6 +38,7 @@ export type DenialLabel =
   | "no_endpoint"
   | "key_id_not_allowed"
   | "access"
+  | "rule"
   | "caller"
   | "unsigned_client"
   | "bad_payload_mode"
@@ -66,6 +68,7 @@ export const REFUSALS: { readonly [R in RefusalReason]: RefusalAnswer } = {
   caller_not_mapped: { status: 403, code: "AccessDenied", label: "caller" },
   no_service_for_auto: { status: 400, code: "MissingAuthenticationToken", label: "unsigned_client" },
   access_not_allowed: { status: 403, code: "AccessDenied", label: "access" },
+  rule_not_allowed: { status: 403, code: "AccessDenied", label: "rule" },
   unknown_region: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
   sigv4a_streaming: { status: 400, code: "SigV4aNotSupported", label: "bad_payload_mode" },
   chunk_signed_body_unsigned: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },

@@ -2,7 +2,7 @@
  * Decides how one request is signed, from its headers alone: which endpoint of the policy, which
  * service, region and credential set, which payload mode. Pure apart from reading the context.
  */
-import { checkAccess, endpointName, matchEndpoint, type AccessRefusalKind } from "../policy/index.js";
+import { checkAccess, checkRules, endpointName, matchEndpoint } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
   H_AUTHORIZATION,
@@ -57,7 +57,7 @@ export interface PlanFacts {
 
 /** What an endpoint in `enforcement: audit` would have refused, and why. */
 export interface AuditFinding {
-  readonly reason: AccessRefusalKind;
+  readonly reason: "access" | "rule";
   readonly message: string;
 }
 
@@ -127,6 +127,12 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   if (!access.allowed) {
     if (endpoint.enforcement === "enforce") return deny("access_not_allowed", access.message);
     facts.audit = { reason: access.kind, message: access.message };
+  } else {
+    const rules = checkRules(endpoint, { method: head.method, service, host, path: split.path });
+    if (!rules.allowed) {
+      if (endpoint.enforcement === "enforce") return deny("rule_not_allowed", rules.message);
+      facts.audit = { reason: rules.kind, message: rules.message };
+    }
   }
 
   const region = endpoint.region ?? regionFromHost(host) ?? (clientAuth.kind === "header" || clientAuth.kind === "query" ? clientAuth.region : undefined);

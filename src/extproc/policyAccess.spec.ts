@@ -31,6 +31,20 @@ endpoints:
     credentials: main
     access: read-only
     enforcement: audit
+  - host: "ruled.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+    rules:
+      - { effect: deny, s3: { key: "public/secret/**" } }
+      - { effect: allow, methods: [GET, HEAD], s3: { bucket: ruled, key: "public/**" } }
+  - host: "ruled-trial.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: main
+    enforcement: audit
+    rules:
+      - { effect: allow, methods: [GET], s3: { key: "public/**" } }
   - host: "*.s3.eu-west-1.amazonaws.com"
     credential_signing: sigv4
     signing_service: s3
@@ -93,5 +107,40 @@ describe("access: audit", () => {
   it("reports nothing for a request the endpoint allows", async () => {
     const { decisions } = await send("GET", "trial.s3.eu-west-1.amazonaws.com");
     expect(decisions.map((d) => [d.decision, d.audit])).toEqual([["signed", undefined]]);
+  });
+});
+
+describe("rules", () => {
+  it("signs what the first matching rule allows; the virtual-hosted bucket is read case-insensitively", async () => {
+    for (const host of ["ruled.s3.eu-west-1.amazonaws.com", "RULED.s3.eu-west-1.amazonaws.com"]) {
+      const { response, decisions } = await send("GET", host, "/public/a%2Fb.txt");
+      expect(refusalOf(response)).toBeUndefined();
+      expect(decisions.map((d) => [d.decision, d.audit])).toEqual([["signed", undefined]]);
+    }
+  });
+
+  it("refuses by a deny rule with 403 AccessDenied naming the endpoint and the rule, reported with reason rule", async () => {
+    const { response, decisions } = await send("GET", "ruled.s3.eu-west-1.amazonaws.com", "/public/secret/k");
+    const refusal = refusalOf(response);
+    expect({ status: refusal?.status, code: refusal?.code, message: refusal?.message, denial: refusal?.headers.get("x-countersign-denial") }).toEqual({
+      status: 403,
+      code: "AccessDenied",
+      message: "endpoints[3] (ruled.s3.eu-west-1.amazonaws.com): rules[0] (deny) refuses this request",
+      denial: "rule",
+    });
+    expect(decisions.map((d) => [d.decision, d.reason])).toEqual([["refused", "rule"]]);
+  });
+
+  it("refuses what no rule matches", async () => {
+    const { response } = await send("PUT", "ruled.s3.eu-west-1.amazonaws.com", "/public/k");
+    expect(refusalOf(response)?.message).toBe("endpoints[3] (ruled.s3.eu-west-1.amazonaws.com): no rule allows this request (PUT); rules are tried in order and the first match decides");
+  });
+
+  it("in audit mode signs what no rule matches and reports it with reason rule", async () => {
+    const { response, decisions } = await send("DELETE", "ruled-trial.s3.eu-west-1.amazonaws.com", "/private/k");
+    expect(refusalOf(response)).toBeUndefined();
+    expect(decisions.map((d) => [d.decision, d.audit])).toEqual([
+      ["signed", { reason: "rule", message: "endpoints[4] (ruled-trial.s3.eu-west-1.amazonaws.com): no rule allows this request (DELETE); rules are tried in order and the first match decides" }],
+    ]);
   });
 });

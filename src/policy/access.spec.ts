@@ -93,6 +93,18 @@ describe("the README's policy examples", () => {
     ]);
   });
 
+  it("the rules example is a valid endpoint whose rules compile in order", () => {
+    const blocks = [...(/### Access rules\n([^]*?)### Callers/.exec(readmeSection("Policy reference"))?.[1] ?? "").matchAll(/```yaml\n([^]*?)```/g)];
+    const example = blocks[1]?.[1];
+    expect(example).toBeDefined();
+    const parsed = parsePolicy(`version: 1\ncredentials:\n  workload: { default_chain: {} }\nendpoints:\n${example ?? ""}`, "README.md");
+    expect(parsed.ok ? parsed.policy.endpoints[0]?.rules?.map((r) => [r.effect, r.methods && [...r.methods], r.paths?.map((g) => g.text), r.s3?.bucket?.map((g) => g.text), r.s3?.key?.map((g) => g.text)]) : parsed.error).toEqual([
+      ["deny", undefined, undefined, undefined, ["team-a/secret/**"]],
+      ["allow", ["GET", "HEAD", "PUT"], undefined, ["team"], ["team-a/**"]],
+      ["allow", ["GET"], ["/"], undefined, undefined],
+    ]);
+  });
+
   it("the Callers example is a valid policy mapping two placeholder key ids to two profiles", () => {
     const example = /### Callers\n[^]*?```yaml\n([^]*?)```/.exec(readmeSection("Policy reference"))?.[1];
     expect(example).toBeDefined();

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { compileGlob, type Rule, type RuleEffect } from "./rules.js";
 import type { Access, CredentialSigning, CredentialSpec, Endpoint, Enforcement, Policy } from "./types.js";
 
 /** The policy data as written, once it has passed the schema and the semantic checks. */
@@ -42,6 +43,14 @@ interface EndpointDocument {
   readonly callers?: Readonly<Record<string, string>>;
   readonly access?: Access;
   readonly enforcement?: Enforcement;
+  readonly rules?: readonly RuleDocument[];
+}
+
+interface RuleDocument {
+  readonly effect: RuleEffect;
+  readonly methods?: readonly string[];
+  readonly paths?: readonly string[];
+  readonly s3?: { readonly bucket?: string | readonly string[]; readonly key?: string | readonly string[] };
 }
 
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
@@ -115,5 +124,25 @@ function buildEndpoint(e: EndpointDocument, index: number): Endpoint {
     ...(e.callers === undefined ? {} : { callers: new Map(Object.entries(e.callers)) }),
     access: e.access ?? DEFAULT_ACCESS,
     enforcement: e.enforcement ?? DEFAULT_ENFORCEMENT,
+    ...(e.rules === undefined ? {} : { rules: Object.freeze(e.rules.map(buildRule)) }),
+  });
+}
+
+function buildRule(r: RuleDocument, index: number): Rule {
+  const globs = (value: string | readonly string[]) => Object.freeze((typeof value === "string" ? [value] : value).map(compileGlob));
+  const s3 = r.s3;
+  return Object.freeze({
+    index,
+    effect: r.effect,
+    ...(r.methods === undefined ? {} : { methods: new Set(r.methods.map((m) => m.toUpperCase())) }),
+    ...(r.paths === undefined ? {} : { paths: globs(r.paths) }),
+    ...(s3 === undefined
+      ? {}
+      : {
+          s3: Object.freeze({
+            ...(s3.bucket === undefined ? {} : { bucket: globs(s3.bucket) }),
+            ...(s3.key === undefined ? {} : { key: globs(s3.key) }),
+          }),
+        }),
   });
 }

@@ -293,7 +293,7 @@ describe("parsePolicy: structure", () => {
   it("lists the allowed keys when nothing is close", () => {
     const text = withEndpoints(...endpoint(), "    zzzzzzzz: 1");
     expect(errorsOf(text)).toEqual([
-      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials, client_access_key_ids, callers, access or enforcement)',
+      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, credentials, client_access_key_ids, callers, rules, access or enforcement)',
     ]);
   });
 
@@ -420,6 +420,64 @@ describe("parsePolicy: callers", () => {
       '12:7: caller "AKID-TENANT" is not an access key id (1 to 128 letters and digits)',
     ]);
     expect(errorsOf(withCallers(...base, "    credentials: work", "    callers: {}"))).toEqual(["12:14: callers must define at least one entry"]);
+  });
+});
+
+describe("parsePolicy: rules", () => {
+  /** One S3 endpoint (lines 6-9) whose rules start on line 11. */
+  function withRules(...ruleLines: string[]): string {
+    return withEndpoints(...endpoint(), "    rules:", ...ruleLines.map((line) => `      ${line}`));
+  }
+
+  it("compiles rules in order, methods upper-cased, a single glob read as a list of one", () => {
+    const [e] = parsed(withRules("- { effect: deny, methods: [delete] }", '- { effect: allow, paths: ["/a/**"], s3: { bucket: datasets, key: [x, "y/*"] } }')).endpoints;
+    expect(e?.rules?.map((r) => ({ index: r.index, effect: r.effect, methods: r.methods && [...r.methods], paths: r.paths?.map((g) => g.text), bucket: r.s3?.bucket?.map((g) => g.text), key: r.s3?.key?.map((g) => g.text) }))).toEqual([
+      { index: 0, effect: "deny", methods: ["DELETE"], paths: undefined, bucket: undefined, key: undefined },
+      { index: 1, effect: "allow", methods: undefined, paths: ["/a/**"], bucket: ["datasets"], key: ["x", "y/*"] },
+    ]);
+  });
+
+  it("rejects an unknown effect at its value", () => {
+    expect(errorsOf(withRules("- { effect: permit, methods: [GET] }"))).toEqual(['11:19: unknown effect "permit" (expected allow or deny)']);
+  });
+
+  it("rejects a rule without an effect", () => {
+    expect(errorsOf(withRules("- { methods: [GET] }"))).toEqual(['11:9: rule is missing required key "effect"']);
+  });
+
+  it("rejects an empty rule: it would match every request", () => {
+    expect(errorsOf(withRules("- effect: allow"))).toEqual([
+      '11:9: rules[0] has no condition (methods, paths or s3) and would match every request; say what it matches, e.g. paths: ["/**"]',
+    ]);
+  });
+
+  it("rejects an s3 block on an endpoint that does not sign for S3, at the s3 key", () => {
+    const text = withEndpoints(...endpoint({ signing_service: "dynamodb" }), "    rules:", "      - effect: allow", "        s3: { bucket: x }");
+    expect(errorsOf(text)).toEqual(['12:9: rules[0] has an s3 block, but endpoints[0] signs for "dynamodb", not S3, so it could never match']);
+  });
+
+  it("accepts an s3 block on a signing_service: auto endpoint (it matches only S3 requests)", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ signing_service: "auto" }), "    rules:", "      - { effect: allow, s3: { bucket: x } }"))).toEqual([]);
+  });
+
+  it("rejects an unknown key in a rule, suggesting the close one (the rule then has no condition either)", () => {
+    expect(errorsOf(withRules("- { effect: allow, method: [GET] }"))).toEqual([
+      '11:9: rules[0] has no condition (methods, paths or s3) and would match every request; say what it matches, e.g. paths: ["/**"]',
+      '11:26: unknown key "method" in rule (did you mean "methods"?)',
+    ]);
+  });
+
+  it("rejects a path that does not start with /, a method that is not one, an empty s3 block and a bucket that is not a glob", () => {
+    expect(errorsOf(withRules('- { effect: allow, paths: ["a/**"] }', '- { effect: allow, methods: ["GET /"] }', "- { effect: allow, s3: {} }", "- { effect: allow, s3: { bucket: 3 } }"))).toEqual([
+      '11:34: paths[0] "a/**" must start with "/" (a glob over the request\'s path)',
+      '12:36: methods[0] "GET /" is not an HTTP method (letters only, e.g. GET)',
+      "13:30: s3 must name a bucket, a key or both",
+      "14:40: bucket must be a glob or a list of globs, got 3",
+    ]);
+  });
+
+  it("rejects an empty rules list", () => {
+    expect(errorsOf(withEndpoints(...endpoint(), "    rules: []"))).toEqual(["10:12: rules must not be empty"]);
   });
 });
 

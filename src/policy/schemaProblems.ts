@@ -12,7 +12,11 @@ export function schemaProblems(data: unknown): Problem[] {
   const validate = policyValidator();
   if (validate(data)) return [];
   const problems: Problem[] = [];
-  for (const error of validate.errors ?? []) {
+  const errors = validate.errors ?? [];
+  // "a glob or a list of globs" says it once; the alternatives' own errors at the same place add nothing.
+  const eitherOr = new Set(errors.filter((e) => e.keyword === "anyOf").map((e) => e.instancePath));
+  for (const error of errors) {
+    if (error.keyword !== "anyOf" && eitherOr.has(error.instancePath)) continue;
     const problem = describeError(error);
     if (problem !== undefined) problems.push(problem);
   }
@@ -71,6 +75,8 @@ const PATTERN_MESSAGES: Readonly<Record<string, PatternMessage>> = {
   sts_endpoint: (_name, quoted) =>
     `sts_endpoint ${quoted} must be an http(s) URL such as https://sts.us-east-1.amazonaws.com`,
   client_access_key_ids: (name, quoted) => `${name} ${quoted} is not an access key id (1 to 128 letters and digits)`,
+  methods: (name, quoted) => `${name} ${quoted} is not an HTTP method (letters only, e.g. GET)`,
+  paths: (name, quoted) => `${name} ${quoted} must start with "/" (a glob over the request's path)`,
 };
 
 /** Messages for `minItems` failures, by key. */
@@ -135,6 +141,7 @@ function describeError(error: ErrorObject): Problem | undefined {
       return problemAtValue(path, EMPTY_LIST_MESSAGES[lastKey(path) ?? ""] ?? `${name} must not be empty`);
     case "minProperties":
       if (parent["title"] === "credentials entry") return undefined; // "exactly one source" is checked in code
+      if (parent["title"] === "s3") return problemAtValue(path, "s3 must name a bucket, a key or both");
       return problemAtValue(path, `${name} must define at least one entry`);
     case "maxProperties":
       if (parent["title"] === "credentials entry") return undefined;
@@ -143,6 +150,8 @@ function describeError(error: ErrorObject): Problem | undefined {
       return undefined; // reported by the inner error, which knows the offending name
     case "if":
       return undefined; // the "then" schema's own error (a missing key) says it
+    case "anyOf":
+      return problemAtValue(path, `${name} must be a glob or a list of globs, got ${describeData(error.data)}`);
     default:
       return problemAtValue(path, `${name} ${error.message ?? "is invalid"}`);
   }

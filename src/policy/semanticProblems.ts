@@ -159,6 +159,7 @@ function endpointsProblems(endpoints: unknown, credentialNames: readonly string[
       );
     }
     problems.push(...callersProblems(endpoint, index, credentialNames));
+    problems.push(...rulesProblems(endpoint, index));
     const port = endpoint["port"];
     if (hostValid && (port === undefined || isInteger(port))) {
       const normalHost = normalisePattern(host);
@@ -193,6 +194,32 @@ function callersProblems(endpoint: Record<string, unknown>, index: number, crede
       problems.push(problemAtKey(at, `caller ${keyId} is not in this endpoint's client_access_key_ids, which refuses it first: add it there or remove it here`));
     }
   }
+  return problems;
+}
+
+/** What a rule can test; a rule testing none of them would match every request. */
+const RULE_CONDITIONS = ["methods", "paths", "s3"] as const;
+const S3_SIGNING_SERVICES = ["s3", "s3express", "s3-outposts"];
+
+/** Empty rules, and s3 blocks on endpoints that do not sign for S3 (they could never match). */
+function rulesProblems(endpoint: Record<string, unknown>, index: number): Problem[] {
+  const rules = endpoint["rules"];
+  if (!Array.isArray(rules)) return [];
+  const service = endpoint["signing_service"];
+  const problems: Problem[] = [];
+  rules.forEach((raw: unknown, r) => {
+    const rule = asRecord(raw);
+    if (rule === undefined) return;
+    const at: (string | number)[] = ["endpoints", index, "rules", r];
+    if (!RULE_CONDITIONS.some((key) => key in rule)) {
+      problems.push(
+        problemAtValue(at, `rules[${r}] has no condition (${listOr([...RULE_CONDITIONS])}) and would match every request; say what it matches, e.g. paths: ["/**"]`),
+      );
+    }
+    if ("s3" in rule && typeof service === "string" && service !== "auto" && !S3_SIGNING_SERVICES.includes(service)) {
+      problems.push(problemAtKey([...at, "s3"], `rules[${r}] has an s3 block, but endpoints[${index}] signs for ${JSON.stringify(service)}, not S3, so it could never match`));
+    }
+  });
   return problems;
 }
 

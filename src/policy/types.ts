@@ -4,6 +4,7 @@
  */
 
 import type { Result } from "../result.js";
+import type { Rule } from "./rules.js";
 
 export type CredentialSigning = "sigv4" | "sigv4:body" | "sigv4:no_body";
 
@@ -84,6 +85,8 @@ export interface Endpoint {
   readonly access: Access;
   /** Default enforce. */
   readonly enforcement: Enforcement;
+  /** Checked after access, in order; the first match decides, none matching refuses. Omitted: no rules. */
+  readonly rules?: readonly Rule[];
 }
 
 export interface Limits {

@@ -3,7 +3,8 @@
  * rules"): a read-only S3 endpoint lets GetObject, HeadObject and ListObjectsV2 through, signed
  * with the real key, and refuses PutObject and DeleteObject with 403 AccessDenied before anything
  * reaches AWS; the same endpoint in audit mode signs the PutObject and says, in its log line and
- * a counter, that read-only would have refused it.
+ * a counter, that read-only would have refused it. A key-prefix rule lets one prefix of a bucket
+ * be written and read, refuses the rest and a denied sub-prefix, and allows listing by path.
  */
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,6 +29,14 @@ endpoints:
     credentials: workload
     access: read-only
     enforcement: audit
+  - host: "team.s3.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: workload
+    rules:
+      - { effect: deny, s3: { key: "team-a/secret/**" } }
+      - { effect: allow, methods: [GET, HEAD, PUT], s3: { bucket: team, key: "team-a/**" } }
+      - { effect: allow, methods: [GET], paths: ["/"] }
   # Path style, full access: only the test's setup uses it, to create the buckets and seed an object.
   - host: "s3.eu-west-1.amazonaws.com"
     credential_signing: sigv4
@@ -39,7 +48,7 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({ policy: POLICY });
   const setup = s3Client(stack, { forcePathStyle: true });
-  for (const bucket of ["datasets", "trial"]) await setup.send(new CreateBucketCommand({ Bucket: bucket }));
+  for (const bucket of ["datasets", "trial", "team"]) await setup.send(new CreateBucketCommand({ Bucket: bucket }));
   await setup.send(new PutObjectCommand({ Bucket: "datasets", Key: "public/a.txt", Body: "dataset a" }));
 });
 afterAll(async () => {
@@ -114,5 +123,38 @@ describe("enforcement: audit through real Envoy", () => {
     });
     const metrics = await (await fetch(`${stack.serve.adminUrl}/metrics`)).text();
     expect(metrics.split("\n").filter((l) => l.startsWith("countersign_audit_would_refuse_total"))).toEqual(['countersign_audit_would_refuse_total{reason="access",endpoint="1"} 1']);
+  });
+});
+
+describe("rules: a key prefix through real Envoy", () => {
+  const keys = ["team-a/x.txt", "team-a/dir with space/ü+plus 🦄.txt", "team-a/a//b/../c"];
+
+  it.each(keys)("PutObject, HeadObject and GetObject of %j under the allowed prefix are signed and verified", async (key) => {
+    const s3 = s3Client(stack);
+    const start = stack.fake.requests.length;
+    await s3.send(new PutObjectCommand({ Bucket: "team", Key: key, Body: `body of ${key}` }));
+    await s3.send(new HeadObjectCommand({ Bucket: "team", Key: key }));
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: "team", Key: key }))).Body?.transformToString()).toBe(`body of ${key}`);
+    expect(reachedSince(start)).toEqual([
+      ["PutObject", true, REAL.accessKeyId],
+      ["HeadObject", true, REAL.accessKeyId],
+      ["GetObject", true, REAL.accessKeyId],
+    ]);
+  });
+
+  it("ListObjectsV2 is allowed by the paths rule", async () => {
+    const list = await s3Client(stack).send(new ListObjectsV2Command({ Bucket: "team" }));
+    expect(list.Contents?.map((o) => o.Key).sort()).toEqual([...keys].sort());
+  });
+
+  it.each([
+    ["another prefix", () => new PutObjectCommand({ Bucket: "team", Key: "team-b/x.txt", Body: "no" }), "endpoints[2] (team.s3.eu-west-1.amazonaws.com): no rule allows this request (PUT); rules are tried in order and the first match decides"],
+    ["the prefix's look-alike", () => new PutObjectCommand({ Bucket: "team", Key: "team-a%2Fx", Body: "no" }), "endpoints[2] (team.s3.eu-west-1.amazonaws.com): no rule allows this request (PUT); rules are tried in order and the first match decides"],
+    ["a denied sub-prefix", () => new GetObjectCommand({ Bucket: "team", Key: "team-a/secret/k" }), "endpoints[2] (team.s3.eu-west-1.amazonaws.com): rules[0] (deny) refuses this request"],
+    ["DeleteObject under the prefix (no rule allows DELETE)", () => new DeleteObjectCommand({ Bucket: "team", Key: "team-a/x.txt" }), "endpoints[2] (team.s3.eu-west-1.amazonaws.com): no rule allows this request (DELETE); rules are tried in order and the first match decides"],
+  ] as const)("refuses %s with 403 AccessDenied; nothing reaches AWS", async (_name, command, message) => {
+    const start = stack.fake.requests.length;
+    expect(await refusalOf(s3Client(stack).send(command()))).toEqual({ status: 403, name: "AccessDenied", message });
+    expect(reachedSince(start)).toEqual([]);
   });
 });
