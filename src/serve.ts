@@ -140,6 +140,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       durationMs: Math.round(e.signingSeconds * 1e6) / 1e3,
       clientKeyId: e.clientKeyId,
       ...(e.audit === undefined ? {} : { wouldRefuse: e.audit.reason, wouldRefuseMessage: e.audit.message }),
+      ...(e.action === undefined ? {} : { action: e.action }),
     };
     logger[level](line, e.decision);
   };

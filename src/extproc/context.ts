@@ -21,6 +21,8 @@ export interface DecisionEvent {
   readonly bytesHashed: number;
   readonly chunksResigned: number;
   readonly clientKeyId?: string;
+  /** The action names an endpoint's `actions` rules read, or "undetermined: why". */
+  readonly action?: string;
   /**
    * Signed by an endpoint in `enforcement: audit` although a check would have refused it: the
    * check's bounded reason (access, rule, caller) and its message.

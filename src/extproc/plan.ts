@@ -2,7 +2,7 @@
  * Decides how one request is signed, from its headers alone: which endpoint of the policy, which
  * service, region and credential set, which payload mode. Pure apart from reading the context.
  */
-import { checkAccess, checkRules, endpointName, matchEndpoint } from "../policy/index.js";
+import { checkAccess, checkRules, endpointName, matchEndpoint, requestAction, type ActionResult } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
   H_AUTHORIZATION,
@@ -51,6 +51,8 @@ export interface PlanFacts {
   profile?: string;
   endpointIndex?: number;
   clientKeyId?: string;
+  /** The action names the endpoint's rules read (or "undetermined: why"); absent when no rule read it. */
+  action?: string;
   /** Audit mode: the check that would have refused the request, which was signed anyway. */
   audit?: AuditFinding;
 }
@@ -128,7 +130,14 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     if (endpoint.enforcement === "enforce") return deny("access_not_allowed", access.message);
     facts.audit = { reason: access.kind, message: access.message };
   } else {
-    const rules = checkRules(endpoint, { method: head.method, service, host, path: split.path });
+    let action: ActionResult | undefined;
+    const actionOf = (): ActionResult => {
+      action ??= requestAction({ method: head.method, service, host, path: split.path, query: split.query, header: (name) => head.headers.get(name), noBody: endOfStream });
+      return action;
+    };
+    const rules = checkRules(endpoint, { method: head.method, service, host, path: split.path, action: actionOf });
+    // Only set when a rule needed it: the log says which action the rules saw, or why there was none.
+    if (action !== undefined) facts.action = "names" in action ? action.names.join(" ") : `undetermined: ${action.undetermined}`;
     if (!rules.allowed) {
       if (endpoint.enforcement === "enforce") return deny("rule_not_allowed", rules.message);
       facts.audit = { reason: rules.kind, message: rules.message };

@@ -45,16 +45,22 @@ endpoints:
     enforcement: audit
     rules:
       - { effect: allow, methods: [GET], s3: { key: "public/**" } }
+  - host: "dynamodb.eu-west-1.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: dynamodb
+    credentials: main
+    rules:
+      - { effect: allow, actions: ["dynamodb:GetItem", "dynamodb:Query"] }
   - host: "*.s3.eu-west-1.amazonaws.com"
     credential_signing: sigv4
     signing_service: s3
     credentials: main
 `);
 
-async function send(method: string, host: string, path = "/key") {
+async function send(method: string, host: string, path = "/key", extra: Array<[string, string]> = []) {
   const { ctx, decisions } = inProcessContext(POLICY, CREDS);
   const stream = new ExtProcStream(ctx);
-  const head = requestHead(method, host, path, [["x-request-id", "rid-access"], ["x-amz-content-sha256", "UNSIGNED-PAYLOAD"]]);
+  const head = requestHead(method, host, path, [["x-request-id", "rid-access"], ["x-amz-content-sha256", "UNSIGNED-PAYLOAD"], ...extra]);
   const response = await stream.handle(requestHeadersMessage(head, true));
   return { response, decisions };
 }
@@ -142,5 +148,28 @@ describe("rules", () => {
     expect(decisions.map((d) => [d.decision, d.audit])).toEqual([
       ["signed", { reason: "rule", message: "endpoints[4] (ruled-trial.s3.eu-west-1.amazonaws.com): no rule allows this request (DELETE); rules are tried in order and the first match decides" }],
     ]);
+  });
+});
+
+describe("rules: actions", () => {
+  const dynamo = (target: string | undefined) =>
+    send("POST", "dynamodb.eu-west-1.amazonaws.com", "/", [["content-type", "application/x-amz-json-1.0"], ...(target === undefined ? [] : [["x-amz-target", target] as [string, string]])]);
+
+  it("signs an allowed action and reports the action the rules read", async () => {
+    const { response, decisions } = await dynamo("DynamoDB_20120810.GetItem");
+    expect(refusalOf(response)).toBeUndefined();
+    expect(decisions.map((d) => [d.decision, d.action])).toEqual([["signed", "dynamodb:GetItem"]]);
+  });
+
+  it("refuses another action (reason rule) and reports it", async () => {
+    const { response, decisions } = await dynamo("DynamoDB_20120810.DeleteItem");
+    expect([refusalOf(response)?.status, refusalOf(response)?.code]).toEqual([403, "AccessDenied"]);
+    expect(decisions.map((d) => [d.reason, d.action])).toEqual([["rule", "dynamodb:DeleteItem"]]);
+  });
+
+  it("refuses a request whose action cannot be determined, and says why in the decision", async () => {
+    const { response, decisions } = await dynamo(undefined);
+    expect(refusalOf(response)?.status).toBe(403);
+    expect(decisions.map((d) => [d.reason, d.action])).toEqual([["rule", "undetermined: no X-Amz-Target header or Action parameter (a form body is not read)"]]);
   });
 });

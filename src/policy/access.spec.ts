@@ -95,13 +95,22 @@ describe("the README's policy examples", () => {
 
   it("the rules example is a valid endpoint whose rules compile in order", () => {
     const blocks = [...(/### Access rules\n([^]*?)### Callers/.exec(readmeSection("Policy reference"))?.[1] ?? "").matchAll(/```yaml\n([^]*?)```/g)];
-    const example = blocks[1]?.[1];
+    const example = blocks[2]?.[1];
     expect(example).toBeDefined();
     const parsed = parsePolicy(`version: 1\ncredentials:\n  workload: { default_chain: {} }\nendpoints:\n${example ?? ""}`, "README.md");
     expect(parsed.ok ? parsed.policy.endpoints[0]?.rules?.map((r) => [r.effect, r.methods && [...r.methods], r.paths?.map((g) => g.text), r.s3?.bucket?.map((g) => g.text), r.s3?.key?.map((g) => g.text)]) : parsed.error).toEqual([
       ["deny", undefined, undefined, undefined, ["team-a/secret/**"]],
       ["allow", ["GET", "HEAD", "PUT"], undefined, ["team"], ["team-a/**"]],
       ["allow", ["GET"], ["/"], undefined, undefined],
+    ]);
+  });
+
+  it("the actions example is valid: a DynamoDB allow list and S3 deletes denied", () => {
+    const blocks = [...(/### Access rules\n([^]*?)### Callers/.exec(readmeSection("Policy reference"))?.[1] ?? "").matchAll(/```yaml\n([^]*?)```/g)];
+    const parsed = parsePolicy(`version: 1\ncredentials:\n  workload: { default_chain: {} }\nendpoints:\n${blocks[1]?.[1] ?? ""}`, "README.md");
+    expect(parsed.ok ? parsed.policy.endpoints.map((e) => e.rules?.map((r) => [r.effect, r.actions?.map((g) => g.text)])) : parsed.error).toEqual([
+      [["allow", ["dynamodb:GetItem", "dynamodb:PutItem"]]],
+      [["deny", ["s3:DeleteObject", "s3:DeleteObjects"]], ["allow", ["s3:*"]]],
     ]);
   });
 

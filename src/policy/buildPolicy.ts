@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { compileActionPattern } from "./actions.js";
 import { compileGlob, type Rule, type RuleEffect } from "./rules.js";
 import type { Access, CredentialSigning, CredentialSpec, Endpoint, Enforcement, Policy } from "./types.js";
 
@@ -51,6 +52,7 @@ interface RuleDocument {
   readonly methods?: readonly string[];
   readonly paths?: readonly string[];
   readonly s3?: { readonly bucket?: string | readonly string[]; readonly key?: string | readonly string[] };
+  readonly actions?: readonly string[];
 }
 
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
@@ -144,5 +146,6 @@ function buildRule(r: RuleDocument, index: number): Rule {
             ...(s3.key === undefined ? {} : { key: globs(s3.key) }),
           }),
         }),
+    ...(r.actions === undefined ? {} : { actions: Object.freeze(r.actions.map((text) => ({ text, regex: compileActionPattern(text) }))) }),
   });
 }

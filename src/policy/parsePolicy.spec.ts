@@ -447,7 +447,7 @@ describe("parsePolicy: rules", () => {
 
   it("rejects an empty rule: it would match every request", () => {
     expect(errorsOf(withRules("- effect: allow"))).toEqual([
-      '11:9: rules[0] has no condition (methods, paths or s3) and would match every request; say what it matches, e.g. paths: ["/**"]',
+      '11:9: rules[0] has no condition (methods, paths, s3 or actions) and would match every request; say what it matches, e.g. paths: ["/**"]',
     ]);
   });
 
@@ -462,7 +462,7 @@ describe("parsePolicy: rules", () => {
 
   it("rejects an unknown key in a rule, suggesting the close one (the rule then has no condition either)", () => {
     expect(errorsOf(withRules("- { effect: allow, method: [GET] }"))).toEqual([
-      '11:9: rules[0] has no condition (methods, paths or s3) and would match every request; say what it matches, e.g. paths: ["/**"]',
+      '11:9: rules[0] has no condition (methods, paths, s3 or actions) and would match every request; say what it matches, e.g. paths: ["/**"]',
       '11:26: unknown key "method" in rule (did you mean "methods"?)',
     ]);
   });
@@ -473,6 +473,14 @@ describe("parsePolicy: rules", () => {
       '12:36: methods[0] "GET /" is not an HTTP method (letters only, e.g. GET)',
       "13:30: s3 must name a bucket, a key or both",
       "14:40: bucket must be a glob or a list of globs, got 3",
+    ]);
+  });
+
+  it("reads actions as IAM patterns and rejects an unknown one at its value, suggesting the nearest name", () => {
+    expect(parsed(withRules('- { effect: allow, actions: ["s3:Get*"] }')).endpoints[0]?.rules?.[0]?.actions?.map((g) => g.text)).toEqual(["s3:Get*"]);
+    expect(errorsOf(withRules('- { effect: deny, actions: ["s3:DeleteObject", "s3:DeletObjects", "dynamo:GetItem"] }'))).toEqual([
+      '11:54: action "s3:DeletObjects" is not a known s3 action (did you mean "s3:DeleteObjects"?)',
+      '11:73: action "dynamo:GetItem" names unknown service "dynamo" (did you mean "dynamodb"?)',
     ]);
   });
 

@@ -14,6 +14,7 @@
  *   the first path segment (path style); the key with S3's decoding (`+` is a space, then
  *   percent-decoded once) and never normalised (S3 keys are literal: `a/../b` is its own key).
  */
+import type { ActionResult } from "./actions.js";
 import type { Endpoint } from "./types.js";
 
 export type RuleEffect = "allow" | "deny";
@@ -32,6 +33,8 @@ export interface Rule {
   readonly methods?: ReadonlySet<string>;
   readonly paths?: readonly Glob[];
   readonly s3?: { readonly bucket?: readonly Glob[]; readonly key?: readonly Glob[] };
+  /** IAM-style action patterns (case-insensitive, `*` and `?`). */
+  readonly actions?: readonly Glob[];
 }
 
 /** The facts of a request the rules read. */
@@ -43,6 +46,8 @@ export interface RuleRequest {
   readonly host: string;
   /** The path as sent (still percent-encoded), without the query. */
   readonly path: string;
+  /** The request's action names (actions.ts), asked for only when a rule has `actions`. */
+  readonly action?: () => ActionResult;
 }
 
 export type RuleVerdict =
@@ -166,6 +171,12 @@ export function checkRules(endpoint: Endpoint, request: RuleRequest): RuleVerdic
       if (at === undefined) return refuse(`${name}: the path has a malformed percent-escape, so rules[${rule.index}] cannot read its S3 bucket and key`, rule.index);
       if (rule.s3.bucket !== undefined && (at.bucket === undefined || !rule.s3.bucket.some((g) => g.regex.test(at.bucket as string)))) continue;
       if (rule.s3.key !== undefined && (at.key === undefined || !rule.s3.key.some((g) => g.regex.test(at.key as string)))) continue;
+    }
+    if (rule.actions !== undefined) {
+      const action = request.action?.();
+      // An action that cannot be determined matches no actions rule.
+      if (action === undefined || !("names" in action)) continue;
+      if (!rule.actions.some((g) => action.names.some((name) => g.regex.test(name)))) continue;
     }
     if (rule.effect === "allow") return { allowed: true, rule: rule.index };
     return refuse(`${name}: rules[${rule.index}] (deny) refuses this request`, rule.index);

@@ -1,3 +1,4 @@
+import { actionPatternProblem } from "./actions.js";
 import { DEFAULT_ASSUME_ROLE_DURATION_SECONDS } from "./buildPolicy.js";
 import { normalisePattern, validateHostPattern } from "./hostPattern.js";
 import { problemAtKey, problemAtValue, type Problem } from "./problem.js";
@@ -198,7 +199,7 @@ function callersProblems(endpoint: Record<string, unknown>, index: number, crede
 }
 
 /** What a rule can test; a rule testing none of them would match every request. */
-const RULE_CONDITIONS = ["methods", "paths", "s3"] as const;
+const RULE_CONDITIONS = ["methods", "paths", "s3", "actions"] as const;
 const S3_SIGNING_SERVICES = ["s3", "s3express", "s3-outposts"];
 
 /** Empty rules, and s3 blocks on endpoints that do not sign for S3 (they could never match). */
@@ -215,6 +216,14 @@ function rulesProblems(endpoint: Record<string, unknown>, index: number): Proble
       problems.push(
         problemAtValue(at, `rules[${r}] has no condition (${listOr([...RULE_CONDITIONS])}) and would match every request; say what it matches, e.g. paths: ["/**"]`),
       );
+    }
+    const actions = rule["actions"];
+    if (Array.isArray(actions)) {
+      actions.forEach((action: unknown, a) => {
+        if (typeof action !== "string" || action === "") return;
+        const problem = actionPatternProblem(action, didYouMean);
+        if (problem !== undefined) problems.push(problemAtValue([...at, "actions", a], problem));
+      });
     }
     if ("s3" in rule && typeof service === "string" && service !== "auto" && !S3_SIGNING_SERVICES.includes(service)) {
       problems.push(problemAtKey([...at, "s3"], `rules[${r}] has an s3 block, but endpoints[${index}] signs for ${JSON.stringify(service)}, not S3, so it could never match`));

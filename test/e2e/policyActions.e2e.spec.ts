@@ -1,0 +1,116 @@
+/**
+ * Action rules through REAL Envoy with the AWS SDK for JavaScript v3 (README "Access rules",
+ * actions): a DynamoDB endpoint whose rules allow GetItem and PutItem by their IAM action (read
+ * from X-Amz-Target) signs those and refuses DeleteItem and Scan before anything reaches AWS; an
+ * S3 endpoint that denies s3:DeleteObject and s3:DeleteObjects by action and allows s3:* signs
+ * uploads and refuses both kinds of delete. Each decision log line names the action the rules read.
+ */
+import { DeleteItemCommand, type DynamoDBClient, DynamoDBServiceException, GetItemCommand, PutItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { CreateBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dynamoClient, s3Client } from "./clients.js";
+import { REAL, startStack, type Stack } from "./harness.js";
+
+const POLICY = `version: 1
+credentials:
+  workload:
+    static:
+      access_key_id_env: COUNTERSIGN_AWS_ACCESS_KEY_ID
+      secret_access_key_env: COUNTERSIGN_AWS_SECRET_ACCESS_KEY
+endpoints:
+  - host: "dynamodb.*.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: dynamodb
+    credentials: workload
+    rules:
+      - { effect: allow, actions: ["dynamodb:GetItem", "dynamodb:PutItem"] }
+  - host: "*.s3.*.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: s3
+    credentials: workload
+    rules:
+      - { effect: deny, actions: ["s3:DeleteObject", "s3:DeleteObjects"] }
+      - { effect: allow, actions: ["s3:*"] }
+`;
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ policy: POLICY });
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+function reachedSince(start: number): Array<[string | undefined, boolean, string | undefined]> {
+  return stack.fake.requests.slice(start).map((r) => [r.operation, r.verified, r.accessKeyId]);
+}
+
+/**
+ * Status and error code of a refusal. The S3 client parses countersign's XML error; the DynamoDB
+ * client (a JSON protocol) cannot parse an XML body and throws its SyntaxError with the response
+ * attached, whose x-amzn-errortype header carries the code.
+ */
+async function refused(send: Promise<unknown>): Promise<[number | undefined, string]> {
+  try {
+    await send;
+  } catch (err) {
+    if (err instanceof DynamoDBServiceException || err instanceof S3ServiceException) return [err.$metadata.httpStatusCode, err.name];
+    const response = (err as { $response?: { statusCode?: number; headers?: Record<string, string> } }).$response;
+    if (response !== undefined) return [response.statusCode, response.headers?.["x-amzn-errortype"] ?? ""];
+    throw err;
+  }
+  throw new Error("the request was not refused");
+}
+
+/** The decision log line of the next refusal, after `from` lines. */
+async function refusalLine(from: number): Promise<Record<string, unknown>> {
+  const line = await stack.serve.waitForLine((l) => stack.serve.lines.indexOf(l) >= from && l.includes('"decision":"refused"'));
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+describe("actions: DynamoDB through real Envoy", () => {
+  const key = { pk: { S: "k1" } };
+
+  it("signs GetItem and PutItem, which the rule allows by action; AWS verifies them with the real key", async () => {
+    const ddb = dynamoClient(stack);
+    const start = stack.fake.requests.length;
+    await ddb.send(new PutItemCommand({ TableName: "t", Item: { ...key, v: { S: "x" } } }));
+    await ddb.send(new GetItemCommand({ TableName: "t", Key: key }));
+    expect(reachedSince(start)).toEqual([
+      ["PutItem", true, REAL.accessKeyId],
+      ["GetItem", true, REAL.accessKeyId],
+    ]);
+  });
+
+  it.each([
+    ["DeleteItem", (ddb: DynamoDBClient) => ddb.send(new DeleteItemCommand({ TableName: "t", Key: key }))],
+    ["Scan", (ddb: DynamoDBClient) => ddb.send(new ScanCommand({ TableName: "t" }))],
+  ] as const)("refuses %s (no rule allows it) with 403 AccessDenied; nothing reaches AWS; the log names the action", async (op, send) => {
+    const start = stack.fake.requests.length;
+    const logFrom = stack.serve.lines.length;
+    expect(await refused(send(dynamoClient(stack)))).toEqual([403, "AccessDenied"]);
+    expect(reachedSince(start)).toEqual([]);
+    expect(await refusalLine(logFrom)).toMatchObject({ host: "dynamodb.eu-west-1.amazonaws.com", reason: "rule", status: 403, action: `dynamodb:${op}` });
+  });
+});
+
+describe("actions: S3 through real Envoy", () => {
+  it("signs CreateBucket and PutObject (s3:*), refuses DeleteObject and DeleteObjects by the deny rule", async () => {
+    const s3 = s3Client(stack);
+    const start = stack.fake.requests.length;
+    await s3.send(new CreateBucketCommand({ Bucket: "acts" }));
+    await s3.send(new PutObjectCommand({ Bucket: "acts", Key: "k", Body: "v" }));
+    expect(reachedSince(start)).toEqual([
+      ["CreateBucket", true, REAL.accessKeyId],
+      ["PutObject", true, REAL.accessKeyId],
+    ]);
+    let logFrom = stack.serve.lines.length;
+    expect(await refused(s3.send(new DeleteObjectCommand({ Bucket: "acts", Key: "k" })))).toEqual([403, "AccessDenied"]);
+    expect(await refusalLine(logFrom)).toMatchObject({ reason: "rule", action: "s3:DeleteObject" });
+    logFrom = stack.serve.lines.length;
+    expect(await refused(s3.send(new DeleteObjectsCommand({ Bucket: "acts", Delete: { Objects: [{ Key: "k" }] } })))).toEqual([403, "AccessDenied"]);
+    expect(await refusalLine(logFrom)).toMatchObject({ reason: "rule", action: "s3:DeleteObject s3:DeleteObjects" });
+    expect(reachedSince(start)).toHaveLength(2);
+    expect(stack.fake.s3.listKeys("acts")).toEqual(["k"]);
+  });
+});
