@@ -15,7 +15,8 @@
  * - query protocols: `Action=` in the query string, only when there is no form body that could
  *   carry another `Action`;
  * - Bedrock runtime: the model operations from the path.
- * Anything else, or both a target and an Action, is undetermined: it matches no `actions` rule.
+ * Anything else, or both a target and an Action, is undetermined: it matches no allow rule with
+ * `actions`, and a deny rule with `actions` refuses it (rules.ts).
  */
 import { s3Address, S3_SERVICES } from "./rules.js";
 

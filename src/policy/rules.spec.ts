@@ -218,3 +218,53 @@ describe("checkRules: paths", () => {
     expect(verdict(BEDROCK, "POST", h, "/model/%E0%A4%A/invoke", "bedrock")).toBe("refuse 0");
   });
 });
+
+describe("checkRules: actions", () => {
+  const policy = policyFrom(`version: 1
+credentials:
+  c: { default_chain: {} }
+endpoints:
+  - host: "sts.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: sts
+    credentials: c
+    rules:
+      - { effect: deny, actions: ["sts:AssumeRole*"] }
+      - { effect: allow, actions: ["sts:GetCallerIdentity"] }
+      - { effect: allow, methods: [GET] }
+`);
+  const endpoint = policy.endpoints[0] as Endpoint;
+  const check = (method: string, action: ReturnType<NonNullable<RuleRequest["action"]>>) =>
+    checkRules(endpoint, { method, service: "sts", host: "sts.amazonaws.com", path: "/", action: () => action });
+
+  it("matches the request's action names against the patterns, first match deciding", () => {
+    expect([check("POST", { names: ["sts:GetCallerIdentity"] }).allowed, check("POST", { names: ["sts:AssumeRoleWithWebIdentity"] }).allowed, check("POST", { names: ["sts:GetSessionToken"] }).allowed]).toEqual([true, false, false]);
+  });
+
+  it("an undetermined action matches no allow rule, and a deny rule with actions refuses it (it could be the denied action)", () => {
+    expect(check("GET", { undetermined: "why" })).toEqual({
+      allowed: false,
+      kind: "rule",
+      rule: 0,
+      message: "endpoints[0] (sts.amazonaws.com): rules[0] (deny) refuses this request: its action cannot be determined, and could be one the rule denies",
+    });
+  });
+
+  it("asks for the action only when a rule has actions and its other fields match", () => {
+    let asked = 0;
+    const plain = policyFrom(`version: 1
+credentials:
+  c: { default_chain: {} }
+endpoints:
+  - host: "sts.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: sts
+    credentials: c
+    rules:
+      - { effect: allow, methods: [GET], actions: ["sts:GetCallerIdentity"] }
+      - { effect: allow, methods: [POST] }
+`).endpoints[0] as Endpoint;
+    const verdict = checkRules(plain, { method: "POST", service: "sts", host: "sts.amazonaws.com", path: "/", action: () => (asked++, { names: [] }) });
+    expect([verdict.allowed, asked]).toEqual([true, 0]);
+  });
+});

@@ -174,8 +174,12 @@ export function checkRules(endpoint: Endpoint, request: RuleRequest): RuleVerdic
     }
     if (rule.actions !== undefined) {
       const action = request.action?.();
-      // An action that cannot be determined matches no actions rule.
-      if (action === undefined || !("names" in action)) continue;
+      if (action === undefined || !("names" in action)) {
+        // An action that cannot be determined matches no allow rule; a deny rule refuses it, since
+        // it could be the action denied (fail closed).
+        if (rule.effect === "deny") return refuse(`${name}: rules[${rule.index}] (deny) refuses this request: its action cannot be determined, and could be one the rule denies`, rule.index);
+        continue;
+      }
       if (!rule.actions.some((g) => action.names.some((name) => g.regex.test(name)))) continue;
     }
     if (rule.effect === "allow") return { allowed: true, rule: rule.index };

@@ -107,7 +107,11 @@ function oracleAllows(rules: readonly RuleSpec[], r: RequestSpec): boolean {
     if (rule.actions) {
       // A key that cannot be decoded leaves the action undetermined: no actions rule matches.
       const names = r.rawKey !== "" && key === undefined ? undefined : s3ActionNames(r.method, r.rawKey !== "");
-      if (names === undefined || !rule.actions.some((p) => names.some((n) => actionMatches(p, n)))) continue;
+      if (names === undefined) {
+        if (rule.effect === "deny") return false; // it could be the denied action
+        continue;
+      }
+      if (!rule.actions.some((p) => names.some((n) => actionMatches(p, n)))) continue;
     }
     return rule.effect === "allow";
   }
