@@ -2,7 +2,7 @@
  * Decides how one request is signed, from its headers alone: which endpoint of the policy, which
  * service, region and credential set, which payload mode. Pure apart from reading the context.
  */
-import { checkAccess, checkRules, endpointName, matchEndpoint, requestAction, type ActionResult } from "../policy/index.js";
+import { checkAccess, checkRules, endpointName, matchEndpoint, requestAction, type ActionResult, type RuleVerdict } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
   H_AUTHORIZATION,
@@ -40,6 +40,11 @@ export interface Plan {
   readonly maxBufferedBodyBytes: number;
   /** x-amz-decoded-content-length of a chunk-signed upload (0 otherwise). */
   readonly decodedContentLength: number;
+  /**
+   * The endpoint's rules, decided once the buffered body is here (a query protocol's Action in a
+   * form body): the refusal, or undefined to sign. Absent when the rules were decided already.
+   */
+  readonly afterBody?: (body: Buffer) => Denial | undefined;
 }
 
 /** Partial facts known when a request is refused, for the decision log. */
@@ -115,6 +120,9 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   }
   facts.profile = profile;
 
+  /** Set when the rules can be decided only from the form body (a query protocol's Action). */
+  let rulesNeedBody: ((formBody: string | undefined) => RulesOutcome) | undefined;
+
   let service = endpoint.signingService;
   if (service === "auto") {
     if (clientAuth.kind === "none" || clientAuth.kind === "malformed") {
@@ -130,17 +138,20 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     if (endpoint.enforcement === "enforce") return deny("access_not_allowed", access.message);
     facts.audit = { reason: access.kind, message: access.message };
   } else {
-    let action: ActionResult | undefined;
-    const actionOf = (): ActionResult => {
-      action ??= requestAction({ method: head.method, service, host, path: split.path, query: split.query, header: (name) => head.headers.get(name), noBody: endOfStream });
-      return action;
+    const evaluate = (formBody: string | undefined): RulesOutcome => {
+      let action: ActionResult | undefined;
+      const actionOf = (): ActionResult => {
+        action ??= requestAction({ method: head.method, service, host, path: split.path, query: split.query, header: (name) => head.headers.get(name), noBody: endOfStream, ...(formBody === undefined ? {} : { formBody }) });
+        return action;
+      };
+      const verdict = checkRules(endpoint, { method: head.method, service, host, path: split.path, action: actionOf });
+      return { verdict, action };
     };
-    const rules = checkRules(endpoint, { method: head.method, service, host, path: split.path, action: actionOf });
-    // Only set when a rule needed it: the log says which action the rules saw, or why there was none.
-    if (action !== undefined) facts.action = "names" in action ? action.names.join(" ") : `undetermined: ${action.undetermined}`;
-    if (!rules.allowed) {
-      if (endpoint.enforcement === "enforce") return deny("rule_not_allowed", rules.message);
-      facts.audit = { reason: rules.kind, message: rules.message };
+    const first = evaluate(undefined);
+    if (first.action !== undefined && "needsBody" in first.action) rulesNeedBody = evaluate;
+    else {
+      const refusal = applyRules(first, endpoint, facts);
+      if (refusal !== undefined) return refusal;
     }
   }
 
@@ -150,12 +161,30 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   }
   facts.region = region;
 
-  const mode = selectPayloadMode({ signing: endpoint.credentialSigning, contentSha256: head.headers.get(H_CONTENT_SHA256), endOfStream });
+  let mode = selectPayloadMode({ signing: endpoint.credentialSigning, contentSha256: head.headers.get(H_CONTENT_SHA256), endOfStream });
   if (mode.kind === "refuse") {
     facts.payloadMode = "refused";
     return deny(mode.reason, mode.message);
   }
   facts.payloadMode = mode.name;
+
+  let afterBody: ((body: Buffer) => Denial | undefined) | undefined;
+  if (rulesNeedBody !== undefined) {
+    const evaluate = rulesNeedBody;
+    if (mode.kind === "header" && !endOfStream && (mode.name === "client-hash" || mode.name === "unsigned-payload")) {
+      // The rules must read the form body, which the signature alone did not need: buffer it and
+      // sign with its own hash (the same as a correct client hash).
+      mode = { kind: "buffer", name: "buffered-body" };
+      facts.payloadMode = mode.name;
+    }
+    if (mode.kind === "buffer") {
+      // The body is coming anyway (it is hashed to sign): decide when it is here.
+      afterBody = (body) => applyRules(evaluate(body.toString("utf8")), endpoint, facts);
+    } else {
+      const refusal = applyRules(evaluate(undefined), endpoint, facts);
+      if (refusal !== undefined) return refusal;
+    }
+  }
 
   let decodedContentLength = 0;
   if (mode.kind === "chunked") {
@@ -200,7 +229,24 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     clientSignedHeaders,
     maxBufferedBodyBytes: maxBody,
     decodedContentLength,
+    ...(afterBody === undefined ? {} : { afterBody }),
   };
+}
+
+interface RulesOutcome {
+  readonly verdict: RuleVerdict;
+  readonly action: ActionResult | undefined;
+}
+
+/** Records what the rules read; the refusal under enforce, or the audit finding under audit. */
+function applyRules(outcome: RulesOutcome, endpoint: Endpoint, facts: PlanFacts): Denial | undefined {
+  const { verdict, action } = outcome;
+  // Only set when a rule needed it: the log says which action the rules saw, or why there was none.
+  if (action !== undefined) facts.action = "names" in action ? action.names.join(" ") : `undetermined: ${action.undetermined}`;
+  if (verdict.allowed) return undefined;
+  if (endpoint.enforcement === "enforce") return deny("rule_not_allowed", verdict.message);
+  facts.audit = { reason: verdict.kind, message: verdict.message };
+  return undefined;
 }
 
 /**

@@ -3,8 +3,9 @@
  * AccessDenied naming the endpoint, reported with reason "access"; audit mode signs the same
  * request and reports what would have refused it.
  */
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { requestHead, requestHeadersMessage } from "../../test/fuzz/support/messages.js";
+import { requestBodyMessage, requestHead, requestHeadersMessage } from "../../test/fuzz/support/messages.js";
 import { headersSetBy, inProcessContext, refusalOf } from "../../test/support/extProcHarness.js";
 import { policyFrom } from "../../test/support/policyFrom.js";
 import { ExtProcStream } from "./stream.js";
@@ -51,6 +52,12 @@ endpoints:
     credentials: main
     rules:
       - { effect: allow, actions: ["dynamodb:GetItem", "dynamodb:Query"] }
+  - host: "sts.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: sts
+    credentials: main
+    rules:
+      - { effect: allow, actions: ["sts:GetCallerIdentity"] }
   - host: "*.s3.eu-west-1.amazonaws.com"
     credential_signing: sigv4
     signing_service: s3
@@ -171,5 +178,39 @@ describe("rules: actions", () => {
     const { response, decisions } = await dynamo(undefined);
     expect(refusalOf(response)?.status).toBe(403);
     expect(decisions.map((d) => [d.reason, d.action])).toEqual([["rule", "undetermined: no X-Amz-Target header or Action parameter (a form body is not read)"]]);
+  });
+});
+
+describe("rules: a query protocol's Action in a form body", () => {
+  async function sts(body: string, extra: Array<[string, string]> = []) {
+    const { ctx, decisions } = inProcessContext(POLICY, CREDS);
+    const stream = new ExtProcStream(ctx);
+    const head = requestHead("POST", "sts.amazonaws.com", "/", [["x-request-id", "rid-sts"], ["content-type", "application/x-www-form-urlencoded; charset=utf-8"], ["content-length", String(body.length)], ...extra]);
+    const first = await stream.handle(requestHeadersMessage(head, false));
+    const second = await stream.handle(requestBodyMessage(Buffer.from(body), true));
+    return { first, second, decisions };
+  }
+
+  it("asks for the body, then signs an allowed Action and reports it", async () => {
+    const { first, second, decisions } = await sts("Action=GetCallerIdentity&Version=2011-06-15");
+    expect([refusalOf(first), first.mode_override?.request_body_mode]).toEqual([undefined, "BUFFERED"]);
+    expect(refusalOf(second)).toBeUndefined();
+    expect(headersSetBy(second).get("authorization")).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAACCESSSPEC000001\//);
+    expect(decisions.map((d) => [d.decision, d.action])).toEqual([["signed", "sts:GetCallerIdentity"]]);
+  });
+
+  it("refuses another Action when the body arrives (403, reason rule), signing nothing", async () => {
+    const { second, decisions } = await sts("Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fx&RoleSessionName=s&Version=2011-06-15");
+    expect([refusalOf(second)?.status, refusalOf(second)?.code, headersSetBy(second).get("authorization")]).toEqual([403, "AccessDenied", undefined]);
+    expect(decisions.map((d) => [d.decision, d.reason, d.action])).toEqual([["refused", "rule", "sts:AssumeRole"]]);
+  });
+
+  it("asks for the body even when the client sent its hash (the SDKs do), and signs with the body's hash", async () => {
+    const body = "Action=GetCallerIdentity&Version=2011-06-15";
+    const hash = createHash("sha256").update(body).digest("hex");
+    const { first, second, decisions } = await sts(body, [["x-amz-content-sha256", hash]]);
+    expect(first.mode_override?.request_body_mode).toBe("BUFFERED");
+    expect(headersSetBy(second).get("x-amz-content-sha256")).toBe(hash);
+    expect(decisions.map((d) => [d.decision, d.payloadMode, d.action])).toEqual([["signed", "buffered-body", "sts:GetCallerIdentity"]]);
   });
 });

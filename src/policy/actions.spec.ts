@@ -102,6 +102,18 @@ describe("requestAction: JSON, query and Bedrock protocols", () => {
     expect(action(req("POST", "sts.amazonaws.com", "/", form, { service: "sts", noBody: false }))).toBe("undetermined");
   });
 
+  it("reads a query protocol's Action from a form body once it has been read, and asks for it before", () => {
+    const form = { "content-type": "application/x-www-form-urlencoded; charset=utf-8" };
+    const sts = (query: string, formBody: string | undefined) => requestAction(req("POST", "sts.amazonaws.com", `/${query}`, form, { service: "sts", noBody: false, ...(formBody === undefined ? {} : { formBody }) }));
+    expect(sts("", undefined)).toEqual({ undetermined: "a form body, which carries the Action, has not been read", needsBody: true });
+    expect(sts("", "Action=GetCallerIdentity&Version=2011-06-15")).toEqual({ names: ["sts:GetCallerIdentity"] });
+    expect(sts("?Action=GetCallerIdentity", "Version=2011-06-15")).toEqual({ names: ["sts:GetCallerIdentity"] });
+    expect(sts("?Action=GetCallerIdentity", "Action=AssumeRole")).toEqual({ undetermined: "Action both in the query string and in the form body" });
+    expect(sts("", "Action=GetCallerIdentity&Action=AssumeRole")).toEqual({ undetermined: "more than one Action in the form body" });
+    expect(sts("", "Version=2011-06-15")).toEqual({ undetermined: "no Action in the query string or the form body" });
+    expect(sts("", "Action=Get+Caller")).toEqual({ undetermined: "the Action parameter does not name one operation" });
+  });
+
   it("is undetermined for a target or Action that is not one operation name", () => {
     expect(action(req("POST", "dynamodb.eu-west-1.amazonaws.com", "/", { ...json, "x-amz-target": "DynamoDB_20120810.Get Item" }, { service: "dynamodb" }))).toBe("undetermined");
     expect(action(req("GET", "sts.amazonaws.com", "/?Action=a%26b", {}, { service: "sts" }))).toBe("undetermined");

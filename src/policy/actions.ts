@@ -12,8 +12,8 @@
  *   sub-resource in the query, and `x-amz-copy-source`;
  * - JSON protocols: `X-Amz-Target` (`DynamoDB_20120810.GetItem` → `dynamodb:GetItem`), only with
  *   an `application/x-amz-json-*` content-type (a form body would be read by its `Action`);
- * - query protocols: `Action=` in the query string, only when there is no form body that could
- *   carry another `Action`;
+ * - query protocols: `Action=` in a form-encoded body (read once the body has been buffered) or in
+ *   the query string; in both at once it is undetermined;
  * - Bedrock runtime: the model operations from the path.
  * Anything else, or both a target and an Action, is undetermined: it matches no allow rule with
  * `actions`, and a deny rule with `actions` refuses it (rules.ts).
@@ -33,10 +33,15 @@ export interface ActionRequest {
   header(name: string): string | undefined;
   /** True when no body follows the headers. */
   readonly noBody: boolean;
+  /** A form-encoded body's text, once it has been read; undefined before. */
+  readonly formBody?: string;
 }
 
 /** The names of the request's action, or why it has none. */
-export type ActionResult = { readonly names: readonly string[] } | { readonly undetermined: string };
+export type ActionResult =
+  | { readonly names: readonly string[] }
+  /** `needsBody`: a form body, not read yet, decides it. */
+  | { readonly undetermined: string; readonly needsBody?: true };
 
 /** Known services (IAM prefixes) and their operations, for validation and "did you mean". */
 export const KNOWN_ACTIONS: Readonly<Record<string, readonly string[]>> = {
@@ -149,11 +154,19 @@ export function requestAction(request: ActionRequest): ActionResult {
     if (!OPERATION.test(operation)) return { undetermined: "X-Amz-Target does not name an operation" };
     return { names: [`${prefix}:${operation}`] };
   }
+  const formBody = !request.noBody && /^application\/x-www-form-urlencoded\b/i.test(request.header("content-type") ?? "");
+  if (formBody) {
+    if (request.formBody === undefined) return { undetermined: "a form body, which carries the Action, has not been read", needsBody: true };
+    const inBody = new URLSearchParams(request.formBody).getAll("Action");
+    if (inBody.length > 0 && action !== undefined) return { undetermined: "Action both in the query string and in the form body" };
+    if (inBody.length > 1) return { undetermined: "more than one Action in the form body" };
+    const only = inBody[0] ?? action;
+    if (only === undefined) return { undetermined: "no Action in the query string or the form body" };
+    if (typeof only !== "string" || !OPERATION.test(only)) return { undetermined: "the Action parameter does not name one operation" };
+    return { names: [`${prefix}:${only}`] };
+  }
   if (action !== undefined) {
     if (typeof action !== "string" || !OPERATION.test(action)) return { undetermined: "the Action parameter does not name one operation" };
-    if (!request.noBody && /^application\/x-www-form-urlencoded\b/i.test(request.header("content-type") ?? "")) {
-      return { undetermined: "Action in the query string with a form body, which may carry another Action" };
-    }
     return { names: [`${prefix}:${action}`] };
   }
   if (request.service === "bedrock") return bedrockAction(request);

@@ -3,12 +3,15 @@
  * actions): a DynamoDB endpoint whose rules allow GetItem and PutItem by their IAM action (read
  * from X-Amz-Target) signs those and refuses DeleteItem and Scan before anything reaches AWS; an
  * S3 endpoint that denies s3:DeleteObject and s3:DeleteObjects by action and allows s3:* signs
- * uploads and refuses both kinds of delete. Each decision log line names the action the rules read.
+ * uploads and refuses both kinds of delete; an STS endpoint that allows sts:GetCallerIdentity reads
+ * the Action from the SDK's form body (countersign asks Envoy for it) and refuses AssumeRole. Each
+ * decision log line names the action the rules read.
  */
 import { DeleteItemCommand, type DynamoDBClient, DynamoDBServiceException, GetItemCommand, PutItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSServiceException } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dynamoClient, s3Client } from "./clients.js";
+import { dynamoClient, s3Client, stsClient } from "./clients.js";
 import { REAL, startStack, type Stack } from "./harness.js";
 
 const POLICY = `version: 1
@@ -24,6 +27,12 @@ endpoints:
     credentials: workload
     rules:
       - { effect: allow, actions: ["dynamodb:GetItem", "dynamodb:PutItem"] }
+  - host: "sts.amazonaws.com"
+    credential_signing: sigv4
+    signing_service: sts
+    credentials: workload
+    rules:
+      - { effect: allow, actions: ["sts:GetCallerIdentity"] }
   - host: "*.s3.*.amazonaws.com"
     credential_signing: sigv4
     signing_service: s3
@@ -48,13 +57,16 @@ function reachedSince(start: number): Array<[string | undefined, boolean, string
 /**
  * Status and error code of a refusal. The S3 client parses countersign's XML error; the DynamoDB
  * client (a JSON protocol) cannot parse an XML body and throws its SyntaxError with the response
- * attached, whose x-amzn-errortype header carries the code.
+ * attached, and the STS client (query protocol) names it "Unknown": for both, the code is read
+ * from the x-amzn-errortype header.
  */
 async function refused(send: Promise<unknown>): Promise<[number | undefined, string]> {
   try {
     await send;
   } catch (err) {
     if (err instanceof DynamoDBServiceException || err instanceof S3ServiceException) return [err.$metadata.httpStatusCode, err.name];
+    // The query protocol's parser expects <ErrorResponse> and names countersign's <Error> "Unknown".
+    if (err instanceof STSServiceException) return [err.$metadata.httpStatusCode, err.$response?.headers["x-amzn-errortype"] ?? err.name];
     const response = (err as { $response?: { statusCode?: number; headers?: Record<string, string> } }).$response;
     if (response !== undefined) return [response.statusCode, response.headers?.["x-amzn-errortype"] ?? ""];
     throw err;
@@ -112,5 +124,22 @@ describe("actions: S3 through real Envoy", () => {
     expect(await refusalLine(logFrom)).toMatchObject({ reason: "rule", action: "s3:DeleteObject s3:DeleteObjects" });
     expect(reachedSince(start)).toHaveLength(2);
     expect(stack.fake.s3.listKeys("acts")).toEqual(["k"]);
+  });
+});
+
+describe("actions: STS, the Action in a form body, through real Envoy", () => {
+  it("signs GetCallerIdentity, whose Action the SDK sends in the form body", async () => {
+    const start = stack.fake.requests.length;
+    const id = await stsClient(stack).send(new GetCallerIdentityCommand({}));
+    expect(id.UserId).toBe(REAL.accessKeyId);
+    expect(reachedSince(start)).toEqual([["GetCallerIdentity", true, REAL.accessKeyId]]);
+  });
+
+  it("refuses AssumeRole, read from the form body, with 403 AccessDenied; nothing reaches AWS", async () => {
+    const start = stack.fake.requests.length;
+    const logFrom = stack.serve.lines.length;
+    expect(await refused(stsClient(stack).send(new AssumeRoleCommand({ RoleArn: "arn:aws:iam::123456789012:role/x", RoleSessionName: "s" })))).toEqual([403, "AccessDenied"]);
+    expect(reachedSince(start)).toEqual([]);
+    expect(await refusalLine(logFrom)).toMatchObject({ host: "sts.amazonaws.com", reason: "rule", status: 403, action: "sts:AssumeRole" });
   });
 });
