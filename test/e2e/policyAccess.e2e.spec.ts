@@ -9,6 +9,7 @@
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { s3Client } from "./clients.js";
+import { runBoto3Policy } from "./boto3Policy.js";
 import { REAL, startStack, type Stack } from "./harness.js";
 
 const POLICY = `version: 1
@@ -157,4 +158,18 @@ describe("rules: a key prefix through real Envoy", () => {
     expect(await refusalOf(s3Client(stack).send(command()))).toEqual({ status: 403, name: "AccessDenied", message });
     expect(reachedSince(start)).toEqual([]);
   });
+});
+
+describe("access: read-only with boto3 through real Envoy", () => {
+  it("get, head and list are signed; put and delete are refused with 403 AccessDenied and reach nothing", async () => {
+    const start = stack.fake.requests.length;
+    const out = await runBoto3Policy(stack, "read-only");
+    const refusal = { status: 403, code: "AccessDenied", errortype: "AccessDenied" };
+    expect(out).toEqual({ get: "dataset a", head: 9, listed: ["public/a.txt"], put: refusal, delete: refusal });
+    expect(reachedSince(start)).toEqual([
+      ["GetObject", true, REAL.accessKeyId],
+      ["HeadObject", true, REAL.accessKeyId],
+      ["ListObjectsV2", true, REAL.accessKeyId],
+    ]);
+  }, 120_000);
 });

@@ -13,6 +13,7 @@ import { AssumeRoleCommand, GetCallerIdentityCommand, STSServiceException } from
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dynamoClient, s3Client, stsClient } from "./clients.js";
 import { REAL, startStack, type Stack } from "./harness.js";
+import { runBoto3Policy } from "./boto3Policy.js";
 
 const POLICY = `version: 1
 credentials:
@@ -142,4 +143,15 @@ describe("actions: STS, the Action in a form body, through real Envoy", () => {
     expect(reachedSince(start)).toEqual([]);
     expect(await refusalLine(logFrom)).toMatchObject({ host: "sts.amazonaws.com", reason: "rule", status: 403, action: "sts:AssumeRole" });
   });
+});
+
+describe("actions: STS with boto3 through real Envoy", () => {
+  it("get_caller_identity is signed; assume_role, read from boto3's form body, is refused with 403 AccessDenied", async () => {
+    const start = stack.fake.requests.length;
+    const out = await runBoto3Policy(stack, "sts");
+    // boto3's query-protocol parser looks for <ErrorResponse> and finds no code in countersign's
+    // S3-shaped <Error> body (README "Access rules"); the status and x-amzn-errortype say it.
+    expect(out).toEqual({ user: REAL.accessKeyId, assume_role: { status: 403, code: null, errortype: "AccessDenied" } });
+    expect(reachedSince(start)).toEqual([["GetCallerIdentity", true, REAL.accessKeyId]]);
+  }, 120_000);
 });

@@ -1,0 +1,41 @@
+"""boto3 (Debian python3-boto3) as a workload under endpoint access rules, holding placeholder keys.
+
+Driven by policyAccess.e2e.spec.ts and policyActions.e2e.spec.ts through Envoy's proxy listener
+(HTTPS_PROXY and AWS_CA_BUNDLE in the environment). argv[1] picks the scenario:
+  read-only  S3 bucket "datasets": get, head and list, then a put and a delete that must be refused;
+  sts        STS get_caller_identity, then assume_role that must be refused.
+Prints one JSON line: what succeeded, and for each refused call its HTTP status and error code.
+"""
+import json
+import sys
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+config = Config(retries={"max_attempts": 1})
+out = {}
+
+
+def refused(call):
+    try:
+        call()
+    except ClientError as err:
+        meta = err.response.get("ResponseMetadata", {})
+        headers = meta.get("HTTPHeaders", {})
+        return {"status": meta.get("HTTPStatusCode"), "code": err.response.get("Error", {}).get("Code"), "errortype": headers.get("x-amzn-errortype")}
+    return "not refused"
+
+
+if sys.argv[1] == "read-only":
+    s3 = boto3.client("s3", region_name="eu-west-1", config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "virtual"}))
+    out["get"] = s3.get_object(Bucket="datasets", Key="public/a.txt")["Body"].read().decode()
+    out["head"] = s3.head_object(Bucket="datasets", Key="public/a.txt")["ContentLength"]
+    out["listed"] = [o["Key"] for o in s3.list_objects_v2(Bucket="datasets").get("Contents", [])]
+    out["put"] = refused(lambda: s3.put_object(Bucket="datasets", Key="public/boto3.txt", Body=b"no"))
+    out["delete"] = refused(lambda: s3.delete_object(Bucket="datasets", Key="public/a.txt"))
+elif sys.argv[1] == "sts":
+    sts = boto3.client("sts", region_name="us-east-1", config=config)
+    out["user"] = sts.get_caller_identity()["UserId"]
+    out["assume_role"] = refused(lambda: sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/x", RoleSessionName="session"))
+print(json.dumps(out))
