@@ -139,7 +139,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       status: e.status,
       durationMs: Math.round(e.signingSeconds * 1e6) / 1e3,
       clientKeyId: e.clientKeyId,
-      ...(e.audit === undefined ? {} : { wouldRefuse: e.audit.reason, wouldRefuseMessage: e.audit.message }),
+      ...(e.audit === undefined ? {} : { wouldRefuse: e.audit.reason, wouldRefuseMessage: e.audit.message, ...(e.audit.rule === undefined ? {} : { wouldRefuseRule: e.audit.rule }) }),
       ...(e.action === undefined ? {} : { action: e.action }),
     };
     logger[level](line, e.decision);

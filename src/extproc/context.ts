@@ -27,7 +27,7 @@ export interface DecisionEvent {
    * Signed by an endpoint in `enforcement: audit` although a check would have refused it: the
    * check's bounded reason (access, rule, caller) and its message.
    */
-  readonly audit?: { readonly reason: string; readonly message: string };
+  readonly audit?: { readonly reason: string; readonly message: string; readonly rule?: number };
 }
 
 /**

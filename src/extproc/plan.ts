@@ -66,6 +66,8 @@ export interface PlanFacts {
 export interface AuditFinding {
   readonly reason: "access" | "rule";
   readonly message: string;
+  /** The index of the rule that would have refused it; absent for access, or when no rule matched. */
+  readonly rule?: number;
 }
 
 /** The plan, or the refusal, and in both cases what was learned about the request on the way. */
@@ -245,7 +247,7 @@ function applyRules(outcome: RulesOutcome, endpoint: Endpoint, facts: PlanFacts)
   if (action !== undefined) facts.action = "names" in action ? action.names.join(" ") : `undetermined: ${action.undetermined}`;
   if (verdict.allowed) return undefined;
   if (endpoint.enforcement === "enforce") return deny("rule_not_allowed", verdict.message);
-  facts.audit = { reason: verdict.kind, message: verdict.message };
+  facts.audit = { reason: verdict.kind, message: verdict.message, ...(verdict.rule === undefined ? {} : { rule: verdict.rule }) };
   return undefined;
 }
 

@@ -46,6 +46,7 @@ endpoints:
     enforcement: audit
     rules:
       - { effect: allow, methods: [GET], s3: { key: "public/**" } }
+      - { effect: deny, s3: { key: "private/secret/**" } }
   - host: "dynamodb.eu-west-1.amazonaws.com"
     credential_signing: sigv4
     signing_service: dynamodb
@@ -147,6 +148,14 @@ describe("rules", () => {
   it("refuses what no rule matches", async () => {
     const { response } = await send("PUT", "ruled.s3.eu-west-1.amazonaws.com", "/public/k");
     expect(refusalOf(response)?.message).toBe("endpoints[3] (ruled.s3.eu-west-1.amazonaws.com): no rule allows this request (PUT); rules are tried in order and the first match decides");
+  });
+
+  it("in audit mode signs what a deny rule refuses and reports the rule's index", async () => {
+    const { response, decisions } = await send("GET", "ruled-trial.s3.eu-west-1.amazonaws.com", "/private/secret/k");
+    expect(refusalOf(response)).toBeUndefined();
+    expect(decisions.map((d) => [d.decision, d.audit])).toEqual([
+      ["signed", { reason: "rule", rule: 1, message: "endpoints[4] (ruled-trial.s3.eu-west-1.amazonaws.com): rules[1] (deny) refuses this request" }],
+    ]);
   });
 
   it("in audit mode signs what no rule matches and reports it with reason rule", async () => {

@@ -123,7 +123,7 @@ describe("enforcement: audit through real Envoy", () => {
       wouldRefuseMessage: "endpoints[1] (trial.s3.eu-west-1.amazonaws.com) is read-only (GET, HEAD, OPTIONS): PUT is not allowed",
     });
     const metrics = await (await fetch(`${stack.serve.adminUrl}/metrics`)).text();
-    expect(metrics.split("\n").filter((l) => l.startsWith("countersign_audit_would_refuse_total"))).toEqual(['countersign_audit_would_refuse_total{reason="access",endpoint="1"} 1']);
+    expect(metrics.split("\n").filter((l) => l.startsWith("countersign_audit_would_refuse_total"))).toEqual(['countersign_audit_would_refuse_total{reason="access",endpoint="1",rule="none"} 1']);
   });
 });
 
