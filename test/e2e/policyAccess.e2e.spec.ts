@@ -173,3 +173,19 @@ describe("access: read-only with boto3 through real Envoy", () => {
     ]);
   }, 120_000);
 });
+
+describe("rules and audit with boto3 through real Envoy", () => {
+  it("the key-prefix rule and the audited bucket behave for boto3 as for the JavaScript SDK", async () => {
+    const start = stack.fake.requests.length;
+    const out = await runBoto3Policy(stack, "rules");
+    const refusal = { status: 403, code: "AccessDenied", errortype: "AccessDenied" };
+    expect(out).toEqual({ get: "from boto3", listed: true, other_prefix: refusal, denied_prefix: refusal, audited: true });
+    expect(reachedSince(start)).toEqual([
+      ["PutObject", true, REAL.accessKeyId],
+      ["GetObject", true, REAL.accessKeyId],
+      ["ListObjectsV2", true, REAL.accessKeyId],
+      ["PutObject", true, REAL.accessKeyId],
+    ]);
+    expect(stack.fake.s3.listKeys("trial")).toContain("boto3-audited");
+  }, 120_000);
+});

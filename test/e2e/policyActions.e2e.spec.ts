@@ -155,3 +155,17 @@ describe("actions: STS with boto3 through real Envoy", () => {
     expect(reachedSince(start)).toEqual([["GetCallerIdentity", true, REAL.accessKeyId]]);
   }, 120_000);
 });
+
+describe("actions: DynamoDB with boto3 through real Envoy", () => {
+  it("put_item and get_item are signed; delete_item is refused with 403", async () => {
+    const start = stack.fake.requests.length;
+    const out = await runBoto3Policy(stack, "dynamodb");
+    // botocore's JSON parser finds no __type in countersign's XML body and falls back to the
+    // status as the code; x-amzn-errortype carries AccessDenied.
+    expect(out).toEqual({ delete_item: { status: 403, code: "403", errortype: "AccessDenied" } });
+    expect(reachedSince(start)).toEqual([
+      ["PutItem", true, REAL.accessKeyId],
+      ["GetItem", true, REAL.accessKeyId],
+    ]);
+  }, 120_000);
+});
