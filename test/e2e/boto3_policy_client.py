@@ -6,7 +6,8 @@ Driven by policyAccess.e2e.spec.ts and policyActions.e2e.spec.ts through Envoy's
   rules      S3 bucket "team": a key-prefix rule (put, get, list; another prefix and a denied
              sub-prefix refused), and a put to the audited bucket "trial";
   dynamodb   put_item and get_item, then delete_item that must be refused;
-  sts        STS get_caller_identity, then assume_role that must be refused.
+  sts        STS get_caller_identity, then assume_role that must be refused;
+  whoami B   STS get_caller_identity's ARN, and a put to bucket B (the callers test).
 Prints one JSON line: what succeeded, and for each refused call its HTTP status and error code.
 """
 import json
@@ -51,6 +52,11 @@ elif sys.argv[1] == "dynamodb":
     ddb.put_item(TableName="boto3-table", Item={"pk": {"S": "boto3"}})
     ddb.get_item(TableName="boto3-table", Key={"pk": {"S": "boto3"}})
     out["delete_item"] = refused(lambda: ddb.delete_item(TableName="boto3-table", Key={"pk": {"S": "boto3"}}))
+elif sys.argv[1] == "whoami":
+    sts = boto3.client("sts", region_name="us-east-1", config=config)
+    out["arn"] = sts.get_caller_identity()["Arn"]
+    s3 = boto3.client("s3", region_name="eu-west-1", config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "virtual"}))
+    s3.put_object(Bucket=sys.argv[2], Key="boto3", Body=b"from boto3")
 elif sys.argv[1] == "sts":
     sts = boto3.client("sts", region_name="us-east-1", config=config)
     out["user"] = sts.get_caller_identity()["UserId"]

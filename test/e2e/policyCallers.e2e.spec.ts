@@ -12,6 +12,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3ServiceExcep
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { proxiedHandler, s3Client } from "./clients.js";
+import { runBoto3Policy } from "./boto3Policy.js";
 import { REAL, startStack, type Stack } from "./harness.js";
 
 const TENANT_A = { accessKeyId: "AKIDTENANTA0000000000", secretAccessKey: "placeholder-a" };
@@ -100,4 +101,18 @@ describe("callers through real Envoy", () => {
     const line = await stack.serve.waitForLine((l) => l.includes('"reason":"caller"'));
     expect(JSON.parse(line)).toMatchObject({ decision: "refused", reason: "caller", status: 403, clientKeyId: "AKID…0000" });
   });
+});
+
+describe("callers with boto3 through real Envoy", () => {
+  it("two boto3 workloads with two placeholder key ids get two identities and two real key ids", async () => {
+    const start = stack.fake.requests.length;
+    expect(await runBoto3Policy(stack, ["whoami", "tenant-a-data"], TENANT_A)).toEqual({ arn: ARN_A });
+    expect(await runBoto3Policy(stack, ["whoami", "tenant-b-data"], TENANT_B)).toEqual({ arn: REAL_B.arn });
+    expect(stack.fake.requests.slice(start).map((r) => [r.operation, r.verified, r.accessKeyId])).toEqual([
+      ["GetCallerIdentity", true, REAL.accessKeyId],
+      ["PutObject", true, REAL.accessKeyId],
+      ["GetCallerIdentity", true, REAL_B.accessKeyId],
+      ["PutObject", true, REAL_B.accessKeyId],
+    ]);
+  }, 120_000);
 });
