@@ -4,14 +4,17 @@
  * from X-Amz-Target) signs those and refuses DeleteItem and Scan before anything reaches AWS; an
  * S3 endpoint that denies s3:DeleteObject and s3:DeleteObjects by action and allows s3:* signs
  * uploads and refuses both kinds of delete; an STS endpoint that allows sts:GetCallerIdentity reads
- * the Action from the SDK's form body (countersign asks Envoy for it) and refuses AssumeRole. Each
+ * the Action from the SDK's form body (countersign asks Envoy for it) and refuses AssumeRole; a
+ * Bedrock runtime endpoint allows InvokeModel (and Converse, which IAM authorises as InvokeModel)
+ * for one model family, matched by the model id in the path. Each
  * decision log line names the action the rules read.
  */
 import { DeleteItemCommand, type DynamoDBClient, DynamoDBServiceException, GetItemCommand, PutItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { ConverseCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSServiceException } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dynamoClient, s3Client, stsClient } from "./clients.js";
+import { bedrockClient, dynamoClient, s3Client, stsClient } from "./clients.js";
 import { REAL, startStack, type Stack } from "./harness.js";
 import { runBoto3Policy } from "./boto3Policy.js";
 
@@ -28,6 +31,12 @@ endpoints:
     credentials: workload
     rules:
       - { effect: allow, actions: ["dynamodb:GetItem", "dynamodb:PutItem"] }
+  - host: "bedrock-runtime.*.amazonaws.com"
+    credential_signing: sigv4:body
+    signing_service: bedrock
+    credentials: workload
+    rules:
+      - { effect: allow, actions: ["bedrock:InvokeModel"], paths: ["/model/anthropic.*/*"] }
   - host: "sts.amazonaws.com"
     credential_signing: sigv4
     signing_service: sts
@@ -168,4 +177,27 @@ describe("actions: DynamoDB with boto3 through real Envoy", () => {
       ["GetItem", true, REAL.accessKeyId],
     ]);
   }, 120_000);
+});
+
+describe("actions and paths: Bedrock runtime through real Envoy", () => {
+  const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }] });
+
+  it("signs InvokeModel and Converse for an anthropic model (its id, %3A included, decoded in the path)", async () => {
+    const start = stack.fake.requests.length;
+    const bedrock = bedrockClient(stack);
+    await bedrock.send(new InvokeModelCommand({ modelId: "anthropic.claude-3-haiku-20240307-v1:0", contentType: "application/json", body }));
+    await bedrock.send(new ConverseCommand({ modelId: "anthropic.claude-3-haiku-20240307-v1:0", messages: [{ role: "user", content: [{ text: "hi" }] }] }));
+    expect(reachedSince(start)).toEqual([
+      ["InvokeModel", true, REAL.accessKeyId],
+      ["Converse", true, REAL.accessKeyId],
+    ]);
+  });
+
+  it("refuses another model family with 403; nothing reaches AWS; the log names the action", async () => {
+    const start = stack.fake.requests.length;
+    const logFrom = stack.serve.lines.length;
+    expect(await refused(bedrockClient(stack).send(new InvokeModelCommand({ modelId: "meta.llama3-8b-instruct-v1:0", contentType: "application/json", body })))).toEqual([403, "AccessDenied"]);
+    expect(reachedSince(start)).toEqual([]);
+    expect(await refusalLine(logFrom)).toMatchObject({ host: "bedrock-runtime.us-west-2.amazonaws.com", reason: "rule", status: 403 });
+  });
 });
