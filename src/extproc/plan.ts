@@ -139,7 +139,8 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   if (!access.allowed) {
     if (endpoint.enforcement === "enforce") return deny("access_not_allowed", access.message);
     facts.audit = { reason: access.kind, message: access.message };
-  } else {
+  } else if (endpoint.rules !== undefined) {
+    // Only endpoints with rules pay for them (the closures below): the signing path stays as it was.
     const evaluate = (formBody: string | undefined): RulesOutcome => {
       let action: ActionResult | undefined;
       const actionOf = (): ActionResult => {
