@@ -22,7 +22,10 @@ export function profilesInUse(policy: Policy): Set<string> {
     const spec = policy.credentials.get(name);
     if (spec?.kind === "assume_role") visit(spec.source);
   };
-  for (const e of policy.endpoints) visit(e.credentials);
+  for (const e of policy.endpoints) {
+    if (e.credentials !== undefined) visit(e.credentials);
+    for (const profile of e.callers?.values() ?? []) visit(profile);
+  }
   return used;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The decision log: one line per decided request (`msg` is the decision), at info when signed and
- * warn when refused. Masked key ids only; the denial's own message stays in the response body.
+ * warn when refused or signed under audit although a check would have refused it. Masked key ids only; the denial's own message stays in the response body.
  */
 import type { DecisionEvent } from "../extproc/context.js";
 
@@ -12,7 +12,8 @@ export interface DecisionLogger {
 }
 
 export function logDecision(logger: DecisionLogger, e: DecisionEvent): void {
-  const level = e.decision === "refused" ? "warn" : "info";
+  // An audited request is signed, but what would have refused it is worth a warning.
+  const level = e.decision === "refused" || e.audit !== undefined ? "warn" : "info";
   if (!logger.isLevelEnabled(level)) return;
   const line = {
     requestId: e.requestId,
@@ -29,6 +30,10 @@ export function logDecision(logger: DecisionLogger, e: DecisionEvent): void {
     clientKeyId: e.clientKeyId,
     // Refused for want of credentials: expiry_margin, expired or unavailable.
     ...(e.credentialsRefusal !== undefined ? { credentialsRefusal: e.credentialsRefusal } : {}),
+    // enforcement: audit — the check that would have refused this signed request.
+    ...(e.audit === undefined ? {} : { wouldRefuse: e.audit.reason, wouldRefuseMessage: e.audit.message, ...(e.audit.rule === undefined ? {} : { wouldRefuseRule: e.audit.rule }) }),
+    // The action names the endpoint's rules read, or why none could be determined.
+    ...(e.action === undefined ? {} : { action: e.action }),
   };
   logger[level](line, e.decision);
 }

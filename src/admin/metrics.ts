@@ -80,6 +80,12 @@ export class Metrics implements StreamObserver {
     labelNames: ["decision", "reason", "payload_mode", "service"] as const,
     registers: [this.registry],
   });
+  private readonly auditFindings = new client.Counter({
+    name: "countersign_audit_would_refuse_total",
+    help: "Requests signed by an endpoint in enforcement: audit that a check would have refused, by the check's reason (access|rule), the endpoint's index in the policy and the refusing rule's index (none: access, or no rule matched).",
+    labelNames: ["reason", "endpoint", "rule"] as const,
+    registers: [this.registry],
+  });
   private readonly signingSeconds = new client.Histogram({
     name: "countersign_signing_duration_seconds",
     help: "Time spent inside countersign per request (CPU work, not time waiting for Envoy), by payload mode.",
@@ -230,6 +236,7 @@ export class Metrics implements StreamObserver {
       this.requestChildren.set(key, counter);
     }
     counter.inc();
+    if (e.audit !== undefined && e.decision === "signed") this.auditFindings.inc({ reason: e.audit.reason, endpoint: String(e.endpointIndex), rule: e.audit.rule === undefined ? "none" : String(e.audit.rule) });
     let latency = this.latencyChildren.get(mode);
     if (!latency) {
       latency = this.signingSeconds.labels({ payload_mode: mode });

@@ -23,6 +23,13 @@ export interface DecisionEvent {
   readonly clientKeyId?: string;
   /** Refused for want of credentials: why the profile had no set to sign with. */
   readonly credentialsRefusal?: CredentialRefusalCause;
+  /** The action names an endpoint's `actions` rules read, or "undetermined: why". */
+  readonly action?: string;
+  /**
+   * Signed by an endpoint in `enforcement: audit` although a check would have refused it: the
+   * check's bounded reason (access, rule, caller) and its message.
+   */
+  readonly audit?: { readonly reason: string; readonly message: string; readonly rule?: number };
 }
 
 /**

@@ -18,7 +18,10 @@ export type RefusalReason =
   | "no_client_signature"
   | "malformed_client_auth"
   | "key_id_not_allowed"
+  | "caller_not_mapped"
   | "no_service_for_auto"
+  | "access_not_allowed"
+  | "rule_not_allowed"
   | "unknown_region"
   | "no_region_set"
   | "chunked_without_body"
@@ -37,6 +40,9 @@ export type DenialLabel =
   | "malformed_request"
   | "no_endpoint"
   | "key_id_not_allowed"
+  | "access"
+  | "rule"
+  | "caller"
   | "unsigned_client"
   | "algorithm_mismatch"
   | "bad_payload_mode"
@@ -63,7 +69,10 @@ export const REFUSALS: { readonly [R in RefusalReason]: RefusalAnswer } = {
   no_client_signature: { status: 403, code: "AccessDenied", label: "unsigned_client" },
   malformed_client_auth: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
   key_id_not_allowed: { status: 403, code: "InvalidAccessKeyId", label: "key_id_not_allowed" },
+  caller_not_mapped: { status: 403, code: "AccessDenied", label: "caller" },
   no_service_for_auto: { status: 400, code: "MissingAuthenticationToken", label: "unsigned_client" },
+  access_not_allowed: { status: 403, code: "AccessDenied", label: "access" },
+  rule_not_allowed: { status: 403, code: "AccessDenied", label: "rule" },
   unknown_region: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
   sigv4a_not_enabled: { status: 400, code: "SigV4aNotEnabled", label: "algorithm_mismatch" },
   sigv4a_required: { status: 400, code: "SigV4aRequired", label: "algorithm_mismatch" },

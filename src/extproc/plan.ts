@@ -3,7 +3,7 @@
  * service, region and credential set, which payload mode. Pure apart from reading the context.
  */
 import type { CredentialRefusalCause } from "../credentials/index.js";
-import { matchEndpoint } from "../policy/index.js";
+import { checkAccess, checkRules, endpointName, matchEndpoint, requestAction, type ActionResult, type RuleVerdict } from "../policy/index.js";
 import type { Endpoint } from "../policy/types.js";
 import {
   ALGORITHM_V4A,
@@ -20,6 +20,7 @@ import {
   selectPayloadMode,
   splitPath,
   type ClientAuthResult,
+  type ClientSignature,
   type DecodedQuery,
   type PayloadMode,
   type SignInput,
@@ -48,6 +49,11 @@ export interface Plan {
   readonly maxBufferedBodyBytes: number;
   /** x-amz-decoded-content-length of a chunk-signed upload (0 otherwise). */
   readonly decodedContentLength: number;
+  /**
+   * The endpoint's rules, decided once the buffered body is here (a query protocol's Action in a
+   * form body): the refusal, or undefined to sign. Absent when the rules were decided already.
+   */
+  readonly afterBody?: (body: Buffer) => Denial | undefined;
 }
 
 /** Partial facts known when a request is refused, for the decision log. */
@@ -61,6 +67,18 @@ export interface PlanFacts {
   clientKeyId?: string;
   /** Set when the request is refused because its profile had no set to sign with. */
   credentialsRefusal?: CredentialRefusalCause;
+  /** The action names the endpoint's rules read (or "undetermined: why"); absent when no rule read it. */
+  action?: string;
+  /** Audit mode: the check that would have refused the request, which was signed anyway. */
+  audit?: AuditFinding;
+}
+
+/** What an endpoint in `enforcement: audit` would have refused, and why. */
+export interface AuditFinding {
+  readonly reason: "access" | "rule";
+  readonly message: string;
+  /** The index of the rule that would have refused it; absent for access, or when no rule matched. */
+  readonly rule?: number;
 }
 
 /** The plan, or the refusal, and in both cases what was learned about the request on the way. */
@@ -87,7 +105,7 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   const { endpoint, host } = match;
   facts.host = host;
   facts.endpointIndex = endpoint.index;
-  facts.profile = endpoint.credentials;
+  if (endpoint.credentials !== undefined) facts.profile = endpoint.credentials;
 
   const split = splitPath(head.path);
   if (!split.ok) return deny("malformed_path", split.error);
@@ -117,6 +135,16 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     return deny(algorithmCheck.reason, algorithmCheck.message);
   }
 
+  const profile = callerProfile(endpoint, signature);
+  if (profile === undefined) {
+    const who = signature ? `placeholder key id ${maskKeyId(signature.accessKeyId)} is not` : "a request without a readable SigV4 signature names no caller, and is not";
+    return deny("caller_not_mapped", `${who} one of the callers of ${endpointName(endpoint)}, which has no default credentials`);
+  }
+  facts.profile = profile;
+
+  /** Set when the rules can be decided only from the form body (a query protocol's Action). */
+  let rulesNeedBody: ((formBody: string | undefined) => RulesOutcome) | undefined;
+
   let service = endpoint.signingService;
   if (service === "auto") {
     if (!signature) {
@@ -126,6 +154,29 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     service = signature.service;
   }
   facts.service = service;
+
+  const access = checkAccess(endpoint, { method: head.method, service, query: split.query });
+  if (!access.allowed) {
+    if (endpoint.enforcement === "enforce") return deny("access_not_allowed", access.message);
+    facts.audit = { reason: access.kind, message: access.message };
+  } else if (endpoint.rules !== undefined) {
+    // Only endpoints with rules pay for them (the closures below): the signing path stays as it was.
+    const evaluate = (formBody: string | undefined): RulesOutcome => {
+      let action: ActionResult | undefined;
+      const actionOf = (): ActionResult => {
+        action ??= requestAction({ method: head.method, service, host, path: split.path, query: split.query, header: (name) => head.headers.get(name), noBody: endOfStream, ...(formBody === undefined ? {} : { formBody }) });
+        return action;
+      };
+      const verdict = checkRules(endpoint, { method: head.method, service, host, path: split.path, action: actionOf });
+      return { verdict, action };
+    };
+    const first = evaluate(undefined);
+    if (first.action !== undefined && "needsBody" in first.action) rulesNeedBody = evaluate;
+    else {
+      const refusal = applyRules(first, endpoint, facts);
+      if (refusal !== undefined) return refusal;
+    }
+  }
 
   let region: string;
   if (algorithm === ALGORITHM_V4A) {
@@ -141,12 +192,30 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
   }
   facts.region = region;
 
-  const mode = selectPayloadMode({ signing: endpoint.credentialSigning, contentSha256: head.headers.get(H_CONTENT_SHA256), endOfStream });
+  let mode = selectPayloadMode({ signing: endpoint.credentialSigning, contentSha256: head.headers.get(H_CONTENT_SHA256), endOfStream });
   if (mode.kind === "refuse") {
     facts.payloadMode = "refused";
     return deny(mode.reason, mode.message);
   }
   facts.payloadMode = mode.name;
+
+  let afterBody: ((body: Buffer) => Denial | undefined) | undefined;
+  if (rulesNeedBody !== undefined) {
+    const evaluate = rulesNeedBody;
+    if (mode.kind === "header" && !endOfStream && (mode.name === "client-hash" || mode.name === "unsigned-payload")) {
+      // The rules must read the form body, which the signature alone did not need: buffer it and
+      // sign with its own hash (the same as a correct client hash).
+      mode = { kind: "buffer", name: "buffered-body" };
+      facts.payloadMode = mode.name;
+    }
+    if (mode.kind === "buffer") {
+      // The body is coming anyway (it is hashed to sign): decide when it is here.
+      afterBody = (body) => applyRules(evaluate(body.toString("utf8")), endpoint, facts);
+    } else {
+      const refusal = applyRules(evaluate(undefined), endpoint, facts);
+      if (refusal !== undefined) return refusal;
+    }
+  }
 
   let decodedContentLength = 0;
   if (mode.kind === "chunked") {
@@ -170,10 +239,10 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     }
   }
 
-  const creds = snapshot.credentials(endpoint.credentials);
+  const creds = snapshot.credentials(profile);
   if (!creds.ok) {
     facts.credentialsRefusal = creds.error.cause;
-    return deny("credentials_unavailable", `credentials "${endpoint.credentials}" are unavailable: ${creds.error.message}`);
+    return deny("credentials_unavailable", `credentials "${profile}" are unavailable: ${creds.error.message}`);
   }
 
   return {
@@ -191,6 +260,7 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     clientSignedHeaders: signature?.signedHeaders ?? [],
     maxBufferedBodyBytes: maxBody,
     decodedContentLength,
+    ...(afterBody === undefined ? {} : { afterBody }),
   };
 }
 
@@ -213,6 +283,34 @@ function regionSetFor(endpoint: Endpoint, head: RequestHead, presign: ReadonlyMa
     return deny("no_region_set", `x-amz-region-set "${clip(client)}" is not "*" or a comma-separated list of regions`);
   }
   return trimmed;
+}
+
+interface RulesOutcome {
+  readonly verdict: RuleVerdict;
+  readonly action: ActionResult | undefined;
+}
+
+/** Records what the rules read; the refusal under enforce, or the audit finding under audit. */
+function applyRules(outcome: RulesOutcome, endpoint: Endpoint, facts: PlanFacts): Denial | undefined {
+  const { verdict, action } = outcome;
+  // Only set when a rule needed it: the log says which action the rules saw, or why there was none.
+  if (action !== undefined) facts.action = "names" in action ? action.names.join(" ") : `undetermined: ${action.undetermined}`;
+  if (verdict.allowed) return undefined;
+  if (endpoint.enforcement === "enforce") return deny("rule_not_allowed", verdict.message);
+  facts.audit = { reason: verdict.kind, message: verdict.message, ...(verdict.rule === undefined ? {} : { rule: verdict.rule }) };
+  return undefined;
+}
+
+/**
+ * The credentials entry that signs for this client: its placeholder key id's entry in `callers`,
+ * else the endpoint's `credentials`; undefined when neither applies (the request is refused).
+ */
+function callerProfile(endpoint: Endpoint, signature: ClientSignature | undefined): string | undefined {
+  if (endpoint.callers !== undefined && signature !== undefined) {
+    const mapped = endpoint.callers.get(signature.accessKeyId);
+    if (mapped !== undefined) return mapped;
+  }
+  return endpoint.credentials;
 }
 
 function clip(s: string): string {

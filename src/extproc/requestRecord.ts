@@ -100,6 +100,8 @@ export class RequestRecord {
         chunksResigned: this.chunksResigned,
         clientKeyId: f.clientKeyId,
         ...(f.credentialsRefusal !== undefined ? { credentialsRefusal: f.credentialsRefusal } : {}),
+        ...(f.audit === undefined ? {} : { audit: f.audit }),
+        ...(f.action === undefined ? {} : { action: f.action }),
       });
     } catch {
       // Metrics or logging failed: the answer already decided must still go out.

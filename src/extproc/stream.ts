@@ -204,6 +204,8 @@ export class ExtProcStream {
       const size = msg.request_body?.end_of_stream ? `${body.length} bytes` : `at least ${body.length} bytes, sent without a content-length`;
       return this.refuse(deny("body_too_large", `the body (${size}) is over the ${plan.maxBufferedBodyBytes}-byte limit for hashing`));
     }
+    const ruled = plan.afterBody?.(body);
+    if (ruled !== undefined) return this.refuse(ruled);
     if (!this.reservation.hold(body.length)) return this.refuse(this.overBudget("the buffered body", body.length));
     try {
       this.record.hashed(body.length);

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
-import type { CredentialSigning, CredentialSpec, Endpoint, Policy } from "./types.js";
+import { compileActionPattern } from "./actions.js";
+import { compileGlob, type Rule, type RuleEffect } from "./rules.js";
+import type { Access, CredentialSigning, CredentialSpec, Endpoint, Enforcement, Policy } from "./types.js";
 
 /** The policy data as written, once it has passed the schema and the semantic checks. */
 export interface PolicyDocument {
@@ -39,8 +41,20 @@ interface EndpointDocument {
   readonly signing_service: string;
   readonly region?: string;
   readonly region_set?: readonly string[];
-  readonly credentials: string;
+  readonly credentials?: string;
   readonly client_access_key_ids?: readonly string[];
+  readonly callers?: Readonly<Record<string, string>>;
+  readonly access?: Access;
+  readonly enforcement?: Enforcement;
+  readonly rules?: readonly RuleDocument[];
+}
+
+interface RuleDocument {
+  readonly effect: RuleEffect;
+  readonly methods?: readonly string[];
+  readonly paths?: readonly string[];
+  readonly s3?: { readonly bucket?: string | readonly string[]; readonly key?: string | readonly string[] };
+  readonly actions?: readonly string[];
 }
 
 export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
@@ -49,6 +63,8 @@ export const DEFAULT_REFRESH_BEFORE_SECONDS = 300;
 export const DEFAULT_EXPIRY_MARGIN_SECONDS = 30;
 export const DEFAULT_STS_REGION = "us-east-1";
 export const DEFAULT_FILE_PROFILE = "default";
+export const DEFAULT_ACCESS: Access = "full";
+export const DEFAULT_ENFORCEMENT: Enforcement = "enforce";
 
 /**
  * Compiles validated policy data into the immutable {@link Policy}: camelCase, defaults filled in,
@@ -110,7 +126,31 @@ function buildEndpoint(e: EndpointDocument, index: number): Endpoint {
     signingService: e.signing_service,
     ...(e.region === undefined ? {} : { region: e.region }),
     ...(e.region_set === undefined ? {} : { regionSet: Object.freeze([...e.region_set]) }),
-    credentials: e.credentials,
+    ...(e.credentials === undefined ? {} : { credentials: e.credentials }),
     ...(e.client_access_key_ids === undefined ? {} : { clientAccessKeyIds: new Set(e.client_access_key_ids) }),
+    ...(e.callers === undefined ? {} : { callers: new Map(Object.entries(e.callers)) }),
+    access: e.access ?? DEFAULT_ACCESS,
+    enforcement: e.enforcement ?? DEFAULT_ENFORCEMENT,
+    ...(e.rules === undefined ? {} : { rules: Object.freeze(e.rules.map(buildRule)) }),
+  });
+}
+
+function buildRule(r: RuleDocument, index: number): Rule {
+  const globs = (value: string | readonly string[]) => Object.freeze((typeof value === "string" ? [value] : value).map(compileGlob));
+  const s3 = r.s3;
+  return Object.freeze({
+    index,
+    effect: r.effect,
+    ...(r.methods === undefined ? {} : { methods: new Set(r.methods.map((m) => m.toUpperCase())) }),
+    ...(r.paths === undefined ? {} : { paths: globs(r.paths) }),
+    ...(s3 === undefined
+      ? {}
+      : {
+          s3: Object.freeze({
+            ...(s3.bucket === undefined ? {} : { bucket: globs(s3.bucket) }),
+            ...(s3.key === undefined ? {} : { key: globs(s3.key) }),
+          }),
+        }),
+    ...(r.actions === undefined ? {} : { actions: Object.freeze(r.actions.map((text) => ({ text, regex: compileActionPattern(text) }))) }),
   });
 }

@@ -3,7 +3,7 @@ import { compiledEndpoints, matchEndpoint } from "./matchEndpoint.js";
 import type { Endpoint, Policy } from "./types.js";
 
 function endpointOf(index: number, host: string, extra: Partial<Endpoint> = {}): Endpoint {
-  return { index, host, credentialSigning: "sigv4", signingService: "s3", credentials: "c", ...extra };
+  return { index, host, credentialSigning: "sigv4", signingService: "s3", credentials: "c", access: "full", enforcement: "enforce", ...extra };
 }
 
 /** Built by hand, as other modules' tests do: matchEndpoint must not need parsePolicy. */

@@ -144,6 +144,8 @@ describe("parsePolicy: the documented example", () => {
         signingService: "s3",
         credentials: "workload",
         clientAccessKeyIds: new Set(["AKIDPLACEHOLDER000"]),
+        access: "full",
+        enforcement: "enforce",
       },
       {
         index: 1,
@@ -153,6 +155,8 @@ describe("parsePolicy: the documented example", () => {
         signingService: "auto",
         region: "us-east-1",
         credentials: "ambient",
+        access: "full",
+        enforcement: "enforce",
       },
     ]);
     expect(policy.limits).toStrictEqual({ maxBufferedBodyBytes: 1048576 });
@@ -292,7 +296,7 @@ describe("parsePolicy: structure", () => {
   it("lists the allowed keys when nothing is close", () => {
     const text = withEndpoints(...endpoint(), "    zzzzzzzz: 1");
     expect(errorsOf(text)).toEqual([
-      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, region_set, credentials or client_access_key_ids)',
+      '10:5: unknown key "zzzzzzzz" in endpoint (expected host, port, credential_signing, signing_service, region, region_set, credentials, client_access_key_ids, callers, rules, access or enforcement)',
     ]);
   });
 
@@ -332,6 +336,159 @@ describe("parsePolicy: structure", () => {
 
   it("rejects an empty endpoints list", () => {
     expect(errorsOf(lines(...HEAD, "endpoints: []"))).toEqual(["5:12: endpoints must list at least one endpoint"]);
+  });
+});
+
+describe("parsePolicy: access and enforcement", () => {
+  it("defaults to access full and enforcement enforce", () => {
+    const [e] = parsed(withEndpoints(...endpoint())).endpoints;
+    expect([e?.access, e?.enforcement]).toEqual(["full", "enforce"]);
+  });
+
+  it.each(["read-only", "read-write", "full"] as const)("reads access: %s", (access) => {
+    expect(parsed(withEndpoints(...endpoint({ access }))).endpoints[0]?.access).toBe(access);
+  });
+
+  it("reads enforcement: audit", () => {
+    expect(parsed(withEndpoints(...endpoint({ enforcement: "audit" }))).endpoints[0]?.enforcement).toBe("audit");
+  });
+
+  it("rejects an unknown access value at its value, listing the valid ones", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ access: "readonly" })))).toEqual([
+      '10:13: unknown access "readonly" (expected read-only, read-write or full)',
+    ]);
+  });
+
+  it("rejects an unknown enforcement value at its value, listing the valid ones", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ enforcement: "warn" })))).toEqual([
+      '10:18: unknown enforcement "warn" (expected enforce or audit)',
+    ]);
+  });
+
+  it("rejects a misspelt access key, suggesting access", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ acess: "read-only" })))).toEqual([
+      '10:5: unknown key "acess" in endpoint (did you mean "access"?)',
+    ]);
+  });
+});
+
+describe("parsePolicy: callers", () => {
+  /** HEAD plus a second static entry "other" (lines 5-6), then endpoints: on line 7. */
+  function withCallers(...endpointLines: string[]): string {
+    return lines(...HEAD, "  other:", "    static: { access_key_id_env: AK2, secret_access_key_env: SK2 }", "endpoints:", ...endpointLines);
+  }
+  const base = ['  - host: "*.s3.*.amazonaws.com"', "    credential_signing: sigv4", "    signing_service: s3"];
+
+  it("maps each placeholder key id to its credentials entry, with or without default credentials", () => {
+    const both = parsed(withCallers(...base, "    credentials: work", "    callers:", "      AKIDTENANTA: other"));
+    expect([both.endpoints[0]?.credentials, both.endpoints[0]?.callers]).toStrictEqual(["work", new Map([["AKIDTENANTA", "other"]])]);
+    const only = parsed(withCallers(...base, "    callers: { AKIDTENANTA: other, AKIDTENANTB: work }"));
+    expect(only.endpoints[0]).toStrictEqual({
+      index: 0,
+      host: "*.s3.*.amazonaws.com",
+      credentialSigning: "sigv4",
+      signingService: "s3",
+      callers: new Map([["AKIDTENANTA", "other"], ["AKIDTENANTB", "work"]]),
+      access: "full",
+      enforcement: "enforce",
+    });
+  });
+
+  it("still requires credentials when callers is absent", () => {
+    expect(errorsOf(withCallers(...base))).toEqual([
+      '8:5: endpoint is missing required key "credentials" (the name of a credentials entry, unless callers names one for each placeholder key id)',
+    ]);
+  });
+
+  it("rejects a caller mapped to an unknown credentials entry, at its value, suggesting the close one", () => {
+    expect(errorsOf(withCallers(...base, "    callers:", "      AKIDTENANTA: othr"))).toEqual([
+      '12:20: caller AKIDTENANTA is mapped to unknown credentials "othr" (no such credentials entry; did you mean "other"?)',
+    ]);
+  });
+
+  it("rejects a caller written twice, at the second", () => {
+    expect(errorsOf(withCallers(...base, "    callers:", "      AKIDTENANTA: other", "      AKIDTENANTA: work"))).toEqual([
+      '13:7: duplicate key "AKIDTENANTA": keys of a mapping must be unique',
+    ]);
+  });
+
+  it("rejects a caller that client_access_key_ids would refuse first, at its key", () => {
+    expect(errorsOf(withCallers(...base, "    credentials: work", "    client_access_key_ids: [AKIDTENANTA]", "    callers:", "      AKIDTENANTA: other", "      AKIDTENANTB: other"))).toEqual([
+      "15:7: caller AKIDTENANTB is not in this endpoint's client_access_key_ids, which refuses it first: add it there or remove it here",
+    ]);
+  });
+
+  it("rejects a caller that is not shaped like an access key id, and an empty callers mapping", () => {
+    expect(errorsOf(withCallers(...base, "    callers:", '      "AKID-TENANT": other'))).toEqual([
+      '12:7: caller "AKID-TENANT" is not an access key id (1 to 128 letters and digits)',
+    ]);
+    expect(errorsOf(withCallers(...base, "    credentials: work", "    callers: {}"))).toEqual(["12:14: callers must define at least one entry"]);
+  });
+});
+
+describe("parsePolicy: rules", () => {
+  /** One S3 endpoint (lines 6-9) whose rules start on line 11. */
+  function withRules(...ruleLines: string[]): string {
+    return withEndpoints(...endpoint(), "    rules:", ...ruleLines.map((line) => `      ${line}`));
+  }
+
+  it("compiles rules in order, methods upper-cased, a single glob read as a list of one", () => {
+    const [e] = parsed(withRules("- { effect: deny, methods: [delete] }", '- { effect: allow, paths: ["/a/**"], s3: { bucket: datasets, key: [x, "y/*"] } }')).endpoints;
+    expect(e?.rules?.map((r) => ({ index: r.index, effect: r.effect, methods: r.methods && [...r.methods], paths: r.paths?.map((g) => g.text), bucket: r.s3?.bucket?.map((g) => g.text), key: r.s3?.key?.map((g) => g.text) }))).toEqual([
+      { index: 0, effect: "deny", methods: ["DELETE"], paths: undefined, bucket: undefined, key: undefined },
+      { index: 1, effect: "allow", methods: undefined, paths: ["/a/**"], bucket: ["datasets"], key: ["x", "y/*"] },
+    ]);
+  });
+
+  it("rejects an unknown effect at its value", () => {
+    expect(errorsOf(withRules("- { effect: permit, methods: [GET] }"))).toEqual(['11:19: unknown effect "permit" (expected allow or deny)']);
+  });
+
+  it("rejects a rule without an effect", () => {
+    expect(errorsOf(withRules("- { methods: [GET] }"))).toEqual(['11:9: rule is missing required key "effect"']);
+  });
+
+  it("rejects an empty rule: it would match every request", () => {
+    expect(errorsOf(withRules("- effect: allow"))).toEqual([
+      '11:9: rules[0] has no condition (methods, paths, s3 or actions) and would match every request; say what it matches, e.g. paths: ["/**"]',
+    ]);
+  });
+
+  it("rejects an s3 block on an endpoint that does not sign for S3, at the s3 key", () => {
+    const text = withEndpoints(...endpoint({ signing_service: "dynamodb" }), "    rules:", "      - effect: allow", "        s3: { bucket: x }");
+    expect(errorsOf(text)).toEqual(['12:9: rules[0] has an s3 block, but endpoints[0] signs for "dynamodb", not S3, so it could never match']);
+  });
+
+  it("accepts an s3 block on a signing_service: auto endpoint (it matches only S3 requests)", () => {
+    expect(errorsOf(withEndpoints(...endpoint({ signing_service: "auto" }), "    rules:", "      - { effect: allow, s3: { bucket: x } }"))).toEqual([]);
+  });
+
+  it("rejects an unknown key in a rule, suggesting the close one (the rule then has no condition either)", () => {
+    expect(errorsOf(withRules("- { effect: allow, method: [GET] }"))).toEqual([
+      '11:9: rules[0] has no condition (methods, paths, s3 or actions) and would match every request; say what it matches, e.g. paths: ["/**"]',
+      '11:26: unknown key "method" in rule (did you mean "methods"?)',
+    ]);
+  });
+
+  it("rejects a path that does not start with /, a method that is not one, an empty s3 block and a bucket that is not a glob", () => {
+    expect(errorsOf(withRules('- { effect: allow, paths: ["a/**"] }', '- { effect: allow, methods: ["GET /"] }', "- { effect: allow, s3: {} }", "- { effect: allow, s3: { bucket: 3 } }"))).toEqual([
+      '11:34: paths[0] "a/**" must start with "/" (a glob over the request\'s path)',
+      '12:36: methods[0] "GET /" is not an HTTP method (letters only, e.g. GET)',
+      "13:30: s3 must name a bucket, a key or both",
+      "14:40: bucket must be a glob or a list of globs, got 3",
+    ]);
+  });
+
+  it("reads actions as IAM patterns and rejects an unknown one at its value, suggesting the nearest name", () => {
+    expect(parsed(withRules('- { effect: allow, actions: ["s3:Get*"] }')).endpoints[0]?.rules?.[0]?.actions?.map((g) => g.text)).toEqual(["s3:Get*"]);
+    expect(errorsOf(withRules('- { effect: deny, actions: ["s3:DeleteObject", "s3:DeletObjects", "dynamo:GetItem"] }'))).toEqual([
+      '11:54: action "s3:DeletObjects" is not a known s3 action (did you mean "s3:DeleteObjects"?)',
+      '11:73: action "dynamo:GetItem" names unknown service "dynamo" (did you mean "dynamodb"?)',
+    ]);
+  });
+
+  it("rejects an empty rules list", () => {
+    expect(errorsOf(withEndpoints(...endpoint(), "    rules: []"))).toEqual(["10:12: rules must not be empty"]);
   });
 });
 

@@ -12,7 +12,11 @@ export function schemaProblems(data: unknown): Problem[] {
   const validate = policyValidator();
   if (validate(data)) return [];
   const problems: Problem[] = [];
-  for (const error of validate.errors ?? []) {
+  const errors = validate.errors ?? [];
+  // "a glob or a list of globs" says it once; the alternatives' own errors at the same place add nothing.
+  const eitherOr = new Set(errors.filter((e) => e.keyword === "anyOf").map((e) => e.instancePath));
+  for (const error of errors) {
+    if (error.keyword !== "anyOf" && eitherOr.has(error.instancePath)) continue;
     const problem = describeError(error);
     if (problem !== undefined) problems.push(problem);
   }
@@ -35,7 +39,7 @@ const TOP_LEVEL_HINTS: Readonly<Record<string, string>> = {
 
 /** What a nested key should hold, appended to "missing" and "empty" messages. */
 const VALUE_HINTS: Readonly<Record<string, string>> = {
-  credentials: "the name of a credentials entry",
+  credentials: "the name of a credentials entry, unless callers names one for each placeholder key id",
   host: 'a host pattern such as "*.s3.*.amazonaws.com"',
   credential_signing: "sigv4, sigv4:body, sigv4:no_body or sigv4a",
   signing_service: "a SigV4 service name such as s3, or auto",
@@ -72,6 +76,8 @@ const PATTERN_MESSAGES: Readonly<Record<string, PatternMessage>> = {
     `sts_endpoint ${quoted} must be an http(s) URL such as https://sts.us-east-1.amazonaws.com`,
   region_set: (name, quoted) => `${name} ${quoted} is neither "*" nor shaped like an AWS region (e.g. us-east-1)`,
   client_access_key_ids: (name, quoted) => `${name} ${quoted} is not an access key id (1 to 128 letters and digits)`,
+  methods: (name, quoted) => `${name} ${quoted} is not an HTTP method (letters only, e.g. GET)`,
+  paths: (name, quoted) => `${name} ${quoted} must start with "/" (a glob over the request's path)`,
 };
 
 /** Messages for `minItems` failures, by key. */
@@ -137,12 +143,17 @@ function describeError(error: ErrorObject): Problem | undefined {
       return problemAtValue(path, EMPTY_LIST_MESSAGES[lastKey(path) ?? ""] ?? `${name} must not be empty`);
     case "minProperties":
       if (parent["title"] === "credentials entry") return undefined; // "exactly one source" is checked in code
+      if (parent["title"] === "s3") return problemAtValue(path, "s3 must name a bucket, a key or both");
       return problemAtValue(path, `${name} must define at least one entry`);
     case "maxProperties":
       if (parent["title"] === "credentials entry") return undefined;
       return problemAtValue(path, `${name} may have at most ${Number(error.params["limit"])} entries`);
     case "propertyNames":
       return undefined; // reported by the inner error, which knows the offending name
+    case "if":
+      return undefined; // the "then" schema's own error (a missing key) says it
+    case "anyOf":
+      return problemAtValue(path, `${name} must be a glob or a list of globs, got ${describeData(error.data)}`);
     default:
       return problemAtValue(path, `${name} ${error.message ?? "is invalid"}`);
   }
@@ -161,6 +172,9 @@ function patternProblem(error: ErrorObject, path: DataPath, name: string): Probl
         [...path, key],
         `credentials name ${JSON.stringify(key)} is invalid (letters, digits, ".", "-" and "_", starting with a letter or digit)`,
       );
+    }
+    if (lastKey(path) === "callers") {
+      return problemAtKey([...path, key], `caller ${JSON.stringify(key)} is not an access key id (1 to 128 letters and digits)`);
     }
     return problemAtKey([...path, key], `key ${JSON.stringify(key)} is invalid`);
   }

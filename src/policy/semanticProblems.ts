@@ -1,3 +1,4 @@
+import { actionPatternProblem } from "./actions.js";
 import { DEFAULT_ASSUME_ROLE_DURATION_SECONDS, DEFAULT_EXPIRY_MARGIN_SECONDS, DEFAULT_REFRESH_BEFORE_SECONDS } from "./buildPolicy.js";
 import { normalisePattern, validateHostPattern } from "./hostPattern.js";
 import { problemAtKey, problemAtValue, type Problem } from "./problem.js";
@@ -189,6 +190,8 @@ function endpointsProblems(endpoints: unknown, credentialNames: readonly string[
     if (typeof signing === "string" && signing !== "sigv4a" && endpoint["region_set"] !== undefined) {
       problems.push(problemAtKey(["endpoints", index, "region_set"], `region_set applies only to credential_signing: sigv4a (SigV4A signs for a set of regions); with ${signing} use region`));
     }
+    problems.push(...callersProblems(endpoint, index, credentialNames));
+    problems.push(...rulesProblems(endpoint, index));
     const port = endpoint["port"];
     if (hostValid && (port === undefined || isInteger(port))) {
       const normalHost = normalisePattern(host);
@@ -198,6 +201,63 @@ function endpointsProblems(endpoints: unknown, credentialNames: readonly string[
       } else {
         seen.push({ host: normalHost, port, index });
       }
+    }
+  });
+  return problems;
+}
+
+/**
+ * Each caller must name a credentials entry, and, when the endpoint also has client_access_key_ids,
+ * be one of them (a caller that list refuses could never be signed for). A caller written twice is
+ * a duplicate YAML key, which the YAML parser reports at its second occurrence.
+ */
+function callersProblems(endpoint: Record<string, unknown>, index: number, credentialNames: readonly string[]): Problem[] {
+  const callers = asRecord(endpoint["callers"]);
+  if (callers === undefined) return [];
+  const allowList = endpoint["client_access_key_ids"];
+  const allowed = Array.isArray(allowList) ? new Set(allowList.filter((id): id is string => typeof id === "string")) : undefined;
+  const problems: Problem[] = [];
+  for (const [keyId, profile] of Object.entries(callers)) {
+    const at: (string | number)[] = ["endpoints", index, "callers", keyId];
+    if (typeof profile === "string" && profile.length > 0 && !credentialNames.includes(profile)) {
+      problems.push(problemAtValue(at, `caller ${keyId} is mapped to unknown credentials "${profile}" (no such credentials entry${namesHint(credentialNames, profile)})`));
+    }
+    if (allowed !== undefined && allowed.size > 0 && !allowed.has(keyId)) {
+      problems.push(problemAtKey(at, `caller ${keyId} is not in this endpoint's client_access_key_ids, which refuses it first: add it there or remove it here`));
+    }
+  }
+  return problems;
+}
+
+/** What a rule can test; a rule testing none of them would match every request. */
+const RULE_CONDITIONS = ["methods", "paths", "s3", "actions"] as const;
+const S3_SIGNING_SERVICES = ["s3", "s3express", "s3-outposts"];
+
+/** Empty rules, and s3 blocks on endpoints that do not sign for S3 (they could never match). */
+function rulesProblems(endpoint: Record<string, unknown>, index: number): Problem[] {
+  const rules = endpoint["rules"];
+  if (!Array.isArray(rules)) return [];
+  const service = endpoint["signing_service"];
+  const problems: Problem[] = [];
+  rules.forEach((raw: unknown, r) => {
+    const rule = asRecord(raw);
+    if (rule === undefined) return;
+    const at: (string | number)[] = ["endpoints", index, "rules", r];
+    if (!RULE_CONDITIONS.some((key) => key in rule)) {
+      problems.push(
+        problemAtValue(at, `rules[${r}] has no condition (${listOr([...RULE_CONDITIONS])}) and would match every request; say what it matches, e.g. paths: ["/**"]`),
+      );
+    }
+    const actions = rule["actions"];
+    if (Array.isArray(actions)) {
+      actions.forEach((action: unknown, a) => {
+        if (typeof action !== "string" || action === "") return;
+        const problem = actionPatternProblem(action, didYouMean);
+        if (problem !== undefined) problems.push(problemAtValue([...at, "actions", a], problem));
+      });
+    }
+    if ("s3" in rule && typeof service === "string" && service !== "auto" && !S3_SIGNING_SERVICES.includes(service)) {
+      problems.push(problemAtKey([...at, "s3"], `rules[${r}] has an s3 block, but endpoints[${index}] signs for ${JSON.stringify(service)}, not S3, so it could never match`));
     }
   });
   return problems;

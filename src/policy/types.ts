@@ -4,8 +4,18 @@
  */
 
 import type { Result } from "../result.js";
+import type { Rule } from "./rules.js";
 
 export type CredentialSigning = "sigv4" | "sigv4:body" | "sigv4:no_body" | "sigv4a";
+
+/**
+ * What an endpoint lets a workload do, by HTTP method: read-only (GET HEAD OPTIONS), read-write
+ * (also POST PUT PATCH, but not S3's multi-object delete) or full (any method).
+ */
+export type Access = "read-only" | "read-write" | "full";
+
+/** enforce: refuse what the endpoint's access does not allow; audit: sign it, log and count it. */
+export type Enforcement = "enforce" | "audit";
 
 export interface StaticCredentialSpec {
   readonly kind: "static";
@@ -66,10 +76,21 @@ export interface Endpoint {
   readonly region?: string;
   /** `sigv4a` only: the region set to sign for. Omitted: the client's `x-amz-region-set`. */
   readonly regionSet?: readonly string[];
-  /** Name of a credentials entry. */
-  readonly credentials: string;
+  /**
+   * Name of a credentials entry: the profile requests are signed with, or with `callers`, the one
+   * for placeholder key ids not listed there. Always present when `callers` is absent.
+   */
+  readonly credentials?: string;
   /** Omitted: any placeholder key id is accepted. */
   readonly clientAccessKeyIds?: ReadonlySet<string>;
+  /** Placeholder key id → name of the credentials entry that signs its requests. */
+  readonly callers?: ReadonlyMap<string, string>;
+  /** Default full. */
+  readonly access: Access;
+  /** Default enforce. */
+  readonly enforcement: Enforcement;
+  /** Checked after access, in order; the first match decides, none matching refuses. Omitted: no rules. */
+  readonly rules?: readonly Rule[];
 }
 
 export interface Limits {
