@@ -2,7 +2,7 @@ export type * from "./types.js";
 export { parsePolicy, formatPolicyError } from "./parsePolicy.js";
 export { loadPolicyFile } from "./loadPolicyFile.js";
 export { requestAction, compileActionPattern, KNOWN_ACTIONS, type ActionRequest, type ActionResult } from "./actions.js";
-export { checkRules, compileGlob, s3Address, s3Decode, decodeOnce, type Rule, type RuleEffect, type RuleRequest, type RuleVerdict, type Glob, type S3Address } from "./rules.js";
+export { checkRules, compileGlob, s3Address, s3Decode, type Rule, type RuleEffect, type RuleRequest, type RuleVerdict, type Glob, type S3Address } from "./rules.js";
 export { checkAccess, endpointName, ACCESS_METHODS, type AccessRequest, type AccessVerdict, type AccessRefusalKind } from "./access.js";
 export { matchEndpoint, splitAuthority, type EndpointMatch } from "./matchEndpoint.js";
 export type { HostAndPort } from "./splitAuthority.js";

@@ -16,6 +16,7 @@
  */
 import type { ActionResult } from "./actions.js";
 import type { Endpoint } from "./types.js";
+import { decodeOnce } from "../decodeOnce.js";
 
 export type RuleEffect = "allow" | "deny";
 
@@ -116,16 +117,6 @@ export function s3Address(host: string, rawPath: string): S3Address | undefined 
 /** S3's reading of a path: `+` is a space, then each %XX once. Undefined when malformed. */
 export function s3Decode(raw: string): string | undefined {
   return decodeOnce(raw.replaceAll("+", " "));
-}
-
-/** Each %XX decoded once; undefined when an escape is malformed or the bytes are not UTF-8. */
-export function decodeOnce(raw: string): string | undefined {
-  if (!raw.includes("%")) return raw;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
-  }
 }
 
 /** A decoded path that a normalising service could read differently: `.`/`..` or empty segments. */

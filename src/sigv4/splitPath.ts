@@ -1,5 +1,6 @@
 import type { Result } from "../result.js";
 import { PRESIGN_QUERY_PARAMS } from "./constants.js";
+import { decodeOnce } from "../decodeOnce.js";
 
 /** Query values in the shape the signer wants: percent-decoded, repeated keys as arrays. */
 export type DecodedQuery = Record<string, string | string[]>;
@@ -39,8 +40,8 @@ export function splitPath(rawPath: string): SplitPath {
     const eq = pair.indexOf("=");
     const rawKey = eq < 0 ? pair : pair.slice(0, eq);
     const rawValue = eq < 0 ? "" : pair.slice(eq + 1);
-    const key = decode(rawKey);
-    const value = decode(rawValue);
+    const key = decodeOnce(rawKey);
+    const value = decodeOnce(rawValue);
     if (key === undefined || value === undefined) {
       return { ok: false, error: `query parameter "${clip(pair)}" has a malformed percent-escape or bytes that are not UTF-8` };
     }
@@ -57,15 +58,6 @@ export function splitPath(rawPath: string): SplitPath {
   const query: DecodedQuery = Object.fromEntries(params);
   const rewrittenPath = presign.size === 0 ? undefined : kept.length === 0 ? path : `${path}?${kept.join("&")}`;
   return { ok: true, path, query, presign, rewrittenPath };
-}
-
-function decode(s: string): string | undefined {
-  if (!s.includes("%")) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return undefined;
-  }
 }
 
 function clip(s: string): string {
