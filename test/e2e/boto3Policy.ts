@@ -1,25 +1,13 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { PLACEHOLDER, type Stack } from "./harness.js";
+import { PLACEHOLDER, pythonWorkloadEnv, type Stack } from "./harness.js";
 
 /** boto3 (Debian python3-boto3, installed by scripts/install-system-deps.sh) as the workload, through Envoy's proxy listener. */
 export async function runBoto3Policy(stack: Stack, scenario: string | string[], credentials: { accessKeyId: string; secretAccessKey: string } = PLACEHOLDER): Promise<Record<string, unknown>> {
   const { stdout } = await promisify(execFile)("/usr/bin/python3", [join(import.meta.dirname, "boto3_policy_client.py"), ...(typeof scenario === "string" ? [scenario] : scenario)], {
     timeout: 120_000,
-    env: {
-      PATH: "/usr/bin:/bin",
-      HOME: stack.dir,
-      HTTPS_PROXY: stack.proxyUrl,
-      HTTP_PROXY: stack.proxyUrl,
-      NO_PROXY: "",
-      AWS_CA_BUNDLE: stack.caFile,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      AWS_EC2_METADATA_DISABLED: "true",
-      AWS_CONFIG_FILE: join(stack.dir, "no-config"),
-      AWS_SHARED_CREDENTIALS_FILE: join(stack.dir, "no-credentials"),
-    },
+    env: pythonWorkloadEnv(stack, credentials),
   }).catch((err: unknown) => {
     throw new Error(`boto3 failed (it needs /usr/bin/python3 with boto3: run scripts/install-system-deps.sh as root): ${err instanceof Error ? err.message : String(err)}`);
   });

@@ -31,6 +31,28 @@ import { SHIPPED_SHARED_SERVICE_YAML, startRealEnvoy, type RealEnvoy } from "./r
 export const REAL = { accessKeyId: "AKIAREALKEYE2E000001", secretAccessKey: "real/e2e/secret/0000000000000000000000001" };
 export const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER000", secretAccessKey: "placeholder-secret-not-real" };
 
+/**
+ * The environment of a Python workload (boto3, the AWS CLI) that reaches AWS through the stack's
+ * proxy listener with placeholder credentials, trusting the stack's CA, and reads nothing of this
+ * machine's AWS configuration.
+ */
+export function pythonWorkloadEnv(stack: Pick<Stack, "dir" | "proxyUrl" | "caFile">, credentials: { accessKeyId: string; secretAccessKey: string } = PLACEHOLDER): NodeJS.ProcessEnv {
+  return {
+    PATH: "/usr/bin:/bin",
+    HOME: stack.dir,
+    HTTPS_PROXY: stack.proxyUrl,
+    HTTP_PROXY: stack.proxyUrl,
+    NO_PROXY: "",
+    AWS_CA_BUNDLE: stack.caFile,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_CONFIG_FILE: join(stack.dir, "no-config"),
+    AWS_SHARED_CREDENTIALS_FILE: join(stack.dir, "no-credentials"),
+    AWS_PAGER: "",
+  };
+}
+
 export const E2E_POLICY = `version: 1
 credentials:
   workload:

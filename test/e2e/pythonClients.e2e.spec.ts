@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listenOnLoopback } from "../support/freePort.js";
 import { expectAllVerifiedSince } from "./expectVerified.js";
-import { PLACEHOLDER, startStack, type Stack } from "./harness.js";
+import { pythonWorkloadEnv, startStack, type Stack } from "./harness.js";
 
 const run = promisify(execFile);
 const PYTHON = "/usr/bin/python3";
@@ -75,20 +75,7 @@ afterAll(async () => {
 });
 
 function workloadEnv(): NodeJS.ProcessEnv {
-  return {
-    PATH: "/usr/bin:/bin",
-    HOME: stack.dir,
-    HTTPS_PROXY: stack.proxyUrl,
-    HTTP_PROXY: stack.proxyUrl,
-    NO_PROXY: "",
-    AWS_CA_BUNDLE: stack.caFile,
-    AWS_ACCESS_KEY_ID: PLACEHOLDER.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: PLACEHOLDER.secretAccessKey,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONFIG_FILE: join(stack.dir, "no-config"),
-    AWS_SHARED_CREDENTIALS_FILE: join(stack.dir, "no-credentials"),
-    AWS_PAGER: "",
-  };
+  return pythonWorkloadEnv(stack);
 }
 
 /**
