@@ -11,7 +11,8 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { s3Client } from "./clients.js";
+import { chunkedPut } from "./chunkSigningClient.js";
+import { proxiedAgent, s3Client } from "./clients.js";
 import { sendHandSigned, type HandSigned } from "./handSigned.js";
 import { E2E_POLICY, PLACEHOLDER, REAL, startStack, type Stack } from "./harness.js";
 import { decisionFor, extProcMessagesSent, forwardedSince, parseXmlError, requestIdOf } from "./observations.js";
@@ -129,20 +130,6 @@ const ROWS: Row[] = [
     forwarded: { payloadMode: "STREAMING-UNSIGNED-PAYLOAD-TRAILER", contentSha256: "STREAMING-UNSIGNED-PAYLOAD-TRAILER", key: "rows/trailer.bin", body: TRAILER_BODY },
   },
   {
-    row: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER]",
-    send: () =>
-      v4a({
-        method: "PUT",
-        path: "/rows/chunked.bin",
-        contentSha256: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
-        headers: { "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "5" },
-        body: Buffer.from("0;chunk-signature=00\r\n\r\n"),
-      }),
-    countersign: "refused",
-    grpcMessages: 1,
-    refusal: { status: 400, code: "SigV4aNotSupported", reason: "bad_payload_mode", message: /is a SigV4A chunk-signed upload, whose chunk signatures countersign does not re-sign yet/ },
-  },
-  {
     row: "STREAMING-AWS4-HMAC-SHA256-* (SigV4)",
     send: () =>
       sendHandSigned(stack, {
@@ -180,7 +167,7 @@ const ROWS: Row[] = [
   },
 ];
 
-describe("every row of the README's SigV4A payload-mode table, through real Envoy", () => {
+describe("every row of the README's SigV4A payload-mode table, through real Envoy (the chunk-signed row: next block)", () => {
   it.each(ROWS.map((r) => [r.row, r] as const))("%s", async (_name, r) => {
     const start = stack.fake.requests.length;
     const msgs0 = await extProcMessagesSent(stack);
@@ -205,6 +192,65 @@ describe("every row of the README's SigV4A payload-mode table, through real Envo
     expect(stack.fake.s3.getObject(ALIAS, want.key)?.sha256Hex).toBe(sha256(want.body));
     expect(await decisionFor(stack, requestIdOf(stack.fake.requests[start] as never))).toMatchObject({ payloadMode: r.countersign, decision: "signed" });
   });
+});
+
+// ===== the STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER] row ==================================
+
+const MiB = 1024 * 1024;
+const CHUNK = 64 * 1024;
+
+describe("SigV4A chunk-signed uploads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER]) through real Envoy: re-signed chunk by chunk", () => {
+  it.each([
+    ["1 byte", 1, false],
+    ["4 MiB in 64 KiB chunks", 4 * MiB, false],
+    ["4 MiB in 64 KiB chunks with a signed trailer", 4 * MiB, true],
+  ])("%s: every chunk signature verified by the fake AWS under the real key; the content-length Envoy forwards is the body length the fake got", async (_name, size, trailer) => {
+    const start = stack.fake.requests.length;
+    const msgs0 = await extProcMessagesSent(stack);
+    const key = `chunked-v4a/${size}-${trailer ? "t" : "p"}.bin`;
+    const res = await chunkedPut({ host: MRAP_HOST, path: `/${key}`, region: "us-east-1", regionSet: "*", credentials: PLACEHOLDER, size, chunkSize: CHUNK, trailer, agent: proxiedAgent(stack), ca: stack.caPem });
+    expect({ status: res.status, body: res.body }).toEqual({ status: 200, body: "" });
+    const literal = trailer ? "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER" : "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD";
+    const seen = stack.fake.requests.slice(start);
+    expect(seen).toHaveLength(1);
+    expect(header(start, "x-amz-content-sha256")).toBe(literal);
+    expect(seen[0]).toMatchObject({
+      host: MRAP_HOST,
+      verified: true,
+      algorithm: ECDSA,
+      accessKeyId: REAL.accessKeyId,
+      payloadMode: literal,
+      chunksVerified: res.chunks,
+      trailerVerified: trailer,
+      bodyBytes: size,
+      // The body the client framed with 144-character signature fields, byte for byte as long.
+      wireBodyBytes: res.framedLength,
+    });
+    // Exactly what left Envoy: the client's content-length, unchanged and signed, no transfer-encoding.
+    expect({ contentLength: seen[0]?.contentLength, transferEncoding: seen[0]?.transferEncoding }).toEqual({ contentLength: String(res.framedLength), transferEncoding: undefined });
+    expect(seen[0]?.signedHeaders).toEqual(expect.arrayContaining(["content-length", "x-amz-decoded-content-length", "x-amz-region-set"]));
+    expect(header(start, "x-amz-decoded-content-length")).toBe(String(size));
+    expect(stack.fake.s3.getObject(ALIAS, key)?.size).toBe(size);
+    if (trailer) expect(seen[0]?.checksumsVerified).toContain("x-amz-checksum-crc32");
+    expect((await extProcMessagesSent(stack)) - msgs0).toBeGreaterThanOrEqual(2);
+    expect(await decisionFor(stack, requestIdOf(stack.fake.requests[start] as never))).toMatchObject({
+      decision: "signed",
+      payloadMode: trailer ? "streaming-signed-trailer" : "streaming-signed",
+      region: "*",
+    });
+  }, 120_000);
+
+  it("a chunk whose signature field is not the padded 144-character form is refused with 400 IncompleteBody, and the object is never stored", async () => {
+    const start = stack.fake.requests.length;
+    const res = await chunkedPut({ host: MRAP_HOST, path: "/chunked-v4a/unpadded.bin", region: "us-east-1", regionSet: "*", credentials: PLACEHOLDER, size: 4 * CHUNK, chunkSize: CHUNK, trailer: false, agent: proxiedAgent(stack), ca: stack.caPem, unpadChunk: 2 });
+    expect(res.status).toBe(400);
+    const xml = parseXmlError(res.body);
+    expect(xml?.code).toBe("IncompleteBody");
+    expect(xml?.message.replace(/&quot;/g, '"')).toBe('aws-chunked body is malformed: chunk-signature is not 144 characters: a hex DER ECDSA signature padded with "*" (as aws-c-auth writes it); nothing more was forwarded');
+    for (const r of stack.fake.requests.slice(start)) expect(r.verified).toBe(false);
+    expect(stack.fake.s3.getObject(ALIAS, "chunked-v4a/unpadded.bin")).toBeUndefined();
+    expect(await decisionFor(stack, xml?.requestId ?? "")).toMatchObject({ decision: "refused", reason: "bad_chunk_framing", status: 400 });
+  }, 60_000);
 });
 
 describe("region sets", () => {
