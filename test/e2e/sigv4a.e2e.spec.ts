@@ -253,6 +253,56 @@ describe("SigV4A chunk-signed uploads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[
   }, 60_000);
 });
 
+// ===== presigned SigV4A URLs ======================================================================
+
+/**
+ * A GET presigned with SigV4A in the form aws-c-auth (the CRT) writes it. No client in this repo can
+ * make one: the JS SDK presigns for a region set only through the native CRT
+ * (`SignatureV4MultiRegion.presign` throws for signingRegion "*" with the JS SigV4A signer), so the
+ * URL is built by hand; countersign never checks the placeholder's signature, only its form.
+ */
+function presignedV4aQuery(over: Record<string, string> = {}): Record<string, string> {
+  const now = new Date().toISOString().replace(/[-:]|\.\d{3}/g, "");
+  return {
+    "X-Amz-Algorithm": ECDSA,
+    "X-Amz-Credential": `${PLACEHOLDER.accessKeyId}/${now.slice(0, 8)}/s3/aws4_request`,
+    "X-Amz-Date": now,
+    "X-Amz-Expires": "300",
+    "X-Amz-SignedHeaders": "host",
+    "X-Amz-Region-Set": "us-east-1",
+    "X-Amz-Security-Token": "presigned-placeholder-token",
+    "X-Amz-Signature": `3045${"ab".repeat(69)}`,
+    ...over,
+  };
+}
+
+describe("presigned SigV4A URLs (X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256) through real Envoy", () => {
+  it("a presigned GET is re-signed in headers with SigV4A, the real key and the URL's region set; its X-Amz-* parameters never reach AWS", async () => {
+    const body = Buffer.from("read through a presigned SigV4A URL");
+    expect((await v4a({ method: "PUT", path: "/presigned/v4a.txt", contentSha256: sha256(body), body })).status).toBe(200);
+    const start = stack.fake.requests.length;
+    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: "/presigned/v4a.txt", service: "s3", region: "us-east-1", sign: false, query: presignedV4aQuery({ "x-id": "GetObject" }) });
+    expect({ status: res.status, body: res.body }).toEqual({ status: 200, body: body.toString() });
+    const seen = stack.fake.requests.slice(start);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ verified: true, algorithm: ECDSA, authKind: "header", accessKeyId: REAL.accessKeyId, operation: "GetObject", query: "x-id=GetObject" });
+    expect(header(start, "authorization")).toMatch(new RegExp(`^${ECDSA} Credential=${REAL.accessKeyId}/\\d{8}/s3/aws4_request, SignedHeaders=[a-z0-9;-]*x-amz-region-set[a-z0-9;-]*, Signature=30[0-9a-f]+$`));
+    expect(header(start, "x-amz-region-set")).toBe("us-east-1");
+    expect(header(start, "x-amz-security-token")).toBeUndefined();
+    expect(await decisionFor(stack, requestIdOf(seen[0] as never))).toMatchObject({ decision: "signed", payloadMode: "empty-body", region: "us-east-1", clientKeyId: expect.stringMatching(/^AKID/) as unknown });
+  });
+
+  it("a presigned SigV4A URL with a placeholder key id the endpoint does not allow is refused 403 before anything is forwarded", async () => {
+    const start = stack.fake.requests.length;
+    const query = presignedV4aQuery();
+    query["X-Amz-Credential"] = (query["X-Amz-Credential"] as string).replace(PLACEHOLDER.accessKeyId, "AKIDNOTALLOWED000001");
+    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: "/presigned/v4a.txt", service: "s3", region: "us-east-1", sign: false, query });
+    expect(res.status).toBe(403);
+    expect(parseXmlError(res.body)?.code).toBe("InvalidAccessKeyId");
+    expect(stack.fake.requests.slice(start)).toEqual([]);
+  });
+});
+
 describe("region sets", () => {
   it("signs for the endpoint's region_set, overriding the client's: a set that would not cover the serving region is replaced by *", async () => {
     const start = stack.fake.requests.length;
