@@ -7,7 +7,11 @@
  * Then each row of the README's SigV4A payload-mode table, and the refusals.
  */
 import "@aws-sdk/signature-v4a";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { Readable } from "node:stream";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -255,48 +259,44 @@ describe("SigV4A chunk-signed uploads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[
 
 // ===== presigned SigV4A URLs ======================================================================
 
+const PYTHON = "/usr/bin/python3";
+
 /**
- * A GET presigned with SigV4A in the form aws-c-auth (the CRT) writes it. No client in this repo can
- * make one: the JS SDK presigns for a region set only through the native CRT
- * (`SignatureV4MultiRegion.presign` throws for signingRegion "*" with the JS SigV4A signer), so the
- * URL is built by hand; countersign never checks the placeholder's signature, only its form.
+ * A GET presigned with SigV4A by aws-c-auth itself, through python3-awscrt (Debian's, installed by
+ * scripts/install-system-deps.sh; the AWS CLI v2 package depends on it): `awscrt_presign.py`. The
+ * JS SDK cannot make one without the native CRT (`SignatureV4MultiRegion.presign` throws for
+ * signingRegion "*" with the JS SigV4A signer). Returns the presigned path and query, as sent.
  */
-function presignedV4aQuery(over: Record<string, string> = {}): Record<string, string> {
-  const now = new Date().toISOString().replace(/[-:]|\.\d{3}/g, "");
-  return {
-    "X-Amz-Algorithm": ECDSA,
-    "X-Amz-Credential": `${PLACEHOLDER.accessKeyId}/${now.slice(0, 8)}/s3/aws4_request`,
-    "X-Amz-Date": now,
-    "X-Amz-Expires": "300",
-    "X-Amz-SignedHeaders": "host",
-    "X-Amz-Region-Set": "us-east-1",
-    "X-Amz-Security-Token": "presigned-placeholder-token",
-    "X-Amz-Signature": `3045${"ab".repeat(69)}`,
-    ...over,
-  };
+async function awscrtPresignedPath(path: string, keyId: string): Promise<string> {
+  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run scripts/install-system-deps.sh (apt-get install python3-awscrt)`);
+  const { stdout } = await promisify(execFile)(PYTHON, [join(import.meta.dirname, "awscrt_presign.py"), MRAP_HOST, path, "us-east-1", "300"], {
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", AWS_ACCESS_KEY_ID: keyId, AWS_SECRET_ACCESS_KEY: PLACEHOLDER.secretAccessKey },
+    timeout: 60_000,
+  });
+  return stdout.trim();
 }
 
 describe("presigned SigV4A URLs (X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256) through real Envoy", () => {
-  it("a presigned GET is re-signed in headers with SigV4A, the real key and the URL's region set; its X-Amz-* parameters never reach AWS", async () => {
+  it("a GET presigned by aws-c-auth (python3-awscrt) is re-signed in headers with SigV4A, the real key and the URL's region set; its X-Amz-* parameters never reach AWS", async () => {
     const body = Buffer.from("read through a presigned SigV4A URL");
     expect((await v4a({ method: "PUT", path: "/presigned/v4a.txt", contentSha256: sha256(body), body })).status).toBe(200);
     const start = stack.fake.requests.length;
-    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: "/presigned/v4a.txt", service: "s3", region: "us-east-1", sign: false, query: presignedV4aQuery({ "x-id": "GetObject" }) });
+    const presigned = await awscrtPresignedPath("/presigned/v4a.txt?x-id=GetObject", PLACEHOLDER.accessKeyId);
+    expect(presigned).toMatch(new RegExp(`^/presigned/v4a\\.txt\\?x-id=GetObject&X-Amz-Algorithm=${ECDSA}&X-Amz-Credential=${PLACEHOLDER.accessKeyId}%2F\\d{8}%2Fs3%2Faws4_request&.*X-Amz-Region-Set=us-east-1&X-Amz-Signature=30[0-9a-f]+$`));
+    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: presigned, service: "s3", region: "us-east-1", sign: false });
     expect({ status: res.status, body: res.body }).toEqual({ status: 200, body: body.toString() });
     const seen = stack.fake.requests.slice(start);
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ verified: true, algorithm: ECDSA, authKind: "header", accessKeyId: REAL.accessKeyId, operation: "GetObject", query: "x-id=GetObject" });
     expect(header(start, "authorization")).toMatch(new RegExp(`^${ECDSA} Credential=${REAL.accessKeyId}/\\d{8}/s3/aws4_request, SignedHeaders=[a-z0-9;-]*x-amz-region-set[a-z0-9;-]*, Signature=30[0-9a-f]+$`));
     expect(header(start, "x-amz-region-set")).toBe("us-east-1");
-    expect(header(start, "x-amz-security-token")).toBeUndefined();
     expect(await decisionFor(stack, requestIdOf(seen[0] as never))).toMatchObject({ decision: "signed", payloadMode: "empty-body", region: "us-east-1", clientKeyId: expect.stringMatching(/^AKID/) as unknown });
   });
 
   it("a presigned SigV4A URL with a placeholder key id the endpoint does not allow is refused 403 before anything is forwarded", async () => {
     const start = stack.fake.requests.length;
-    const query = presignedV4aQuery();
-    query["X-Amz-Credential"] = (query["X-Amz-Credential"] as string).replace(PLACEHOLDER.accessKeyId, "AKIDNOTALLOWED000001");
-    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: "/presigned/v4a.txt", service: "s3", region: "us-east-1", sign: false, query });
+    const presigned = await awscrtPresignedPath("/presigned/v4a.txt", "AKIDNOTALLOWED000001");
+    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: presigned, service: "s3", region: "us-east-1", sign: false });
     expect(res.status).toBe(403);
     expect(parseXmlError(res.body)?.code).toBe("InvalidAccessKeyId");
     expect(stack.fake.requests.slice(start)).toEqual([]);
