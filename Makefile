@@ -55,7 +55,7 @@ lint: $(NODE_MODULES) ## eslint + type-check (src and tests)
 	npx eslint .
 	npx tsc -p tsconfig.test.json
 
-system-deps: ## boto3, the AWS CLI and promtool from Debian, for the tests (fails, saying why, when it cannot)
+system-deps: ## boto3, python3-awscrt, the AWS CLI and promtool from Debian, for the tests (fails, saying why, when it cannot)
 	@bash scripts/install-system-deps.sh
 
 test: system-deps $(ENVOY) $(KUBECTL) $(VALIDATORS) build lint ## unit, integration and end-to-end tests (the README's test command)

@@ -5,7 +5,8 @@
  *             signRequest(), vs a whole ExtProcStream handling the request_headers message as the
  *             server decodes it (header decoding, policy match, plan, sign, mutation building).
  *   hashing   raw node:crypto SHA-256 (MB/s) vs the BUFFERED body path (ExtProcStream hashing and
- *             signing a 1 MiB body) vs AwsChunkedResigner fed 64 KiB messages of 64 KiB chunks.
+ *             signing a 1 MiB body) vs AwsChunkedResigner fed 64 KiB messages of 64 KiB chunks,
+ *             SigV4 (HMAC) and SigV4A (ECDSA by @smithy/signature-v4a, head signing included).
  *
  * Variants that are compared are measured in interleaved batches (A B C A B C ...) after a
  * warm-up, and each reports the median of its batch means, so that drift hits all of them alike.
@@ -29,7 +30,7 @@ import { planRequest, signInputFor } from "../src/extproc/plan.js";
 import { loadExtProcProtos } from "../src/extproc/protos.js";
 import { ExtProcStream } from "../src/extproc/stream.js";
 import { parsePolicy } from "../src/policy/index.js";
-import { AwsChunkedResigner, signRequest, type Credentials } from "../src/sigv4/index.js";
+import { AwsChunkedResigner, hmacChunkSigner, signRequest, startChunkedResigning, type Credentials } from "../src/sigv4/index.js";
 import { AwsChunkedBody } from "./protocol.js";
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, CHUNK_SIZE, MESSAGE_SIZE, decodeRequest, encodeRequest, headersRequest, scenarioByName, type Scenario } from "./scenarios.js";
 
@@ -298,21 +299,56 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
     credentials,
     now: new Date("2026-01-01T00:00:00Z"),
   });
-  const resignOnce = (): void => {
+  const resignOnce = async (): Promise<void> => {
     const r = new AwsChunkedResigner({
       seed,
+      signer: hmacChunkSigner(seed.signingKey),
       trailer: false,
       maxChunkBytes: 16 * 1024 * 1024,
       decodedContentLength: upload.decodedLength,
     });
     for (const piece of pieces) {
-      const out = r.push(piece);
+      const out = await r.push(piece);
       if (!out.ok) throw new Error(out.error);
     }
     const end = r.finish();
     if (!end.ok) throw new Error(end.error);
   };
-  resignOnce();
+  await resignOnce();
+
+  // The same upload with SigV4A chunk signatures (144-character fields): every op signs the head
+  // too, as the STREAMED path does, which is one ECDSA signature more than the 257 of the chunks.
+  const uploadV4a = new AwsChunkedBody(16 * 1024 * 1024, CHUNK_SIZE, MESSAGE_SIZE, `3045${"0".repeat(136)}****`);
+  const encodedV4a = uploadV4a.bytes();
+  const piecesV4a: Buffer[] = [];
+  for (let o = 0; o < encodedV4a.length; o += MESSAGE_SIZE) piecesV4a.push(encodedV4a.subarray(o, Math.min(o + MESSAGE_SIZE, encodedV4a.length)));
+  const resignV4aOnce = async (): Promise<void> => {
+    const { resigner } = await startChunkedResigning(
+      {
+        method: "PUT",
+        host: "bench.mrap.accesspoint.s3-global.amazonaws.com",
+        path: "/upload",
+        query: {},
+        headers: new Map([["x-amz-decoded-content-length", String(uploadV4a.decodedLength)]]),
+        clientSignedHeaders: ["x-amz-decoded-content-length"],
+        signContentLength: true,
+        payloadHash: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+        service: "s3",
+        region: "*",
+        algorithm: "AWS4-ECDSA-P256-SHA256",
+        credentials,
+        now: new Date("2026-01-01T00:00:00Z"),
+      },
+      { trailer: false, maxChunkBytes: 16 * 1024 * 1024, decodedContentLength: uploadV4a.decodedLength },
+    );
+    for (const piece of piecesV4a) {
+      const out = await resigner.push(piece);
+      if (!out.ok) throw new Error(out.error);
+    }
+    const end = resigner.finish();
+    if (!end.ok) throw new Error(end.error);
+  };
+  await resignV4aOnce();
 
   // STREAMED path through ExtProcStream (informational: adds the per-message response building).
   const chunked = scenarioByName("chunked-1m");
@@ -359,8 +395,15 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
       {
         name: "chunk-resigner-16MiB (AwsChunkedResigner, 64 KiB chunks)",
         bytesPerOp: upload.decodedLength,
-        run: (n) => {
-          for (let i = 0; i < n; i++) resignOnce();
+        run: async (n) => {
+          for (let i = 0; i < n; i++) await resignOnce();
+        },
+      },
+      {
+        name: "chunk-resigner-v4a-16MiB (AwsChunkedResigner, SigV4A ECDSA, 64 KiB chunks)",
+        bytesPerOp: uploadV4a.decodedLength,
+        run: async (n) => {
+          for (let i = 0; i < n; i++) await resignV4aOnce();
         },
       },
       {

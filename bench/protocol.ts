@@ -167,8 +167,9 @@ export class AwsChunkedBody {
     readonly decodedLength: number,
     readonly chunkSize: number,
     readonly messageSize: number,
+    /** The client's chunk-signature field: 64 hex (SigV4), or a SigV4A signature padded with `*` to 144. */
+    placeholder = "0123456789abcdef".repeat(4),
   ) {
-    const placeholder = "0123456789abcdef".repeat(4);
     const data = Buffer.alloc(chunkSize, 0x61);
     this.frame = Buffer.concat([Buffer.from(`${chunkSize.toString(16)};chunk-signature=${placeholder}\r\n`, "latin1"), data, Buffer.from("\r\n")]);
     this.fullChunks = Math.floor(decodedLength / chunkSize);

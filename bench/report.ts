@@ -174,7 +174,7 @@ export function computeTargets(r: Omit<BenchResults, "targets">, headlineLevel: 
   });
 
   const raw64k = micro(r, "sha256-raw-64KiB");
-  const resigner = micro(r, "chunk-resigner");
+  const resigner = micro(r, "chunk-resigner-16MiB");
   const chunkRatio = raw64k?.mbPerSecond && resigner?.mbPerSecond ? resigner.mbPerSecond / raw64k.mbPerSecond : undefined;
   targets.push({
     name: "chunk re-signing (AwsChunkedResigner, 64 KiB chunks) vs raw SHA-256 of 64 KiB",

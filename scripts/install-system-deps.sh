@@ -16,6 +16,7 @@ promtool=/usr/bin/promtool
 missing() {
   need=()
   /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
+  /usr/bin/python3 -c 'import awscrt.auth' 2>/dev/null || need+=(python3-awscrt)
   [ -x /usr/bin/aws ] || need+=(awscli)
   [ -x "$promtool" ] || need+=(prometheus)
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
@@ -24,12 +25,13 @@ missing() {
 fail() {
   cat >&2 <<MSG
 install-system-deps: cannot install ${need[*]}: $1
-  The end-to-end tests drive boto3 (/usr/bin/python3 -c 'import boto3') and the AWS CLI
+  The end-to-end tests drive boto3 (/usr/bin/python3 -c 'import boto3'), aws-c-auth's SigV4A
+  presigning through python3-awscrt (/usr/bin/python3 -c 'import awscrt.auth') and the AWS CLI
   (/usr/bin/aws); the k8s tests run promtool $PROMTOOL_VERSION ($promtool, from Debian's prometheus
   package); test/security/openProxy.e2e.spec.ts runs ip (iproute2), as root. make test needs all
-  four. What to do:
+  five. What to do:
     * run make test (or scripts/install-system-deps.sh) once as root or with passwordless sudo,
-    * or install them yourself: apt-get install --no-install-recommends python3-boto3 awscli prometheus iproute2
+    * or install them yourself: apt-get install --no-install-recommends python3-boto3 python3-awscrt awscli prometheus iproute2
       (then keep the Prometheus server off: systemctl disable --now prometheus)
 MSG
   exit 1

@@ -19,7 +19,6 @@ describe("REFUSALS: the one table from a refusal reason to its answer", () => {
       sigv4a_not_enabled: [400, "SigV4aNotEnabled", "algorithm_mismatch"],
       sigv4a_required: [400, "SigV4aRequired", "algorithm_mismatch"],
       no_region_set: [400, "AuthorizationHeaderMalformed", "malformed_request"],
-      sigv4a_streaming: [400, "SigV4aNotSupported", "bad_payload_mode"],
       chunk_signed_body_unsigned: [400, "InvalidRequest", "bad_payload_mode"],
       streaming_body_not_hashable: [400, "InvalidRequest", "bad_payload_mode"],
       invalid_content_sha256: [400, "InvalidArgument", "bad_payload_mode"],

@@ -77,7 +77,6 @@ export const REFUSALS: { readonly [R in RefusalReason]: RefusalAnswer } = {
   sigv4a_not_enabled: { status: 400, code: "SigV4aNotEnabled", label: "algorithm_mismatch" },
   sigv4a_required: { status: 400, code: "SigV4aRequired", label: "algorithm_mismatch" },
   no_region_set: { status: 400, code: "AuthorizationHeaderMalformed", label: "malformed_request" },
-  sigv4a_streaming: { status: 400, code: "SigV4aNotSupported", label: "bad_payload_mode" },
   chunk_signed_body_unsigned: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },
   streaming_body_not_hashable: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },
   invalid_content_sha256: { status: 400, code: "InvalidArgument", label: "bad_payload_mode" },

@@ -119,6 +119,18 @@ describe("planRequest: SigV4A endpoints (credential_signing: sigv4a)", () => {
     });
   });
 
+  it.each([
+    ["STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", false],
+    ["STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER", true],
+  ])("plans a SigV4A chunk-signed upload (%s) on a SigV4A endpoint as chunk re-signing, with its decoded length", (literal, trailer) => {
+    const p = planned(head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": "*", "x-amz-content-sha256": literal, "x-amz-decoded-content-length": "5" }, "/k", "PUT"), false);
+    expect({ algorithm: p.algorithm, mode: p.mode, decoded: p.decodedContentLength }).toEqual({
+      algorithm: "AWS4-ECDSA-P256-SHA256",
+      mode: { kind: "chunked", name: trailer ? "streaming-signed-trailer" : "streaming-signed", payloadHash: literal, trailer },
+      decoded: 5,
+    });
+  });
+
   it("records the payload mode as refused when the algorithm is, for the decision log", () => {
     const { facts } = plan(head(MRAP, { authorization: auth("AKIDANY", "us-east-1", "s3") }), true);
     expect(facts).toEqual({ host: MRAP, endpointIndex: 7, profile: "main", clientKeyId: "****", payloadMode: "refused" });
@@ -223,12 +235,6 @@ describe("planRequest: refusals, each a Denial with its status, AWS code and rea
       head: head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": "us-east-1;DROP", "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }),
       want: { status: 400, code: "AuthorizationHeaderMalformed", reason: "malformed_request" },
       message: /^x-amz-region-set "us-east-1;DROP" is not "\*" or a comma-separated list of regions$/,
-    },
-    {
-      name: "a SigV4A chunk-signed upload on a SigV4A endpoint: 400 SigV4aNotSupported (chunk signatures are not re-signed yet)",
-      head: head(MRAP, { authorization: authV4a("AKIDANY", "s3"), "x-amz-region-set": "*", "x-amz-content-sha256": "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "x-amz-decoded-content-length": "5" }),
-      want: { status: 400, code: "SigV4aNotSupported", reason: "bad_payload_mode" },
-      message: /is a SigV4A chunk-signed upload, whose chunk signatures countersign does not re-sign yet/,
     },
     {
       name: "signed event stream: 501 NotImplemented",

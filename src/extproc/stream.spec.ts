@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { sigV4aPublicKey } from "../../test/fakeaws/sigv4a.js";
 import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD } from "../../test/fakeaws/verifier.js";
 import { awsChunkedBody, emptyMessage, header, requestBodyMessage, requestHead, requestHeadersMessage, responseHeadersMessage, splitAt } from "../../test/fuzz/support/messages.js";
 import { headersRemovedBy, headersSetBy, inProcessContext, refusalOf } from "../../test/support/extProcHarness.js";
@@ -12,6 +13,8 @@ const NOW = new Date("2024-05-01T12:00:00Z");
 /** Endpoint 1 is *.s3.us-west-2.amazonaws.com; buffered bodies are capped at 64 bytes. */
 const POLICY = extProcPolicy(64);
 const HOST = "photos.s3.us-west-2.amazonaws.com";
+/** Endpoint 7: a Multi-Region Access Point, SigV4A for the client's region set. */
+const MRAP = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com";
 const PLACEHOLDER_AUTH = `AWS4-HMAC-SHA256 Credential=AKIDPLACEHOLDER00001/20240501/us-west-2/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`;
 
 function open(opts: { admission?: Admission } = {}) {
@@ -38,6 +41,62 @@ describe("ExtProcStream: signed requests", () => {
     expect(stream.finished).toBe(true);
     expect(decisions).toHaveLength(1);
     expect(decisions[0]).toMatchObject({ requestId: "rid-1", method: "GET", host: HOST, service: "s3", region: "us-west-2", payloadMode: "unsigned-payload", profile: "main", endpointIndex: 1, decision: "signed", reason: "signed", status: 200, clientKeyId: "AKID…0001" });
+  });
+
+  it("STREAMED SigV4A chunked: a new SigV4A seed, then every chunk and the trailer re-signed with ECDSA, padded to 144, verified under the real key's public key", async () => {
+    const { stream, decisions } = open();
+    const chunks = [Buffer.alloc(40, "a"), Buffer.alloc(25, "b")];
+    const trailer: Array<[string, string]> = [["x-amz-checksum-crc32", "AAAAAA=="]];
+    const wire = awsChunkedBody(chunks, trailer, `3045${"f".repeat(136)}****`);
+    const first = await stream.handle(
+      headers(
+        "PUT",
+        MRAP,
+        [
+          ["x-amz-content-sha256", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER"],
+          ["x-amz-decoded-content-length", "65"],
+          ["x-amz-region-set", "*"],
+          ["x-amz-trailer", "x-amz-checksum-crc32"],
+          ["content-encoding", "aws-chunked"],
+        ],
+        false,
+      ),
+    );
+    expect(first.mode_override).toEqual({ request_body_mode: "STREAMED", response_body_mode: "NONE" });
+    const auth = headersSetBy(first).get("authorization") ?? "";
+    const m = /^AWS4-ECDSA-P256-SHA256 Credential=AKIASTREAMSPEC000001\/20240501\/s3\/aws4_request, SignedHeaders=[^,]+, Signature=(30[0-9a-f]+)$/.exec(auth);
+    expect(m, auth).not.toBeNull();
+    const out: Buffer[] = [];
+    const pieces = splitAt(wire, [7, 60, 100, 250]);
+    for (const [i, p] of pieces.entries()) {
+      const r = await stream.handle(requestBodyMessage(p, i === pieces.length - 1));
+      expect(r.immediate_response).toBeUndefined();
+      const mutation = r.request_body?.response?.body_mutation;
+      out.push(mutation?.clear_body ? Buffer.alloc(0) : Buffer.from(mutation?.body ?? ""));
+    }
+    const forwarded = Buffer.concat(out);
+    expect(forwarded.length).toBe(wire.length);
+    const decoder = new AwsChunkedDecoder({
+      mode: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
+      signing: { sigV4aPublicKey: sigV4aPublicKey(CREDS.accessKeyId, CREDS.secretAccessKey), amzDate: "20240501T120000Z", scope: "20240501/s3/aws4_request", seedSignature: m?.[1] ?? "" },
+      declaredTrailers: ["x-amz-checksum-crc32"],
+      minChunkSize: 0,
+    });
+    decoder.write(forwarded);
+    const verdict = decoder.end();
+    // The trailer's checksum is a placeholder: every signature verifies, and only the content is wrong.
+    expect(verdict.ok ? "verified" : `${verdict.failure.code}`).toBe("BadDigest");
+    expect(decoder.progress.chunksVerified).toBe(3);
+    expect(decisions).toMatchObject([{ decision: "signed", payloadMode: "streaming-signed-trailer", chunksResigned: 4, region: "*", status: 200 }]);
+  });
+
+  it("a presigned SigV4A GET: signed in headers with SigV4A for the URL's region set, its X-Amz-* parameters taken out of :path", async () => {
+    const { stream } = open();
+    const path = "/key?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=AKIDPLACEHOLDER00001%2F20240501%2Fs3%2Faws4_request&X-Amz-Date=20240501T115900Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Region-Set=us-east-1&X-Amz-Signature=3045ab&x-id=GetObject";
+    const r = await stream.handle(requestHeadersMessage(requestHead("GET", MRAP, path, [["x-request-id", "rid-1"]]), true));
+    const set = headersSetBy(r);
+    expect(set.get("authorization")).toMatch(/^AWS4-ECDSA-P256-SHA256 Credential=AKIASTREAMSPEC000001\/20240501\/s3\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-region-set, Signature=30[0-9a-f]+$/);
+    expect({ path: set.get(":path"), regionSet: set.get("x-amz-region-set") }).toEqual({ path: "/key?x-id=GetObject", regionSet: "us-east-1" });
   });
 
   it("BUFFERED: asks for the body without the placeholder signature, then signs with the body's SHA-256", async () => {

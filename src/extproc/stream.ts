@@ -167,10 +167,10 @@ export class ExtProcStream {
   }
 
   /** STREAMED: re-sign this piece of the aws-chunked body; refuse (400) at the first framing error. */
-  private onStreamedBody(msg: ProcessingRequest__Output): ProcessingResponse {
+  private async onStreamedBody(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
     const resigner = this.resigner as AwsChunkedResigner;
     const body = msg.request_body?.body ?? Buffer.alloc(0);
-    let result = resigner.push(body);
+    let result = await resigner.push(body);
     if (result.ok && msg.request_body?.end_of_stream) {
       const end = resigner.finish();
       result = end.ok ? result : end;

@@ -1,28 +1,45 @@
 /**
- * Re-signs an aws-chunked body in flight (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]).
+ * Re-signs an aws-chunked body in flight, SigV4 (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`)
+ * or SigV4A (`STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER]`):
  *
- *   <hex size>;chunk-signature=<64 hex>\r\n <data> \r\n   … repeated …
- *   0;chunk-signature=<64 hex>\r\n \r\n                                     (no trailer)
- *   0;chunk-signature=<64 hex>\r\n name:value\r\n … x-amz-trailer-signature:<64 hex>\r\n \r\n
+ *   <hex size>;chunk-signature=<sig>\r\n <data> \r\n   … repeated …
+ *   0;chunk-signature=<sig>\r\n \r\n                                     (no trailer)
+ *   0;chunk-signature=<sig>\r\n name:value\r\n … x-amz-trailer-signature:<sig>\r\n \r\n
  *
- * Each chunk signature is HMAC(signing key, string-to-sign) with the string-to-sign
- *   AWS4-HMAC-SHA256-PAYLOAD \n <x-amz-date> \n <scope> \n <previous signature> \n <sha256("")> \n <sha256(data)>
- * chained from the request's seed signature; the trailer's is
- *   AWS4-HMAC-SHA256-TRAILER \n <x-amz-date> \n <scope> \n <final chunk signature> \n <sha256(trailer lines)>
+ * Each chunk signature signs the string
+ *   <algorithm>-PAYLOAD \n <x-amz-date> \n <scope> \n <previous signature> \n <sha256("")> \n <sha256(data)>
+ * chained from the request's seed signature; the trailer's signs
+ *   <algorithm>-TRAILER \n <x-amz-date> \n <scope> \n <final chunk signature> \n <sha256(trailer lines)>
+ * The algorithm, how a string is signed and the width of a `<sig>` field are the `ChunkSigner`'s
+ * (`chunkSigners.ts`): 64 hex for SigV4; for SigV4A hex DER padded with `*` to 144, the previous
+ * signature chained without its padding.
  *
- * Every signature is 64 hex characters before and after, so the body keeps its exact length and
- * chunk sizes. A chunk header is held back until its data has been hashed (the signature comes
- * before the data), so memory is bounded by one chunk. Input may be split anywhere.
- * Pure: no I/O. Built by `startChunkedResigning`, which signs the head and seeds the chain.
+ * Every signature field has the same width before and after (a client's field of any other width
+ * is refused), so the body keeps its exact length and chunk sizes: `content-length` and
+ * `x-amz-decoded-content-length` stay true. A chunk header is held back until its data has been
+ * hashed (the signature comes before the data), so memory is bounded by one chunk. Input may be
+ * split anywhere. Pure: no I/O. Built by `startChunkedResigning`, which signs the head and seeds
+ * the chain.
  */
 import type { Result } from "../result.js";
-import { createHash, createHmac, createSecretKey, type Hash, type KeyObject } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
+import type { ChunkSigner } from "./chunkSigners.js";
 import { EMPTY_SHA256 } from "./constants.js";
-import type { SignatureChainSeed } from "./types.js";
+
+/** Where the chain starts: the re-signed request's signature, and the date and scope it was made with. */
+export interface ChainStart {
+  /** The request signature (unpadded), the first link of the chain. */
+  readonly signature: string;
+  /** `x-amz-date` of the signed request, reused by every chunk string-to-sign. */
+  readonly amzDate: string;
+  /** SigV4: `<date>/<region>/<service>/aws4_request`; SigV4A: `<date>/<service>/aws4_request`. */
+  readonly scope: string;
+}
 
 export interface ChunkSigningParams {
-  /** The re-signed request's signature, date, scope and signing key (`signRequest`'s output). */
-  readonly seed: SignatureChainSeed;
+  readonly seed: ChainStart;
+  /** Makes every chunk and trailer signature; fixes the algorithm and the signature field's width. */
+  readonly signer: ChunkSigner;
   readonly trailer: boolean;
   /** Largest chunk accepted (held in memory while it is hashed). */
   readonly maxChunkBytes: number;
@@ -35,12 +52,11 @@ export type ResignResult = Result<{ readonly out: Buffer }>;
 type State = "header" | "data" | "data-crlf" | "final-crlf" | "trailer" | "done" | "failed";
 
 const CRLF = Buffer.from("\r\n");
-const HEADER = /^([0-9a-fA-F]{1,16});chunk-signature=([0-9a-f]{64})$/;
-const TRAILER_SIGNATURE = /^x-amz-trailer-signature:([ \t]*)([0-9a-f]{64})([ \t]*)$/i;
-const MAX_HEADER_LINE = 128;
+const HEADER = /^([0-9a-fA-F]{1,16});chunk-signature=(.*)$/;
+const TRAILER_SIGNATURE = /^x-amz-trailer-signature:([ \t]*)(.*?)([ \t]*)$/i;
+/** A chunk header line's bytes besides its signature: a 16-digit size, `;chunk-signature=`, CRLF, and slack. */
+const HEADER_LINE_OVERHEAD = 64;
 const MAX_TRAILER_BYTES = 16 * 1024;
-const PAYLOAD_PREFIX = "AWS4-HMAC-SHA256-PAYLOAD";
-const TRAILER_PREFIX = "AWS4-HMAC-SHA256-TRAILER";
 
 export class AwsChunkedResigner {
   private state: State = "header";
@@ -51,8 +67,9 @@ export class AwsChunkedResigner {
    */
   private line: Buffer[] = [];
   private lineBytes = 0;
-  /** The signing key, imported once for every chunk's HMAC. */
-  private readonly key: KeyObject;
+  private readonly maxHeaderLine: number;
+  private readonly payloadPrefix: string;
+  private readonly trailerPrefix: string;
   private sizeText = "";
   private remaining = 0;
   private crlfSeen = 0;
@@ -71,11 +88,16 @@ export class AwsChunkedResigner {
 
   constructor(private readonly p: ChunkSigningParams) {
     this.previous = p.seed.signature;
-    this.key = createSecretKey(p.seed.signingKey);
+    this.maxHeaderLine = HEADER_LINE_OVERHEAD + p.signer.fieldWidth;
+    this.payloadPrefix = `${p.signer.algorithm}-PAYLOAD`;
+    this.trailerPrefix = `${p.signer.algorithm}-TRAILER`;
   }
 
-  /** Feeds the next piece of the body; returns the bytes that may be forwarded now. */
-  push(input: Buffer): ResignResult {
+  /**
+   * Feeds the next piece of the body; resolves to the bytes that may be forwarded now. Await each
+   * call before the next (signing may be asynchronous).
+   */
+  async push(input: Buffer): Promise<ResignResult> {
     if (this.state === "failed") return this.failed();
     const out: Buffer[] = [];
     let i = 0;
@@ -88,8 +110,8 @@ export class AwsChunkedResigner {
           this.line.push(Buffer.from(input.subarray(i, end)));
           this.lineBytes += end - i;
           i = end;
-          if (this.lineBytes > (this.state === "header" ? MAX_HEADER_LINE : MAX_TRAILER_BYTES)) {
-            return this.fail(this.state === "header" ? "chunk header line is too long (expected <hex size>;chunk-signature=<64 hex>)" : "trailer line is too long");
+          if (this.lineBytes > (this.state === "header" ? this.maxHeaderLine : MAX_TRAILER_BYTES)) {
+            return this.fail(this.state === "header" ? `chunk header line is too long (expected <hex size>;chunk-signature=<${this.p.signer.fieldForm}>)` : "trailer line is too long");
           }
           if (nl < 0) break;
           const bytes = this.line.length === 1 ? (this.line[0] as Buffer) : Buffer.concat(this.line, this.lineBytes);
@@ -97,7 +119,7 @@ export class AwsChunkedResigner {
           this.lineBytes = 0;
           if (bytes.length < 2 || bytes[bytes.length - 2] !== 0x0d) return this.fail("chunk framing line does not end with CRLF");
           const text = bytes.toString("latin1", 0, bytes.length - 2);
-          const r = this.state === "header" ? this.onHeaderLine(text) : this.onTrailerLine(text);
+          const r = this.state === "header" ? await this.onHeaderLine(text) : await this.onTrailerLine(text);
           if (!r.ok) return r;
           if (r.out.length > 0) out.push(r.out);
           break;
@@ -130,7 +152,7 @@ export class AwsChunkedResigner {
             this.state = "done";
             out.push(CRLF);
           } else {
-            this.emitChunk(out);
+            await this.emitChunk(out);
             this.state = "header";
           }
           break;
@@ -152,15 +174,15 @@ export class AwsChunkedResigner {
     return { ok: true, out: Buffer.alloc(0) };
   }
 
-  private onHeaderLine(text: string): ResignResult {
+  private async onHeaderLine(text: string): Promise<ResignResult> {
     const m = HEADER.exec(text);
     if (!m) {
       const semi = text.indexOf(";");
       const size = semi < 0 ? text : text.slice(0, semi);
       if (!/^[0-9a-fA-F]{1,16}$/.test(size)) return this.fail(`chunk size "${clip(size)}" is not a hex number`);
-      if (!text.slice(semi).startsWith(";chunk-signature=")) return this.fail("chunk header has no chunk-signature");
-      return this.fail("chunk-signature is not 64 lower-case hex characters");
+      return this.fail("chunk header has no chunk-signature");
     }
+    if (!this.p.signer.isField(m[2] as string)) return this.fail(`chunk-signature is not ${this.p.signer.fieldForm}`);
     const size = parseInt(m[1] as string, 16);
     if (size > this.p.maxChunkBytes) return this.fail(`chunk of ${size} bytes is over the ${this.p.maxChunkBytes}-byte limit`);
     this.decodedSoFar += size;
@@ -180,12 +202,12 @@ export class AwsChunkedResigner {
     if (this.decodedSoFar !== this.p.decodedContentLength) {
       return this.fail(`chunks add up to ${this.decodedSoFar} bytes but x-amz-decoded-content-length says ${this.p.decodedContentLength}`);
     }
-    const sig = this.signChunk(EMPTY_SHA256);
+    const sig = await this.signChunk(EMPTY_SHA256);
     this.state = this.p.trailer ? "trailer" : "final-crlf";
     return { ok: true, out: Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1") };
   }
 
-  private onTrailerLine(text: string): ResignResult {
+  private async onTrailerLine(text: string): Promise<ResignResult> {
     this.trailerBytes += text.length + 2;
     if (this.trailerBytes > MAX_TRAILER_BYTES) return this.fail("trailer is too long");
     if (text === "") {
@@ -198,6 +220,7 @@ export class AwsChunkedResigner {
       this.trailerLines.push(text);
       return { ok: true, out: Buffer.alloc(0) };
     }
+    if (!this.p.signer.isField(sig[2] as string)) return this.fail(`x-amz-trailer-signature is not ${this.p.signer.fieldForm}`);
     if (this.trailerLines.length === 0) return this.fail("trailer has a signature but no trailing headers");
     // Canonical trailer text: lower-case name, trimmed value, one "\n"-terminated line each.
     const canonical = this.trailerLines
@@ -207,7 +230,7 @@ export class AwsChunkedResigner {
       })
       .join("");
     const trailerHash = createHash("sha256").update(canonical, "latin1").digest("hex");
-    const newSig = this.hmac(`${TRAILER_PREFIX}\n${this.p.seed.amzDate}\n${this.p.seed.scope}\n${this.previous}\n${trailerHash}`);
+    const newSig = this.p.signer.field(await this.sign(`${this.trailerPrefix}\n${this.p.seed.amzDate}\n${this.p.seed.scope}\n${this.previous}\n${trailerHash}`));
     const sigLine = `${text.slice(0, text.length - (sig[2] as string).length - (sig[3] as string).length)}${newSig}${sig[3] as string}`;
     const out = Buffer.from(`${this.trailerLines.map((l) => `${l}\r\n`).join("")}${sigLine}\r\n`, "latin1");
     this.trailerLines = [];
@@ -216,8 +239,8 @@ export class AwsChunkedResigner {
   }
 
   /** Appends the re-signed chunk to `out` as pieces (the data is copied once, when `push` joins them). */
-  private emitChunk(out: Buffer[]): void {
-    const sig = this.signChunk((this.hash as Hash).digest("hex"));
+  private async emitChunk(out: Buffer[]): Promise<void> {
+    const sig = await this.signChunk((this.hash as Hash).digest("hex"));
     out.push(Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1"));
     for (const piece of this.data) out.push(piece);
     out.push(CRLF);
@@ -226,15 +249,16 @@ export class AwsChunkedResigner {
     this.hash = undefined;
   }
 
-  private signChunk(dataHash: string): string {
-    const sig = this.hmac(`${PAYLOAD_PREFIX}\n${this.p.seed.amzDate}\n${this.p.seed.scope}\n${this.previous}\n${EMPTY_SHA256}\n${dataHash}`);
+  /** Signs a chunk, chains the next link from the unpadded signature, returns the padded field. */
+  private async signChunk(dataHash: string): Promise<string> {
+    const sig = await this.sign(`${this.payloadPrefix}\n${this.p.seed.amzDate}\n${this.p.seed.scope}\n${this.previous}\n${EMPTY_SHA256}\n${dataHash}`);
     this.previous = sig;
-    return sig;
+    return this.p.signer.field(sig);
   }
 
-  private hmac(stringToSign: string): string {
+  private sign(stringToSign: string): string | Promise<string> {
     this.signaturesComputed++;
-    return createHmac("sha256", this.key).update(stringToSign, "utf8").digest("hex");
+    return this.p.signer.sign(stringToSign);
   }
 
   private fail(message: string): ResignResult {

@@ -1,13 +1,14 @@
 export * from "./constants.js";
 export { checkClientAlgorithm, clientAlgorithms, endpointAlgorithm, type AlgorithmCheck, type AlgorithmRefusalReason, type SigningAlgorithm } from "./clientAlgorithm.js";
-export { AwsChunkedResigner, type ChunkSigningParams, type ResignResult } from "./awsChunkedResigner.js";
+export { AwsChunkedResigner, type ChainStart, type ChunkSigningParams, type ResignResult } from "./awsChunkedResigner.js";
+export { ecdsaChunkSigner, hmacChunkSigner, V4A_SIGNATURE_FIELD_WIDTH, type ChunkSigner } from "./chunkSigners.js";
 export { selectPayloadMode, type PayloadMode, type PayloadModeName, type PayloadRefusalReason } from "./payloadMode.js";
 export { parseAuthorizationHeader, parsePresignedQuery, type ClientAuth, type ClientAuthResult, type ClientSignature } from "./parseClientAuth.js";
 export { looksLikeRegion, regionFromHost } from "./regionFromHost.js";
 export { isNeverSigned, selectSignedHeaders } from "./selectSignedHeaders.js";
 export { signHead } from "./signHead.js";
 export { signRequest, type SignInput, type SignOutput } from "./signRequest.js";
-export { signRequestV4a, type SignOutputV4a } from "./signRequestV4a.js";
+export { signRequestV4a, signRequestV4aForChunks, type SignOutputV4a } from "./signRequestV4a.js";
 export { startChunkedResigning, type ChunkedBodyLimits, type ChunkedResigning } from "./startChunkedResigning.js";
 export { splitPath, type DecodedQuery, type SplitPath } from "./splitPath.js";
 export type { Credentials, SignatureChainSeed } from "./types.js";

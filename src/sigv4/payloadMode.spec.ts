@@ -29,8 +29,11 @@ describe("selectPayloadMode with credential_signing sigv4 (auto-detect)", () => 
   it.each([
     ["STREAMING-AWS4-HMAC-SHA256-PAYLOAD", false, "streaming-signed"],
     ["STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", true, "streaming-signed-trailer"],
+    ["STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", false, "streaming-signed"],
+    ["STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER", true, "streaming-signed-trailer"],
   ])("re-signs chunks for %s", (value, trailer, name) => {
-    expect(selectPayloadMode({ signing: "sigv4", contentSha256: value, endOfStream: false })).toEqual({
+    const signing = value.includes("ECDSA") ? "sigv4a" : "sigv4";
+    expect(selectPayloadMode({ signing, contentSha256: value, endOfStream: false })).toEqual({
       kind: "chunked",
       name,
       payloadHash: value,
@@ -38,10 +41,10 @@ describe("selectPayloadMode with credential_signing sigv4 (auto-detect)", () => 
     });
   });
   it.each(["STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER"])(
-    "refuses SigV4A streaming %s as sigv4a_streaming",
+    "refuses SigV4A chunk signing %s under sigv4:no_body and sigv4:body, as the SigV4 literals are",
     (value) => {
-      const m = selectPayloadMode({ signing: "sigv4", contentSha256: value, endOfStream: false });
-      expect(m).toMatchObject({ kind: "refuse", reason: "sigv4a_streaming" });
+      expect(selectPayloadMode({ signing: "sigv4:no_body", contentSha256: value, endOfStream: false })).toMatchObject({ kind: "refuse", reason: "chunk_signed_body_unsigned" });
+      expect(selectPayloadMode({ signing: "sigv4:body", contentSha256: value, endOfStream: false })).toMatchObject({ kind: "refuse", reason: "streaming_body_not_hashable" });
     },
   );
   it("signs the empty-payload hash when there is no header and no body", () => {

@@ -4,7 +4,8 @@ import {
   STREAMING_EVENTS,
   STREAMING_SIGNED,
   STREAMING_SIGNED_TRAILER,
-  STREAMING_SIGV4A_PREFIX,
+  STREAMING_SIGNED_V4A,
+  STREAMING_SIGNED_V4A_TRAILER,
   STREAMING_UNSIGNED_TRAILER,
   UNSIGNED_PAYLOAD,
 } from "./constants.js";
@@ -25,8 +26,6 @@ export type PayloadMode =
 
 /** Why no payload mode fits the policy's `credential_signing` and the client's header. */
 export type PayloadRefusalReason =
-  /** A SigV4A (ECDSA) streaming upload, which cannot be re-signed yet. */
-  | "sigv4a_streaming"
   /** `sigv4:no_body` with a chunk-signed body, which UNSIGNED-PAYLOAD would store framed. */
   | "chunk_signed_body_unsigned"
   /** `sigv4:body` with an aws-chunked streaming upload, which cannot be hashed whole. */
@@ -55,14 +54,9 @@ export interface PayloadModeInput {
 export function selectPayloadMode({ signing, contentSha256, endOfStream }: PayloadModeInput): PayloadMode {
   const client = contentSha256?.trim();
 
-  if (client !== undefined && client.startsWith(STREAMING_SIGV4A_PREFIX)) {
-    return {
-      kind: "refuse",
-      reason: "sigv4a_streaming",
-      message: `x-amz-content-sha256 "${client}" is a SigV4A chunk-signed upload, whose chunk signatures countersign does not re-sign yet; configure the client to send UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER`,
-    };
-  }
-  const chunkSigned = client === STREAMING_SIGNED || client === STREAMING_SIGNED_TRAILER;
+  // SigV4 (HMAC) or SigV4A (ECDSA) chunk signatures: the same framing, re-signed the same way.
+  const trailer = client === STREAMING_SIGNED_TRAILER || client === STREAMING_SIGNED_V4A_TRAILER;
+  const chunkSigned = trailer || client === STREAMING_SIGNED || client === STREAMING_SIGNED_V4A;
 
   if (signing === "sigv4:no_body") {
     if (chunkSigned) {
@@ -91,7 +85,8 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
   }
 
   // signing "sigv4" or "sigv4a": auto-detect from the client's header. (A chunk-signing literal of
-  // the other algorithm never gets here: plan.ts refuses it first, with checkClientAlgorithm.)
+  // the other algorithm never gets here: plan.ts refuses it first, with checkClientAlgorithm; the
+  // chain is re-signed with the endpoint's algorithm.)
   if (client === undefined || client === "") {
     if (endOfStream) return { kind: "header", name: "empty-body", payloadHash: EMPTY_SHA256 };
     return { kind: "buffer", name: "buffered-body" };
@@ -103,7 +98,6 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
     return { kind: "header", name: "streaming-unsigned-trailer", payloadHash: STREAMING_UNSIGNED_TRAILER };
   }
   if (chunkSigned) {
-    const trailer = client === STREAMING_SIGNED_TRAILER;
     return { kind: "chunked", name: trailer ? "streaming-signed-trailer" : "streaming-signed", payloadHash: client, trailer };
   }
   if (client === STREAMING_EVENTS) {

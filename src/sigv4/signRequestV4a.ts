@@ -41,12 +41,27 @@ class RecordingSignerV4a extends SignatureV4a {
   }
 }
 
+/** smithy's ECDSA step, which its d.ts declares private: hex DER of the string to sign under a derived key. */
+interface EcdsaStep {
+  getSignature(privateKey: Uint8Array, stringToSign: string): Promise<string>;
+}
+
 /**
  * Signs one request head with real credentials and SigV4A: the ECDSA P-256 key derived from the
  * secret, the region set `input.region` sent and signed as `x-amz-region-set`. Every piece of
  * SigV4A (key derivation, canonical request, string to sign, ECDSA) is @smithy/signature-v4a's.
  */
 export async function signRequestV4a(input: SignInput): Promise<SignOutputV4a> {
+  return (await signRequestV4aForChunks(input)).head;
+}
+
+/**
+ * `signRequestV4a`, and `signString`: smithy's ECDSA signing of further strings with the private
+ * key it derived for the head (captured on its way into smithy's own signing step), for a chunk
+ * signature chain. The key lives only in that closure: whoever holds `signString` (the chunk
+ * re-signer) holds the key, and it goes when they do.
+ */
+export async function signRequestV4aForChunks(input: SignInput): Promise<{ head: SignOutputV4a; signString: (stringToSign: string) => Promise<string> }> {
   const regionSet = input.region;
   const { request, headers, s3Style } = prepareRequest(input, { [H_REGION_SET]: regionSet });
   const signer = new RecordingSignerV4a({
@@ -57,14 +72,25 @@ export async function signRequestV4a(input: SignInput): Promise<SignOutputV4a> {
     uriEscapePath: !s3Style,
     applyChecksum: false,
   });
+  const ecdsa = signer as unknown as EcdsaStep;
+  const smithyGetSignature = ecdsa.getSignature.bind(signer);
+  let privateKey: Uint8Array | undefined;
+  ecdsa.getSignature = (key, stringToSign) => {
+    privateKey = key;
+    return smithyGetSignature(key, stringToSign);
+  };
   const signed = (await signer.sign(request, { signingDate: input.now, signableHeaders: new Set(Object.keys(headers)) })) as { headers: Record<string, string> };
   const { amzDate, scope, signedHeaderNames } = signer.derived;
   const authorization = signed.headers[H_AUTHORIZATION];
-  if (amzDate === undefined || scope === undefined || signedHeaderNames === undefined || authorization === undefined) {
-    throw new Error("@smithy/signature-v4a signed without deriving a scope and signed-header list");
+  const key = privateKey;
+  if (amzDate === undefined || scope === undefined || signedHeaderNames === undefined || authorization === undefined || key === undefined) {
+    throw new Error("@smithy/signature-v4a signed without deriving a scope, signed-header list and key");
   }
   // The signer hands back only the header; the signature is its last component.
   const signature = authorization.slice(authorization.lastIndexOf("Signature=") + "Signature=".length);
   const changes = signedHeaderChanges(input, authorization, amzDate, [[H_REGION_SET, regionSet]]);
-  return { ...changes, signature, amzDate, scope, signedHeaderNames };
+  return {
+    head: { ...changes, signature, amzDate, scope, signedHeaderNames },
+    signString: (stringToSign) => smithyGetSignature(key, stringToSign),
+  };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AwsChunkedResigner } from "./awsChunkedResigner.js";
+import { hmacChunkSigner } from "./chunkSigners.js";
 import { STREAMING_SIGNED } from "./constants.js";
 import { signRequest, type SignInput } from "./signRequest.js";
 import { startChunkedResigning } from "./startChunkedResigning.js";
@@ -34,9 +35,10 @@ describe("startChunkedResigning", () => {
 
   it("returns a re-signer chained from that seed signature, scope and key", async () => {
     const { resigner } = await startChunkedResigning(input, body);
-    const reference = new AwsChunkedResigner({ ...body, seed: await signRequest(input) });
-    const out = resigner.push(wire);
-    expect(out).toEqual(reference.push(wire));
+    const seed = await signRequest(input);
+    const reference = new AwsChunkedResigner({ ...body, seed, signer: hmacChunkSigner(seed.signingKey) });
+    const out = await resigner.push(wire);
+    expect(out).toEqual(await reference.push(wire));
     expect(out.ok && out.out.length).toBe(wire.length);
     expect(resigner.finish()).toEqual({ ok: true, out: Buffer.alloc(0) });
     expect(resigner.signaturesComputed).toBe(2);
@@ -44,7 +46,7 @@ describe("startChunkedResigning", () => {
 
   it("applies the body's limits to the re-signer", async () => {
     const { resigner } = await startChunkedResigning(input, { ...body, maxChunkBytes: 4 });
-    const out = resigner.push(wire);
+    const out = await resigner.push(wire);
     expect(!out.ok && out.error).toContain("over the 4-byte limit");
   });
 });

@@ -7,11 +7,16 @@
  * Then each row of the README's SigV4A payload-mode table, and the refusals.
  */
 import "@aws-sdk/signature-v4a";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { Readable } from "node:stream";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { s3Client } from "./clients.js";
+import { chunkedPut } from "./chunkSigningClient.js";
+import { proxiedAgent, s3Client } from "./clients.js";
 import { sendHandSigned, type HandSigned } from "./handSigned.js";
 import { E2E_POLICY, PLACEHOLDER, REAL, startStack, type Stack } from "./harness.js";
 import { decisionFor, extProcMessagesSent, forwardedSince, parseXmlError, requestIdOf } from "./observations.js";
@@ -129,20 +134,6 @@ const ROWS: Row[] = [
     forwarded: { payloadMode: "STREAMING-UNSIGNED-PAYLOAD-TRAILER", contentSha256: "STREAMING-UNSIGNED-PAYLOAD-TRAILER", key: "rows/trailer.bin", body: TRAILER_BODY },
   },
   {
-    row: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER]",
-    send: () =>
-      v4a({
-        method: "PUT",
-        path: "/rows/chunked.bin",
-        contentSha256: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
-        headers: { "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "5" },
-        body: Buffer.from("0;chunk-signature=00\r\n\r\n"),
-      }),
-    countersign: "refused",
-    grpcMessages: 1,
-    refusal: { status: 400, code: "SigV4aNotSupported", reason: "bad_payload_mode", message: /is a SigV4A chunk-signed upload, whose chunk signatures countersign does not re-sign yet/ },
-  },
-  {
     row: "STREAMING-AWS4-HMAC-SHA256-* (SigV4)",
     send: () =>
       sendHandSigned(stack, {
@@ -180,7 +171,7 @@ const ROWS: Row[] = [
   },
 ];
 
-describe("every row of the README's SigV4A payload-mode table, through real Envoy", () => {
+describe("every row of the README's SigV4A payload-mode table, through real Envoy (the chunk-signed row: next block)", () => {
   it.each(ROWS.map((r) => [r.row, r] as const))("%s", async (_name, r) => {
     const start = stack.fake.requests.length;
     const msgs0 = await extProcMessagesSent(stack);
@@ -204,6 +195,111 @@ describe("every row of the README's SigV4A payload-mode table, through real Envo
     expect(stack.fake.requests[start]?.algorithm).toBe(ECDSA);
     expect(stack.fake.s3.getObject(ALIAS, want.key)?.sha256Hex).toBe(sha256(want.body));
     expect(await decisionFor(stack, requestIdOf(stack.fake.requests[start] as never))).toMatchObject({ payloadMode: r.countersign, decision: "signed" });
+  });
+});
+
+// ===== the STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER] row ==================================
+
+const MiB = 1024 * 1024;
+const CHUNK = 64 * 1024;
+
+describe("SigV4A chunk-signed uploads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER]) through real Envoy: re-signed chunk by chunk", () => {
+  it.each([
+    ["1 byte", 1, false],
+    ["4 MiB in 64 KiB chunks", 4 * MiB, false],
+    ["4 MiB in 64 KiB chunks with a signed trailer", 4 * MiB, true],
+  ])("%s: every chunk signature verified by the fake AWS under the real key; the content-length Envoy forwards is the body length the fake got", async (_name, size, trailer) => {
+    const start = stack.fake.requests.length;
+    const msgs0 = await extProcMessagesSent(stack);
+    const key = `chunked-v4a/${size}-${trailer ? "t" : "p"}.bin`;
+    const res = await chunkedPut({ host: MRAP_HOST, path: `/${key}`, region: "us-east-1", regionSet: "*", credentials: PLACEHOLDER, size, chunkSize: CHUNK, trailer, agent: proxiedAgent(stack), ca: stack.caPem });
+    expect({ status: res.status, body: res.body }).toEqual({ status: 200, body: "" });
+    const literal = trailer ? "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER" : "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD";
+    const seen = stack.fake.requests.slice(start);
+    expect(seen).toHaveLength(1);
+    expect(header(start, "x-amz-content-sha256")).toBe(literal);
+    expect(seen[0]).toMatchObject({
+      host: MRAP_HOST,
+      verified: true,
+      algorithm: ECDSA,
+      accessKeyId: REAL.accessKeyId,
+      payloadMode: literal,
+      chunksVerified: res.chunks,
+      trailerVerified: trailer,
+      bodyBytes: size,
+      // The body the client framed with 144-character signature fields, byte for byte as long.
+      wireBodyBytes: res.framedLength,
+    });
+    // Exactly what left Envoy: the client's content-length, unchanged and signed, no transfer-encoding.
+    expect({ contentLength: seen[0]?.contentLength, transferEncoding: seen[0]?.transferEncoding }).toEqual({ contentLength: String(res.framedLength), transferEncoding: undefined });
+    expect(seen[0]?.signedHeaders).toEqual(expect.arrayContaining(["content-length", "x-amz-decoded-content-length", "x-amz-region-set"]));
+    expect(header(start, "x-amz-decoded-content-length")).toBe(String(size));
+    expect(stack.fake.s3.getObject(ALIAS, key)?.size).toBe(size);
+    if (trailer) expect(seen[0]?.checksumsVerified).toContain("x-amz-checksum-crc32");
+    expect((await extProcMessagesSent(stack)) - msgs0).toBeGreaterThanOrEqual(2);
+    expect(await decisionFor(stack, requestIdOf(stack.fake.requests[start] as never))).toMatchObject({
+      decision: "signed",
+      payloadMode: trailer ? "streaming-signed-trailer" : "streaming-signed",
+      region: "*",
+    });
+  }, 120_000);
+
+  it("a chunk whose signature field is not the padded 144-character form is refused with 400 IncompleteBody, and the object is never stored", async () => {
+    const start = stack.fake.requests.length;
+    const res = await chunkedPut({ host: MRAP_HOST, path: "/chunked-v4a/unpadded.bin", region: "us-east-1", regionSet: "*", credentials: PLACEHOLDER, size: 4 * CHUNK, chunkSize: CHUNK, trailer: false, agent: proxiedAgent(stack), ca: stack.caPem, unpadChunk: 2 });
+    expect(res.status).toBe(400);
+    const xml = parseXmlError(res.body);
+    expect(xml?.code).toBe("IncompleteBody");
+    expect(xml?.message.replace(/&quot;/g, '"')).toBe('aws-chunked body is malformed: chunk-signature is not 144 characters: a hex DER ECDSA signature padded with "*" (as aws-c-auth writes it); nothing more was forwarded');
+    for (const r of stack.fake.requests.slice(start)) expect(r.verified).toBe(false);
+    expect(stack.fake.s3.getObject(ALIAS, "chunked-v4a/unpadded.bin")).toBeUndefined();
+    expect(await decisionFor(stack, xml?.requestId ?? "")).toMatchObject({ decision: "refused", reason: "bad_chunk_framing", status: 400 });
+  }, 60_000);
+});
+
+// ===== presigned SigV4A URLs ======================================================================
+
+const PYTHON = "/usr/bin/python3";
+
+/**
+ * A GET presigned with SigV4A by aws-c-auth itself, through python3-awscrt (Debian's, installed by
+ * scripts/install-system-deps.sh; the AWS CLI v2 package depends on it): `awscrt_presign.py`. The
+ * JS SDK cannot make one without the native CRT (`SignatureV4MultiRegion.presign` throws for
+ * signingRegion "*" with the JS SigV4A signer). Returns the presigned path and query, as sent.
+ */
+async function awscrtPresignedPath(path: string, keyId: string): Promise<string> {
+  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run scripts/install-system-deps.sh (apt-get install python3-awscrt)`);
+  const { stdout } = await promisify(execFile)(PYTHON, [join(import.meta.dirname, "awscrt_presign.py"), MRAP_HOST, path, "us-east-1", "300"], {
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", AWS_ACCESS_KEY_ID: keyId, AWS_SECRET_ACCESS_KEY: PLACEHOLDER.secretAccessKey },
+    timeout: 60_000,
+  });
+  return stdout.trim();
+}
+
+describe("presigned SigV4A URLs (X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256) through real Envoy", () => {
+  it("a GET presigned by aws-c-auth (python3-awscrt) is re-signed in headers with SigV4A, the real key and the URL's region set; its X-Amz-* parameters never reach AWS", async () => {
+    const body = Buffer.from("read through a presigned SigV4A URL");
+    expect((await v4a({ method: "PUT", path: "/presigned/v4a.txt", contentSha256: sha256(body), body })).status).toBe(200);
+    const start = stack.fake.requests.length;
+    const presigned = await awscrtPresignedPath("/presigned/v4a.txt?x-id=GetObject", PLACEHOLDER.accessKeyId);
+    expect(presigned).toMatch(new RegExp(`^/presigned/v4a\\.txt\\?x-id=GetObject&X-Amz-Algorithm=${ECDSA}&X-Amz-Credential=${PLACEHOLDER.accessKeyId}%2F\\d{8}%2Fs3%2Faws4_request&.*X-Amz-Region-Set=us-east-1&X-Amz-Signature=30[0-9a-f]+$`));
+    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: presigned, service: "s3", region: "us-east-1", sign: false });
+    expect({ status: res.status, body: res.body }).toEqual({ status: 200, body: body.toString() });
+    const seen = stack.fake.requests.slice(start);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ verified: true, algorithm: ECDSA, authKind: "header", accessKeyId: REAL.accessKeyId, operation: "GetObject", query: "x-id=GetObject" });
+    expect(header(start, "authorization")).toMatch(new RegExp(`^${ECDSA} Credential=${REAL.accessKeyId}/\\d{8}/s3/aws4_request, SignedHeaders=[a-z0-9;-]*x-amz-region-set[a-z0-9;-]*, Signature=30[0-9a-f]+$`));
+    expect(header(start, "x-amz-region-set")).toBe("us-east-1");
+    expect(await decisionFor(stack, requestIdOf(seen[0] as never))).toMatchObject({ decision: "signed", payloadMode: "empty-body", region: "us-east-1", clientKeyId: expect.stringMatching(/^AKID/) as unknown });
+  });
+
+  it("a presigned SigV4A URL with a placeholder key id the endpoint does not allow is refused 403 before anything is forwarded", async () => {
+    const start = stack.fake.requests.length;
+    const presigned = await awscrtPresignedPath("/presigned/v4a.txt", "AKIDNOTALLOWED000001");
+    const res = await sendHandSigned(stack, { method: "GET", host: MRAP_HOST, path: presigned, service: "s3", region: "us-east-1", sign: false });
+    expect(res.status).toBe(403);
+    expect(parseXmlError(res.body)?.code).toBe("InvalidAccessKeyId");
+    expect(stack.fake.requests.slice(start)).toEqual([]);
   });
 });
 

@@ -11,12 +11,14 @@
  *
  * Chunk signature = HMAC(signingKey, chunkStringToSign(date, scope, previous, sha256(data))),
  * the first "previous" being the seed signature from the Authorization header; the trailer
- * signature chains from the final (0-byte) chunk's signature.
+ * signature chains from the final (0-byte) chunk's signature. SigV4A
+ * (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER]) frames the same way; its signatures are
+ * ECDSA over its own strings to sign, padded with `*` (see sigv4a.ts).
  *
  * Decoded bytes are handed to `onData` as they arrive, before the chunk they belong to is
  * verified: a consumer must commit nothing until `end()` reports success.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash, type Hash, type KeyObject } from "node:crypto";
 import { checksumAlgorithmOfHeader, createChecksum, type ChecksumAlgorithm, type RunningChecksum } from "./checksums.js";
 import {
   EMPTY_SHA256,
@@ -30,25 +32,44 @@ import {
   signaturesEqual,
   trailerStringToSign,
 } from "./verifier.js";
+import { SIGV4A_CHUNK_PREFIX, SIGV4A_TRAILER_PREFIX, unpadSigV4aSignature, verifySigV4aSignature } from "./sigv4a.js";
+
+export const STREAMING_SIGV4A_PAYLOAD = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD";
+export const STREAMING_SIGV4A_PAYLOAD_TRAILER = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER";
 
 export type StreamingPayloadMode =
   | typeof STREAMING_SIGNED_PAYLOAD
   | typeof STREAMING_SIGNED_PAYLOAD_TRAILER
-  | typeof STREAMING_UNSIGNED_PAYLOAD_TRAILER;
+  | typeof STREAMING_UNSIGNED_PAYLOAD_TRAILER
+  | typeof STREAMING_SIGV4A_PAYLOAD
+  | typeof STREAMING_SIGV4A_PAYLOAD_TRAILER;
 
 export function isStreamingPayloadMode(value: string): value is StreamingPayloadMode {
-  return value === STREAMING_SIGNED_PAYLOAD || value === STREAMING_SIGNED_PAYLOAD_TRAILER || value === STREAMING_UNSIGNED_PAYLOAD_TRAILER;
+  return (
+    value === STREAMING_SIGNED_PAYLOAD ||
+    value === STREAMING_SIGNED_PAYLOAD_TRAILER ||
+    value === STREAMING_UNSIGNED_PAYLOAD_TRAILER ||
+    value === STREAMING_SIGV4A_PAYLOAD ||
+    value === STREAMING_SIGV4A_PAYLOAD_TRAILER
+  );
 }
 
-export interface ChunkSigning {
-  signingKey: Uint8Array;
+/** True for the two SigV4A (ECDSA) chunk-signing modes. */
+export function isSigV4aStreamingMode(value: string): boolean {
+  return value === STREAMING_SIGV4A_PAYLOAD || value === STREAMING_SIGV4A_PAYLOAD_TRAILER;
+}
+
+export type ChunkSigning = {
   /** The request's x-amz-date, reused in every chunk string-to-sign. */
   amzDate: string;
-  /** `date/region/service/aws4_request` */
+  /** SigV4: `date/region/service/aws4_request`; SigV4A: `date/service/aws4_request`. */
   scope: string;
   /** The Authorization header's signature. */
   seedSignature: string;
-}
+} & (
+  | { /** SigV4: the derived HMAC key. */ signingKey: Uint8Array }
+  | { /** SigV4A: the public key derived from the secret. */ sigV4aPublicKey: KeyObject }
+);
 
 export interface AwsChunkedOptions {
   mode: StreamingPayloadMode;
@@ -93,12 +114,15 @@ const MAX_CHUNK_HEADER_BYTES = 4096;
 const MAX_TRAILER_LINE_BYTES = 16 * 1024;
 const MAX_TRAILER_LINES = 64;
 const CHUNK_SIGNATURE_RE = /^([0-9a-fA-F]{1,16});chunk-signature=([0-9a-f]{64})$/;
+/** SigV4A: hex DER, padded with `*` (checked further by unpadSigV4aSignature). */
+const SIGV4A_CHUNK_SIGNATURE_RE = /^([0-9a-fA-F]{1,16});chunk-signature=([0-9a-f]+\**)$/;
 const UNSIGNED_CHUNK_RE = /^([0-9a-fA-F]{1,16})(;.*)?$/;
 const TRAILER_SIGNATURE = "x-amz-trailer-signature";
 
 export class AwsChunkedDecoder {
   private readonly signed: boolean;
   private readonly withTrailer: boolean;
+  private readonly sigV4a: boolean;
   private readonly minChunkSize: number;
   private readonly declared: Set<string>;
   private readonly checksums = new Map<string, RunningChecksum>();
@@ -125,7 +149,11 @@ export class AwsChunkedDecoder {
 
   constructor(private readonly options: AwsChunkedOptions) {
     this.signed = options.mode !== STREAMING_UNSIGNED_PAYLOAD_TRAILER;
-    this.withTrailer = options.mode !== STREAMING_SIGNED_PAYLOAD;
+    this.withTrailer = options.mode !== STREAMING_SIGNED_PAYLOAD && options.mode !== STREAMING_SIGV4A_PAYLOAD;
+    this.sigV4a = isSigV4aStreamingMode(options.mode);
+    if (options.signing && this.sigV4a !== "sigV4aPublicKey" in options.signing) {
+      throw new Error(`${options.mode} needs ${this.sigV4a ? "a SigV4A public key" : "a SigV4 signing key"}`);
+    }
     this.minChunkSize = options.minChunkSize ?? (this.signed ? 8192 : 0);
     if (this.signed && !options.signing) throw new Error(`${options.mode} needs signing context`);
     this.previousSignature = options.signing?.seedSignature ?? "";
@@ -239,14 +267,14 @@ export class AwsChunkedDecoder {
   }
 
   private onChunkHeader(text: string): void {
-    const signedMatch = this.signed ? CHUNK_SIGNATURE_RE.exec(text) : null;
+    const signedMatch = this.signed ? (this.sigV4a ? SIGV4A_CHUNK_SIGNATURE_RE : CHUNK_SIGNATURE_RE).exec(text) : null;
     const unsignedMatch = this.signed ? null : UNSIGNED_CHUNK_RE.exec(text);
     const sizeHex = signedMatch?.[1] ?? unsignedMatch?.[1];
     if (sizeHex === undefined) {
       this.fail(
         this.signed ? "SignatureDoesNotMatch" : "InvalidRequest",
         this.signed
-          ? `Chunk ${this.chunkIndex} header is not '<hex size>;chunk-signature=<64 hex>'`
+          ? `Chunk ${this.chunkIndex} header is not '<hex size>;chunk-signature=<${this.sigV4a ? "hex DER padded with *" : "64 hex"}>'`
           : `Chunk ${this.chunkIndex} header is not '<hex size>'`,
       );
       return;
@@ -315,17 +343,15 @@ export class AwsChunkedDecoder {
   private finishTrailers(): void {
     if (this.signed) {
       const signing = this.options.signing as ChunkSigning;
-      const stringToSign = trailerStringToSign(
-        signing.amzDate,
-        signing.scope,
-        this.previousSignature,
-        sha256Hex(canonicalTrailerText(this.trailers)),
-      );
+      const trailerHash = sha256Hex(canonicalTrailerText(this.trailers));
+      const stringToSign = this.sigV4a
+        ? [SIGV4A_TRAILER_PREFIX, signing.amzDate, signing.scope, this.previousSignature, trailerHash].join("\n")
+        : trailerStringToSign(signing.amzDate, signing.scope, this.previousSignature, trailerHash);
       if (this.trailerSignature === undefined) {
         this.fail("SignatureDoesNotMatch", `${TRAILER_SIGNATURE} is missing`, { stringToSign });
         return;
       }
-      if (!signaturesEqual(hmacHex(signing.signingKey, stringToSign), this.trailerSignature)) {
+      if (this.verify(signing, stringToSign, this.trailerSignature) === undefined) {
         this.fail("SignatureDoesNotMatch", "The trailer signature we calculated does not match the signature you provided.", {
           stringToSign,
         });
@@ -374,18 +400,28 @@ export class AwsChunkedDecoder {
     return offset;
   }
 
+  /** The signature to chain from (SigV4A: without its padding) when `provided` signs `stringToSign`; else undefined. */
+  private verify(signing: ChunkSigning, stringToSign: string, provided: string): string | undefined {
+    if ("signingKey" in signing) return signaturesEqual(hmacHex(signing.signingKey, stringToSign), provided) ? provided : undefined;
+    const unpadded = unpadSigV4aSignature(provided);
+    if (unpadded === undefined) return undefined;
+    return verifySigV4aSignature(signing.sigV4aPublicKey, stringToSign, unpadded) ? unpadded : undefined;
+  }
+
   private verifyChunk(dataSha256Hex: string): boolean {
     const signing = this.options.signing as ChunkSigning;
-    const stringToSign = chunkStringToSign(signing.amzDate, signing.scope, this.previousSignature, dataSha256Hex);
-    const expected = hmacHex(signing.signingKey, stringToSign);
-    if (!signaturesEqual(expected, this.chunkSignature)) {
+    const stringToSign = this.sigV4a
+      ? [SIGV4A_CHUNK_PREFIX, signing.amzDate, signing.scope, this.previousSignature, EMPTY_SHA256, dataSha256Hex].join("\n")
+      : chunkStringToSign(signing.amzDate, signing.scope, this.previousSignature, dataSha256Hex);
+    const next = this.verify(signing, stringToSign, this.chunkSignature);
+    if (next === undefined) {
       this.fail("SignatureDoesNotMatch", `The chunk signature we calculated for chunk ${this.chunkIndex} does not match the signature you provided.`, {
         chunkIndex: this.chunkIndex,
         stringToSign,
       });
       return false;
     }
-    this.previousSignature = this.chunkSignature;
+    this.previousSignature = next;
     this.chunksVerified++;
     return true;
   }

@@ -12,7 +12,8 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { authenticate, missingAuthError, type AuthKind, type AuthOutcome, type FakeAwsAccount } from "./auth.js";
-import { isStreamingPayloadMode, AwsChunkedDecoder, type ChunkedFailure } from "./awsChunked.js";
+import { isSigV4aStreamingMode, isStreamingPayloadMode, AwsChunkedDecoder, type ChunkedFailure } from "./awsChunked.js";
+import { sigV4aPublicKey } from "./sigv4a.js";
 import { BodyCollector } from "./body.js";
 import { checksumAlgorithmOfHeader, type ChecksumAlgorithm } from "./checksums.js";
 import { awsError, renderError, type AwsError, type FailureKind, type RenderedResponse } from "./errors.js";
@@ -372,12 +373,9 @@ class FakeAwsServer implements FakeAws {
     const payloadHash = contentSha ?? UNSIGNED_PAYLOAD;
     const isHex = HEX_SHA256_RE.test(payloadHash);
     rec.payloadMode = isHex ? "SHA256" : payloadHash;
-    if (payloadHash.startsWith("STREAMING-AWS4-ECDSA-P256-SHA256")) {
-      return reject(awsError(400, "NotImplemented", `${payloadHash} (SigV4A) is not supported by fakeaws`, "invalid-content-sha256"));
-    }
     if (!isHex && payloadHash !== UNSIGNED_PAYLOAD && !isStreamingPayloadMode(payloadHash)) {
       return reject(
-        awsError(400, "InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.", "invalid-content-sha256"),
+        awsError(400, "InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.", "invalid-content-sha256"),
       );
     }
 
@@ -403,15 +401,19 @@ class FakeAwsServer implements FakeAws {
         return reject(awsError(411, "MissingContentLength", "You must provide the x-amz-decoded-content-length header with an aws-chunked body.", "aws-chunked"));
       }
       const signed = payloadHash !== "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+      const sigV4aChunks = isSigV4aStreamingMode(payloadHash);
       const signingKey = outcome.signingKey;
-      if (signed && signingKey === undefined) {
-        return reject(awsError(400, "InvalidRequest", `${payloadHash} chunk signatures are SigV4 (HMAC), and the request was signed with ${outcome.auth.algorithm}.`, "aws-chunked"));
+      if (signed && sigV4aChunks !== (signingKey === undefined)) {
+        return reject(awsError(400, "InvalidRequest", `${payloadHash} chunk signatures are ${sigV4aChunks ? "SigV4A (ECDSA)" : "SigV4 (HMAC)"}, and the request was signed with ${outcome.auth.algorithm}.`, "aws-chunked"));
       }
+      const chain = { amzDate: outcome.amzDate, scope: outcome.scope, seedSignature: outcome.auth.signature };
       decoder = new AwsChunkedDecoder({
         mode: payloadHash,
-        ...(signed && signingKey
-          ? { signing: { signingKey, amzDate: outcome.amzDate, scope: outcome.scope, seedSignature: outcome.auth.signature } }
-          : {}),
+        ...(!signed
+          ? {}
+          : signingKey
+            ? { signing: { ...chain, signingKey } }
+            : { signing: { ...chain, sigV4aPublicKey: sigV4aPublicKey(outcome.account.accessKeyId, outcome.account.secretAccessKey) } }),
         declaredTrailers: (headerValue(wire.headers, "x-amz-trailer") ?? "").split(","),
         decodedContentLength: Number(decodedLength.trim()),
         onData: (d) => collector.update(d),

@@ -8,6 +8,12 @@
  * - The canonical request is built exactly as for SigV4 (`verifier.ts`).
  * - String to sign: `AWS4-ECDSA-P256-SHA256\n<x-amz-date>\n<scope>\n<hex sha256(canonical request)>`.
  * - Signature: ECDSA P-256 over SHA-256 of the string to sign, DER-encoded, hex.
+ * - aws-chunked bodies (`STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD[-TRAILER]`): each chunk signature
+ *   signs `AWS4-ECDSA-P256-SHA256-PAYLOAD\n<x-amz-date>\n<scope>\n<previous>\n<sha256("")>\n<sha256(data)>`,
+ *   the trailer signature `AWS4-ECDSA-P256-SHA256-TRAILER\n<x-amz-date>\n<scope>\n<previous>\n<sha256(trailer text)>`,
+ *   the first previous being the Authorization header's signature. A chunk or trailer signature is
+ *   written padded with `*` to 144 characters (the longest hex DER P-256 signature); the padding
+ *   is taken off before it is verified and before it becomes the next link's previous signature.
  * - Key: not random but derived from the secret with the NIST SP 800-108 KDF in counter mode,
  *   PRF = HMAC-SHA256 keyed by `"AWS4A" + secret`, one 256-bit block of fixed input
  *   `be32(1) || "AWS4-ECDSA-P256-SHA256" || 0x00 || access key id || counter || be32(256)`,
@@ -100,4 +106,17 @@ export function regionSetCovers(regionSet: string, region: string): boolean {
     .split(",")
     .map((r) => r.trim().toLowerCase())
     .some((entry) => (entry.endsWith("*") ? region.startsWith(entry.slice(0, -1)) : entry === region));
+}
+
+/** String-to-sign prefixes of SigV4A chunk and trailer signatures. */
+export const SIGV4A_CHUNK_PREFIX = `${SIGV4A_ALGORITHM}-PAYLOAD`;
+export const SIGV4A_TRAILER_PREFIX = `${SIGV4A_ALGORITHM}-TRAILER`;
+/** Width of a padded SigV4A chunk or trailer signature: 72 DER bytes, in hex. */
+export const SIGV4A_PADDED_SIGNATURE_LENGTH = 144;
+
+/** A chunk or trailer signature as sent (hex DER, then `*` up to 144 characters) without its padding; undefined if not of that form. */
+export function unpadSigV4aSignature(field: string): string | undefined {
+  if (field.length > SIGV4A_PADDED_SIGNATURE_LENGTH) return undefined;
+  const m = /^((?:[0-9a-f]{2})+)\**$/.exec(field);
+  return m?.[1];
 }

@@ -14,6 +14,38 @@ export const CHUNKED_EXAMPLE = join(SUITE_DIR, "s3-chunked-upload-example.json")
 /** AWS's SigV4A vectors (aws-c-auth's v4a suite), kept with their LICENSE and NOTICE. */
 export const V4A_DIR = resolve(REPO_ROOT, "test", "fixtures", "aws-sigv4a-test-suite", "v4a");
 
+/** aws-c-auth's SigV4A chunk and trailer signing vectors, kept with their LICENSE and NOTICE. */
+export const V4A_CHUNKED_VECTOR = resolve(REPO_ROOT, "test", "fixtures", "aws-c-auth-sigv4a-chunked", "vector.json");
+
+/** vector.json: the S3 chunked-upload example signed with SigV4A in aws-c-auth's tests. */
+export interface SigV4aChunkedVector {
+  credentials: { access_key_id: string; secret_access_key: string };
+  public_key: { x: string; y: string };
+  x_amz_date: string;
+  region_set: string;
+  service: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  chunk_sizes: number[];
+  chunk_data_byte: string;
+  trailer_headers: Array<[string, string]>;
+  expected: {
+    canonical_request: string;
+    trailer_canonical_request: string;
+    chunk_string_to_sign_before_previous: string;
+    chunk_string_to_sign_after_previous: string[];
+    trailer_string_to_sign_before_previous: string;
+    trailer_string_to_sign_after_previous: string;
+    signature_padding: string;
+    padded_signature_length: number;
+  };
+}
+
+export function readSigV4aChunkedVector(): SigV4aChunkedVector {
+  return JSON.parse(readFileSync(V4A_CHUNKED_VECTOR, "utf8")) as SigV4aChunkedVector;
+}
+
 /** s3-chunked-upload-example.json: the S3 chunked-upload example of the AWS documentation. */
 export interface ChunkedUploadExample {
   credentials: { access_key_id: string; secret_access_key: string };

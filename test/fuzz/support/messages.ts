@@ -117,8 +117,8 @@ export function requestHead(
  * aws-chunked framing with placeholder chunk signatures, as an SDK writes it:
  * `<hex>;chunk-signature=<64 hex>\r\n<data>\r\n … 0;chunk-signature=…\r\n[trailer]\r\n`.
  */
-export function awsChunkedBody(chunks: readonly Buffer[], trailer: ReadonlyArray<readonly [string, string]> | undefined): Buffer {
-  const sig = "f".repeat(64);
+/** `sig`: the client's signature field, 64 hex for SigV4 (the default), 144 padded characters for SigV4A. */
+export function awsChunkedBody(chunks: readonly Buffer[], trailer: ReadonlyArray<readonly [string, string]> | undefined, sig = "f".repeat(64)): Buffer {
   const parts: Buffer[] = [];
   for (const c of chunks) {
     if (c.length === 0) continue;
