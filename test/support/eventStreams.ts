@@ -214,3 +214,21 @@ export async function sdkSignedEventStream(events: readonly Uint8Array[], s: Sdk
   );
   return Buffer.concat(frames);
 }
+
+/**
+ * One client envelope built from the spec (test-side framing, CRCs by zlib.crc32): `:date` then
+ * `:chunk-signature` (any 32 bytes: countersign never checks the placeholder's), then `payload`.
+ */
+export function clientEnvelope(dateMs: number, payload: Uint8Array, signature: Uint8Array = Buffer.alloc(32, 0xab)): Buffer {
+  const sigHeader = Buffer.concat([Buffer.from([16]), Buffer.from(":chunk-signature", "latin1"), Buffer.from([6, 0, signature.length]), signature]);
+  const headers = Buffer.concat([dateHeaderBytes(dateMs), sigHeader]);
+  const total = 12 + headers.length + payload.length + 4;
+  const b = Buffer.alloc(total);
+  b.writeUInt32BE(total, 0);
+  b.writeUInt32BE(headers.length, 4);
+  b.writeUInt32BE(crc32(b.subarray(0, 8)), 8);
+  headers.copy(b, 12);
+  Buffer.from(payload).copy(b, 12 + headers.length);
+  b.writeUInt32BE(crc32(b.subarray(0, total - 4)), total - 4);
+  return b;
+}
