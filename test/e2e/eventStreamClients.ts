@@ -221,21 +221,27 @@ export interface RawExchange {
 
 /**
  * Sends a hand-signed event stream over an HTTP/2 session, one message at a time (each waits for
- * the previous to be flushed), and reads the whole answer.
+ * the previous to be flushed, and for `beforeMessage(i)` when given), and reads the whole answer.
  */
-export async function sendEventStream(session: http2.ClientHttp2Session, stream: HandSignedEventStream): Promise<RawExchange> {
+export async function sendEventStream(
+  session: http2.ClientHttp2Session,
+  stream: HandSignedEventStream,
+  beforeMessage?: (index: number) => Promise<void>,
+): Promise<RawExchange> {
   const req = session.request(stream.head);
   const response = new Promise<{ status: number; headers: http2.IncomingHttpHeaders }>((resolve, reject) => {
     req.once("response", (headers) => resolve({ status: Number(headers[":status"]), headers }));
     req.once("error", reject);
   });
+  response.catch(() => undefined); // awaited below, after the writes
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
   const ended = new Promise<void>((resolve) => req.once("close", () => resolve()));
   let writeError: string | undefined;
   try {
-    for (const message of stream.messages) {
-      if (req.destroyed || req.writableEnded) throw new Error(`the request stream closed after ${stream.messages.indexOf(message)} messages`);
+    for (const [index, message] of stream.messages.entries()) {
+      await beforeMessage?.(index);
+      if (req.destroyed || req.writableEnded) throw new Error(`the request stream closed after ${index} messages`);
       await new Promise<void>((resolve, reject) => req.write(message, (err) => (err ? reject(err) : resolve())));
     }
     req.end();

@@ -42,13 +42,15 @@ export interface EventStreamRecord {
   outputEventsBeforeInputEnded: number;
   /** The request body ended (cleanly or not). */
   inputEnded: boolean;
+  /** The request stream was cut off (reset or aborted) instead of ending. */
+  inputAborted: boolean;
   failure?: { code: ChainFailure["code"]; message: string; messageIndex: number; stringToSign?: string };
   /** The `:exception-type` sent on failure. */
   exception?: string;
 }
 
 export function newEventStreamRecord(): EventStreamRecord {
-  return { messagesVerified: 0, finalVerified: false, inputEvents: 0, inputBytes: 0, outputEvents: 0, outputEventsBeforeInputEnded: 0, inputEnded: false };
+  return { messagesVerified: 0, finalVerified: false, inputEvents: 0, inputBytes: 0, outputEvents: 0, outputEventsBeforeInputEnded: 0, inputEnded: false, inputAborted: false };
 }
 
 /** Where the response goes: the head, then event bytes as they are made. */
@@ -202,10 +204,13 @@ export async function serveEventStream(opts: ServeEventStreamOptions): Promise<v
         }
       }
     }
+  } catch {
+    // The request stream was reset (e.g. the proxy refused it mid-stream): no end to check.
+    record.inputAborted = true;
   } finally {
     record.inputEnded = true;
   }
-  if (!failed) {
+  if (!failed && !record.inputAborted) {
     const ended = chain.end();
     if (!ended.ok) {
       record.finalVerified = false;

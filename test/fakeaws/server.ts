@@ -132,6 +132,16 @@ export interface RecordedRequest {
   stringToSign?: string;
 }
 
+/** Switches for the event-stream operations, changeable between requests. */
+export interface EventStreamControls {
+  /**
+   * Hold the whole answer (its head included) until the request body has ended or was cut off,
+   * instead of answering as events arrive: a proxy's own refusal mid-stream is then the first
+   * answer the client gets. Default false.
+   */
+  holdAnswerUntilInputEnds: boolean;
+}
+
 export interface FakeAws {
   port: number;
   /** The address it listens on. */
@@ -141,6 +151,7 @@ export interface FakeAws {
   readonly requests: RecordedRequest[];
   readonly sts: StsControls;
   readonly s3: S3Store;
+  readonly eventStreams: EventStreamControls;
   addAccount(account: FakeAwsAccount): void;
   removeAccount(accessKeyId: string): void;
   close(): Promise<void>;
@@ -203,6 +214,7 @@ class FakeAwsServer implements FakeAws {
   readonly requests: RecordedRequest[] = [];
   readonly s3: S3Store;
   readonly sts: StsService;
+  readonly eventStreams: EventStreamControls = { holdAnswerUntilInputEnds: false };
   private readonly accounts = new Map<string, FakeAwsAccount>();
   /** What listens: the HTTP server, or with `tls` a TLS server handing each connection to `http` or `h2` by ALPN. */
   private readonly server: NetServer;
@@ -351,7 +363,11 @@ class FakeAwsServer implements FakeAws {
       // The client went away mid-body (or the server is closing): nothing to answer.
       if (!res.headersSent && !res.destroyed) {
         const error = awsError(500, "InternalError", `fakeaws: ${err instanceof Error ? err.message : String(err)}`);
-        this.send(exchange, renderError(endpoint?.protocol ?? "json", error, requestId), error);
+        try {
+          this.send(exchange, renderError(endpoint?.protocol ?? "json", error, requestId), error);
+        } catch {
+          // An HTTP/2 stream already reset by the client: nothing can be answered.
+        }
       }
     }
   }
@@ -622,6 +638,13 @@ class FakeAwsServer implements FakeAws {
     });
     const events = newEventStreamRecord();
     rec.eventStream = events;
+    const closed = (): boolean => res.destroyed || (res as unknown as http2.Http2ServerResponse).stream?.destroyed === true;
+    const hold = this.eventStreams.holdAnswerUntilInputEnds;
+    const held: Array<() => void> = [];
+    const emit = (action: () => void): void => {
+      if (hold) held.push(action); // flushed by end(), after the input has ended
+      else if (!closed()) action();
+    };
     async function* body(): AsyncIterable<Buffer> {
       for await (const chunk of req) {
         rec.wireBodyBytes += (chunk as Buffer).length;
@@ -638,13 +661,14 @@ class FakeAwsServer implements FakeAws {
       ...(this.opts.transcriptEvery !== undefined ? { transcriptEvery: this.opts.transcriptEvery } : {}),
       sink: {
         head: (headers) => {
-          rec.status = 200;
-          res.writeHead(200, { "x-amz-request-id": requestId, date: this.now().toUTCString(), ...headers });
-          res.flushHeaders();
+          const date = this.now().toUTCString();
+          emit(() => {
+            rec.status = 200;
+            res.writeHead(200, { "x-amz-request-id": requestId, date, ...headers });
+            res.flushHeaders();
+          });
         },
-        write: (bytes) => {
-          if (!res.destroyed) res.write(bytes);
-        },
+        write: (bytes) => emit(() => res.write(bytes)),
         end: () => {
           rec.verified = events.finalVerified && events.failure === undefined;
           if (events.failure) {
@@ -653,6 +677,8 @@ class FakeAwsServer implements FakeAws {
             rec.failure = events.failure.code === "signature" ? "chunk-signature" : "aws-chunked";
             if (events.failure.stringToSign) rec.stringToSign = events.failure.stringToSign;
           }
+          if (closed()) return;
+          for (const action of held.splice(0)) action();
           res.end();
         },
       },
