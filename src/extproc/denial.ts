@@ -30,6 +30,7 @@ export type RefusalReason =
   | "credentials_unavailable"
   // The stream (stream.ts).
   | "malformed_chunk"
+  | "malformed_event"
   | "too_many_streams"
   | "too_many_held_bytes"
   | "protocol_error"
@@ -48,14 +49,14 @@ export type DenialLabel =
   | "bad_payload_mode"
   | "body_too_large"
   | "credentials_unavailable"
-  | "not_implemented"
   | "bad_chunk_framing"
+  | "bad_event_framing"
   | "protocol_error"
   | "overloaded"
   | "internal_error";
 
 export interface RefusalAnswer {
-  readonly status: 400 | 403 | 413 | 500 | 501 | 503;
+  readonly status: 400 | 403 | 413 | 500 | 503;
   /** AWS-style error code, e.g. AccessDenied; also sent as x-amzn-errortype. */
   readonly code: string;
   readonly label: DenialLabel;
@@ -81,12 +82,14 @@ export const REFUSALS: { readonly [R in RefusalReason]: RefusalAnswer } = {
   chunk_signed_body_unsigned: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },
   streaming_body_not_hashable: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },
   invalid_content_sha256: { status: 400, code: "InvalidArgument", label: "bad_payload_mode" },
-  signed_event_stream: { status: 501, code: "NotImplemented", label: "not_implemented" },
+  event_stream_unsigned: { status: 400, code: "InvalidRequest", label: "bad_payload_mode" },
   chunked_without_body: { status: 400, code: "IncompleteBody", label: "bad_chunk_framing" },
   missing_decoded_content_length: { status: 400, code: "MissingContentLength", label: "bad_chunk_framing" },
   body_too_large: { status: 413, code: "EntityTooLarge", label: "body_too_large" },
   credentials_unavailable: { status: 503, code: "ServiceUnavailable", label: "credentials_unavailable" },
   malformed_chunk: { status: 400, code: "IncompleteBody", label: "bad_chunk_framing" },
+  // The code Transcribe streaming answers a malformed event stream with.
+  malformed_event: { status: 400, code: "BadRequestException", label: "bad_event_framing" },
   too_many_streams: { status: 503, code: "ServiceUnavailable", label: "overloaded" },
   too_many_held_bytes: { status: 503, code: "ServiceUnavailable", label: "overloaded" },
   protocol_error: { status: 500, code: "InternalError", label: "protocol_error" },

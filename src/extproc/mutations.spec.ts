@@ -71,7 +71,7 @@ describe("immediateDenial: the one place a Denial becomes an immediate_response"
     denial(403, "AccessDenied", "no_endpoint", "no endpoint"),
     denial(413, "EntityTooLarge", "body_too_large", "too big"),
     denial(500, "InternalError", "protocol_error", "out of order"),
-    denial(501, "NotImplemented", "not_implemented", "event streams"),
+    denial(400, "BadRequestException", "bad_event_framing", "event stream is malformed"),
     denial(503, "ServiceUnavailable", "credentials_unavailable", "STS is down"),
     denial(503, "ServiceUnavailable", "overloaded", "retry later"),
   ];

@@ -38,14 +38,24 @@ export function headersContinueAndBuffer(changes: HeaderChanges, bodyMode: "BUFF
 }
 
 /**
- * Answer to request_headers for a chunk-signed upload: the new seed signature now (header
- * mutations in STREAMED body responses are dropped by Envoy), then every body message answered
- * with its re-signed bytes.
+ * The body mode a re-signed body (aws-chunked or event stream) is switched to, chosen here once
+ * for both. STREAMED, not FULL_DUPLEX_STREAMED: Envoy answers a hung countersign with 504 after
+ * message_timeout only in STREAMED; FULL_DUPLEX_STREAMED also needs request trailers sent and
+ * body answers as streamed_response. STREAMED only concerns the
+ * request direction: with response_body_mode NONE (and response headers skipped in envoy.yaml)
+ * the response of a bidirectional event stream flows while the request is still streaming.
+ */
+export const STREAMED_BODY_MODE = "STREAMED";
+
+/**
+ * Answer to request_headers for a body re-signed in flight (chunk-signed upload, signed event
+ * stream): the new seed signature now (header mutations in STREAMED body responses are dropped
+ * by Envoy), then every body message answered with its re-signed bytes.
  */
 export function headersContinueAndStream(changes: HeaderChanges): ProcessingResponse {
   return {
     request_headers: { response: { status: "CONTINUE", header_mutation: headerMutation(changes) } },
-    mode_override: { request_body_mode: "STREAMED", response_body_mode: "NONE" },
+    mode_override: { request_body_mode: STREAMED_BODY_MODE, response_body_mode: "NONE" },
   };
 }
 

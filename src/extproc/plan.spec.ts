@@ -213,6 +213,12 @@ describe("planRequest: refusals, each a Denial with its status, AWS code and rea
       message: /^endpoint \*\.mrap\.accesspoint\.s3-global\.amazonaws\.com re-signs with SigV4A only \(credential_signing: sigv4a\), and the client signed with SigV4 \(AWS4-HMAC-SHA256, in its Authorization header\)/,
     },
     {
+      name: "a signed event stream on a SigV4A endpoint, even from an unsigned client: 400 SigV4aRequired (the message chain is HMAC)",
+      head: head(MRAP, { "x-amz-region-set": "*", "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS" }),
+      want: { status: 400, code: "SigV4aRequired", reason: "algorithm_mismatch" },
+      message: /and the client signed with SigV4 \(AWS4-HMAC-SHA256, in x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-EVENTS\)/,
+    },
+    {
       name: "a SigV4A endpoint without region_set and a request without x-amz-region-set: 400",
       head: head(MRAP, { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }),
       want: { status: 400, code: "AuthorizationHeaderMalformed", reason: "malformed_request" },
@@ -231,10 +237,11 @@ describe("planRequest: refusals, each a Denial with its status, AWS code and rea
       message: /is a SigV4A chunk-signed upload, whose chunk signatures countersign does not re-sign yet/,
     },
     {
-      name: "signed event stream: 501 NotImplemented",
+      name: "signed event stream without a body: 400 BadRequestException",
       head: head("photos.s3.us-west-2.amazonaws.com", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-EVENTS" }),
-      want: { status: 501, code: "NotImplemented", reason: "not_implemented" },
-      message: /signed event streams/,
+      eos: true,
+      want: { status: 400, code: "BadRequestException", reason: "bad_event_framing" },
+      message: /^x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-EVENTS announces a signed event stream, but the request has no body$/,
     },
     {
       name: "sigv4:body with a streaming upload: 400 bad_payload_mode",

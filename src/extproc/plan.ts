@@ -227,6 +227,10 @@ function plan(head: RequestHead, endOfStream: boolean, ctx: SigningContext, fact
     decodedContentLength = Number(decoded);
   }
 
+  if (mode.kind === "eventstream" && endOfStream) {
+    return deny("malformed_event", `x-amz-content-sha256 ${mode.payloadHash} announces a signed event stream, but the request has no body`);
+  }
+
   // A body larger than the whole process's held-bytes budget could never be taken: refuse it as
   // too large (413) up front instead of as overloaded (503) on every retry.
   const maxBody = Math.min(policy.limits.maxBufferedBodyBytes, ctx.admission.limits.maxHeldBytes);

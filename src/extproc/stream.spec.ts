@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD } from "../../test/fakeaws/verifier.js";
 import { awsChunkedBody, emptyMessage, header, requestBodyMessage, requestHead, requestHeadersMessage, responseHeadersMessage, splitAt } from "../../test/fuzz/support/messages.js";
+import { audioEvent, oracleResign, sdkSignedEventStream, verifyEventStream } from "../../test/support/eventStreams.js";
 import { headersRemovedBy, headersSetBy, inProcessContext, refusalOf } from "../../test/support/extProcHarness.js";
 import { extProcPolicy } from "../../test/support/extProcPolicy.js";
 import { Admission } from "./admission.js";
@@ -9,6 +10,7 @@ import { ExtProcStream } from "./stream.js";
 
 const CREDS = { accessKeyId: "AKIASTREAMSPEC000001", secretAccessKey: "stream/spec/secret/0000000000000000000001" };
 const NOW = new Date("2024-05-01T12:00:00Z");
+const PLACEHOLDER_CREDS = { accessKeyId: "AKIDPLACEHOLDER00001", secretAccessKey: "placeholder/placeholder/placeholder/0000" };
 /** Endpoint 1 is *.s3.us-west-2.amazonaws.com; buffered bodies are capped at 64 bytes. */
 const POLICY = extProcPolicy(64);
 const HOST = "photos.s3.us-west-2.amazonaws.com";
@@ -107,6 +109,76 @@ describe("ExtProcStream: signed requests", () => {
     expect(decisions).toMatchObject([{ decision: "refused", reason: "bad_chunk_framing", status: 400 }]);
   });
 
+  it("STREAMED event stream: a new seed signature, then every message re-signed so the real key verifies the chain", async () => {
+    const { stream, decisions } = open();
+    const wire = await sdkSignedEventStream([audioEvent(Buffer.alloc(3200, 7)), audioEvent(Buffer.from("{}"))], { ...PLACEHOLDER_CREDS, seedSignature: "0".repeat(64), region: "us-west-2", service: "s3" });
+    const first = await stream.handle(headers("POST", HOST, [["x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-EVENTS"], ["authorization", PLACEHOLDER_AUTH]], false));
+    expect(first.mode_override).toEqual({ request_body_mode: "STREAMED", response_body_mode: "NONE" });
+    const set = headersSetBy(first);
+    expect(set.get("authorization")).toMatch(CREDENTIAL);
+    expect(set.get("x-amz-content-sha256")).toBe("STREAMING-AWS4-HMAC-SHA256-EVENTS");
+    const seed = /Signature=([0-9a-f]{64})$/.exec(set.get("authorization") ?? "")?.[1] ?? "";
+    const pieces = splitAt(wire, [5, 3000, 3400]);
+    const out: Buffer[] = [];
+    for (const [i, p] of pieces.entries()) {
+      const r = await stream.handle(requestBodyMessage(p, i === pieces.length - 1));
+      expect(r.immediate_response).toBeUndefined();
+      const m = r.request_body?.response?.body_mutation;
+      out.push(m?.clear_body ? Buffer.alloc(0) : Buffer.from(m?.body ?? ""));
+    }
+    // The first piece holds no whole message: it is held back (cleared), not forwarded.
+    expect(out[0]).toEqual(Buffer.alloc(0));
+    const forwarded = Buffer.concat(out);
+    const chain = { seedSignature: seed, secretAccessKey: CREDS.secretAccessKey, region: "us-west-2", service: "s3" };
+    expect(forwarded).toEqual(oracleResign(wire, chain));
+    expect(verifyEventStream(forwarded, chain)).toHaveLength(2);
+    expect(decisions).toMatchObject([{ decision: "signed", payloadMode: "streaming-events", chunksResigned: 3, status: 200 }]);
+  });
+
+  it("STREAMED event stream: a corrupt message is refused with 400 at the piece that has it", async () => {
+    const { stream, decisions } = open();
+    const wire = await sdkSignedEventStream([audioEvent(Buffer.from("a")), audioEvent(Buffer.from("b"))], { ...PLACEHOLDER_CREDS, seedSignature: "0".repeat(64), region: "us-west-2", service: "s3" });
+    await stream.handle(headers("POST", HOST, [["x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-EVENTS"]], false));
+    const firstLength = wire.readUInt32BE(0);
+    const ok = await stream.handle(requestBodyMessage(wire.subarray(0, firstLength), false));
+    expect(ok.request_body?.response?.body_mutation?.body?.length).toBe(firstLength);
+    const bad = Buffer.from(wire.subarray(firstLength));
+    bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0xff;
+    const r = await stream.handle(requestBodyMessage(bad, true));
+    expect(refusalOf(r)).toMatchObject({ status: 400, code: "BadRequestException", details: "countersign_bad_event_framing" });
+    expect(refusalOf(r)?.message).toMatch(/^event stream is malformed: message is corrupt \(The message checksum .*\); nothing more was forwarded$/);
+    expect(decisions).toMatchObject([{ decision: "refused", reason: "bad_event_framing", status: 400, payloadMode: "streaming-events" }]);
+  });
+
+  it("STREAMED event stream: a message larger than the whole held-bytes budget is refused with 400 from its prelude", async () => {
+    const admission = new Admission({ maxConcurrentStreams: 4, maxHeldBytes: 100 });
+    const { stream, decisions } = open({ admission });
+    const wire = await sdkSignedEventStream([audioEvent(Buffer.alloc(200, 1))], { ...PLACEHOLDER_CREDS, seedSignature: "0".repeat(64), region: "us-west-2", service: "s3" });
+    await stream.handle(headers("POST", HOST, [["x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-EVENTS"]], false));
+    const r = await stream.handle(requestBodyMessage(wire.subarray(0, 12), false));
+    // The cap is the held-bytes budget: one message must fit in it.
+    expect(refusalOf(r)).toMatchObject({ status: 400, code: "BadRequestException" });
+    expect(refusalOf(r)?.message).toBe(`event stream is malformed: message of ${wire.readUInt32BE(0)} bytes is over the 100-byte limit; nothing more was forwarded`);
+    expect(admission.heldBytes).toBe(0);
+    expect(decisions).toMatchObject([{ decision: "refused", reason: "bad_event_framing" }]);
+  });
+
+  it("STREAMED event stream: partial messages held by two streams past the budget: the second is refused with 503", async () => {
+    const admission = new Admission({ maxConcurrentStreams: 4, maxHeldBytes: 1000 });
+    const wire = await sdkSignedEventStream([audioEvent(Buffer.alloc(700, 1))], { ...PLACEHOLDER_CREDS, seedSignature: "0".repeat(64), region: "us-west-2", service: "s3" });
+    const a = open({ admission });
+    const b = open({ admission });
+    for (const { stream } of [a, b]) await stream.handle(headers("POST", HOST, [["x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-EVENTS"]], false));
+    const held = await a.stream.handle(requestBodyMessage(wire.subarray(0, 600), false));
+    expect(held.request_body?.response?.body_mutation).toEqual({ clear_body: true });
+    expect(admission.heldBytes).toBe(600);
+    const r = await b.stream.handle(requestBodyMessage(wire.subarray(0, 600), false));
+    expect(refusalOf(r)).toMatchObject({ status: 503, code: "ServiceUnavailable" });
+    expect(refusalOf(r)?.message).toMatch(/^countersign is holding too many request bodies: the current event-stream message \(600 bytes\)/);
+    expect(admission.heldBytes).toBe(600);
+    expect(b.decisions).toMatchObject([{ decision: "refused", reason: "overloaded", status: 503 }]);
+  });
+
   it("passes response-direction messages through untouched", async () => {
     const { stream } = open();
     expect(await stream.handle(responseHeadersMessage(requestHead("GET", HOST, "/", []), true))).toEqual({ response_headers: { response: { status: "CONTINUE" } } });
@@ -124,7 +196,7 @@ describe("ExtProcStream: every refusal is an immediate_response with an AWS XML 
     },
     { name: "403 no endpoint", msg: () => headers("GET", "evil.example.net", [], true), want: { status: 403, code: "AccessDenied", reason: "no_endpoint" } },
     { name: "413 declared body too large", msg: () => headers("PUT", HOST, [["content-length", "65"]], false), want: { status: 413, code: "EntityTooLarge", reason: "body_too_large" } },
-    { name: "501 signed event stream", msg: () => headers("PUT", HOST, [["x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-EVENTS"]], false), want: { status: 501, code: "NotImplemented", reason: "not_implemented" } },
+    { name: "400 signed event stream without a body", msg: () => headers("PUT", HOST, [["x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-EVENTS"]], true), want: { status: 400, code: "BadRequestException", reason: "bad_event_framing" } },
     { name: "500 message with no request part", msg: () => emptyMessage(), want: { status: 500, code: "InternalError", reason: "protocol_error" } },
   ];
 

@@ -4,8 +4,8 @@
  *   request_headers ─┬─ refuse ────────────────────────────▶ immediate_response      (done)
  *                    ├─ sign now (hash known / no body) ──▶ headers response + mutations (done)
  *                    ├─ body needed ─▶ mode_override BUFFERED ─▶ request_body ─▶ sign (done)
- *                    └─ chunk-signed ─▶ new seed + mode_override STREAMED
- *                                        ─▶ request_body* ─▶ re-signed bytes each ─▶ (done at end_of_stream)
+ *                    └─ chunk-signed or ─▶ new seed + mode_override STREAMED
+ *                       event stream        ─▶ request_body* ─▶ re-signed bytes each ─▶ (done at end_of_stream)
  *
  * Exactly one response per request message. Response-direction messages (only sent if an operator
  * turned them on in envoy.yaml) pass through untouched. Anything out of order gets a 500
@@ -19,8 +19,10 @@ import {
   H_AUTHORIZATION,
   H_SECURITY_TOKEN,
   signHead,
+  EVENT_STREAM_MAX_MESSAGE_BYTES,
   startChunkedResigning,
-  type AwsChunkedResigner,
+  startEventStreamResigning,
+  type ResignResult,
   type SignInput,
   type SignOutput,
 } from "../sigv4/index.js";
@@ -47,6 +49,30 @@ type State = "awaiting_headers" | "awaiting_body" | "streaming" | "done";
 export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
 
 /**
+ * What re-signs a streamed body, aws-chunked or event stream: fed each piece, it answers the
+ * bytes to forward, or the first framing error.
+ */
+interface BodyResigner {
+  push(input: Buffer): ResignResult | Promise<ResignResult>;
+  /** At end of stream: the framing must be complete. */
+  finish(): ResignResult;
+  readonly bytesHashed: number;
+  readonly signaturesComputed: number;
+  /** Bytes of the body held in memory until they can be re-signed. */
+  readonly heldBytes: number;
+}
+
+/** A streamed body being re-signed, and how its framing errors are answered. */
+interface StreamedBody {
+  readonly resigner: BodyResigner;
+  readonly refusal: "malformed_chunk" | "malformed_event";
+  /** What the body is, for messages: "aws-chunked body", "event stream". */
+  readonly what: string;
+  /** What one unit of it is, for the held-bytes refusal. */
+  readonly unit: string;
+}
+
+/**
  * Removed in the headers response when the body is still to come, so that if Envoy ever ignored
  * the mode_override (allow_mode_override off) the placeholder signature would not go out.
  */
@@ -59,7 +85,7 @@ const PLACEHOLDER_AUTH: HeaderChanges = { set: [], remove: [H_AUTHORIZATION, H_A
 export class ExtProcStream {
   private state: State = "awaiting_headers";
   private plan: Plan | undefined;
-  private resigner: AwsChunkedResigner | undefined;
+  private streamed: StreamedBody | undefined;
   private readonly reservation: Reservation;
   private readonly record: RequestRecord;
 
@@ -77,7 +103,7 @@ export class ExtProcStream {
   release(): void {
     this.reservation.release();
     if (this.state === "awaiting_body" || this.state === "streaming") {
-      this.resigner = undefined;
+      this.streamed = undefined;
       this.finish("cancelled", "client_cancelled", 499);
     }
     this.record.emit();
@@ -159,18 +185,29 @@ export class ExtProcStream {
           maxChunkBytes: Math.min(MAX_CHUNK_BYTES, this.reservation.limits.maxHeldBytes),
           decodedContentLength: plan.decodedContentLength,
         });
-        this.resigner = resigner;
+        this.streamed = { resigner, refusal: "malformed_chunk", what: "aws-chunked body", unit: "the current aws-chunked chunk" };
+        this.state = "streaming";
+        return headersContinueAndStream(changesFor(plan, signed));
+      }
+      case "eventstream": {
+        // The same STREAMED switch as aws-chunked (see STREAMED_BODY_MODE in mutations.ts for why not
+        // FULL_DUPLEX_STREAMED): each re-signed message has the client's length.
+        const { resigner, ...signed } = await startEventStreamResigning(this.signInput(plan, plan.mode.payloadHash), {
+          // Never more than the process-wide held-bytes budget, which one message must fit in.
+          maxMessageBytes: Math.min(EVENT_STREAM_MAX_MESSAGE_BYTES, this.reservation.limits.maxHeldBytes),
+        });
+        this.streamed = { resigner, refusal: "malformed_event", what: "event stream", unit: "the current event-stream message" };
         this.state = "streaming";
         return headersContinueAndStream(changesFor(plan, signed));
       }
     }
   }
 
-  /** STREAMED: re-sign this piece of the aws-chunked body; refuse (400) at the first framing error. */
-  private onStreamedBody(msg: ProcessingRequest__Output): ProcessingResponse {
-    const resigner = this.resigner as AwsChunkedResigner;
+  /** STREAMED: re-sign this piece of the body; refuse (400) at the first framing error. */
+  private async onStreamedBody(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+    const { resigner, refusal, what, unit } = this.streamed as StreamedBody;
     const body = msg.request_body?.body ?? Buffer.alloc(0);
-    let result = resigner.push(body);
+    let result = await resigner.push(body);
     if (result.ok && msg.request_body?.end_of_stream) {
       const end = resigner.finish();
       result = end.ok ? result : end;
@@ -178,14 +215,14 @@ export class ExtProcStream {
     this.record.hashed(resigner.bytesHashed, resigner.signaturesComputed);
     if (!result.ok) {
       this.reservation.hold(0);
-      return this.refuse(deny("malformed_chunk", `aws-chunked body is malformed: ${result.error}; nothing more was forwarded`));
+      return this.refuse(deny(refusal, `${what} is malformed: ${result.error}; nothing more was forwarded`));
     }
     if (!this.reservation.hold(resigner.heldBytes)) {
       this.reservation.hold(0);
-      return this.refuse(this.overBudget("the current aws-chunked chunk", resigner.heldBytes));
+      return this.refuse(this.overBudget(unit, resigner.heldBytes));
     }
     if (msg.request_body?.end_of_stream) {
-      this.resigner = undefined;
+      this.streamed = undefined;
       this.finish("signed", "signed", 200);
     }
     return bodyReplace(result.out);

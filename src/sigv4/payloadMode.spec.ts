@@ -54,10 +54,17 @@ describe("selectPayloadMode with credential_signing sigv4 (auto-detect)", () => 
   it("buffers and hashes the body when there is no header but a body follows", () => {
     expect(selectPayloadMode({ signing: "sigv4", contentSha256: undefined, endOfStream: false })).toEqual({ kind: "buffer", name: "buffered-body" });
   });
-  it("refuses signed event streams as not implemented", () => {
-    expect(selectPayloadMode({ signing: "sigv4", contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", endOfStream: false })).toMatchObject({
+  it("re-signs signed event streams message by message", () => {
+    expect(selectPayloadMode({ signing: "sigv4", contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", endOfStream: false })).toEqual({
+      kind: "eventstream",
+      name: "streaming-events",
+      payloadHash: "STREAMING-AWS4-HMAC-SHA256-EVENTS",
+    });
+  });
+  it("refuses a signed event stream under sigv4:no_body, whose UNSIGNED-PAYLOAD would forward placeholder-signed messages", () => {
+    expect(selectPayloadMode({ signing: "sigv4:no_body", contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", endOfStream: false })).toMatchObject({
       kind: "refuse",
-      reason: "signed_event_stream",
+      reason: "event_stream_unsigned",
     });
   });
   it.each(["abc", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85", "UNSIGNED-PAYLOADX", "streaming-aws4-hmac-sha256-payload"])(

@@ -20,6 +20,8 @@ export type PayloadMode =
   | { readonly kind: "buffer"; readonly name: "buffered-body" }
   /** aws-chunked with per-chunk signatures: new seed now, every chunk re-signed in flight. */
   | { readonly kind: "chunked"; readonly name: "streaming-signed" | "streaming-signed-trailer"; readonly payloadHash: string; readonly trailer: boolean }
+  /** A signed event stream: new seed now, every event-stream message re-signed in flight. */
+  | { readonly kind: "eventstream"; readonly name: "streaming-events"; readonly payloadHash: typeof STREAMING_EVENTS }
   /** Refused: the reason names why (extproc maps it to an answer), the message says what to change. */
   | { readonly kind: "refuse"; readonly reason: PayloadRefusalReason; readonly message: string };
 
@@ -31,8 +33,8 @@ export type PayloadRefusalReason =
   | "chunk_signed_body_unsigned"
   /** `sigv4:body` with an aws-chunked streaming upload, which cannot be hashed whole. */
   | "streaming_body_not_hashable"
-  /** Signed event streams (`STREAMING-AWS4-HMAC-SHA256-EVENTS`): not implemented. */
-  | "signed_event_stream"
+  /** `sigv4:no_body` with a signed event stream, whose message signatures UNSIGNED-PAYLOAD would leave placeholder-signed. */
+  | "event_stream_unsigned"
   /** An `x-amz-content-sha256` that is no hash, UNSIGNED-PAYLOAD or STREAMING-* value. */
   | "invalid_content_sha256";
 
@@ -72,6 +74,13 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
         message: `credential_signing sigv4:no_body cannot carry a chunk-signed body (x-amz-content-sha256 ${client}): re-signing it as UNSIGNED-PAYLOAD would make S3 store the aws-chunked framing; use credential_signing sigv4 for this endpoint`,
       };
     }
+    if (client === STREAMING_EVENTS) {
+      return {
+        kind: "refuse",
+        reason: "event_stream_unsigned",
+        message: `credential_signing sigv4:no_body cannot carry a signed event stream (x-amz-content-sha256 ${client}): its messages carry signatures that must chain from the request's; use credential_signing sigv4 for this endpoint`,
+      };
+    }
     if (client === STREAMING_UNSIGNED_TRAILER) {
       return { kind: "header", name: "streaming-unsigned-trailer", payloadHash: STREAMING_UNSIGNED_TRAILER };
     }
@@ -106,13 +115,7 @@ export function selectPayloadMode({ signing, contentSha256, endOfStream }: Paylo
     const trailer = client === STREAMING_SIGNED_TRAILER;
     return { kind: "chunked", name: trailer ? "streaming-signed-trailer" : "streaming-signed", payloadHash: client, trailer };
   }
-  if (client === STREAMING_EVENTS) {
-    return {
-      kind: "refuse",
-      reason: "signed_event_stream",
-      message: "x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-EVENTS (signed event streams) is not supported by countersign",
-    };
-  }
+  if (client === STREAMING_EVENTS) return { kind: "eventstream", name: "streaming-events", payloadHash: STREAMING_EVENTS };
   return {
     kind: "refuse",
     reason: "invalid_content_sha256",

@@ -227,9 +227,10 @@ const CASES: ModeCase[] = [
     client: "hand-signed",
     send: () =>
       sendHandSigned(stack, { method: "PUT", host: BUCKET_HOST, path: "/modes/events.bin", service: "s3", region: "eu-west-1", contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", body: Buffer.from("events") }),
+    // Re-signed message by message (STREAMED); this body is no event-stream message, so 400.
     countersign: "refused",
-    grpc: "none",
-    refusal: { status: 501, code: "NotImplemented", reason: "not_implemented" },
+    grpc: "streamed",
+    refusal: { status: 400, code: "BadRequestException", reason: "bad_event_framing" },
   },
 ];
 

@@ -1,6 +1,6 @@
 /**
  * Every kind of refusal countersign makes (README "Architecture" step 6 and "Operations": 403
- * policy, 400 malformed, 413 too large, 501 unsupported, 503 credentials unavailable or
+ * policy, 400 malformed, 413 too large, 503 credentials unavailable or
  * overloaded), produced through REAL Envoy with the shipped envoy.yaml. Each must reach the client
  * as countersign's AWS-style XML error with its status, the JSON-protocol error header and the
  * denial reason; countersign logs the same request id and reason; and nothing reaches the fake AWS
@@ -222,14 +222,13 @@ const REFUSALS: Refusal[] = [
     reason: "body_too_large",
     message: /^the body \((\d+ bytes|at least \d+ bytes, sent without a content-length)\) is over the 1048576-byte limit for hashing$/,
   },
-  // ---- 501: not implemented ----
   {
-    name: "a signed event stream (STREAMING-AWS4-HMAC-SHA256-EVENTS)",
+    name: "a signed event stream (STREAMING-AWS4-HMAC-SHA256-EVENTS) whose body is no event-stream message",
     request: s3Put("/k", { contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", body: Buffer.from("events") }),
-    status: 501,
-    code: "NotImplemented",
-    reason: "not_implemented",
-    message: /^x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-EVENTS \(signed event streams\) is not supported by countersign$/,
+    status: 400,
+    code: "BadRequestException",
+    reason: "bad_event_framing",
+    message: /^event stream is malformed: body ended inside a message \(6 of its bytes received\); nothing more was forwarded$/,
   },
   // ---- 503: credentials unavailable ----
   {

@@ -212,7 +212,7 @@ function refused(n: number, key: string): Planned {
       return {
         mode,
         request: request("POST", key, basicHeaders([], [["x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-EVENTS"], ["content-length", String(small.length)]]), small),
-        expect: { kind: "refused", status: 501, code: "NotImplemented", why: "event-stream signing" },
+        expect: { kind: "refused", status: 400, code: "BadRequestException", why: "a signed event stream whose body is no event-stream message" },
       };
     default:
       return {

@@ -1,0 +1,235 @@
+import { createHash } from "node:crypto";
+import { crc32 } from "node:zlib";
+import { beforeAll, describe, expect, it } from "vitest";
+import { audioEvent, oracleFrames, oracleResign, sdkSignedEventStream, verifyEventStream, type ChainParams } from "../../test/support/eventStreams.js";
+import { STREAMING_EVENTS } from "./constants.js";
+import { EventStreamResigner } from "./eventStreamResigner.js";
+import type { SignInput } from "./signRequest.js";
+import { startEventStreamResigning } from "./startEventStreamResigning.js";
+
+const REAL = { accessKeyId: "AKIAEVENTSTREAM00001", secretAccessKey: "ZXZlbnRTdHJlYW1SZXNpZ25lclJlYWxTZWNyZXQ=" };
+const PLACEHOLDER = { accessKeyId: "AKIDPLACEHOLDER00001", secretAccessKey: "placeholder/placeholder/placeholder/0000" };
+const REGION = "us-west-2";
+const SERVICE = "transcribe";
+
+const input: SignInput = {
+  method: "POST",
+  host: "transcribestreaming.us-west-2.amazonaws.com:8443",
+  path: "/stream-transcription",
+  query: {},
+  headers: new Map([["content-type", "application/vnd.amazon.eventstream"], ["x-amz-transcribe-language-code", "en-US"]]),
+  clientSignedHeaders: ["host", "content-type", "x-amz-transcribe-language-code"],
+  signContentLength: true,
+  payloadHash: STREAMING_EVENTS,
+  service: SERVICE,
+  region: REGION,
+  credentials: REAL,
+  now: new Date("2024-05-01T12:00:00Z"),
+};
+
+/** A re-signer as stream.ts builds it, and the chain parameters the real AWS would check it with. */
+async function start(maxMessageBytes = 1024 * 1024): Promise<{ resigner: EventStreamResigner; chain: ChainParams }> {
+  const started = await startEventStreamResigning(input, { maxMessageBytes });
+  const auth = new Map(started.setHeaders).get("authorization") ?? "";
+  const seedSignature = /Signature=([0-9a-f]{64})$/.exec(auth)?.[1] ?? "";
+  return { resigner: started.resigner, chain: { seedSignature, secretAccessKey: REAL.secretAccessKey, region: REGION, service: SERVICE } };
+}
+
+async function feed(resigner: EventStreamResigner, pieces: readonly Buffer[]): Promise<{ ok: true; out: Buffer } | { ok: false; error: string; forwarded: Buffer }> {
+  const out: Buffer[] = [];
+  for (const piece of pieces) {
+    const r = await resigner.push(piece);
+    if (!r.ok) return { ok: false, error: r.error, forwarded: Buffer.concat(out) };
+    out.push(r.out);
+  }
+  const end = resigner.finish();
+  if (!end.ok) return { ok: false, error: end.error, forwarded: Buffer.concat(out) };
+  return { ok: true, out: Buffer.concat(out) };
+}
+
+/** 100 ms of 16 kHz 16-bit PCM, as Transcribe clients send it. */
+const audio = (n: number, fill: number) => Buffer.alloc(3200, fill).fill(n, 0, 1);
+
+let wire: Buffer;
+/** A short stream, to split at every offset. */
+let small: Buffer;
+const clientSeed = "c".repeat(64);
+beforeAll(async () => {
+  const signing = { ...PLACEHOLDER, seedSignature: clientSeed, region: REGION, service: SERVICE };
+  wire = await sdkSignedEventStream([audioEvent(audio(1, 0x11)), audioEvent(audio(2, 0x22)), audioEvent(Buffer.from("short"))], signing);
+  small = await sdkSignedEventStream([audioEvent(Buffer.alloc(40, 1)), audioEvent(Buffer.from("x"))], signing);
+});
+
+describe("EventStreamResigner on the AWS SDK's own signed event stream", () => {
+  it("the SDK's stream is what the independent checker expects: placeholder-signed, chained from the client's seed, ending empty", () => {
+    const payloads = verifyEventStream(wire, { seedSignature: clientSeed, secretAccessKey: PLACEHOLDER.secretAccessKey, region: REGION, service: SERVICE });
+    expect(payloads.map((p) => p.length)).toEqual([audioEvent(audio(1, 0)).length, audioEvent(audio(2, 0)).length, audioEvent(Buffer.from("short")).length]);
+  });
+
+  it("in one piece: every message re-signed with the real key, chained from the new seed, same bytes otherwise", async () => {
+    const { resigner, chain } = await start();
+    const r = await feed(resigner, [wire]);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.out.length).toBe(wire.length);
+    expect(r.out).toEqual(oracleResign(wire, chain));
+    const payloads = verifyEventStream(r.out, chain);
+    expect(payloads.map((p) => Buffer.from(p))).toEqual(oracleFrames(wire).slice(0, -1).map((f) => Buffer.from(f.payload)));
+    expect(resigner.signaturesComputed).toBe(4);
+    expect(resigner.bytesHashed).toBe(payloads.reduce((n, p) => n + p.length, 0));
+    expect(resigner.heldBytes).toBe(0);
+  });
+
+  it("split at every offset into two pieces: the same output, the complete messages forwarded first", async () => {
+    const { chain } = await start();
+    const want = oracleResign(small, chain);
+    for (let cut = 0; cut <= small.length; cut++) {
+      const { resigner } = await start();
+      const first = await resigner.push(small.subarray(0, cut));
+      const second = await resigner.push(small.subarray(cut));
+      expect(first.ok && second.ok).toBe(true);
+      if (!first.ok || !second.ok) return;
+      expect(resigner.finish().ok).toBe(true);
+      // What is forwarded early is exactly the complete messages before the cut.
+      const complete = oracleFrames(small).filter((f) => f.offset + f.length <= cut).reduce((n, f) => n + f.length, 0);
+      expect(first.out.length).toBe(complete);
+      expect(Buffer.concat([first.out, second.out]).equals(want)).toBe(true);
+    }
+  });
+
+  it("one byte at a time: the same output, holding at most the current message", async () => {
+    const { resigner, chain } = await start();
+    const out: Buffer[] = [];
+    let maxHeld = 0;
+    for (let i = 0; i < wire.length; i++) {
+      const r = await resigner.push(wire.subarray(i, i + 1));
+      expect(r.ok).toBe(true);
+      if (r.ok) out.push(r.out);
+      maxHeld = Math.max(maxHeld, resigner.heldBytes);
+    }
+    expect(resigner.finish().ok).toBe(true);
+    expect(Buffer.concat(out)).toEqual(oracleResign(wire, chain));
+    expect(maxHeld).toBe(Math.max(...oracleFrames(wire).map((f) => f.length)) - 1);
+  });
+
+  it("an empty piece forwards nothing and changes nothing", async () => {
+    const { resigner, chain } = await start();
+    expect(await resigner.push(Buffer.alloc(0))).toEqual({ ok: true, out: Buffer.alloc(0) });
+    const r = await feed(resigner, [wire]);
+    expect(r.ok && r.out.equals(oracleResign(wire, chain))).toBe(true);
+  });
+});
+
+/** Rebuilds one envelope from parts, CRCs computed here (test-side framing, from the spec). */
+function envelope(headers: Buffer, payload: Buffer): Buffer {
+  const total = 12 + headers.length + payload.length + 4;
+  const b = Buffer.alloc(total);
+  b.writeUInt32BE(total, 0);
+  b.writeUInt32BE(headers.length, 4);
+  b.writeUInt32BE(crc32(b.subarray(0, 8)), 8);
+  headers.copy(b, 12);
+  payload.copy(b, 12 + headers.length);
+  b.writeUInt32BE(crc32(b.subarray(0, total - 4)), total - 4);
+  return b;
+}
+function hdr(name: string, type: number, value: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([name.length]), Buffer.from(name, "latin1"), Buffer.from([type]), value]);
+}
+const DATE = hdr(":date", 8, (() => {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(1714564800000n);
+  return b;
+})());
+const sigValue = (n = 32) => Buffer.concat([Buffer.from([n >> 8, n & 0xff]), Buffer.alloc(n, 0xab)]);
+const SIG = hdr(":chunk-signature", 6, sigValue());
+const FINAL = envelope(Buffer.concat([DATE, SIG]), Buffer.alloc(0));
+const INNER = Buffer.from(audioEvent(Buffer.from("inner")));
+
+describe("EventStreamResigner refuses a corrupt stream and forwards nothing more", () => {
+  const good = envelope(Buffer.concat([DATE, SIG]), INNER);
+  const flip = (b: Buffer, at: number) => {
+    const c = Buffer.from(b);
+    c[at] = (c[at] as number) ^ 0x01;
+    return c;
+  };
+  const cases: Array<{ name: string; wire: () => Buffer; error: string | RegExp; forwarded?: number }> = [
+    { name: "bad prelude CRC", wire: () => flip(good, 9), error: "message prelude CRC does not match" },
+    { name: "a length flipped (prelude CRC catches it before any wait)", wire: () => flip(good, 2), error: "message prelude CRC does not match" },
+    { name: "bad message CRC", wire: () => flip(good, good.length - 1), error: /^message is corrupt \(The message checksum \(\d+\) did not match the expected value of \d+\)$/ },
+    { name: "a payload byte changed", wire: () => flip(good, good.length - 8), error: /^message is corrupt \(The message checksum/ },
+    { name: "no :chunk-signature", wire: () => envelope(DATE, INNER), error: "message has no :chunk-signature header" },
+    { name: "no :date", wire: () => envelope(SIG, INNER), error: "message has no :date header" },
+    { name: "a :chunk-signature of 31 bytes", wire: () => envelope(Buffer.concat([DATE, hdr(":chunk-signature", 6, sigValue(31))]), INNER), error: ":chunk-signature header is not 32 bytes of binary" },
+    { name: "a :chunk-signature as a string", wire: () => envelope(Buffer.concat([DATE, hdr(":chunk-signature", 7, sigValue())]), INNER), error: ":chunk-signature header is not 32 bytes of binary" },
+    { name: "a :date as a string", wire: () => envelope(Buffer.concat([hdr(":date", 7, Buffer.from([0, 1, 0x31])), SIG]), INNER), error: ":date header is a string, not a timestamp" },
+    { name: "a duplicate :chunk-signature", wire: () => envelope(Buffer.concat([DATE, SIG, SIG]), INNER), error: "message headers are not exactly one :date and one :chunk-signature (duplicate or truncated header)" },
+    { name: "a duplicate :date", wire: () => envelope(Buffer.concat([DATE, DATE, SIG]), INNER), error: "message headers are not exactly one :date and one :chunk-signature (duplicate or truncated header)" },
+    { name: "another header", wire: () => envelope(Buffer.concat([DATE, SIG, hdr("x-extra", 7, Buffer.from([0, 1, 0x31]))]), INNER), error: 'message carries header "x-extra" besides :date and :chunk-signature' },
+    { name: "an unknown header type", wire: () => envelope(Buffer.concat([DATE, SIG, hdr("x", 42, Buffer.alloc(0))]), INNER), error: /^message is corrupt \(Unrecognized header type tag/ },
+    { name: "bytes after the final empty message", wire: () => Buffer.concat([good, FINAL, Buffer.from([0])]), error: "bytes follow the final empty message" },
+    { name: "a second stream after the final empty message", wire: () => Buffer.concat([FINAL, good]), error: "bytes follow the final empty message" },
+    { name: "end of stream without the final empty message", wire: () => good, error: "body ended without the final empty message", forwarded: good.length },
+    { name: "end of stream inside a message", wire: () => Buffer.concat([good, FINAL.subarray(0, 20)]), error: "body ended inside a message (20 of its bytes received)", forwarded: good.length },
+    { name: "end of stream inside a prelude", wire: () => Buffer.concat([good, FINAL.subarray(0, 5)]), error: "body ended inside a message (5 of its bytes received)", forwarded: good.length },
+  ];
+
+  it.each(cases)("$name", async ({ wire: make, error, forwarded }) => {
+    const { resigner } = await start();
+    const r = await feed(resigner, [make()]);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    if (typeof error === "string") expect(r.error).toBe(error);
+    else expect(r.error).toMatch(error);
+    expect(r.forwarded.length).toBe(forwarded ?? 0);
+    // Failed for good: whatever comes next is refused with the same error, nothing forwarded.
+    expect(await resigner.push(FINAL)).toEqual({ ok: false, error: r.error });
+    expect(resigner.heldBytes).toBe(0);
+  });
+
+  it("an error refuses the whole piece it is in; earlier pieces were forwarded", async () => {
+    const { resigner } = await start();
+    const r = await feed(resigner, [Buffer.concat([good, FINAL]), Buffer.from([0])]);
+    expect(r).toMatchObject({ ok: false, error: "bytes follow the final empty message" });
+    expect(!r.ok && r.forwarded.length).toBe(good.length + FINAL.length);
+  });
+
+  it("a total length under 16 is refused from its prelude", async () => {
+    const b = Buffer.alloc(12);
+    b.writeUInt32BE(12, 0);
+    b.writeUInt32BE(0, 4);
+    b.writeUInt32BE(crc32(b.subarray(0, 8)), 8);
+    const { resigner } = await start();
+    expect(await resigner.push(b)).toEqual({ ok: false, error: "message length 12 is shorter than the 16-byte minimum" });
+  });
+
+  it("a headers length that does not fit the message is refused from its prelude", async () => {
+    const b = Buffer.from(good.subarray(0, 12));
+    b.writeUInt32BE(good.length, 4);
+    b.writeUInt32BE(crc32(b.subarray(0, 8)), 8);
+    const { resigner } = await start();
+    expect(await resigner.push(b)).toEqual({ ok: false, error: `headers length ${good.length} does not fit in a message of ${good.length} bytes` });
+  });
+
+  it("a message over the size cap is refused from its prelude, before its bytes are held", async () => {
+    const { resigner } = await start(good.length - 1);
+    expect(await resigner.push(good.subarray(0, 12))).toEqual({ ok: false, error: `message of ${good.length} bytes is over the ${good.length - 1}-byte limit` });
+    expect(resigner.heldBytes).toBe(0);
+  });
+
+  it("a message exactly at the size cap is re-signed", async () => {
+    const { resigner } = await start(good.length);
+    const r = await feed(resigner, [good, FINAL]);
+    expect(r.ok).toBe(true);
+  });
+
+  it("keeps the client's :date: the re-signed envelope's headers differ only in the signature's 32 bytes", async () => {
+    const { resigner, chain } = await start();
+    const r = await feed(resigner, [good, FINAL]);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const [a, b] = [oracleFrames(Buffer.concat([good, FINAL])), oracleFrames(r.out)];
+    expect(b.map((f) => f.dateMs)).toEqual(a.map((f) => f.dateMs));
+    expect(b.map((f) => createHash("sha256").update(f.payload).digest("hex"))).toEqual(a.map((f) => createHash("sha256").update(f.payload).digest("hex")));
+    expect(verifyEventStream(r.out, chain)).toHaveLength(1);
+  });
+});
