@@ -227,8 +227,9 @@ const CASES: ModeCase[] = [
     client: "hand-signed",
     send: () =>
       sendHandSigned(stack, { method: "PUT", host: BUCKET_HOST, path: "/modes/events.bin", service: "s3", region: "eu-west-1", contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", body: Buffer.from("events") }),
-    // Re-signed message by message (STREAMED); this body is no event-stream message, so 400.
-    countersign: "refused",
+    // Re-signed message by message (STREAMED); this body is no event-stream message, so 400. The
+    // mode was chosen before the body was read, so the decision log names it.
+    countersign: "streaming-events",
     grpc: "streamed",
     refusal: { status: 400, code: "BadRequestException", reason: "bad_event_framing" },
   },
