@@ -17,10 +17,19 @@ import * as tls from "node:tls";
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { TranscribeStreamingClient } from "@aws-sdk/client-transcribe-streaming";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultHttp2Host } from "../fakeaws/server.js";
+import { defaultHttp2Host, type RecordedRequest } from "../fakeaws/server.js";
 import { transcriptText } from "../fakeaws/eventStreamServices.js";
 import { untilPasses } from "../support/eventually.js";
-import { audioEvent, bidirectionalEcho, handSignedEventStream, pcmSineFrames, sendEventStream, streamTranscription } from "./eventStreamClients.js";
+import {
+  audioEvent,
+  bidirectionalEcho,
+  handSignedEventStream,
+  pcmSineFrames,
+  sendEventStream,
+  streamTranscription,
+  type HandSignedEventStream,
+  type RawExchange,
+} from "./eventStreamClients.js";
 import { PLACEHOLDER, REAL, startStack, type Stack } from "./harness.js";
 import { connectTunnel, http2ProxiedHandler } from "./http2Clients.js";
 
@@ -134,48 +143,80 @@ describe("signed event streams through real Envoy (proxy mode, HTTP/2 both sides
   });
 
   it("a frame whose bytes no longer match its CRC, mid-stream: countersign answers 400, and AWS got the 4 messages before it and nothing after", async () => {
-    const frames = pcmSineFrames(1);
-    const stream = await handSignedEventStream({
-      credentials: PLACEHOLDER,
-      region: "us-west-2",
-      service: "transcribe",
-      authority: TRANSCRIBE_HOST,
-      path: "/stream-transcription",
-      headers: { "x-amzn-transcribe-language-code": "en-US", "x-amzn-transcribe-sample-rate": "16000", "x-amzn-transcribe-media-encoding": "pcm" },
-      events: frames.map(audioEvent),
-    });
+    const stream = await placeholderSignedTranscription(10);
     const damaged = Buffer.from(stream.messages[4] as Buffer);
     damaged[damaged.length - 100] = (damaged[damaged.length - 100] as number) ^ 0x55; // an audio byte; the message CRC now fails
     stream.messages[4] = damaged;
     const goodBytes = stream.messages.slice(0, 4).reduce((n, m) => n + m.length, 0);
-
-    // AWS answers nothing until the request ends, so countersign's refusal is the first answer.
-    stack.fake.eventStreams.holdAnswerUntilInputEnds = true;
     const start = stack.fake.requests.length;
-    const session = http2.connect(`https://${TRANSCRIBE_HOST}`, {
-      createConnection: () => tls.connect({ socket: connectTunnel(stack.proxyUrl, `${TRANSCRIBE_HOST}:443`), servername: TRANSCRIBE_HOST, ALPNProtocols: ["h2"], ca: stack.caPem }),
+    const exchange = await sendHeldBack(stream, async (index) => {
+      // The damaged frame goes only once AWS has verified the 4 before it.
+      if (index === 4) await untilPasses(() => expect(stack.fake.requests[start]?.eventStream?.messagesVerified).toBe(4), "the fake AWS verified 4 messages");
     });
-    let exchange;
-    try {
-      exchange = await sendEventStream(session, stream, async (index) => {
-        // The damaged frame goes only once AWS has verified the 4 before it.
-        if (index === 4) await untilPasses(() => expect(stack.fake.requests[start]?.eventStream?.messagesVerified).toBe(4), "the fake AWS verified 4 messages");
-      });
-    } finally {
-      session.close();
-      stack.fake.eventStreams.holdAnswerUntilInputEnds = false;
-    }
     expect(exchange.status).toBe(400);
     expect(exchange.headers["x-countersign-denial"]).toBeDefined();
-    const rec = await untilPasses(() => {
-      const r = stack.fake.requests[start];
-      expect(r?.eventStream?.inputEnded).toBe(true);
-      return r;
-    }, "the fake AWS saw the request end");
-    expect(stack.fake.requests.slice(start)).toHaveLength(1);
-    expect(rec).toMatchObject({ verified: false, accessKeyId: REAL.accessKeyId, eventStream: { messagesVerified: 4, inputEvents: 4, finalVerified: false } });
+    const rec = await endedRecord(start);
+    expect(rec).toMatchObject({ verified: false, accessKeyId: REAL.accessKeyId, eventStream: { messagesVerified: 4, inputEvents: 4, finalVerified: false, inputAborted: true } });
     // Nothing of the damaged frame or after it reached AWS (not one byte, so no half frame either).
-    expect(rec?.wireBodyBytes).toBe(goodBytes);
-    expect(rec?.eventStream?.failure?.code ?? "none").not.toMatch(/^(signature|malformed-frame|after-final)$/);
+    expect(rec.wireBodyBytes).toBe(goodBytes);
+    expect(rec.eventStream?.failure).toBeUndefined();
+  });
+
+  it("a stream that ends without the final empty message: countersign answers 400 and AWS never sees the request end cleanly", async () => {
+    const stream = await placeholderSignedTranscription(3);
+    stream.messages.pop();
+    const start = stack.fake.requests.length;
+    const exchange = await sendHeldBack(stream, async (index) => {
+      // The stream ends only once AWS has verified the 3 messages before the end.
+      if (index === 3) await untilPasses(() => expect(stack.fake.requests[start]?.eventStream?.messagesVerified).toBe(3), "the fake AWS verified 3 messages");
+    });
+    expect(exchange.status).toBe(400);
+    expect(exchange.headers["x-countersign-denial"]).toBeDefined();
+    const rec = await endedRecord(start);
+    // The 3 audio events were re-signed and verified; the end of the body was not passed on, so
+    // AWS saw the stream cut off rather than a stream that ended without its final message.
+    expect(rec).toMatchObject({ verified: false, eventStream: { messagesVerified: 3, finalVerified: false, inputAborted: true } });
+    expect(rec.eventStream?.failure).toBeUndefined();
   });
 });
+
+/** A Transcribe stream of `frames` 100 ms audio frames, signed by the workload with the placeholder key. */
+function placeholderSignedTranscription(frames: number): Promise<HandSignedEventStream> {
+  return handSignedEventStream({
+    credentials: PLACEHOLDER,
+    region: "us-west-2",
+    service: "transcribe",
+    authority: TRANSCRIBE_HOST,
+    path: "/stream-transcription",
+    headers: { "x-amzn-transcribe-language-code": "en-US", "x-amzn-transcribe-sample-rate": "16000", "x-amzn-transcribe-media-encoding": "pcm" },
+    events: pcmSineFrames(frames / 10).map(audioEvent),
+  });
+}
+
+/**
+ * Sends a hand-signed stream in proxy mode (CONNECT, TLS, h2) while the fake AWS holds its whole
+ * answer until the request has ended: countersign's own refusal is then the first answer.
+ */
+async function sendHeldBack(stream: HandSignedEventStream, beforeMessage?: (index: number) => Promise<void>): Promise<RawExchange> {
+  stack.fake.eventStreams.holdAnswerUntilInputEnds = true;
+  const session = http2.connect(`https://${TRANSCRIBE_HOST}`, {
+    createConnection: () => tls.connect({ socket: connectTunnel(stack.proxyUrl, `${TRANSCRIBE_HOST}:443`), servername: TRANSCRIBE_HOST, ALPNProtocols: ["h2"], ca: stack.caPem }),
+  });
+  try {
+    return await sendEventStream(session, stream, beforeMessage);
+  } finally {
+    session.close();
+    stack.fake.eventStreams.holdAnswerUntilInputEnds = false;
+  }
+}
+
+/** The fake's record of the one request since `start`, once its request body has ended. */
+async function endedRecord(start: number): Promise<RecordedRequest> {
+  const rec = await untilPasses(() => {
+    const r = stack.fake.requests[start];
+    expect(r?.eventStream?.inputEnded).toBe(true);
+    return r as RecordedRequest;
+  }, "the fake AWS saw the request end");
+  expect(stack.fake.requests.slice(start)).toHaveLength(1);
+  return rec;
+}

@@ -221,7 +221,8 @@ export interface RawExchange {
 
 /**
  * Sends a hand-signed event stream over an HTTP/2 session, one message at a time (each waits for
- * the previous to be flushed, and for `beforeMessage(i)` when given), and reads the whole answer.
+ * the previous to be flushed, and for `beforeMessage(i)` when given; `beforeMessage(messages.length)`
+ * before the end of the stream), and reads the whole answer.
  */
 export async function sendEventStream(
   session: http2.ClientHttp2Session,
@@ -244,6 +245,7 @@ export async function sendEventStream(
       if (req.destroyed || req.writableEnded) throw new Error(`the request stream closed after ${index} messages`);
       await new Promise<void>((resolve, reject) => req.write(message, (err) => (err ? reject(err) : resolve())));
     }
+    await beforeMessage?.(stream.messages.length);
     req.end();
   } catch (err) {
     writeError = err instanceof Error ? err.message : String(err);
