@@ -162,4 +162,25 @@ describe("ALPN", () => {
     expect(await alpnOf("s3.us-west-2.amazonaws.com")).toBe("http/1.1");
     expect(defaultHttp2Host(BEDROCK_HOST)).toBe(false);
   });
+
+  it("offers no session to resume, so every handshake picks the protocol by its server name (a resumed one would have none)", async () => {
+    const handshake = (session?: Buffer): Promise<{ alpn: string | false; reused: boolean; session: Buffer | undefined }> =>
+      new Promise((resolve, reject) => {
+        const s = tls.connect({ host: "127.0.0.1", port: fake.port, servername: TRANSCRIBE_HOST, ALPNProtocols: ["h2", "http/1.1"], ca: caPem, ...(session ? { session } : {}) });
+        let ticket: Buffer | undefined;
+        s.on("session", (t: Buffer) => (ticket = t));
+        s.once("secureConnect", () => {
+          // TLS 1.3 tickets arrive after the handshake: give them one round trip.
+          s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+          s.once("data", () => {
+            resolve({ alpn: s.alpnProtocol ?? false, reused: s.isSessionReused(), session: ticket ?? s.getSession() });
+            s.destroy();
+          });
+        });
+        s.once("error", reject);
+      });
+    const first = await handshake();
+    const second = await handshake(first.session);
+    expect([first.alpn, second.alpn, second.reused]).toEqual(["h2", "h2", false]);
+  });
 });

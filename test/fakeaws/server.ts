@@ -7,7 +7,7 @@
  * Every request is recorded in `fake.requests` with what the fake decided and why, including
  * the canonical request and string-to-sign it computed (never a secret or a session token).
  */
-import { randomBytes } from "node:crypto";
+import { constants as cryptoConstants, randomBytes } from "node:crypto";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo, Server as NetServer } from "node:net";
@@ -250,8 +250,11 @@ class FakeAwsServer implements FakeAws {
     this.server = tls.createServer({
       cert: opts.tls.certPem,
       key: opts.tls.keyPem,
+      // No session tickets: a resumed handshake hands ALPNCallback no server name, and the
+      // protocol must follow the name on every connection.
+      secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
       ALPNCallback: ({ servername, protocols }) => {
-        if (protocols.includes("h2") && wantsH2(servername ?? "")) return "h2";
+        if (protocols.includes("h2") && typeof servername === "string" && wantsH2(servername)) return "h2";
         return protocols.includes("http/1.1") ? "http/1.1" : undefined;
       },
     });
