@@ -113,6 +113,16 @@ function transcriptEvent(resultNumber: number, audioEvents: number, audioBytes: 
   });
 }
 
+/** The base64 `bytes` of a Bedrock `chunk` event's JSON payload ("" when it has none). */
+function chunkBytesOf(payload: Buffer): string {
+  try {
+    const part = JSON.parse(payload.toString("utf8")) as { bytes?: unknown };
+    return typeof part.bytes === "string" ? part.bytes : "";
+  } catch {
+    return "";
+  }
+}
+
 export interface ServeEventStreamOptions {
   operation: EventStreamOperation;
   chain: EventStreamChainVerifier;
@@ -198,9 +208,9 @@ export async function serveEventStream(opts: ServeEventStreamOptions): Promise<v
           record.inputBytes += inner.value.payload.length;
           if (record.inputEvents % every === 0) send(transcriptEvent(++results, record.inputEvents, record.inputBytes, true, sampleRate));
         } else {
-          const part = JSON.parse(inner.value.payload.toString("utf8")) as { bytes?: string };
-          record.inputBytes += Buffer.from(part.bytes ?? "", "base64").length;
-          send(eventMessage("chunk", { bytes: part.bytes ?? "" }));
+          const bytes = chunkBytesOf(inner.value.payload);
+          record.inputBytes += Buffer.from(bytes, "base64").length;
+          send(eventMessage("chunk", { bytes }));
         }
       }
     }

@@ -351,14 +351,15 @@ class FakeAwsServer implements FakeAws {
     };
     this.requests.push(rec);
     const exchange: Exchange = { req, res, rec, wire, expectContinue, requestId, tokens };
+    const eventOperation = endpoint ? eventStreamOperationOf(endpoint.api, rec.method, rawPath) : undefined;
     try {
       if (!endpoint) {
         const error = awsError(400, "UnknownEndpoint", `fakeaws does not serve host '${host}'`, "unknown-host");
         await this.refuse(exchange, renderError("json", error, requestId), error);
       } else if (endpoint.protocol === "s3") {
         await this.handleS3(exchange, endpoint);
-      } else if (eventStreamOperationOf(endpoint.api, rec.method, rawPath)) {
-        await this.handleEventStream(exchange, endpoint, eventStreamOperationOf(endpoint.api, rec.method, rawPath) as EventStreamOperation);
+      } else if (eventOperation) {
+        await this.handleEventStream(exchange, endpoint, eventOperation);
       } else {
         await this.handleBuffered(exchange, endpoint);
       }
