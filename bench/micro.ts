@@ -5,7 +5,10 @@
  *             signRequest(), vs a whole ExtProcStream handling the request_headers message as the
  *             server decodes it (header decoding, policy match, plan, sign, mutation building).
  *   hashing   raw node:crypto SHA-256 (MB/s) vs the BUFFERED body path (ExtProcStream hashing and
- *             signing a 1 MiB body) vs AwsChunkedResigner fed 64 KiB messages of 64 KiB chunks.
+ *             signing a 1 MiB body) vs AwsChunkedResigner fed 64 KiB messages of 64 KiB chunks,
+ *             and EventStreamResigner on signed event streams of 256 B (Bedrock-style JSON events),
+ *             3200 B (Transcribe: 100 ms of 16 kHz PCM) and 64 KiB messages, each against raw
+ *             SHA-256 of one message's payload.
  *
  * Variants that are compared are measured in interleaved batches (A B C A B C ...) after a
  * warm-up, and each reports the median of its batch means, so that drift hits all of them alike.
@@ -29,7 +32,8 @@ import { planRequest, signInputFor } from "../src/extproc/plan.js";
 import { loadExtProcProtos } from "../src/extproc/protos.js";
 import { ExtProcStream } from "../src/extproc/stream.js";
 import { parsePolicy } from "../src/policy/index.js";
-import { AwsChunkedResigner, signRequest, type Credentials } from "../src/sigv4/index.js";
+import { EventStreamCodec } from "@smithy/core/event-streams";
+import { AwsChunkedResigner, signRequest, startEventStreamResigning, type Credentials, type SignInput } from "../src/sigv4/index.js";
 import { AwsChunkedBody } from "./protocol.js";
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, CHUNK_SIZE, MESSAGE_SIZE, decodeRequest, encodeRequest, headersRequest, scenarioByName, type Scenario } from "./scenarios.js";
 
@@ -329,6 +333,9 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
   };
   await streamOnce();
 
+  const events = [256, 3200, 64 * 1024].map((size) => eventStreamBench(size));
+  for (const e of events) await e.resignOnce();
+
   return compare(
     [
       {
@@ -363,6 +370,23 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
           for (let i = 0; i < n; i++) resignOnce();
         },
       },
+      // Each event row beside raw SHA-256 of one of its messages' payloads (64 KiB: the row above).
+      ...events.flatMap((e) => [
+        ...(e.payload.length === k64.length ? [] : [{
+          name: `sha256-raw-${e.label}`,
+          bytesPerOp: e.payload.length,
+          run: (n: number) => {
+            for (let i = 0; i < n; i++) createHash("sha256").update(e.payload).digest("hex");
+          },
+        }]),
+        {
+          name: `event-resigner-${e.label} (EventStreamResigner, ${e.messages} messages of ${e.label})`,
+          bytesPerOp: e.payloadBytes,
+          run: async (n: number) => {
+            for (let i = 0; i < n; i++) await e.resignOnce();
+          },
+        },
+      ]),
       {
         name: "streamed-body-16MiB (ExtProcStream: re-sign + answers)",
         bytesPerOp: upload.decodedLength,
@@ -373,6 +397,57 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
     ],
     { warmupMs: 1500, batchMs: 100, batches: 15 },
   );
+}
+
+/**
+ * A client's signed event stream of messages whose payloads are `size` bytes (about 4 MiB in all,
+ * at least 256 messages), as the re-signer gets it: messages of 64 KiB cut into 64 KiB pieces
+ * that do not line up with them (as Envoy's would not), smaller ones one message per piece (each
+ * sent as it is made). One operation re-signs the whole stream, from a new seed signature.
+ */
+function eventStreamBench(size: number) {
+  const codec = new EventStreamCodec((b) => Buffer.from(b).toString("utf8"), (t) => Buffer.from(t, "utf8"));
+  const payload = Buffer.alloc(size, 0x5a);
+  const messages = Math.max(256, Math.floor((4 * 1024 * 1024) / size));
+  const envelope = (body: Uint8Array, at: number): Uint8Array =>
+    codec.encode({ headers: { ":date": { type: "timestamp", value: new Date(1_767_225_600_000 + at * 100) }, ":chunk-signature": { type: "binary", value: new Uint8Array(32).fill(7) } }, body });
+  const frames = [...Array.from({ length: messages }, (_, i) => envelope(payload, i)), envelope(new Uint8Array(0), messages)].map((f) => Buffer.from(f));
+  let pieces = frames;
+  if (size >= MESSAGE_SIZE) {
+    const all = Buffer.concat(frames);
+    pieces = [];
+    for (let o = 0; o < all.length; o += MESSAGE_SIZE) pieces.push(all.subarray(o, Math.min(o + MESSAGE_SIZE, all.length)));
+  }
+  const head: SignInput = {
+    method: "POST",
+    host: "transcribestreaming.eu-west-1.amazonaws.com",
+    path: "/stream-transcription",
+    query: {},
+    headers: new Map([["content-type", "application/vnd.amazon.eventstream"]]),
+    clientSignedHeaders: ["content-type"],
+    signContentLength: true,
+    payloadHash: "STREAMING-AWS4-HMAC-SHA256-EVENTS",
+    service: "transcribe",
+    region: "eu-west-1",
+    credentials,
+    now: new Date("2026-01-01T00:00:00Z"),
+  };
+  const label = size >= 1024 && size % 1024 === 0 ? `${size / 1024}KiB` : `${size}B`;
+  return {
+    label,
+    payload,
+    messages,
+    payloadBytes: messages * size,
+    resignOnce: async (): Promise<void> => {
+      const { resigner } = await startEventStreamResigning(head, { maxMessageBytes: 16 * 1024 * 1024 });
+      for (const piece of pieces) {
+        const out = await resigner.push(piece);
+        if (!out.ok) throw new Error(out.error);
+      }
+      const end = resigner.finish();
+      if (!end.ok) throw new Error(end.error);
+    },
+  };
 }
 
 async function main(): Promise<void> {

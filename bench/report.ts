@@ -184,6 +184,23 @@ export function computeTargets(r: Omit<BenchResults, "targets">, headlineLevel: 
     result: verdict(chunkRatio, (x) => x >= 0.7),
   });
 
+  // Signed event streams: the target is on 64 KiB messages, where throughput is what a stream
+  // needs; small messages (Transcribe's 3200 B audio frames, Bedrock's JSON events) are paced by
+  // the client far below what one core re-signs, and their fixed per-message signing cost makes a
+  // ratio to raw SHA-256 of so few bytes a measure of that cost, not of throughput: shown as info.
+  for (const [label, headline] of [["64KiB", true], ["3200B", false], ["256B", false]] as const) {
+    const raw = micro(r, `sha256-raw-${label}`);
+    const ev = micro(r, `event-resigner-${label}`);
+    const ratio = raw?.mbPerSecond && ev?.mbPerSecond ? ev.mbPerSecond / raw.mbPerSecond : undefined;
+    targets.push({
+      name: `${headline ? "" : "(info) "}event-stream re-signing (EventStreamResigner, ${label} messages) vs raw SHA-256 of ${label}`,
+      measured: raw?.mbPerSecond && ev?.mbPerSecond ? `${mbs(ev.mbPerSecond)} (${us(ev.nsPerOp / 1000 / (ev.bytesPerOp / raw.bytesPerOp))} per message) vs ${mbs(raw.mbPerSecond)}` : "not measured",
+      ratio,
+      limit: "≥ 0.60",
+      result: verdict(ratio, (x) => x >= 0.6),
+    });
+  }
+
   const hold = r.hold.find((h) => h.server === "countersign");
   targets.push({
     name: `peak RSS with ${hold?.streams ?? 1000} concurrent streams open (countersign serve)`,

@@ -100,7 +100,7 @@ export class Metrics implements StreamObserver {
   });
   private readonly chunksResigned = new client.Counter({
     name: "countersign_chunks_resigned_total",
-    help: "aws-chunked chunk and trailer signatures re-computed.",
+    help: "aws-chunked chunk and trailer signatures and event-stream message signatures re-computed.",
     registers: [this.registry],
   });
   private readonly streamsActive = new client.Gauge({

@@ -19,6 +19,7 @@ export interface DecisionEvent {
   /** Time spent inside countersign (not waiting for Envoy), seconds. */
   readonly signingSeconds: number;
   readonly bytesHashed: number;
+  /** Chunk, trailer and event-stream message signatures re-computed. */
   readonly chunksResigned: number;
   readonly clientKeyId?: string;
   /** Refused for want of credentials: why the profile had no set to sign with. */

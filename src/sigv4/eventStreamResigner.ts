@@ -56,7 +56,10 @@ const codec = new EventStreamCodec(
 
 export class EventStreamResigner {
   private previous: string;
-  /** The current, incomplete message: copies of its pieces so far. */
+  /**
+   * The current, incomplete message: its pieces so far, views of the input (copied once, joined,
+   * when the message is complete; a view keeps at most one input piece alive besides).
+   */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   /** The current message's total length, once its prelude has been read (0 before). */
@@ -74,7 +77,10 @@ export class EventStreamResigner {
     this.previous = p.seedSignature;
   }
 
-  /** Feeds the next piece of the body; resolves to the bytes that may be forwarded now. */
+  /**
+   * Feeds the next piece of the body; resolves to the bytes that may be forwarded now. The piece
+   * must not be changed afterwards: part of it may be held until its message is complete.
+   */
   async push(input: Buffer): Promise<ResignResult> {
     if (this.error !== undefined) return this.failed();
     const out: Buffer[] = [];
@@ -97,7 +103,7 @@ export class EventStreamResigner {
       }
       const need = (this.expected === 0 ? PRELUDE_BYTES : this.expected) - this.pendingBytes;
       const take = Math.min(need, input.length - i);
-      this.pending.push(Buffer.from(input.subarray(i, i + take)));
+      this.pending.push(input.subarray(i, i + take));
       this.pendingBytes += take;
       this.heldBytes = this.pendingBytes;
       i += take;
@@ -176,21 +182,17 @@ export class EventStreamResigner {
     for (const name of Object.keys(headers)) {
       if (name !== H_DATE && name !== H_SIGNATURE) return this.fail(`message carries header "${clip(name)}" besides ${H_DATE} and ${H_SIGNATURE}`);
     }
-    const headerBytes = message.readUInt32BE(4);
-    if (codec.formatHeaders({ [H_DATE]: date, [H_SIGNATURE]: signature }).byteLength !== headerBytes) {
-      // The decoded headers keep the last of each name: a block of another length repeated one.
-      return this.fail(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header)`);
-    }
-
     const newSignature = await this.p.signer.sign(date.value, body, this.previous);
-    this.previous = newSignature;
-    this.signaturesComputed++;
-    this.bytesHashed += body.byteLength;
     const sigHeader: MessageHeaderValue = { type: "binary", value: Buffer.from(newSignature, "hex") };
     const encoded = codec.encode({ headers: { [H_DATE]: date, [H_SIGNATURE]: sigHeader }, body });
     if (encoded.byteLength !== message.length) {
-      return this.fail(`re-signed message is ${encoded.byteLength} bytes, not the client's ${message.length}`);
+      // Both headers have fixed sizes, so only a header block of another length gets here: the
+      // decoded headers keep the last of each name, and a repeated (or cut) one was dropped.
+      return this.fail(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header; the re-signed message would be ${encoded.byteLength} bytes, not the client's ${message.length})`);
     }
+    this.previous = newSignature;
+    this.signaturesComputed++;
+    this.bytesHashed += body.byteLength;
     if (body.byteLength === 0) this.done = true;
     return { ok: true, out: Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength) };
   }

@@ -138,7 +138,7 @@ const CASES: Case[] = [
     normalise: (v) => (v.error ? { ...v, error: { ...v.error, message: v.error.message.replace(/^the body \((at least )?\d+ bytes(, sent without a content-length)?\)/, "the body (N bytes)") } } : v),
   },
   {
-    name: "refused: signed event stream (501)",
+    name: "refused: signed event stream whose body is no event-stream message (400)",
     run: (s) => viaHand(sendHandSigned(s, { method: "PUT", host: BUCKET_HOST, path: "/cmp/events", service: "s3", region: "eu-west-1", contentSha256: "STREAMING-AWS4-HMAC-SHA256-EVENTS", body: Buffer.from("e") })),
   },
 ];
