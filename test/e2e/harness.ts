@@ -103,6 +103,7 @@ const CERT_HOSTS = [
   "sts.amazonaws.com",
   "sts.us-east-1.amazonaws.com",
   "bedrock-runtime.us-west-2.amazonaws.com",
+  "transcribestreaming.us-west-2.amazonaws.com",
   "dynamodb.eu-west-1.amazonaws.com",
   "example.com",
 ];

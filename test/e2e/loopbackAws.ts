@@ -26,7 +26,7 @@ export const AWS_CERT_HOSTS: readonly string[] = [
   // S3 Multi-Region Access Points, both host shapes.
   "*.mrap.accesspoint.s3-global.amazonaws.com",
   "*.accesspoint.s3-global.amazonaws.com",
-  ...REGIONS.flatMap((r) => [`s3.${r}.amazonaws.com`, `*.s3.${r}.amazonaws.com`, `sts.${r}.amazonaws.com`, `bedrock-runtime.${r}.amazonaws.com`, `dynamodb.${r}.amazonaws.com`]),
+  ...REGIONS.flatMap((r) => [`s3.${r}.amazonaws.com`, `*.s3.${r}.amazonaws.com`, `sts.${r}.amazonaws.com`, `bedrock-runtime.${r}.amazonaws.com`, `dynamodb.${r}.amazonaws.com`, `transcribestreaming.${r}.amazonaws.com`]),
 ];
 
 export interface LoopbackAws {

@@ -255,7 +255,9 @@ function checkTime(ctx: AuthContext, creds: Credentials): AwsError | undefined {
 
 function checkSignedHeaderSet(ctx: AuthContext, signedHeaders: string[]): AwsError | undefined {
   const code = CODES[ctx.endpoint.protocol].signature;
-  if (!signedHeaders.includes("host")) {
+  // Over HTTP/2 the host is :authority, and AWS accepts either signed (the SDK signs :authority).
+  const authoritySigned = signedHeaders.includes(":authority") && headerValue(ctx.request.headers, ":authority") !== undefined;
+  if (!signedHeaders.includes("host") && !authoritySigned) {
     return awsError(403, ctx.endpoint.protocol === "s3" ? "AccessDenied" : code, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.", "host-not-signed");
   }
   if (ctx.endpoint.protocol !== "s3") return undefined;

@@ -4,7 +4,7 @@
  */
 
 export type Protocol = "s3" | "query" | "json";
-export type Api = "s3" | "sts" | "bedrock-runtime" | "dynamodb";
+export type Api = "s3" | "sts" | "bedrock-runtime" | "dynamodb" | "transcribe-streaming";
 
 export interface Endpoint {
   api: Api;
@@ -90,6 +90,8 @@ const REGIONAL_SERVICES: Record<string, { api: Api; service: string; protocol: P
   "bedrock-runtime-fips": { api: "bedrock-runtime", service: "bedrock", protocol: "json" },
   dynamodb: { api: "dynamodb", service: "dynamodb", protocol: "json" },
   "dynamodb-fips": { api: "dynamodb", service: "dynamodb", protocol: "json" },
+  transcribestreaming: { api: "transcribe-streaming", service: "transcribe", protocol: "json" },
+  "transcribestreaming-fips": { api: "transcribe-streaming", service: "transcribe", protocol: "json" },
 };
 
 /** Resolves a Host header (port allowed) to the fake service it names, or undefined. */

@@ -7,22 +7,26 @@
  * Every request is recorded in `fake.requests` with what the fake decided and why, including
  * the canonical request and string-to-sign it computed (never a secret or a session token).
  */
-import { randomBytes } from "node:crypto";
+import { constants as cryptoConstants, randomBytes } from "node:crypto";
 import * as http from "node:http";
-import * as https from "node:https";
-import type { AddressInfo } from "node:net";
+import * as http2 from "node:http2";
+import type { AddressInfo, Server as NetServer } from "node:net";
+import * as tls from "node:tls";
 import { authenticate, missingAuthError, type AuthKind, type AuthOutcome, type FakeAwsAccount } from "./auth.js";
 import { isSigV4aStreamingMode, isStreamingPayloadMode, AwsChunkedDecoder, type ChunkedFailure } from "./awsChunked.js";
 import { sigV4aPublicKey } from "./sigv4a.js";
 import { BodyCollector } from "./body.js";
 import { checksumAlgorithmOfHeader, type ChecksumAlgorithm } from "./checksums.js";
 import { awsError, renderError, type AwsError, type FailureKind, type RenderedResponse } from "./errors.js";
+import { EventStreamChainVerifier, STREAMING_EVENTS_PAYLOAD } from "./eventStream.js";
+import { EVENT_STREAM_OPERATIONS, eventStreamOperationOf, newEventStreamRecord, serveEventStream, type EventStreamOperation, type EventStreamRecord } from "./eventStreamServices.js";
 import { resolveEndpoint, type Api, type Endpoint } from "./hosts.js";
 import { DYNAMODB_CONTENT_TYPE, handleBedrock, handleDynamoDb, type JsonResponse } from "./jsonServices.js";
 import { S3Store, s3Address, type S3Response } from "./s3.js";
 import { StsService, type StsControls } from "./sts.js";
 import {
   UNSIGNED_PAYLOAD,
+  deriveSigningKey,
   hasPresignedAuth,
   headerValue,
   headerValues,
@@ -36,6 +40,15 @@ import {
 export type { FakeAwsAccount } from "./auth.js";
 export type { StsControls, StsFailureKind } from "./sts.js";
 export type { StoredObject } from "./s3.js";
+export type { EventStreamRecord } from "./eventStreamServices.js";
+
+/**
+ * The hosts whose TLS connections may negotiate HTTP/2 (ALPN h2) by default: the services whose
+ * operations are HTTP/2 only (Transcribe Streaming). Every other host speaks HTTP/1.1.
+ */
+export function defaultHttp2Host(hostname: string): boolean {
+  return resolveEndpoint(hostname)?.api === "transcribe-streaming";
+}
 
 export interface FakeAwsOptions {
   /** The real keys the fake accepts. STS adds the temporary credentials it issues. */
@@ -52,8 +65,15 @@ export interface FakeAwsOptions {
   accountId?: string;
   /** Largest body buffered for STS/JSON services (S3 streams). Default 16 MiB. */
   maxBufferedBodyBytes?: number;
-  /** Serve HTTPS (HTTP/1.1) with this certificate instead of plain HTTP, as AWS does. */
+  /**
+   * Serve HTTPS with this certificate instead of plain HTTP, as AWS does: HTTP/1.1, or HTTP/2
+   * when the client offers h2 (ALPN) for a host `http2Hosts` accepts (by its SNI name).
+   */
   tls?: { certPem: string; keyPem: string };
+  /** With `tls`: the host names that negotiate HTTP/2. Default `defaultHttp2Host` (Transcribe Streaming). */
+  http2Hosts?: (hostname: string) => boolean;
+  /** Transcribe Streaming: a partial TranscriptEvent after this many verified AudioEvents. Default 5. */
+  transcriptEvery?: number;
   /** Listen address, a loopback address only. Default 127.0.0.1. */
   host?: string;
   /** Listen port. Default 0 (the OS picks). */
@@ -100,6 +120,10 @@ export interface RecordedRequest {
   contentLength?: string;
   /** The transfer-encoding header as received, e.g. `chunked` (absent: none). */
   transferEncoding?: string;
+  /** The HTTP version the request came in on: `1.1` or `2.0`. */
+  httpVersion: string;
+  /** A bidirectional event-stream operation: what its request events and answers did. */
+  eventStream?: EventStreamRecord;
   /** SHA-256 (hex) of the decoded payload, once the body was read whole. */
   bodySha256?: string;
   signedHeaders: string[];
@@ -107,6 +131,16 @@ export interface RecordedRequest {
   headers: Array<[string, string]>;
   canonicalRequest?: string;
   stringToSign?: string;
+}
+
+/** Switches for the event-stream operations, changeable between requests. */
+export interface EventStreamControls {
+  /**
+   * Hold the whole answer (its head included) until the request body has ended or was cut off,
+   * instead of answering as events arrive: a proxy's own refusal mid-stream is then the first
+   * answer the client gets. Default false.
+   */
+  holdAnswerUntilInputEnds: boolean;
 }
 
 export interface FakeAws {
@@ -118,6 +152,7 @@ export interface FakeAws {
   readonly requests: RecordedRequest[];
   readonly sts: StsControls;
   readonly s3: S3Store;
+  readonly eventStreams: EventStreamControls;
   addAccount(account: FakeAwsAccount): void;
   removeAccount(accessKeyId: string): void;
   close(): Promise<void>;
@@ -180,8 +215,12 @@ class FakeAwsServer implements FakeAws {
   readonly requests: RecordedRequest[] = [];
   readonly s3: S3Store;
   readonly sts: StsService;
+  readonly eventStreams: EventStreamControls = { holdAnswerUntilInputEnds: false };
   private readonly accounts = new Map<string, FakeAwsAccount>();
-  private readonly server: http.Server | https.Server;
+  /** What listens: the HTTP server, or with `tls` a TLS server handing each connection to `http` or `h2` by ALPN. */
+  private readonly server: NetServer;
+  private readonly http: http.Server;
+  private readonly sockets = new Set<tls.TLSSocket>();
   private readonly now: () => Date;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -194,16 +233,37 @@ class FakeAwsServer implements FakeAws {
       webIdentityTokens: new Set(opts.webIdentityTokens ?? []),
       register: (a) => this.addAccount(a),
     });
-    this.server = opts.tls
-      ? https.createServer({ keepAlive: true, cert: opts.tls.certPem, key: opts.tls.keyPem, ALPNProtocols: ["http/1.1"] })
-      : http.createServer({ keepAlive: true });
+    this.http = http.createServer({ keepAlive: true });
     // Keep idle connections open (Node would close them after 5 s): a close racing Envoy's reuse
     // of the connection would fail a request for a reason that has nothing to do with signing.
     // No request timeout either: a 1 GiB upload through Envoy may take minutes on a busy box.
-    this.server.keepAliveTimeout = 0;
-    this.server.requestTimeout = 0;
-    this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, false));
-    this.server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, true));
+    this.http.keepAliveTimeout = 0;
+    this.http.requestTimeout = 0;
+    this.http.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, false));
+    this.http.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res, true));
+    if (!opts.tls) {
+      this.server = this.http;
+      return;
+    }
+    const h2 = http2.createServer();
+    h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void this.handle(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, false));
+    const wantsH2 = opts.http2Hosts ?? defaultHttp2Host;
+    this.server = tls.createServer({
+      cert: opts.tls.certPem,
+      key: opts.tls.keyPem,
+      // No session tickets: a resumed handshake hands ALPNCallback no server name, and the
+      // protocol must follow the name on every connection.
+      secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+      ALPNCallback: ({ servername, protocols }) => {
+        if (protocols.includes("h2") && typeof servername === "string" && wantsH2(servername)) return "h2";
+        return protocols.includes("http/1.1") ? "http/1.1" : undefined;
+      },
+    });
+    this.server.on("secureConnection", (socket: tls.TLSSocket) => {
+      this.sockets.add(socket);
+      socket.once("close", () => this.sockets.delete(socket));
+      (socket.alpnProtocol === "h2" ? h2 : this.http).emit("connection", socket);
+    });
   }
 
   async listen(): Promise<void> {
@@ -229,7 +289,8 @@ class FakeAwsServer implements FakeAws {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
+    this.http.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
     await closed;
   }
 
@@ -252,8 +313,15 @@ class FakeAwsServer implements FakeAws {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): Promise<void> {
     const requestId = randomBytes(8).toString("hex").toUpperCase();
     const { rawPath, rawQuery } = splitTarget(req.url ?? "/");
-    const headers = headerPairs(req.rawHeaders);
-    const host = req.headers.host ?? "";
+    // Over HTTP/2 the host is :authority: AWS reads it as the host header, and a client may sign
+    // either name (the SDK signs :authority). The other pseudo-headers are no headers.
+    const authority = req.headers[":authority"];
+    const http2Authority = req.httpVersion === "2.0" && typeof authority === "string" ? authority : undefined;
+    const headers: Array<[string, string]> = [
+      ...(http2Authority !== undefined ? [["host", http2Authority] as [string, string], [":authority", http2Authority] as [string, string]] : []),
+      ...headerPairs(req.rawHeaders).filter(([n]) => !n.startsWith(":")),
+    ];
+    const host = http2Authority ?? req.headers.host ?? "";
     const endpoint = resolveEndpoint(host);
     const wire: WireRequest = { method: req.method ?? "GET", rawPath, rawQuery, headers };
     const tokens = sessionTokensOf(wire);
@@ -278,17 +346,21 @@ class FakeAwsServer implements FakeAws {
       wireBodyBytes: 0,
       contentLength: req.headers["content-length"],
       transferEncoding: req.headers["transfer-encoding"],
+      httpVersion: req.httpVersion,
       signedHeaders: [],
       headers: redactHeaders(headers),
     };
     this.requests.push(rec);
     const exchange: Exchange = { req, res, rec, wire, expectContinue, requestId, tokens };
+    const eventOperation = endpoint ? eventStreamOperationOf(endpoint.api, rec.method, rawPath) : undefined;
     try {
       if (!endpoint) {
         const error = awsError(400, "UnknownEndpoint", `fakeaws does not serve host '${host}'`, "unknown-host");
         await this.refuse(exchange, renderError("json", error, requestId), error);
       } else if (endpoint.protocol === "s3") {
         await this.handleS3(exchange, endpoint);
+      } else if (eventOperation) {
+        await this.handleEventStream(exchange, endpoint, eventOperation);
       } else {
         await this.handleBuffered(exchange, endpoint);
       }
@@ -296,7 +368,11 @@ class FakeAwsServer implements FakeAws {
       // The client went away mid-body (or the server is closing): nothing to answer.
       if (!res.headersSent && !res.destroyed) {
         const error = awsError(500, "InternalError", `fakeaws: ${err instanceof Error ? err.message : String(err)}`);
-        this.send(exchange, renderError(endpoint?.protocol ?? "json", error, requestId), error);
+        try {
+          this.send(exchange, renderError(endpoint?.protocol ?? "json", error, requestId), error);
+        } catch {
+          // An HTTP/2 stream already reset by the client: nothing can be answered.
+        }
       }
     }
   }
@@ -519,10 +595,100 @@ class FakeAwsServer implements FakeAws {
       return this.answerSts(ex, stsParams, outcome.kind === "verified" ? outcome.account : undefined, now, render);
     }
     const result: JsonResponse | AwsError =
-      endpoint.api === "bedrock-runtime" ? handleBedrock(rec.method, wire.rawPath, body) : handleDynamoDb(rec.method, wire.headers, body);
+      endpoint.api === "bedrock-runtime"
+        ? handleBedrock(rec.method, wire.rawPath, body)
+        : endpoint.api === "dynamodb"
+          ? handleDynamoDb(rec.method, wire.headers, body)
+          : awsError(404, "UnknownOperationException", `fakeaws ${endpoint.api} has no route ${rec.method} ${wire.rawPath}`, "operation");
     if ("code" in result) return this.send(ex, render(result), result);
     rec.operation = result.operation;
     this.send(ex, { status: result.status, headers: { ...result.headers, "x-amzn-requestid": requestId }, body: result.body });
+  }
+
+  // -- bidirectional event streams: the head first, then each event as it arrives ------------
+
+  private async handleEventStream(ex: Exchange, endpoint: Endpoint, operation: EventStreamOperation): Promise<void> {
+    const { rec, wire, requestId, req, res } = ex;
+    rec.operation = EVENT_STREAM_OPERATIONS[operation].operation;
+    // Refused at once, the body unread: an event-stream client may wait for answers before it
+    // sends more (or ends), so draining first could wait forever.
+    const reject = async (error: AwsError): Promise<void> => {
+      this.send(ex, renderError("json", error, requestId), error);
+      req.resume();
+    };
+    const payloadHash = headerValue(wire.headers, "x-amz-content-sha256")?.trim();
+    rec.payloadMode = payloadHash ?? "NONE";
+    if (payloadHash !== STREAMING_EVENTS_PAYLOAD) {
+      return reject(awsError(400, "BadRequestException", `${rec.operation} needs x-amz-content-sha256: ${STREAMING_EVENTS_PAYLOAD}`, "invalid-content-sha256"));
+    }
+    const outcome = authenticate({
+      request: wire,
+      endpoint,
+      payloadHash,
+      now: this.now(),
+      maxSkewMs: this.maxSkewFor(endpoint),
+      findAccount: (id) => this.accounts.get(id),
+    });
+    this.recordAuth(ex, outcome);
+    if (outcome.kind === "denied") return reject(outcome.error);
+    if (outcome.kind === "anonymous") return reject(missingAuthError("json"));
+    if (outcome.signingKey === undefined) {
+      return reject(awsError(400, "BadRequestException", `event signatures are SigV4 (HMAC); the request was signed with ${outcome.auth.algorithm}`, "unsupported-algorithm"));
+    }
+    const { account, auth } = outcome;
+    const chain = new EventStreamChainVerifier({
+      seedSignature: auth.signature,
+      region: auth.region,
+      service: auth.service,
+      signingKeyFor: (day) => deriveSigningKey(account.secretAccessKey, day, auth.region, auth.service),
+    });
+    const events = newEventStreamRecord();
+    rec.eventStream = events;
+    const closed = (): boolean => res.destroyed || (res as unknown as http2.Http2ServerResponse).stream?.destroyed === true;
+    const hold = this.eventStreams.holdAnswerUntilInputEnds;
+    const held: Array<() => void> = [];
+    const emit = (action: () => void): void => {
+      if (hold) held.push(action); // flushed by end(), after the input has ended
+      else if (!closed()) action();
+    };
+    async function* body(): AsyncIterable<Buffer> {
+      for await (const chunk of req) {
+        rec.wireBodyBytes += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+    }
+    await serveEventStream({
+      operation,
+      chain,
+      body: body(),
+      record: events,
+      requestId,
+      header: (name) => headerValue(wire.headers, name),
+      ...(this.opts.transcriptEvery !== undefined ? { transcriptEvery: this.opts.transcriptEvery } : {}),
+      sink: {
+        head: (headers) => {
+          const date = this.now().toUTCString();
+          emit(() => {
+            rec.status = 200;
+            res.writeHead(200, { "x-amz-request-id": requestId, date, ...headers });
+            res.flushHeaders();
+          });
+        },
+        write: (bytes) => emit(() => res.write(bytes)),
+        end: () => {
+          rec.verified = events.finalVerified && events.failure === undefined;
+          if (events.failure) {
+            rec.errorCode = events.exception ?? "BadRequestException";
+            rec.errorMessage = events.failure.message;
+            rec.failure = events.failure.code === "signature" ? "chunk-signature" : "aws-chunked";
+            if (events.failure.stringToSign) rec.stringToSign = events.failure.stringToSign;
+          }
+          if (closed()) return;
+          for (const action of held.splice(0)) action();
+          res.end();
+        },
+      },
+    });
   }
 
   private async answerSts(
