@@ -1,6 +1,6 @@
 import { Hash } from "@smithy/hash-node";
 import { getSigningKey, SignatureV4 } from "@smithy/signature-v4";
-import type { HttpRequest } from "@smithy/types";
+import type { HttpRequest, SourceData } from "@smithy/types";
 import {
   EMPTY_SHA256,
   H_AMZ_DATE,
@@ -64,24 +64,58 @@ export interface SignOutput extends SignatureChainSeed {
 
 /** What smithy's own request signing derived on the way to the Authorization header it built. */
 interface Derived {
-  amzDate?: string;
-  scope?: string;
-  stringToSign?: string;
-  signedHeaderNames?: string;
+  amzDate: string | undefined;
+  scope: string | undefined;
+  signedHeaderNames: string | undefined;
+  /** The key of the last HMAC smithy finished, and that HMAC's output. */
+  lastHmacKey: SourceData | undefined;
+  lastHmac: Uint8Array | undefined;
 }
 
 /**
- * @smithy/signature-v4's signer, recording the scope, string to sign and signed-header list its
- * request signing derives, through the two steps it leaves to subclasses. Nothing is re-computed
- * or re-parsed here: these are the values the Authorization header was built from.
+ * smithy's node SHA-256 (an HMAC when given a key), the hash constructor handed to the signer,
+ * noting the key and output of every HMAC it finishes. smithy's request signing ends with the HMAC
+ * of the string to sign under the signing key (after the key itself is derived), so the last HMAC
+ * a signRequest call finished is the signature in its Authorization header; `signRequest` checks
+ * that its key is the signing key before it uses it.
+ */
+class RecordingSha256 extends Hash {
+  constructor(
+    private readonly derived: Derived,
+    private readonly key?: SourceData,
+  ) {
+    super("sha256", key);
+  }
+
+  override async digest(): Promise<Uint8Array> {
+    const out = await super.digest();
+    if (this.key !== undefined) {
+      this.derived.lastHmacKey = this.key;
+      this.derived.lastHmac = out;
+    }
+    return out;
+  }
+}
+
+/**
+ * @smithy/signature-v4's signer, recording the scope, date and signed-header list its request
+ * signing derives, through the steps it leaves to subclasses, and the HMACs it computes, through
+ * the hash constructor it is given. Nothing is re-computed or re-parsed here: these are the values
+ * the Authorization header was built from.
  */
 class RecordingSigner extends SignatureV4 {
-  readonly derived: Derived = {};
+  constructor(
+    readonly derived: Derived,
+    init: Omit<ConstructorParameters<typeof SignatureV4>[0], "sha256">,
+  ) {
+    // A bound class is a constructor, as smithy's own Hash.bind(null, "sha256") is.
+    super({ ...init, sha256: RecordingSha256.bind(null, derived) });
+  }
 
-  protected override async createStringToSign(longDate: string, credentialScope: string, canonicalRequest: string, algorithmIdentifier: string): Promise<string> {
-    const stringToSign = await super.createStringToSign(longDate, credentialScope, canonicalRequest, algorithmIdentifier);
-    Object.assign(this.derived, { amzDate: longDate, scope: credentialScope, stringToSign });
-    return stringToSign;
+  protected override createStringToSign(longDate: string, credentialScope: string, canonicalRequest: string, algorithmIdentifier: string): Promise<string> {
+    this.derived.amzDate = longDate;
+    this.derived.scope = credentialScope;
+    return super.createStringToSign(longDate, credentialScope, canonicalRequest, algorithmIdentifier);
   }
 
   protected override getCanonicalHeaderList(headers: object): string {
@@ -181,11 +215,11 @@ export function signedHeaderChanges(
  */
 export async function signRequest(input: SignInput): Promise<SignOutput> {
   const { request, headers, s3Style } = prepareRequest(input);
-  const signer = new RecordingSigner({
+  const derived: Derived = { amzDate: undefined, scope: undefined, signedHeaderNames: undefined, lastHmacKey: undefined, lastHmac: undefined };
+  const signer = new RecordingSigner(derived, {
     service: input.service,
     region: input.region,
     credentials: input.credentials,
-    sha256: Sha256,
     uriEscapePath: !s3Style,
     applyChecksum: false,
   });
@@ -195,13 +229,17 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
     signableHeaders: new Set(Object.keys(headers)),
   });
 
-  const { amzDate, scope, stringToSign, signedHeaderNames } = signer.derived;
-  if (amzDate === undefined || scope === undefined || stringToSign === undefined || signedHeaderNames === undefined) {
-    throw new Error("@smithy/signature-v4 signed without deriving a scope, string to sign and signed-header list");
+  const { amzDate, scope, signedHeaderNames, lastHmacKey, lastHmac } = derived;
+  const authorization = signed.headers[H_AUTHORIZATION];
+  if (amzDate === undefined || scope === undefined || signedHeaderNames === undefined || lastHmac === undefined || authorization === undefined) {
+    throw new Error("@smithy/signature-v4 signed without deriving a scope, signed-header list and signature");
   }
-  // The same string to sign under the same (cached) key: smithy's HMAC, the header's signature.
-  const signature = await signer.sign(stringToSign, { signingDate: input.now });
   const signingKey = await cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
-  const changes = signedHeaderChanges(input, signed.headers[H_AUTHORIZATION] as string, amzDate);
+  // The signature is smithy's last HMAC, made under the signing key (fail closed if it was not).
+  if (!(lastHmacKey instanceof Uint8Array) || !Buffer.from(lastHmacKey.buffer, lastHmacKey.byteOffset, lastHmacKey.byteLength).equals(signingKey)) {
+    throw new Error("@smithy/signature-v4's last HMAC was not made under the signing key");
+  }
+  const signature = Buffer.from(lastHmac.buffer, lastHmac.byteOffset, lastHmac.byteLength).toString("hex");
+  const changes = signedHeaderChanges(input, authorization, amzDate);
   return { ...changes, signature, amzDate, scope, signingKey, signedHeaderNames };
 }
