@@ -106,10 +106,18 @@ class RecordingSha256 extends Hash {
 class RecordingSigner extends SignatureV4 {
   constructor(
     readonly derived: Derived,
-    init: Omit<ConstructorParameters<typeof SignatureV4>[0], "sha256">,
+    init: { service: string; region: string; credentials: Credentials; uriEscapePath: boolean },
   ) {
-    // A bound class is a constructor, as smithy's own Hash.bind(null, "sha256") is.
-    super({ ...init, sha256: RecordingSha256.bind(null, derived) });
+    // A bound class is a constructor, as smithy's own Hash.bind(null, "sha256") is. The options
+    // are spelled out, not spread: an object spread here cost more than the signer's construction.
+    super({
+      service: init.service,
+      region: init.region,
+      credentials: init.credentials,
+      uriEscapePath: init.uriEscapePath,
+      applyChecksum: false,
+      sha256: RecordingSha256.bind(null, derived),
+    });
   }
 
   protected override createStringToSign(longDate: string, credentialScope: string, canonicalRequest: string, algorithmIdentifier: string): Promise<string> {
@@ -131,25 +139,38 @@ class RecordingSigner extends SignatureV4 {
  * and service. smithy caches the key too, but finds it under an HMAC of the credentials, one more
  * HMAC per request; this look-up is a Map get. The key itself is smithy's getSigningKey.
  */
-const signingKeys = new WeakMap<Credentials, Map<string, Promise<Uint8Array>>>();
+interface KeysOfCredentials {
+  /** The key of the last scope asked for, derived: the common case is one scope per credentials. */
+  last: { readonly shortDate: string; readonly region: string; readonly service: string; readonly key: Uint8Array } | undefined;
+  readonly byScope: Map<string, Promise<Uint8Array>>;
+}
+const signingKeys = new WeakMap<Credentials, KeysOfCredentials>();
 const MAX_KEYS_PER_CREDENTIALS = 64;
 
-function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Promise<Uint8Array> {
-  let byScope = signingKeys.get(credentials);
-  if (byScope === undefined) {
-    byScope = new Map();
-    signingKeys.set(credentials, byScope);
+/** The key, or a promise of it while smithy derives it (no promise hop once it is known). */
+function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Uint8Array | Promise<Uint8Array> {
+  let keys = signingKeys.get(credentials);
+  if (keys === undefined) {
+    keys = { last: undefined, byScope: new Map() };
+    signingKeys.set(credentials, keys);
   }
+  const last = keys.last;
+  if (last !== undefined && last.shortDate === shortDate && last.region === region && last.service === service) return last.key;
   const scope = `${shortDate}/${region}/${service}`;
-  let key = byScope.get(scope);
+  let key = keys.byScope.get(scope);
   if (key === undefined) {
+    const { byScope } = keys;
     if (byScope.size >= MAX_KEYS_PER_CREDENTIALS) byScope.clear();
     key = getSigningKey(Sha256, credentials, shortDate, region, service);
     byScope.set(scope, key);
     // A failed derivation is not kept.
     key.catch(() => byScope.delete(scope));
   }
-  return key;
+  const owner = keys;
+  return key.then((derivedKey) => {
+    owner.last = { shortDate, region, service, key: derivedKey };
+    return derivedKey;
+  });
 }
 
 /** The request smithy signs: the selected headers, the payload hash header, the path rules. */
@@ -221,7 +242,6 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
     region: input.region,
     credentials: input.credentials,
     uriEscapePath: !s3Style,
-    applyChecksum: false,
   });
   const signed = await signer.sign(request, {
     signingDate: input.now,
@@ -234,12 +254,13 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
   if (amzDate === undefined || scope === undefined || signedHeaderNames === undefined || lastHmac === undefined || authorization === undefined) {
     throw new Error("@smithy/signature-v4 signed without deriving a scope, signed-header list and signature");
   }
-  const signingKey = await cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
+  const cached = cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
+  const signingKey = cached instanceof Uint8Array ? cached : await cached;
   // The signature is smithy's last HMAC, made under the signing key (fail closed if it was not).
   if (!(lastHmacKey instanceof Uint8Array) || !Buffer.from(lastHmacKey.buffer, lastHmacKey.byteOffset, lastHmacKey.byteLength).equals(signingKey)) {
     throw new Error("@smithy/signature-v4's last HMAC was not made under the signing key");
   }
   const signature = Buffer.from(lastHmac.buffer, lastHmac.byteOffset, lastHmac.byteLength).toString("hex");
-  const changes = signedHeaderChanges(input, authorization, amzDate);
-  return { ...changes, signature, amzDate, scope, signingKey, signedHeaderNames };
+  const { setHeaders, removeHeaders } = signedHeaderChanges(input, authorization, amzDate);
+  return { setHeaders, removeHeaders, signature, amzDate, scope, signingKey, signedHeaderNames };
 }
