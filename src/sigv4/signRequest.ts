@@ -67,17 +67,17 @@ interface Derived {
   amzDate: string | undefined;
   scope: string | undefined;
   signedHeaderNames: string | undefined;
-  /** The key of the last HMAC smithy finished, and that HMAC's output. */
+  /** The key of the last HMAC whose output smithy asked for, and that output. */
   lastHmacKey: SourceData | undefined;
-  lastHmac: Uint8Array | undefined;
+  lastHmac: Promise<Uint8Array> | undefined;
 }
 
 /**
  * smithy's node SHA-256 (an HMAC when given a key), the hash constructor handed to the signer,
- * noting the key and output of every HMAC it finishes. smithy's request signing ends with the HMAC
- * of the string to sign under the signing key (after the key itself is derived), so the last HMAC
- * a signRequest call finished is the signature in its Authorization header; `signRequest` checks
- * that its key is the signing key before it uses it.
+ * noting the key and output of every HMAC whose output is asked for. smithy's request signing ends
+ * with the HMAC of the string to sign under the signing key (asked for once the key itself is
+ * derived), so the last HMAC of a signRequest call is the signature in its Authorization header;
+ * `signRequest` checks that its key is the signing key before it uses it.
  */
 class RecordingSha256 extends Hash {
   constructor(
@@ -87,8 +87,8 @@ class RecordingSha256 extends Hash {
     super("sha256", key);
   }
 
-  override async digest(): Promise<Uint8Array> {
-    const out = await super.digest();
+  override digest(): Promise<Uint8Array> {
+    const out = super.digest();
     if (this.key !== undefined) {
       this.derived.lastHmacKey = this.key;
       this.derived.lastHmac = out;
@@ -260,7 +260,8 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
   if (!(lastHmacKey instanceof Uint8Array) || !Buffer.from(lastHmacKey.buffer, lastHmacKey.byteOffset, lastHmacKey.byteLength).equals(signingKey)) {
     throw new Error("@smithy/signature-v4's last HMAC was not made under the signing key");
   }
-  const signature = Buffer.from(lastHmac.buffer, lastHmac.byteOffset, lastHmac.byteLength).toString("hex");
+  const signatureBytes = await lastHmac;
+  const signature = Buffer.from(signatureBytes.buffer, signatureBytes.byteOffset, signatureBytes.byteLength).toString("hex");
   const { setHeaders, removeHeaders } = signedHeaderChanges(input, authorization, amzDate);
   return { setHeaders, removeHeaders, signature, amzDate, scope, signingKey, signedHeaderNames };
 }
