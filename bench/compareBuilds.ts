@@ -4,12 +4,14 @@
  * same request. On a busy machine, CPU time in one process is the comparison that other work
  * disturbs least: both builds get the same cores, the same moments and the same noise.
  *
- *   git stash && git checkout <rev> -- src && npx tsc -p tsconfig.build.json --outDir .tmp/base; \
- *     git checkout HEAD -- src && git stash pop
+ *   mkdir -p .tmp/base && git archive <rev> | tar -x -C .tmp/base
+ *   ln -s "$PWD/node_modules" .tmp/base/node_modules && (cd .tmp/base && npm run build)
  *   npm run build
- *   node --import tsx bench/compareBuilds.ts .tmp/base dist [BATCHES]
+ *   node --import tsx bench/compareBuilds.ts .tmp/base/dist dist [BATCHES]
  *
- * A build directory is a `tsc -p tsconfig.build.json` output (it holds src/ and protos/).
+ * A build directory is a `npm run build` output (`dist/`, holding src/ and protos/). Both builds
+ * get this tree's bench/policy.yaml and a SigningContext of today's shape (an `admission`, and
+ * credentials as a Result): revisions older than that need their own harness.
  */
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
