@@ -5,7 +5,7 @@
  *
  * Self time of a node = the sum of the sampling intervals (timeDeltas) whose sample landed in it.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 interface CallFrame {
@@ -170,11 +170,17 @@ export function formatSummary(s: ProfileSummary): string {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const file = process.argv[2];
-  if (!file) {
-    process.stderr.write("usage: node --import tsx bench/topFunctions.ts FILE.cpuprofile [TOP_N]\n");
+  // `node --cpu-prof --import tsx` writes two profiles (tsx's loader thread too), so a glob gives
+  // several files: the largest is the main thread's. A trailing number is TOP_N.
+  const args = process.argv.slice(2);
+  const last = args.at(-1);
+  const topN = last !== undefined && /^\d+$/.test(last) ? Number(args.pop()) : 25;
+  if (args.length === 0) {
+    process.stderr.write("usage: node --import tsx bench/topFunctions.ts FILE.cpuprofile... [TOP_N]\n");
     process.exit(2);
   }
+  const file = args.reduce((a, b) => (statSync(b).size > statSync(a).size ? b : a));
+  if (args.length > 1) process.stdout.write(`${file} (the largest of ${args.length} profiles)\n\n`);
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
-  process.stdout.write(`${formatSummary(summarizeProfile(profile, Number(process.argv[3] ?? "25")))}\n`);
+  process.stdout.write(`${formatSummary(summarizeProfile(profile, topN))}\n`);
 }

@@ -74,11 +74,25 @@ export class Metrics implements StreamObserver {
   readonly registry = new client.Registry();
   private sources: MetricSources | undefined;
 
-  private readonly requests = new client.Counter({
+  /**
+   * Per-request counts are kept in plain fields and handed to prom-client when the registry is
+   * read (each counter's `collect`): prom-client validates and hashes labels on every inc(), which
+   * cost more per request than the counting itself.
+   */
+  private readonly pending = { streamsOpened: 0, streamsActive: 0, bytesHashed: 0, chunksResigned: 0 };
+  /** Requests decided since the last read, per label set, with the prom-client child they go to. */
+  private readonly requestCounts = new Map<string, { child: client.Counter.Internal; count: number }>();
+  private readonly requests: client.Counter<"decision" | "reason" | "payload_mode" | "service"> = new client.Counter({
     name: "countersign_requests_total",
     help: "Requests decided, by decision (signed|refused|cancelled), reason, payload mode and signing service.",
     labelNames: ["decision", "reason", "payload_mode", "service"] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const entry of this.requestCounts.values()) {
+        if (entry.count > 0) entry.child.inc(entry.count);
+        entry.count = 0;
+      }
+    },
   });
   private readonly auditFindings = new client.Counter({
     name: "countersign_audit_would_refuse_total",
@@ -93,25 +107,38 @@ export class Metrics implements StreamObserver {
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
-  private readonly bytesHashed = new client.Counter({
+  private readonly bytesHashed: client.Counter = new client.Counter({
     name: "countersign_body_bytes_hashed_total",
     help: "Request body bytes hashed (buffered bodies and re-signed chunks).",
     registers: [this.registry],
+    collect: () => {
+      if (this.pending.bytesHashed > 0) this.bytesHashed.inc(this.pending.bytesHashed);
+      this.pending.bytesHashed = 0;
+    },
   });
-  private readonly chunksResigned = new client.Counter({
+  private readonly chunksResigned: client.Counter = new client.Counter({
     name: "countersign_chunks_resigned_total",
     help: "aws-chunked chunk and trailer signatures and event-stream message signatures re-computed.",
     registers: [this.registry],
+    collect: () => {
+      if (this.pending.chunksResigned > 0) this.chunksResigned.inc(this.pending.chunksResigned);
+      this.pending.chunksResigned = 0;
+    },
   });
-  private readonly streamsActive = new client.Gauge({
+  private readonly streamsActive: client.Gauge = new client.Gauge({
     name: "countersign_extproc_streams_active",
     help: "ext_proc gRPC streams currently open.",
     registers: [this.registry],
+    collect: () => this.streamsActive.set(this.pending.streamsActive),
   });
-  private readonly streamsTotal = new client.Counter({
+  private readonly streamsTotal: client.Counter = new client.Counter({
     name: "countersign_extproc_streams_total",
     help: "ext_proc gRPC streams opened.",
     registers: [this.registry],
+    collect: () => {
+      if (this.pending.streamsOpened > 0) this.streamsTotal.inc(this.pending.streamsOpened);
+      this.pending.streamsOpened = 0;
+    },
   });
   private readonly grpcErrors = new client.Counter({
     name: "countersign_grpc_errors_total",
@@ -223,19 +250,18 @@ export class Metrics implements StreamObserver {
   }
 
   /** Labelled children resolved once per label set (the sets are few and bounded). */
-  private readonly requestChildren = new Map<string, client.Counter.Internal>();
   private readonly latencyChildren = new Map<string, client.Histogram.Internal<"payload_mode">>();
 
   recordDecision(e: DecisionEvent): void {
     const mode = e.payloadMode || "none";
     const service = serviceLabel(e.service);
     const key = `${e.decision}|${e.reason}|${mode}|${service}`;
-    let counter = this.requestChildren.get(key);
+    let counter = this.requestCounts.get(key);
     if (!counter) {
-      counter = this.requests.labels({ decision: e.decision, reason: e.reason, payload_mode: mode, service });
-      this.requestChildren.set(key, counter);
+      counter = { child: this.requests.labels({ decision: e.decision, reason: e.reason, payload_mode: mode, service }), count: 0 };
+      this.requestCounts.set(key, counter);
     }
-    counter.inc();
+    counter.count++;
     if (e.audit !== undefined && e.decision === "signed") this.auditFindings.inc({ reason: e.audit.reason, endpoint: String(e.endpointIndex), rule: e.audit.rule === undefined ? "none" : String(e.audit.rule) });
     let latency = this.latencyChildren.get(mode);
     if (!latency) {
@@ -243,18 +269,18 @@ export class Metrics implements StreamObserver {
       this.latencyChildren.set(mode, latency);
     }
     latency.observe(e.signingSeconds);
-    if (e.bytesHashed > 0) this.bytesHashed.inc(e.bytesHashed);
-    if (e.chunksResigned > 0) this.chunksResigned.inc(e.chunksResigned);
+    this.pending.bytesHashed += e.bytesHashed;
+    this.pending.chunksResigned += e.chunksResigned;
     if (e.credentialsRefusal !== undefined) this.credentialRefusals.inc({ reason: e.credentialsRefusal });
   }
 
   streamOpened(): void {
-    this.streamsActive.inc();
-    this.streamsTotal.inc();
+    this.pending.streamsActive++;
+    this.pending.streamsOpened++;
   }
 
   streamClosed(): void {
-    this.streamsActive.dec();
+    this.pending.streamsActive--;
   }
 
   grpcError(code: string): void {

@@ -83,7 +83,8 @@ export class RequestRecord {
     this.emitted = true;
     const f = this.facts;
     try {
-      this.sink({
+      // Optional facts are added when present, not spread in (spreads are slow on this path).
+      const event: { -readonly [K in keyof DecisionEvent]: DecisionEvent[K] } = {
         requestId: this.id,
         method: this.method,
         host: f.host ?? "",
@@ -99,10 +100,11 @@ export class RequestRecord {
         bytesHashed: this.bytesHashed,
         chunksResigned: this.chunksResigned,
         clientKeyId: f.clientKeyId,
-        ...(f.credentialsRefusal !== undefined ? { credentialsRefusal: f.credentialsRefusal } : {}),
-        ...(f.audit === undefined ? {} : { audit: f.audit }),
-        ...(f.action === undefined ? {} : { action: f.action }),
-      });
+      };
+      if (f.credentialsRefusal !== undefined) event.credentialsRefusal = f.credentialsRefusal;
+      if (f.audit !== undefined) event.audit = f.audit;
+      if (f.action !== undefined) event.action = f.action;
+      this.sink(event);
     } catch {
       // Metrics or logging failed: the answer already decided must still go out.
     }

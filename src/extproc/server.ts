@@ -22,7 +22,11 @@ export function extProcHandlers(ctx: SigningContext, observer: StreamObserver = 
     Process(call: ProcessCall): void {
       observer.streamOpened?.();
       const stream = new ExtProcStream(ctx);
-      let queue: Promise<void> = Promise.resolve();
+      // Messages of one stream are handled one at a time, in order: those that arrive while one is
+      // being handled wait here, and the loop below takes them (no promise chain per message).
+      const pending: ProcessingRequest__Output[] = [];
+      let running = false;
+      let ended = false;
       let closed = false;
       const close = (): void => {
         if (closed) return;
@@ -30,27 +34,36 @@ export function extProcHandlers(ctx: SigningContext, observer: StreamObserver = 
         stream.release();
         observer.streamClosed?.();
       };
-      call.on("data", (msg: ProcessingRequest__Output) => {
-        // Messages of one stream are handled one at a time, in order.
-        queue = queue
-          .then(async () => {
-            if (closed) return; // cancelled: nothing more is signed for it
+      const endCall = (): void => {
+        if (!call.destroyed) call.end();
+        close();
+      };
+      const drain = async (): Promise<void> => {
+        running = true;
+        try {
+          for (let msg = pending.shift(); msg !== undefined; msg = pending.shift()) {
+            if (closed) break; // cancelled: nothing more is signed for it
             const response = await stream.handle(msg);
             if (!call.cancelled && !call.destroyed) call.write(response);
-          })
-          .catch((err: unknown) => {
-            // handle() never throws; if anything here does, end the stream rather than leave it
-            // hanging (Envoy answers 500 and forwards nothing).
-            observer.grpcError?.("INTERNAL");
-            call.destroy(err instanceof Error ? err : new Error(String(err)));
-            close();
-          });
+          }
+        } catch (err) {
+          // handle() never throws; if anything here does, end the stream rather than leave it
+          // hanging (Envoy answers 500 and forwards nothing).
+          observer.grpcError?.("INTERNAL");
+          call.destroy(err instanceof Error ? err : new Error(String(err)));
+          close();
+        }
+        pending.length = 0;
+        running = false;
+        if (ended) endCall();
+      };
+      call.on("data", (msg: ProcessingRequest__Output) => {
+        pending.push(msg);
+        if (!running) void drain();
       });
       call.on("end", () => {
-        void queue.finally(() => {
-          if (!call.destroyed) call.end();
-          close();
-        });
+        ended = true;
+        if (!running) endCall();
       });
       call.on("error", (err: grpc.ServiceError) => {
         observer.grpcError?.(grpc.status[err.code] ?? "UNKNOWN");

@@ -132,7 +132,8 @@ export class ExtProcStream {
     return this.state === "done";
   }
 
-  private async dispatch(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
+  /** Not async: the synchronous answers (body pieces, pass-through) take no promise hop of their own. */
+  private dispatch(msg: ProcessingRequest__Output): ProcessingResponse | Promise<ProcessingResponse> {
     switch (msg.request) {
       case "request_headers":
         return this.onRequestHeaders(msg);
@@ -228,8 +229,12 @@ export class ExtProcStream {
     return bodyReplace(result.out);
   }
 
-  private async onRequestBody(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
-    if (this.state === "streaming") return this.onStreamedBody(msg);
+  private onRequestBody(msg: ProcessingRequest__Output): ProcessingResponse | Promise<ProcessingResponse> {
+    // STREAMED pieces are answered synchronously; a BUFFERED body is hashed, then signed.
+    return this.state === "streaming" ? this.onStreamedBody(msg) : this.onBufferedBody(msg);
+  }
+
+  private async onBufferedBody(msg: ProcessingRequest__Output): Promise<ProcessingResponse> {
     const plan = this.plan;
     if (this.state !== "awaiting_body" || !plan) {
       return this.refuse(deny("protocol_error", `request_body arrived while ${this.state === "done" ? "the request was already decided" : "no headers had been seen"}; check that envoy.yaml sets request_body_mode: NONE`));

@@ -107,14 +107,20 @@ export class AwsChunkedResigner {
         case "trailer": {
           const nl = input.indexOf(0x0a, i);
           const end = nl < 0 ? input.length : nl + 1;
-          this.line.push(Buffer.from(input.subarray(i, end)));
-          this.lineBytes += end - i;
+          const piece = input.subarray(i, end);
+          const lineBytes = this.lineBytes + piece.length;
           i = end;
-          if (this.lineBytes > (this.state === "header" ? this.maxHeaderLine : MAX_TRAILER_BYTES)) {
+          if (lineBytes > (this.state === "header" ? this.maxHeaderLine : MAX_TRAILER_BYTES)) {
             return this.fail(this.state === "header" ? `chunk header line is too long (expected <hex size>;chunk-signature=<${this.p.signer.fieldForm}>)` : "trailer line is too long");
           }
-          if (nl < 0) break;
-          const bytes = this.line.length === 1 ? (this.line[0] as Buffer) : Buffer.concat(this.line, this.lineBytes);
+          if (nl < 0) {
+            // The line goes on in the next message: keep a copy of this part, not the message.
+            this.line.push(Buffer.from(piece));
+            this.lineBytes = lineBytes;
+            break;
+          }
+          // A whole line inside this message (the common case) is read where it is, uncopied.
+          const bytes = this.line.length === 0 ? piece : Buffer.concat([...this.line, piece], lineBytes);
           this.line = [];
           this.lineBytes = 0;
           if (bytes.length < 2 || bytes[bytes.length - 2] !== 0x0d) return this.fail("chunk framing line does not end with CRLF");

@@ -1,6 +1,6 @@
 import { Hash } from "@smithy/hash-node";
 import { getSigningKey, SignatureV4 } from "@smithy/signature-v4";
-import type { HttpRequest } from "@smithy/types";
+import type { HttpRequest, SourceData } from "@smithy/types";
 import {
   EMPTY_SHA256,
   H_AMZ_DATE,
@@ -64,24 +64,66 @@ export interface SignOutput extends SignatureChainSeed {
 
 /** What smithy's own request signing derived on the way to the Authorization header it built. */
 interface Derived {
-  amzDate?: string;
-  scope?: string;
-  stringToSign?: string;
-  signedHeaderNames?: string;
+  amzDate: string | undefined;
+  scope: string | undefined;
+  signedHeaderNames: string | undefined;
+  /** The key of the last HMAC whose output smithy asked for, and that output. */
+  lastHmacKey: SourceData | undefined;
+  lastHmac: Promise<Uint8Array> | undefined;
 }
 
 /**
- * @smithy/signature-v4's signer, recording the scope, string to sign and signed-header list its
- * request signing derives, through the two steps it leaves to subclasses. Nothing is re-computed
- * or re-parsed here: these are the values the Authorization header was built from.
+ * smithy's node SHA-256 (an HMAC when given a key), the hash constructor handed to the signer,
+ * noting the key and output of every HMAC whose output is asked for. smithy's request signing ends
+ * with the HMAC of the string to sign under the signing key (asked for once the key itself is
+ * derived), so the last HMAC of a signRequest call is the signature in its Authorization header;
+ * `signRequest` checks that its key is the signing key before it uses it.
+ */
+class RecordingSha256 extends Hash {
+  constructor(
+    private readonly derived: Derived,
+    private readonly key?: SourceData,
+  ) {
+    super("sha256", key);
+  }
+
+  override digest(): Promise<Uint8Array> {
+    const out = super.digest();
+    if (this.key !== undefined) {
+      this.derived.lastHmacKey = this.key;
+      this.derived.lastHmac = out;
+    }
+    return out;
+  }
+}
+
+/**
+ * @smithy/signature-v4's signer, recording the scope, date and signed-header list its request
+ * signing derives, through the steps it leaves to subclasses, and the HMACs it computes, through
+ * the hash constructor it is given. Nothing is re-computed or re-parsed here: these are the values
+ * the Authorization header was built from.
  */
 class RecordingSigner extends SignatureV4 {
-  readonly derived: Derived = {};
+  constructor(
+    readonly derived: Derived,
+    init: { service: string; region: string; credentials: Credentials; uriEscapePath: boolean },
+  ) {
+    // A bound class is a constructor, as smithy's own Hash.bind(null, "sha256") is. The options
+    // are spelled out, not spread: an object spread here cost more than the signer's construction.
+    super({
+      service: init.service,
+      region: init.region,
+      credentials: init.credentials,
+      uriEscapePath: init.uriEscapePath,
+      applyChecksum: false,
+      sha256: RecordingSha256.bind(null, derived),
+    });
+  }
 
-  protected override async createStringToSign(longDate: string, credentialScope: string, canonicalRequest: string, algorithmIdentifier: string): Promise<string> {
-    const stringToSign = await super.createStringToSign(longDate, credentialScope, canonicalRequest, algorithmIdentifier);
-    Object.assign(this.derived, { amzDate: longDate, scope: credentialScope, stringToSign });
-    return stringToSign;
+  protected override createStringToSign(longDate: string, credentialScope: string, canonicalRequest: string, algorithmIdentifier: string): Promise<string> {
+    this.derived.amzDate = longDate;
+    this.derived.scope = credentialScope;
+    return super.createStringToSign(longDate, credentialScope, canonicalRequest, algorithmIdentifier);
   }
 
   protected override getCanonicalHeaderList(headers: object): string {
@@ -97,25 +139,38 @@ class RecordingSigner extends SignatureV4 {
  * and service. smithy caches the key too, but finds it under an HMAC of the credentials, one more
  * HMAC per request; this look-up is a Map get. The key itself is smithy's getSigningKey.
  */
-const signingKeys = new WeakMap<Credentials, Map<string, Promise<Uint8Array>>>();
+interface KeysOfCredentials {
+  /** The key of the last scope asked for, derived: the common case is one scope per credentials. */
+  last: { readonly shortDate: string; readonly region: string; readonly service: string; readonly key: Uint8Array } | undefined;
+  readonly byScope: Map<string, Promise<Uint8Array>>;
+}
+const signingKeys = new WeakMap<Credentials, KeysOfCredentials>();
 const MAX_KEYS_PER_CREDENTIALS = 64;
 
-function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Promise<Uint8Array> {
-  let byScope = signingKeys.get(credentials);
-  if (byScope === undefined) {
-    byScope = new Map();
-    signingKeys.set(credentials, byScope);
+/** The key, or a promise of it while smithy derives it (no promise hop once it is known). */
+function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Uint8Array | Promise<Uint8Array> {
+  let keys = signingKeys.get(credentials);
+  if (keys === undefined) {
+    keys = { last: undefined, byScope: new Map() };
+    signingKeys.set(credentials, keys);
   }
+  const last = keys.last;
+  if (last !== undefined && last.shortDate === shortDate && last.region === region && last.service === service) return last.key;
   const scope = `${shortDate}/${region}/${service}`;
-  let key = byScope.get(scope);
+  let key = keys.byScope.get(scope);
   if (key === undefined) {
+    const { byScope } = keys;
     if (byScope.size >= MAX_KEYS_PER_CREDENTIALS) byScope.clear();
     key = getSigningKey(Sha256, credentials, shortDate, region, service);
     byScope.set(scope, key);
     // A failed derivation is not kept.
     key.catch(() => byScope.delete(scope));
   }
-  return key;
+  const owner = keys;
+  return key.then((derivedKey) => {
+    owner.last = { shortDate, region, service, key: derivedKey };
+    return derivedKey;
+  });
 }
 
 /** The request smithy signs: the selected headers, the payload hash header, the path rules. */
@@ -181,13 +236,12 @@ export function signedHeaderChanges(
  */
 export async function signRequest(input: SignInput): Promise<SignOutput> {
   const { request, headers, s3Style } = prepareRequest(input);
-  const signer = new RecordingSigner({
+  const derived: Derived = { amzDate: undefined, scope: undefined, signedHeaderNames: undefined, lastHmacKey: undefined, lastHmac: undefined };
+  const signer = new RecordingSigner(derived, {
     service: input.service,
     region: input.region,
     credentials: input.credentials,
-    sha256: Sha256,
     uriEscapePath: !s3Style,
-    applyChecksum: false,
   });
   const signed = await signer.sign(request, {
     signingDate: input.now,
@@ -195,13 +249,19 @@ export async function signRequest(input: SignInput): Promise<SignOutput> {
     signableHeaders: new Set(Object.keys(headers)),
   });
 
-  const { amzDate, scope, stringToSign, signedHeaderNames } = signer.derived;
-  if (amzDate === undefined || scope === undefined || stringToSign === undefined || signedHeaderNames === undefined) {
-    throw new Error("@smithy/signature-v4 signed without deriving a scope, string to sign and signed-header list");
+  const { amzDate, scope, signedHeaderNames, lastHmacKey, lastHmac } = derived;
+  const authorization = signed.headers[H_AUTHORIZATION];
+  if (amzDate === undefined || scope === undefined || signedHeaderNames === undefined || lastHmac === undefined || authorization === undefined) {
+    throw new Error("@smithy/signature-v4 signed without deriving a scope, signed-header list and signature");
   }
-  // The same string to sign under the same (cached) key: smithy's HMAC, the header's signature.
-  const signature = await signer.sign(stringToSign, { signingDate: input.now });
-  const signingKey = await cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
-  const changes = signedHeaderChanges(input, signed.headers[H_AUTHORIZATION] as string, amzDate);
-  return { ...changes, signature, amzDate, scope, signingKey, signedHeaderNames };
+  const cached = cachedSigningKey(input.credentials, amzDate.slice(0, 8), input.region, input.service);
+  const signingKey = cached instanceof Uint8Array ? cached : await cached;
+  // The signature is smithy's last HMAC, made under the signing key (fail closed if it was not).
+  if (!(lastHmacKey instanceof Uint8Array) || !Buffer.from(lastHmacKey.buffer, lastHmacKey.byteOffset, lastHmacKey.byteLength).equals(signingKey)) {
+    throw new Error("@smithy/signature-v4's last HMAC was not made under the signing key");
+  }
+  const signatureBytes = await lastHmac;
+  const signature = Buffer.from(signatureBytes.buffer, signatureBytes.byteOffset, signatureBytes.byteLength).toString("hex");
+  const { setHeaders, removeHeaders } = signedHeaderChanges(input, authorization, amzDate);
+  return { setHeaders, removeHeaders, signature, amzDate, scope, signingKey, signedHeaderNames };
 }
