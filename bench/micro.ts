@@ -14,6 +14,8 @@
  * warm-up, and each reports the median of its batch means, so that drift hits all of them alike.
  *
  *   BENCH_MICRO_SCALE   multiplies batch counts and durations (default 1; run.ts passes 0.2 for quick runs)
+ *   BENCH_MICRO_ONLY    a regular expression: only the rows whose name it matches are measured (the
+ *                       others are left out of the output), e.g. "sha256-raw|crc32|event-resigner"
  */
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -23,6 +25,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { crc32 } from "node:zlib";
 import { Metrics } from "../src/admin/metrics.js";
 import { unlimitedAdmission } from "../src/extproc/admission.js";
 import type { DecisionEvent, PolicySnapshot, SigningContext } from "../src/extproc/context.js";
@@ -32,6 +35,7 @@ import { planRequest, signInputFor } from "../src/extproc/plan.js";
 import { loadExtProcProtos } from "../src/extproc/protos.js";
 import { ExtProcStream } from "../src/extproc/stream.js";
 import { parsePolicy } from "../src/policy/index.js";
+import { Crc32 } from "@smithy/core/checksum";
 import { EventStreamCodec } from "@smithy/core/event-streams";
 import { AwsChunkedResigner, signRequest, startEventStreamResigning, type Credentials, type SignInput } from "../src/sigv4/index.js";
 import { AwsChunkedBody } from "./protocol.js";
@@ -39,6 +43,7 @@ import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, CHUNK_SIZE, MESSAGE_SIZE,
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCALE = Number(process.env.BENCH_MICRO_SCALE ?? "1") || 1;
+const ONLY = process.env.BENCH_MICRO_ONLY ? new RegExp(process.env.BENCH_MICRO_ONLY) : undefined;
 
 const credentials: Credentials = { accessKeyId: BENCH_ACCESS_KEY_ID, secretAccessKey: BENCH_SECRET_ACCESS_KEY };
 
@@ -81,7 +86,8 @@ async function timeBatch(v: Variant, n: number): Promise<number> {
 }
 
 /** Interleaved batches of each variant; batch sizes calibrated to ~batchMs each. */
-async function compare(variants: Variant[], opts: { warmupMs: number; batchMs: number; batches: number }): Promise<MicroResult[]> {
+async function compare(all: Variant[], opts: { warmupMs: number; batchMs: number; batches: number }): Promise<MicroResult[]> {
+  const variants = ONLY ? all.filter((v) => ONLY.test(v.name)) : all;
   const sizes: number[] = [];
   for (const v of variants) {
     // Warm-up (JIT, caches) and calibration.
@@ -343,6 +349,26 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
         bytesPerOp: k64.length,
         run: (n) => {
           for (let i = 0; i < n; i++) createHash("sha256").update(k64).digest("hex");
+        },
+      },
+      // The CRC32 of an event-stream message, as the codec computes it (smithy's Crc32) and as
+      // node:zlib does, beside the SHA-256 of the same 64 KiB.
+      {
+        name: "crc32-smithy-64KiB (@smithy/core/checksum Crc32)",
+        bytesPerOp: k64.length,
+        run: (n) => {
+          for (let i = 0; i < n; i++) {
+            const c = new Crc32();
+            c.update(k64);
+            c.digestSync();
+          }
+        },
+      },
+      {
+        name: "crc32-zlib-64KiB (node:zlib crc32)",
+        bytesPerOp: k64.length,
+        run: (n) => {
+          for (let i = 0; i < n; i++) crc32(k64);
         },
       },
       {
