@@ -100,7 +100,7 @@ class RecordingSigner extends SignatureV4 {
 const signingKeys = new WeakMap<Credentials, Map<string, Promise<Uint8Array>>>();
 const MAX_KEYS_PER_CREDENTIALS = 64;
 
-function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Promise<Uint8Array> {
+export function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Promise<Uint8Array> {
   let byScope = signingKeys.get(credentials);
   if (byScope === undefined) {
     byScope = new Map();
