@@ -15,6 +15,8 @@
  * warm-up, and each reports the median of its batch means, so that drift hits all of them alike.
  *
  *   BENCH_MICRO_SCALE   multiplies batch counts and durations (default 1; run.ts passes 0.2 for quick runs)
+ *   BENCH_MICRO_ONLY    a regular expression: only the rows whose name it matches are measured (the
+ *                       others are left out of the output), e.g. "sha256-raw|crc32|event-resigner"
  */
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -24,6 +26,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { crc32 } from "node:zlib";
 import { Metrics } from "../src/admin/metrics.js";
 import { unlimitedAdmission } from "../src/extproc/admission.js";
 import type { DecisionEvent, PolicySnapshot, SigningContext } from "../src/extproc/context.js";
@@ -33,13 +36,15 @@ import { planRequest, signInputFor } from "../src/extproc/plan.js";
 import { loadExtProcProtos } from "../src/extproc/protos.js";
 import { ExtProcStream } from "../src/extproc/stream.js";
 import { parsePolicy } from "../src/policy/index.js";
-import { EventStreamCodec } from "@smithy/core/event-streams";
-import { AwsChunkedResigner, hmacChunkSigner, signRequest, startChunkedResigning, startEventStreamResigning, type Credentials, type SignInput } from "../src/sigv4/index.js";
+import { Crc32 } from "@smithy/core/checksum";
+import { AwsChunkedResigner, hmacChunkSigner, signRequest, startChunkedResigning, type Credentials } from "../src/sigv4/index.js";
+import { eventStreamBench } from "./eventStreamBench.js";
 import { AwsChunkedBody } from "./protocol.js";
 import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, CHUNK_SIZE, MESSAGE_SIZE, decodeRequest, encodeRequest, headersRequest, scenarioByName, type Scenario } from "./scenarios.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCALE = Number(process.env.BENCH_MICRO_SCALE ?? "1") || 1;
+const ONLY = process.env.BENCH_MICRO_ONLY ? new RegExp(process.env.BENCH_MICRO_ONLY) : undefined;
 
 const credentials: Credentials = { accessKeyId: BENCH_ACCESS_KEY_ID, secretAccessKey: BENCH_SECRET_ACCESS_KEY };
 
@@ -82,7 +87,8 @@ async function timeBatch(v: Variant, n: number): Promise<number> {
 }
 
 /** Interleaved batches of each variant; batch sizes calibrated to ~batchMs each. */
-async function compare(variants: Variant[], opts: { warmupMs: number; batchMs: number; batches: number }): Promise<MicroResult[]> {
+async function compare(all: Variant[], opts: { warmupMs: number; batchMs: number; batches: number }): Promise<MicroResult[]> {
+  const variants = ONLY ? all.filter((v) => ONLY.test(v.name)) : all;
   const sizes: number[] = [];
   for (const v of variants) {
     // Warm-up (JIT, caches) and calibration.
@@ -381,6 +387,26 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
           for (let i = 0; i < n; i++) createHash("sha256").update(k64).digest("hex");
         },
       },
+      // The CRC32 of an event-stream message, as the codec computes it (smithy's Crc32) and as
+      // node:zlib does, beside the SHA-256 of the same 64 KiB.
+      {
+        name: "crc32-smithy-64KiB (@smithy/core/checksum Crc32)",
+        bytesPerOp: k64.length,
+        run: (n) => {
+          for (let i = 0; i < n; i++) {
+            const c = new Crc32();
+            c.update(k64);
+            c.digestSync();
+          }
+        },
+      },
+      {
+        name: "crc32-zlib-64KiB (node:zlib crc32)",
+        bytesPerOp: k64.length,
+        run: (n) => {
+          for (let i = 0; i < n; i++) crc32(k64);
+        },
+      },
       {
         name: "sha256-raw-1MiB",
         bytesPerOp: m1.length,
@@ -440,57 +466,6 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
     ],
     { warmupMs: 1500, batchMs: 100, batches: 15 },
   );
-}
-
-/**
- * A client's signed event stream of messages whose payloads are `size` bytes (about 4 MiB in all,
- * at least 256 messages), as the re-signer gets it: messages of 64 KiB cut into 64 KiB pieces
- * that do not line up with them (as Envoy's would not), smaller ones one message per piece (each
- * sent as it is made). One operation re-signs the whole stream, from a new seed signature.
- */
-function eventStreamBench(size: number) {
-  const codec = new EventStreamCodec((b) => Buffer.from(b).toString("utf8"), (t) => Buffer.from(t, "utf8"));
-  const payload = Buffer.alloc(size, 0x5a);
-  const messages = Math.max(256, Math.floor((4 * 1024 * 1024) / size));
-  const envelope = (body: Uint8Array, at: number): Uint8Array =>
-    codec.encode({ headers: { ":date": { type: "timestamp", value: new Date(1_767_225_600_000 + at * 100) }, ":chunk-signature": { type: "binary", value: new Uint8Array(32).fill(7) } }, body });
-  const frames = [...Array.from({ length: messages }, (_, i) => envelope(payload, i)), envelope(new Uint8Array(0), messages)].map((f) => Buffer.from(f));
-  let pieces = frames;
-  if (size >= MESSAGE_SIZE) {
-    const all = Buffer.concat(frames);
-    pieces = [];
-    for (let o = 0; o < all.length; o += MESSAGE_SIZE) pieces.push(all.subarray(o, Math.min(o + MESSAGE_SIZE, all.length)));
-  }
-  const head: SignInput = {
-    method: "POST",
-    host: "transcribestreaming.eu-west-1.amazonaws.com",
-    path: "/stream-transcription",
-    query: {},
-    headers: new Map([["content-type", "application/vnd.amazon.eventstream"]]),
-    clientSignedHeaders: ["content-type"],
-    signContentLength: true,
-    payloadHash: "STREAMING-AWS4-HMAC-SHA256-EVENTS",
-    service: "transcribe",
-    region: "eu-west-1",
-    credentials,
-    now: new Date("2026-01-01T00:00:00Z"),
-  };
-  const label = size >= 1024 && size % 1024 === 0 ? `${size / 1024}KiB` : `${size}B`;
-  return {
-    label,
-    payload,
-    messages,
-    payloadBytes: messages * size,
-    resignOnce: async (): Promise<void> => {
-      const { resigner } = await startEventStreamResigning(head, { maxMessageBytes: 16 * 1024 * 1024 });
-      for (const piece of pieces) {
-        const out = await resigner.push(piece);
-        if (!out.ok) throw new Error(out.error);
-      }
-      const end = resigner.finish();
-      if (!end.ok) throw new Error(end.error);
-    },
-  };
 }
 
 async function main(): Promise<void> {

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { audioEvent, oracleFrames, oracleResign, sdkSignedEventStream, verifyEventStream, type ChainParams } from "../../test/support/eventStreams.js";
+import { audioEvent, clientEnvelope, oracleFrames, oracleResign, sdkSignedEventStream, verifyEventStream, type ChainParams } from "../../test/support/eventStreams.js";
 import { STREAMING_EVENTS } from "./constants.js";
 import { EventStreamResigner } from "./eventStreamResigner.js";
-import type { SignInput } from "./signRequest.js";
+import { signRequest, type SignInput } from "./signRequest.js";
 import { startEventStreamResigning } from "./startEventStreamResigning.js";
 
 const REAL = { accessKeyId: "AKIAEVENTSTREAM00001", secretAccessKey: "ZXZlbnRTdHJlYW1SZXNpZ25lclJlYWxTZWNyZXQ=" };
@@ -233,5 +233,58 @@ describe("EventStreamResigner refuses a corrupt stream and forwards nothing more
     expect(b.map((f) => f.dateMs)).toEqual(a.map((f) => f.dateMs));
     expect(b.map((f) => createHash("sha256").update(f.payload).digest("hex"))).toEqual(a.map((f) => createHash("sha256").update(f.payload).digest("hex")));
     expect(verifyEventStream(r.out, chain)).toHaveLength(1);
+  });
+});
+
+describe("EventStreamResigner signs each message with the key and scope of its own day", () => {
+  // The request is signed at 2024-05-01T12:00:00Z; a stream open across midnight UTC carries
+  // messages dated the next day, whose scope and signing key are that day's.
+  const beforeMidnight = Date.UTC(2024, 4, 1, 23, 59, 59, 900);
+  const afterMidnight = Date.UTC(2024, 4, 2, 0, 0, 0, 100);
+  const crossing = () => Buffer.concat([clientEnvelope(beforeMidnight, Buffer.from("a")), clientEnvelope(afterMidnight, Buffer.from("b")), clientEnvelope(afterMidnight + 1000, new Uint8Array(0))]);
+
+  it("a stream across midnight UTC: each message chained under its own day's scope and key", async () => {
+    const { resigner, chain } = await start();
+    const wire = crossing();
+    const r = await feed(resigner, [wire]);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.out).toEqual(oracleResign(wire, chain));
+    expect(verifyEventStream(r.out, chain)).toHaveLength(2);
+  });
+
+  it("no key for a message's day: refused, nothing of that piece forwarded, and refused for good", async () => {
+    const signed = await signRequest(input);
+    const resigner = new EventStreamResigner({
+      seed: { signature: signed.signature, amzDate: signed.amzDate, scope: signed.scope, signingKey: signed.signingKey },
+      signingKeyFor: () => Promise.reject(new Error("derivation failed")),
+      maxMessageBytes: 1024,
+    });
+    const wire = crossing();
+    const first = oracleFrames(wire)[0]?.length ?? 0;
+    expect(await resigner.push(wire.subarray(0, first))).toMatchObject({ ok: true });
+    expect(await resigner.push(wire.subarray(first))).toEqual({ ok: false, error: "no signing key for a message dated 20240502" });
+    expect(await resigner.push(FINAL)).toEqual({ ok: false, error: "no signing key for a message dated 20240502" });
+  });
+});
+
+describe("EventStreamResigner changes only the signature and the message CRC", () => {
+  it("keeps the client's header order (:chunk-signature before :date) byte for byte", async () => {
+    const { resigner, chain } = await start();
+    const wire = Buffer.concat([envelope(Buffer.concat([SIG, DATE]), INNER), FINAL]);
+    const r = await feed(resigner, [wire]);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.out).toEqual(oracleResign(wire, chain));
+    expect(r.out.subarray(12, 12 + SIG.length - 32)).toEqual(SIG.subarray(0, SIG.length - 32));
+  });
+
+  it("never writes to the pieces it is given, whole messages or split ones", async () => {
+    const { resigner, chain } = await start();
+    const pieces = [Buffer.from(wire.subarray(0, 100)), Buffer.from(wire.subarray(100))];
+    const copies = pieces.map((p) => Buffer.from(p));
+    const r = await feed(resigner, pieces);
+    expect(r.ok && r.out.equals(oracleResign(wire, chain))).toBe(true);
+    expect(pieces).toEqual(copies);
   });
 });

@@ -12,5 +12,5 @@ export { signRequestV4a, signRequestV4aForChunks, type SignOutputV4a } from "./s
 export { startChunkedResigning, type ChunkedBodyLimits, type ChunkedResigning } from "./startChunkedResigning.js";
 export { splitPath, type DecodedQuery, type SplitPath } from "./splitPath.js";
 export type { Credentials, SignatureChainSeed } from "./types.js";
-export { EVENT_STREAM_MAX_MESSAGE_BYTES, EventStreamResigner, type EventMessageSigner, type EventStreamParams } from "./eventStreamResigner.js";
+export { EVENT_STREAM_MAX_MESSAGE_BYTES, EventStreamResigner, type EventStreamParams } from "./eventStreamResigner.js";
 export { startEventStreamResigning, type EventStreamLimits, type EventStreamResigning } from "./startEventStreamResigning.js";

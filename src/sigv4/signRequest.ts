@@ -148,7 +148,7 @@ const signingKeys = new WeakMap<Credentials, KeysOfCredentials>();
 const MAX_KEYS_PER_CREDENTIALS = 64;
 
 /** The key, or a promise of it while smithy derives it (no promise hop once it is known). */
-function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Uint8Array | Promise<Uint8Array> {
+export function cachedSigningKey(credentials: Credentials, shortDate: string, region: string, service: string): Uint8Array | Promise<Uint8Array> {
   let keys = signingKeys.get(credentials);
   if (keys === undefined) {
     keys = { last: undefined, byScope: new Map() };

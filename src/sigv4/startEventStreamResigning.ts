@@ -1,48 +1,32 @@
-import { Hash } from "@smithy/hash-node";
-import { SignatureV4 } from "@smithy/signature-v4";
 import { ALGORITHM_V4A } from "./constants.js";
-import { EventStreamResigner, type EventMessageSigner, type EventStreamParams } from "./eventStreamResigner.js";
-import { signRequest, type SignInput, type SignOutput } from "./signRequest.js";
+import { EventStreamResigner, type EventStreamParams } from "./eventStreamResigner.js";
+import { cachedSigningKey, signRequest, type SignInput, type SignOutput } from "./signRequest.js";
 
-/** The stream's framing limits; the chain's seed and signer come from the signed head. */
-export type EventStreamLimits = Omit<EventStreamParams, "seedSignature" | "signer">;
+/** The stream's framing limits; the chain's seed and signing keys come from the signed head. */
+export type EventStreamLimits = Omit<EventStreamParams, "seed" | "signingKeyFor">;
 
 /** The seed-signed head's header changes, and the re-signer for the event stream that follows. */
 export interface EventStreamResigning extends Pick<SignOutput, "setHeaders" | "removeHeaders"> {
   readonly resigner: EventStreamResigner;
 }
 
-const Sha256 = Hash.bind(null, "sha256");
-
-/**
- * @smithy/signature-v4's event signing for one request's credentials, region and service: the
- * string to sign (AWS4-HMAC-SHA256-PAYLOAD, the message's date and scope, the prior signature,
- * the hashes of the `:date` header and of the payload) and its HMAC are the library's. The signing
- * key is derived once per date, region and service and found again in the library's cache.
- */
-function eventSigner(input: SignInput): EventMessageSigner {
-  const signer = new SignatureV4({ service: input.service, region: input.region, credentials: input.credentials, sha256: Sha256 });
-  return {
-    async sign(date, payload, priorSignature) {
-      const signed = await signer.signMessage(
-        { message: { headers: { ":date": { type: "timestamp", value: date } }, body: payload }, priorSignature },
-        { signingDate: date },
-      );
-      return signed.signature;
-    },
-  };
-}
-
 /**
  * Signs the head of a signed event stream (its payload hash is STREAMING-AWS4-HMAC-SHA256-EVENTS)
- * and returns a re-signer whose message signatures chain from that new seed signature.
+ * and returns a re-signer whose message signatures chain from that new seed signature, signed
+ * with the key smithy derived for the request (and, for a message dated on another day, smithy's
+ * key for that day, region and service).
  */
 export async function startEventStreamResigning(input: SignInput, limits: EventStreamLimits): Promise<EventStreamResigning> {
   if (input.algorithm === ALGORITHM_V4A) throw new Error("event streams are signed with SigV4 only (the chain is HMAC)");
   const signed = await signRequest(input);
+  const { credentials, region, service } = input;
   return {
     setHeaders: signed.setHeaders,
     removeHeaders: signed.removeHeaders,
-    resigner: new EventStreamResigner({ ...limits, seedSignature: signed.signature, signer: eventSigner(input) }),
+    resigner: new EventStreamResigner({
+      ...limits,
+      seed: { signature: signed.signature, amzDate: signed.amzDate, scope: signed.scope, signingKey: signed.signingKey },
+      signingKeyFor: async (shortDate) => cachedSigningKey(credentials, shortDate, region, service),
+    }),
   };
 }
