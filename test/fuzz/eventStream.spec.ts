@@ -1,9 +1,9 @@
 /**
  * Fuzzing of signed event streams through ExtProcStream (STREAMED via mode_override): random
  * messages, dates and split points across body messages, random corruption. The forwarded bytes
- * are compared with the independent checker's re-signing (test/support/eventStreams.ts, written
- * from the event-stream and SigV4 specs with node:crypto and zlib.crc32, no code shared with
- * src/) and verified with the real secret; and the pure re-signer is fed arbitrary bytes.
+ * are compared with the independent checker's re-signing (test/support/eventStreams.ts on the
+ * fake AWS's event-stream module, written from the event-stream and SigV4 specs with node:crypto
+ * and zlib.crc32, no code shared with src/) and verified with the real secret; and the pure re-signer is fed arbitrary bytes.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
