@@ -14,7 +14,7 @@ import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD, STREAMIN
 import { PLACEHOLDER_KEY_ID, REAL, SECURITY_POLICY, placeholderAuthorization } from "../security/support/fixtures.js";
 import { inProcessContext } from "../support/extProcHarness.js";
 import { policyFrom } from "../support/policyFrom.js";
-import { FUZZ_TIMEOUT_MS, fuzzRuns } from "./support/arbitraries.js";
+import { FUZZ_TIMEOUT_MS, corrupt, corruptionArb, fuzzRuns } from "./support/arbitraries.js";
 import { awsChunkedBody, requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
 import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
 import { runStream } from "./support/run.js";
@@ -29,25 +29,6 @@ const policy = policyFrom(`${SECURITY_POLICY}  - host: "*.mrap.accesspoint.s3-gl
 const MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com";
 /** What each algorithm's client writes in a chunk-signature field (aws-c-auth pads SigV4A with *). */
 const CLIENT_FIELD = { v4: "f".repeat(64), v4a: `3045${"f".repeat(136)}****` } as const;
-
-type Corruption = { kind: "none" } | { kind: "flip" | "delete" | "insert"; at: number; byte: number };
-
-const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
-  { weight: 3, arbitrary: fc.constant({ kind: "none" as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom("flip" as const, "delete" as const, "insert" as const), at: fc.nat(), byte: fc.nat(255) }) },
-);
-
-function corrupt(body: Buffer, c: Corruption): Buffer {
-  if (c.kind === "none" || body.length === 0) return body;
-  const at = c.at % body.length;
-  if (c.kind === "flip") {
-    const copy = Buffer.from(body);
-    copy[at] = c.byte;
-    return copy;
-  }
-  if (c.kind === "delete") return Buffer.concat([body.subarray(0, at), body.subarray(at + 1)]);
-  return Buffer.concat([body.subarray(0, at), Buffer.from([c.byte]), body.subarray(at)]);
-}
 
 function placeholderAuthorizationV4a(keyId: string, service: string): string {
   return `AWS4-ECDSA-P256-SHA256 Credential=${keyId}/20240101/${service}/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-region-set, Signature=${"30".padEnd(140, "0")}`;

@@ -12,32 +12,13 @@ import { PLACEHOLDER_KEY_ID, REAL, SECURITY_POLICY, placeholderAuthorization } f
 import { clientEnvelope, oracleResign, verifyEventStream } from "../support/eventStreams.js";
 import { inProcessContext } from "../support/extProcHarness.js";
 import { policyFrom } from "../support/policyFrom.js";
-import { FUZZ_TIMEOUT_MS, fuzzRuns } from "./support/arbitraries.js";
+import { FUZZ_TIMEOUT_MS, corrupt, corruptionArb, fuzzRuns } from "./support/arbitraries.js";
 import { requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
 import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
 import { runStream } from "./support/run.js";
 
 const RUNS = fuzzRuns();
 const policy = policyFrom(SECURITY_POLICY);
-
-type Corruption = { kind: "none" } | { kind: "flip" | "delete" | "insert"; at: number; byte: number };
-
-const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
-  { weight: 3, arbitrary: fc.constant({ kind: "none" as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom("flip" as const, "delete" as const, "insert" as const), at: fc.nat(), byte: fc.nat(255) }) },
-);
-
-function corrupt(body: Buffer, c: Corruption): Buffer {
-  if (c.kind === "none" || body.length === 0) return body;
-  const at = c.at % body.length;
-  if (c.kind === "flip") {
-    const copy = Buffer.from(body);
-    copy[at] = c.byte;
-    return copy;
-  }
-  if (c.kind === "delete") return Buffer.concat([body.subarray(0, at), body.subarray(at + 1)]);
-  return Buffer.concat([body.subarray(0, at), Buffer.from([c.byte]), body.subarray(at)]);
-}
 
 /** Milliseconds between 2001 and 2099 (a date change inside one stream included). */
 const dateArb = fc.integer({ min: 978_307_200_000, max: 4_102_444_799_999 });
