@@ -16,7 +16,8 @@ import { inProcessContext } from "../support/extProcHarness.js";
 import { policyFrom } from "../support/policyFrom.js";
 import { FUZZ_TIMEOUT_MS, corrupt, corruptionArb, fuzzRuns } from "./support/arbitraries.js";
 import { awsChunkedBody, requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
-import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
+import { headersSet, modeOverride } from "./support/oracle.js";
+import { forwardedUntilRefusal } from "./support/forwarded.js";
 import { runStream } from "./support/run.js";
 
 const RUNS = fuzzRuns();
@@ -92,24 +93,7 @@ describe(`aws-chunked re-signing under random framing (${RUNS} cases)`, () => {
           signing = { signingKey: deriveSigningKey(REAL.secretAccessKey, date, region, service), amzDate, scope, seedSignature: seed };
         }
 
-        let forwarded = 0;
-        let received = 0;
-        const out: Buffer[] = [];
-        let refusedAt = -1;
-        for (const [i, e] of bodyAnswers.entries()) {
-          received += pieces[i]?.length ?? 0;
-          if (responseKinds(e.response)[0] === "immediate_response") {
-            refusedAt = i;
-            expect(refusalStatus(e.response)).toBe(400);
-            expect(refusalDetails(e.response)).toBe("countersign_bad_chunk_framing");
-            break;
-          }
-          const bytes = bodyReplacement(e.response);
-          expect(bytes, `body answer ${i} must replace the bytes`).toBeDefined();
-          out.push(bytes as Buffer);
-          forwarded += (bytes as Buffer).length;
-          expect(forwarded).toBeLessThanOrEqual(received);
-        }
+        const { forwarded: wire, refusedAt } = forwardedUntilRefusal(bodyAnswers, pieces, "countersign_bad_chunk_framing");
         if (corruption.kind === "none") expect(refusedAt).toBe(-1);
         if (refusedAt >= 0) return;
 
@@ -120,7 +104,6 @@ describe(`aws-chunked re-signing under random framing (${RUNS} cases)`, () => {
           decodedContentLength: data.length,
           minChunkSize: 0,
         });
-        const wire = Buffer.concat(out);
         expect(wire.length).toBe(body.length);
         decoder.write(wire);
         const verdict = decoder.end();

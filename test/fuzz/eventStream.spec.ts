@@ -14,7 +14,8 @@ import { inProcessContext } from "../support/extProcHarness.js";
 import { policyFrom } from "../support/policyFrom.js";
 import { FUZZ_TIMEOUT_MS, corrupt, corruptionArb, fuzzRuns } from "./support/arbitraries.js";
 import { requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
-import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
+import { headersSet, modeOverride } from "./support/oracle.js";
+import { forwardedUntilRefusal } from "./support/forwarded.js";
 import { runStream } from "./support/run.js";
 
 const RUNS = fuzzRuns();
@@ -58,28 +59,8 @@ describe(`signed event-stream re-signing under random framing (${RUNS} cases)`, 
         const [, region, service, seed] = m as unknown as [string, string, string, string];
         const chain = { seedSignature: seed, secretAccessKey: REAL.secretAccessKey, region, service };
 
-        let refusedAt = -1;
-        let received = 0;
-        const out: Buffer[] = [];
-        for (const [i, e] of bodyAnswers.entries()) {
-          received += pieces[i]?.length ?? 0;
-          if (refusedAt >= 0) {
-            // After the refusal nothing is forwarded: every later message is refused too.
-            expect(responseKinds(e.response)[0]).toBe("immediate_response");
-            continue;
-          }
-          if (responseKinds(e.response)[0] === "immediate_response") {
-            refusedAt = i;
-            expect(refusalStatus(e.response)).toBe(400);
-            expect(refusalDetails(e.response)).toBe("countersign_bad_event_framing");
-            continue;
-          }
-          const bytes = bodyReplacement(e.response);
-          expect(bytes, `body answer ${i} must replace the bytes`).toBeDefined();
-          out.push(bytes as Buffer);
-          expect(Buffer.concat(out).length).toBeLessThanOrEqual(received);
-        }
-        const forwarded = Buffer.concat(out);
+        // After a refusal nothing is forwarded: every later body message is refused too.
+        const { forwarded, refusedAt } = forwardedUntilRefusal(bodyAnswers, pieces, "countersign_bad_event_framing");
         if (intact) {
           expect(refusedAt).toBe(-1);
           expect(forwarded.equals(oracleResign(original, chain))).toBe(true);
