@@ -24,6 +24,18 @@ function open(opts: { admission?: Admission } = {}) {
   return { stream: new ExtProcStream(ctx), decisions };
 }
 
+/** Sends `pieces` as the request body (the last one ends it): what each answer forwards, none refused. */
+async function forwardEach(stream: ExtProcStream, pieces: readonly Buffer[]): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const [i, p] of pieces.entries()) {
+    const r = await stream.handle(requestBodyMessage(p, i === pieces.length - 1));
+    expect(r.immediate_response).toBeUndefined();
+    const mutation = r.request_body?.response?.body_mutation;
+    out.push(mutation?.clear_body ? Buffer.alloc(0) : Buffer.from(mutation?.body ?? ""));
+  }
+  return out;
+}
+
 function headers(method: string, authority: string, extra: ReadonlyArray<readonly [string, string]>, endOfStream: boolean) {
   return requestHeadersMessage(requestHead(method, authority, "/key", [["x-request-id", "rid-1"], ...extra]), endOfStream);
 }
@@ -68,14 +80,8 @@ describe("ExtProcStream: signed requests", () => {
     const auth = headersSetBy(first).get("authorization") ?? "";
     const m = /^AWS4-ECDSA-P256-SHA256 Credential=AKIASTREAMSPEC000001\/20240501\/s3\/aws4_request, SignedHeaders=[^,]+, Signature=(30[0-9a-f]+)$/.exec(auth);
     expect(m, auth).not.toBeNull();
-    const out: Buffer[] = [];
     const pieces = splitAt(wire, [7, 60, 100, 250]);
-    for (const [i, p] of pieces.entries()) {
-      const r = await stream.handle(requestBodyMessage(p, i === pieces.length - 1));
-      expect(r.immediate_response).toBeUndefined();
-      const mutation = r.request_body?.response?.body_mutation;
-      out.push(mutation?.clear_body ? Buffer.alloc(0) : Buffer.from(mutation?.body ?? ""));
-    }
+    const out = await forwardEach(stream, pieces);
     const forwarded = Buffer.concat(out);
     expect(forwarded.length).toBe(wire.length);
     const decoder = new AwsChunkedDecoder({
@@ -136,13 +142,7 @@ describe("ExtProcStream: signed requests", () => {
     const auth = headersSetBy(first).get("authorization") ?? "";
     expect(auth).toMatch(CREDENTIAL);
     const pieces = splitAt(wire, [7, 60, 100]);
-    const out: Buffer[] = [];
-    for (const [i, p] of pieces.entries()) {
-      const r = await stream.handle(requestBodyMessage(p, i === pieces.length - 1));
-      expect(r.immediate_response).toBeUndefined();
-      const m = r.request_body?.response?.body_mutation;
-      out.push(m?.clear_body ? Buffer.alloc(0) : Buffer.from(m?.body ?? ""));
-    }
+    const out = await forwardEach(stream, pieces);
     const forwarded = Buffer.concat(out);
     expect(forwarded.length).toBe(wire.length);
     const seed = /Signature=([0-9a-f]{64})$/.exec(auth)?.[1] ?? "";
@@ -178,13 +178,7 @@ describe("ExtProcStream: signed requests", () => {
     expect(set.get("x-amz-content-sha256")).toBe("STREAMING-AWS4-HMAC-SHA256-EVENTS");
     const seed = /Signature=([0-9a-f]{64})$/.exec(set.get("authorization") ?? "")?.[1] ?? "";
     const pieces = splitAt(wire, [5, 3000, 3400]);
-    const out: Buffer[] = [];
-    for (const [i, p] of pieces.entries()) {
-      const r = await stream.handle(requestBodyMessage(p, i === pieces.length - 1));
-      expect(r.immediate_response).toBeUndefined();
-      const m = r.request_body?.response?.body_mutation;
-      out.push(m?.clear_body ? Buffer.alloc(0) : Buffer.from(m?.body ?? ""));
-    }
+    const out = await forwardEach(stream, pieces);
     // The first piece holds no whole message: it is held back (cleared), not forwarded.
     expect(out[0]).toEqual(Buffer.alloc(0));
     const forwarded = Buffer.concat(out);

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
+// One envelope from a raw header block (possibly malformed) and a payload, framed by the fake AWS.
+import { frameMessage as envelope } from "../../test/fakeaws/eventStream.js";
 import { audioEvent, clientEnvelope, oracleFrames, oracleResign, sdkSignedEventStream, verifyEventStream, type ChainParams } from "../../test/support/eventStreams.js";
 import { STREAMING_EVENTS } from "./constants.js";
 import { EventStreamResigner } from "./eventStreamResigner.js";
@@ -120,18 +122,6 @@ describe("EventStreamResigner on the AWS SDK's own signed event stream", () => {
   });
 });
 
-/** Rebuilds one envelope from parts, CRCs computed here (test-side framing, from the spec). */
-function envelope(headers: Buffer, payload: Buffer): Buffer {
-  const total = 12 + headers.length + payload.length + 4;
-  const b = Buffer.alloc(total);
-  b.writeUInt32BE(total, 0);
-  b.writeUInt32BE(headers.length, 4);
-  b.writeUInt32BE(crc32(b.subarray(0, 8)), 8);
-  headers.copy(b, 12);
-  payload.copy(b, 12 + headers.length);
-  b.writeUInt32BE(crc32(b.subarray(0, total - 4)), total - 4);
-  return b;
-}
 function hdr(name: string, type: number, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from([name.length]), Buffer.from(name, "latin1"), Buffer.from([type]), value]);
 }

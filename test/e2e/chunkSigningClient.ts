@@ -10,13 +10,13 @@
  * characters (aws-c-auth's form), each link chained from the previous signature unpadded.
  */
 import { createHash, createHmac } from "node:crypto";
-import https from "node:https";
 import { Readable } from "node:stream";
 import { crc32 } from "node:zlib";
 import { Hash } from "@smithy/hash-node";
 import { getSigningKey, SignatureV4 } from "@smithy/signature-v4";
 import { SignatureV4a } from "@smithy/signature-v4a";
 import type { Agent } from "node:http";
+import { httpsExchange } from "./clients.js";
 
 const Sha256 = Hash.bind(null, "sha256");
 const EMPTY = createHash("sha256").digest("hex");
@@ -157,25 +157,9 @@ export async function chunkedPut(u: ChunkedUpload): Promise<UploadResult> {
     yield Buffer.from(`0;chunk-signature=${finalSig}\r\n${trailerLine}\r\nx-amz-trailer-signature:${trailerSig}\r\n\r\n`);
   }
 
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: u.host, port: 443, method: "PUT", path: u.path, headers: signed.headers, agent: u.agent, ca: u.ca, servername: u.host },
-      (res) => {
-        responded = true;
-        const parts: Buffer[] = [];
-        const done = (): void => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString(), chunks, framedLength: contentLength, crc32: checksum });
-        res.on("data", (d: Buffer) => parts.push(d));
-        res.on("end", done);
-        // A refusal may close the connection while the body is still being written: what
-        // arrived of the answer is the answer.
-        res.on("close", done);
-        res.on("error", () => undefined);
-      },
-    );
-    let responded = false;
-    req.on("error", (err) => {
-      if (!responded) reject(err);
-    });
-    Readable.from(frames()).pipe(req);
-  });
+  return httpsExchange(
+    { host: u.host, port: 443, method: "PUT", path: u.path, headers: signed.headers, agent: u.agent, ca: u.ca, servername: u.host },
+    (req) => Readable.from(frames()).pipe(req),
+    ({ status, body }) => ({ status, body, chunks, framedLength: contentLength, crc32: checksum }),
+  );
 }

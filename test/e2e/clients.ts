@@ -4,7 +4,8 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { STSClient } from "@aws-sdk/client-sts";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import type { ClientRequest } from "node:http";
+import type { ClientRequest, IncomingHttpHeaders } from "node:http";
+import https from "node:https";
 import type { AgentConnectOpts } from "agent-base";
 import { HttpsProxyAgent } from "https-proxy-agent";
 import { PLACEHOLDER, type Stack } from "./harness.js";
@@ -69,4 +70,36 @@ export function bedrockClient(stack: Stack): BedrockRuntimeClient {
 
 export function dynamoClient(stack: Stack): DynamoDBClient {
   return new DynamoDBClient({ region: "eu-west-1", credentials: PLACEHOLDER, requestHandler: proxiedHandler(stack), maxAttempts: 1 });
+}
+
+export interface HttpsAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * One https request whose body `send` writes. The answer wins: a response that arrives while the
+ * body is still being written (a refusal) is the result, not the write error that may follow when
+ * the proxy closes the connection. `answered` runs the moment the answer is complete.
+ */
+export function httpsExchange<T>(options: https.RequestOptions, send: (req: ClientRequest) => void, answered: (answer: HttpsAnswer) => T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let responded = false;
+    const req = https.request(options, (res) => {
+      responded = true;
+      const parts: Buffer[] = [];
+      const done = (): void => resolve(answered({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() }));
+      res.on("data", (d: Buffer) => parts.push(d));
+      res.on("end", done);
+      // A refusal may close the connection while the body is still being written: what arrived
+      // of the answer is the answer.
+      res.on("close", done);
+      res.on("error", () => undefined);
+    });
+    req.on("error", (err) => {
+      if (!responded) reject(err);
+    });
+    send(req);
+  });
 }

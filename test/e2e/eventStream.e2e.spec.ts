@@ -20,8 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultHttp2Host, type RecordedRequest } from "../fakeaws/server.js";
 import { transcriptText } from "../fakeaws/eventStreamServices.js";
 import { untilPasses } from "../support/eventually.js";
+import { audioEvent } from "../support/eventStreams.js";
 import {
-  audioEvent,
   bidirectionalEcho,
   handSignedEventStream,
   pcmSineFrames,

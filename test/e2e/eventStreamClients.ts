@@ -15,7 +15,8 @@ import { StartStreamTranscriptionCommand, TranscribeStreamingClient, type AudioS
 import { Hash } from "@smithy/hash-node";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
-import { EVENT_STREAM_CONTENT_TYPE, EventStreamDecoder, STREAMING_EVENTS_PAYLOAD, encodeMessage, stringHeader } from "../fakeaws/eventStream.js";
+import { EVENT_STREAM_CONTENT_TYPE, EventStreamDecoder, STREAMING_EVENTS_PAYLOAD, stringHeader } from "../fakeaws/eventStream.js";
+import { clientEnvelope } from "../support/eventStreams.js";
 
 export const SAMPLE_RATE = 16_000;
 
@@ -181,31 +182,11 @@ export async function handSignedEventStream(opts: HandSignedEventStreamOptions):
     const date = new Date();
     const { signature } = await signer.signMessage({ message: { headers: { ":date": { type: "timestamp", value: date } }, body: payload }, priorSignature: prior }, {});
     prior = signature;
-    messages.push(
-      encodeMessage(
-        [
-          [":date", { type: "timestamp", value: date }],
-          [":chunk-signature", { type: "bytes", value: Buffer.from(signature, "hex") }],
-        ],
-        payload,
-      ),
-    );
+    messages.push(clientEnvelope(date.getTime(), payload, Buffer.from(signature, "hex")));
   }
   const head: Record<string, string> = { ":method": "POST", ":path": opts.path, ":authority": opts.authority, ":scheme": "https" };
   for (const [name, value] of Object.entries(signed.headers)) if (name !== "host") head[name] = String(value);
   return { head, messages };
-}
-
-/** An inner Transcribe AudioEvent message. */
-export function audioEvent(audio: Buffer): Buffer {
-  return encodeMessage(
-    [
-      [":message-type", { type: "string", value: "event" }],
-      [":event-type", { type: "string", value: "AudioEvent" }],
-      [":content-type", { type: "string", value: "application/octet-stream" }],
-    ],
-    audio,
-  );
 }
 
 export interface RawExchange {

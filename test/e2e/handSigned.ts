@@ -5,12 +5,10 @@
  * with https.request, the body with a content-length or, with `chunked`, transfer-encoding:
  * chunked (no content-length). One agent per request: a refusal may close the connection.
  */
-import https from "node:https";
-import type { IncomingHttpHeaders } from "node:http";
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { SignatureV4a } from "@smithy/signature-v4a";
-import { proxiedAgent } from "./clients.js";
+import { httpsExchange, proxiedAgent, type HttpsAnswer } from "./clients.js";
 import { PLACEHOLDER, type Stack } from "./harness.js";
 
 export interface HandSigned {
@@ -36,11 +34,7 @@ export interface HandSigned {
   after?: Record<string, string>;
 }
 
-export interface HandSignedResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+export type HandSignedResponse = HttpsAnswer;
 
 export async function sendHandSigned(stack: Stack, r: HandSigned): Promise<HandSignedResponse> {
   const body = r.body;
@@ -56,35 +50,19 @@ export async function sendHandSigned(stack: Stack, r: HandSigned): Promise<HandS
   const qs = new URLSearchParams(r.query ?? {}).toString();
   const agent = proxiedAgent(stack);
   try {
-    return await new Promise<HandSignedResponse>((resolve, reject) => {
-      const req = https.request(
-        { host: r.host, port: 443, method: r.method, path: qs === "" ? r.path : `${r.path}?${qs}`, headers: sent, agent, ca: stack.caPem, servername: r.host },
-        (res) => {
-          responded = true;
-          const parts: Buffer[] = [];
-          const done = (): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() });
-          res.on("data", (d: Buffer) => parts.push(d));
-          res.on("end", done);
-          // A refusal may close the connection while the body is still being written: what
-          // arrived of the answer is the answer.
-          res.on("close", done);
-          res.on("error", () => undefined);
-        },
-      );
-      let responded = false;
-      // An answer that arrives while the body is still being written (a refusal) wins over the
-      // write error that may follow when the proxy closes the connection.
-      req.on("error", (err) => {
-        if (!responded) reject(err);
-      });
-      if (body === undefined) req.end();
-      else if (r.chunked) {
-        // Two writes, so the body really goes out as chunks.
-        const half = body.length >> 1;
-        req.write(body.subarray(0, half));
-        req.end(body.subarray(half));
-      } else req.end(body);
-    });
+    return await httpsExchange(
+      { host: r.host, port: 443, method: r.method, path: qs === "" ? r.path : `${r.path}?${qs}`, headers: sent, agent, ca: stack.caPem, servername: r.host },
+      (req) => {
+        if (body === undefined) req.end();
+        else if (r.chunked) {
+          // Two writes, so the body really goes out as chunks.
+          const half = body.length >> 1;
+          req.write(body.subarray(0, half));
+          req.end(body.subarray(half));
+        } else req.end(body);
+      },
+      (answer): HandSignedResponse => answer,
+    );
   } finally {
     agent.destroy();
   }

@@ -186,13 +186,20 @@ export function encodeHeader(name: string, value: EventHeaderValue): Buffer {
 
 /** Encodes one message: prelude, prelude CRC, headers, payload, message CRC. */
 export function encodeMessage(headers: ReadonlyArray<readonly [string, EventHeaderValue]>, payload: Uint8Array): Buffer {
-  const headerBlock = Buffer.concat(headers.map(([n, v]) => encodeHeader(n, v)));
+  return frameMessage(Buffer.concat(headers.map(([n, v]) => encodeHeader(n, v))), payload);
+}
+
+/**
+ * Frames an already encoded header block and a payload into one message (prelude, both CRCs).
+ * The block is taken as is, so a test can frame headers `encodeHeader` would refuse to write.
+ */
+export function frameMessage(headerBlock: Uint8Array, payload: Uint8Array): Buffer {
   const total = PRELUDE_BYTES + headerBlock.length + payload.length + 4;
   const out = Buffer.alloc(total);
   out.writeUInt32BE(total, 0);
   out.writeUInt32BE(headerBlock.length, 4);
   out.writeUInt32BE(crcOf(out.subarray(0, 8)), 8);
-  headerBlock.copy(out, PRELUDE_BYTES);
+  Buffer.from(headerBlock.buffer, headerBlock.byteOffset, headerBlock.byteLength).copy(out, PRELUDE_BYTES);
   Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).copy(out, PRELUDE_BYTES + headerBlock.length);
   out.writeUInt32BE(crcOf(out.subarray(0, total - 4)), total - 4);
   return out;
@@ -278,13 +285,33 @@ export function eventStringToSign(amzDate: string, scope: string, previousSignat
   return [EVENT_STRING_TO_SIGN_PREFIX, amzDate, scope, previousSignature, dateHeaderSha256Hex, payloadSha256Hex].join("\n");
 }
 
-export interface EventChainOptions {
-  /** The signature of the request's head: the first message's previous signature. */
-  seedSignature: string;
+export interface EventSigning {
   region: string;
   service: string;
   /** The SigV4 signing key for a day (`YYYYMMDD`): the message's own :date picks the day. */
   signingKeyFor(day: string): Buffer;
+}
+
+/**
+ * The signature (hex) a message with this `:date` header (as encoded, `dateHeaderRaw`) and payload
+ * must carry after `previousSignature`, and the string to sign it is the HMAC of.
+ */
+export function eventSignature(
+  signing: EventSigning,
+  previousSignature: string,
+  date: Date,
+  dateHeaderRaw: Uint8Array,
+  payload: Uint8Array,
+): { signature: string; stringToSign: string } {
+  const amzDate = formatAmzDate(date);
+  const day = amzDate.slice(0, 8);
+  const stringToSign = eventStringToSign(amzDate, credentialScope(day, signing.region, signing.service), previousSignature, sha256Hex(dateHeaderRaw), sha256Hex(payload));
+  return { signature: hmacHex(signing.signingKeyFor(day), stringToSign), stringToSign };
+}
+
+export interface EventChainOptions extends EventSigning {
+  /** The signature of the request's head: the first message's previous signature. */
+  seedSignature: string;
 }
 
 export type ChainFailureCode = "malformed-frame" | "missing-signature-headers" | "signature" | "after-final" | "missing-final";
@@ -374,11 +401,7 @@ export class EventStreamChainVerifier {
       };
     }
     const date = dateHeader.value.value;
-    const amzDate = formatAmzDate(date);
-    const day = amzDate.slice(0, 8);
-    const scope = credentialScope(day, this.opts.region, this.opts.service);
-    const stringToSign = eventStringToSign(amzDate, scope, this.previous, sha256Hex(dateHeader.raw), sha256Hex(message.payload));
-    const expected = hmacHex(this.opts.signingKeyFor(day), stringToSign);
+    const { signature: expected, stringToSign } = eventSignature(this.opts, this.previous, date, dateHeader.raw, message.payload);
     const provided = signatureHeader.value.value.toString("hex");
     if (!signaturesEqual(expected, provided)) {
       const failure = this.fail("signature", `the signature of event message ${this.index} does not match`);

@@ -12,7 +12,8 @@ import { TranscribeStreamingClient } from "@aws-sdk/client-transcribe-streaming"
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, createLeaf } from "../../src/certs/certificates.js";
-import { audioEvent, bidirectionalEcho, handSignedEventStream, pcmSineFrames, sendEventStream, streamTranscription } from "../e2e/eventStreamClients.js";
+import { bidirectionalEcho, handSignedEventStream, pcmSineFrames, sendEventStream, streamTranscription } from "../e2e/eventStreamClients.js";
+import { audioEvent } from "../support/eventStreams.js";
 import { encodeMessage } from "./eventStream.js";
 import { transcriptText } from "./eventStreamServices.js";
 import { defaultHttp2Host, startFakeAws, type FakeAws } from "./server.js";

@@ -14,9 +14,10 @@ import { AwsChunkedDecoder, deriveSigningKey, STREAMING_SIGNED_PAYLOAD, STREAMIN
 import { PLACEHOLDER_KEY_ID, REAL, SECURITY_POLICY, placeholderAuthorization } from "../security/support/fixtures.js";
 import { inProcessContext } from "../support/extProcHarness.js";
 import { policyFrom } from "../support/policyFrom.js";
-import { FUZZ_TIMEOUT_MS, fuzzRuns } from "./support/arbitraries.js";
+import { FUZZ_TIMEOUT_MS, corrupt, corruptionArb, fuzzRuns } from "./support/arbitraries.js";
 import { awsChunkedBody, requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
-import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
+import { headersSet, modeOverride } from "./support/oracle.js";
+import { forwardedUntilRefusal } from "./support/forwarded.js";
 import { runStream } from "./support/run.js";
 
 const RUNS = fuzzRuns();
@@ -29,25 +30,6 @@ const policy = policyFrom(`${SECURITY_POLICY}  - host: "*.mrap.accesspoint.s3-gl
 const MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com";
 /** What each algorithm's client writes in a chunk-signature field (aws-c-auth pads SigV4A with *). */
 const CLIENT_FIELD = { v4: "f".repeat(64), v4a: `3045${"f".repeat(136)}****` } as const;
-
-type Corruption = { kind: "none" } | { kind: "flip" | "delete" | "insert"; at: number; byte: number };
-
-const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
-  { weight: 3, arbitrary: fc.constant({ kind: "none" as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom("flip" as const, "delete" as const, "insert" as const), at: fc.nat(), byte: fc.nat(255) }) },
-);
-
-function corrupt(body: Buffer, c: Corruption): Buffer {
-  if (c.kind === "none" || body.length === 0) return body;
-  const at = c.at % body.length;
-  if (c.kind === "flip") {
-    const copy = Buffer.from(body);
-    copy[at] = c.byte;
-    return copy;
-  }
-  if (c.kind === "delete") return Buffer.concat([body.subarray(0, at), body.subarray(at + 1)]);
-  return Buffer.concat([body.subarray(0, at), Buffer.from([c.byte]), body.subarray(at)]);
-}
 
 function placeholderAuthorizationV4a(keyId: string, service: string): string {
   return `AWS4-ECDSA-P256-SHA256 Credential=${keyId}/20240101/${service}/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-region-set, Signature=${"30".padEnd(140, "0")}`;
@@ -111,24 +93,7 @@ describe(`aws-chunked re-signing under random framing (${RUNS} cases)`, () => {
           signing = { signingKey: deriveSigningKey(REAL.secretAccessKey, date, region, service), amzDate, scope, seedSignature: seed };
         }
 
-        let forwarded = 0;
-        let received = 0;
-        const out: Buffer[] = [];
-        let refusedAt = -1;
-        for (const [i, e] of bodyAnswers.entries()) {
-          received += pieces[i]?.length ?? 0;
-          if (responseKinds(e.response)[0] === "immediate_response") {
-            refusedAt = i;
-            expect(refusalStatus(e.response)).toBe(400);
-            expect(refusalDetails(e.response)).toBe("countersign_bad_chunk_framing");
-            break;
-          }
-          const bytes = bodyReplacement(e.response);
-          expect(bytes, `body answer ${i} must replace the bytes`).toBeDefined();
-          out.push(bytes as Buffer);
-          forwarded += (bytes as Buffer).length;
-          expect(forwarded).toBeLessThanOrEqual(received);
-        }
+        const { forwarded: wire, refusedAt } = forwardedUntilRefusal(bodyAnswers, pieces, "countersign_bad_chunk_framing");
         if (corruption.kind === "none") expect(refusedAt).toBe(-1);
         if (refusedAt >= 0) return;
 
@@ -139,7 +104,6 @@ describe(`aws-chunked re-signing under random framing (${RUNS} cases)`, () => {
           decodedContentLength: data.length,
           minChunkSize: 0,
         });
-        const wire = Buffer.concat(out);
         expect(wire.length).toBe(body.length);
         decoder.write(wire);
         const verdict = decoder.end();

@@ -1,9 +1,9 @@
 /**
  * Fuzzing of signed event streams through ExtProcStream (STREAMED via mode_override): random
  * messages, dates and split points across body messages, random corruption. The forwarded bytes
- * are compared with the independent checker's re-signing (test/support/eventStreams.ts, written
- * from the event-stream and SigV4 specs with node:crypto and zlib.crc32, no code shared with
- * src/) and verified with the real secret; and the pure re-signer is fed arbitrary bytes.
+ * are compared with the independent checker's re-signing (test/support/eventStreams.ts on the
+ * fake AWS's event-stream module, written from the event-stream and SigV4 specs with node:crypto
+ * and zlib.crc32, no code shared with src/) and verified with the real secret; and the pure re-signer is fed arbitrary bytes.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -12,32 +12,14 @@ import { PLACEHOLDER_KEY_ID, REAL, SECURITY_POLICY, placeholderAuthorization } f
 import { clientEnvelope, oracleResign, verifyEventStream } from "../support/eventStreams.js";
 import { inProcessContext } from "../support/extProcHarness.js";
 import { policyFrom } from "../support/policyFrom.js";
-import { FUZZ_TIMEOUT_MS, fuzzRuns } from "./support/arbitraries.js";
+import { FUZZ_TIMEOUT_MS, corrupt, corruptionArb, fuzzRuns } from "./support/arbitraries.js";
 import { requestBodyMessage, requestHead, requestHeadersMessage, splitAt } from "./support/messages.js";
-import { bodyReplacement, headersSet, modeOverride, refusalDetails, refusalStatus, responseKinds } from "./support/oracle.js";
+import { headersSet, modeOverride } from "./support/oracle.js";
+import { forwardedUntilRefusal } from "./support/forwarded.js";
 import { runStream } from "./support/run.js";
 
 const RUNS = fuzzRuns();
 const policy = policyFrom(SECURITY_POLICY);
-
-type Corruption = { kind: "none" } | { kind: "flip" | "delete" | "insert"; at: number; byte: number };
-
-const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
-  { weight: 3, arbitrary: fc.constant({ kind: "none" as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom("flip" as const, "delete" as const, "insert" as const), at: fc.nat(), byte: fc.nat(255) }) },
-);
-
-function corrupt(body: Buffer, c: Corruption): Buffer {
-  if (c.kind === "none" || body.length === 0) return body;
-  const at = c.at % body.length;
-  if (c.kind === "flip") {
-    const copy = Buffer.from(body);
-    copy[at] = c.byte;
-    return copy;
-  }
-  if (c.kind === "delete") return Buffer.concat([body.subarray(0, at), body.subarray(at + 1)]);
-  return Buffer.concat([body.subarray(0, at), Buffer.from([c.byte]), body.subarray(at)]);
-}
 
 /** Milliseconds between 2001 and 2099 (a date change inside one stream included). */
 const dateArb = fc.integer({ min: 978_307_200_000, max: 4_102_444_799_999 });
@@ -77,28 +59,8 @@ describe(`signed event-stream re-signing under random framing (${RUNS} cases)`, 
         const [, region, service, seed] = m as unknown as [string, string, string, string];
         const chain = { seedSignature: seed, secretAccessKey: REAL.secretAccessKey, region, service };
 
-        let refusedAt = -1;
-        let received = 0;
-        const out: Buffer[] = [];
-        for (const [i, e] of bodyAnswers.entries()) {
-          received += pieces[i]?.length ?? 0;
-          if (refusedAt >= 0) {
-            // After the refusal nothing is forwarded: every later message is refused too.
-            expect(responseKinds(e.response)[0]).toBe("immediate_response");
-            continue;
-          }
-          if (responseKinds(e.response)[0] === "immediate_response") {
-            refusedAt = i;
-            expect(refusalStatus(e.response)).toBe(400);
-            expect(refusalDetails(e.response)).toBe("countersign_bad_event_framing");
-            continue;
-          }
-          const bytes = bodyReplacement(e.response);
-          expect(bytes, `body answer ${i} must replace the bytes`).toBeDefined();
-          out.push(bytes as Buffer);
-          expect(Buffer.concat(out).length).toBeLessThanOrEqual(received);
-        }
-        const forwarded = Buffer.concat(out);
+        // After a refusal nothing is forwarded: every later body message is refused too.
+        const { forwarded, refusedAt } = forwardedUntilRefusal(bodyAnswers, pieces, "countersign_bad_event_framing");
         if (intact) {
           expect(refusedAt).toBe(-1);
           expect(forwarded.equals(oracleResign(original, chain))).toBe(true);

@@ -351,3 +351,24 @@ export const streamArb: fc.Arbitrary<Array<{ msg: ProcessingRequest__Output; hea
   },
   { weight: 2, arbitrary: fc.array(chaosMessageArb, { minLength: 1, maxLength: 8 }) },
 );
+
+/** One random damage to a body, or none (three times in five): a byte set, deleted or inserted. */
+export type Corruption = { kind: "none" } | { kind: "flip" | "delete" | "insert"; at: number; byte: number };
+
+export const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant({ kind: "none" as const }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constantFrom("flip" as const, "delete" as const, "insert" as const), at: fc.nat(), byte: fc.nat(255) }) },
+);
+
+/** `body` with `c` applied (`at` taken modulo its length); an empty body stays as it is. */
+export function corrupt(body: Buffer, c: Corruption): Buffer {
+  if (c.kind === "none" || body.length === 0) return body;
+  const at = c.at % body.length;
+  if (c.kind === "flip") {
+    const copy = Buffer.from(body);
+    copy[at] = c.byte;
+    return copy;
+  }
+  if (c.kind === "delete") return Buffer.concat([body.subarray(0, at), body.subarray(at + 1)]);
+  return Buffer.concat([body.subarray(0, at), Buffer.from([c.byte]), body.subarray(at)]);
+}
