@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { chooseCrc32, crc32, nativeCrc32, zlibCrc } from "./crc32.js";
+import { chooseCrc32, crc32, crc32Combine, nativeCrc32, zlibCrc } from "./crc32.js";
 
 describe("crc32", () => {
   const data = randomBytes(70_001);
@@ -43,5 +43,17 @@ describe("crc32", () => {
     expect(chosen.native).toBe(true);
     expect(chosen.crc32(data)).toBe(42);
     expect(calls).toEqual([0]);
+  });
+
+  it("combines two CRCs into the CRC of the bytes joined, as node:zlib computes it", () => {
+    for (const cut of [0, 1, 12, 107, 4096, 65_536, 70_000, 70_001]) {
+      const a = data.subarray(0, cut);
+      const b = data.subarray(cut);
+      expect(crc32Combine(zlibCrc(a), zlibCrc(b), b.length)).toBe(zlibCrc(data));
+    }
+    // A length past the event-stream cap agrees with the CRC of real zeros.
+    const zeros = Buffer.alloc(16 * 1024 * 1024 + 3);
+    expect(crc32Combine(0x12345678, zlibCrc(zeros), zeros.length)).toBe(zlibCrc(zeros, 0x12345678));
+    expect(crc32Combine(zlibCrc(data), 0, 0)).toBe(zlibCrc(data));
   });
 });

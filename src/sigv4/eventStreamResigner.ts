@@ -25,7 +25,9 @@
  * pieces, as they arrive, go to the SHA-256 hash and the running message CRC and are kept as views
  * of the input (never written to). When the message CRC has come and matches, the message is signed
  * and written out: the prelude unchanged, the header block with the new signature, the payload and
- * the new message CRC (over the new prelude and headers, then the payload). Everything a push
+ * the new message CRC. The payload's CRC is computed once, as it arrives; the client's message CRC
+ * and the new one are each the header block's CRC combined with it (crc32Combine, zlib's
+ * crc32_combine: no second pass over the payload). Everything a push
  * completes goes out as one Buffer (one copy of each payload byte). CRC-32 is ./crc32.ts
  * (@node-rs/crc32, SIMD; node:zlib's when the native module cannot load).
  *
@@ -45,7 +47,7 @@ import { HeaderMarshaller } from "@smithy/core/event-streams";
 import type { MessageHeaders, MessageHeaderValue } from "@smithy/types";
 import { createHash, createHmac, createSecretKey, hash, type Hash, type KeyObject } from "node:crypto";
 import type { ResignResult } from "./awsChunkedResigner.js";
-import { crc32 } from "./crc32.js";
+import { crc32, crc32Combine } from "./crc32.js";
 import type { SignatureChainSeed } from "./types.js";
 
 export interface EventStreamParams {
@@ -119,8 +121,10 @@ export class EventStreamResigner {
   private payload: Buffer[] = [];
   /** SHA-256 of the payload so far, started when a second piece comes (one piece: hashed at once). */
   private payloadHash: Hash | undefined;
-  /** CRC-32 of the message so far (prelude, headers, payload). */
-  private runningCrc = 0;
+  /** CRC-32 of the client's prelude and header block. */
+  private headCrc = 0;
+  /** CRC-32 of the payload so far (the message CRC is the two combined: one pass over the payload). */
+  private payloadCrc = 0;
   /** Its message CRC, when it came split over pieces. */
   private readonly crcBytes = Buffer.alloc(CRC_BYTES);
   private crcHave = 0;
@@ -190,7 +194,7 @@ export class EventStreamResigner {
           const piece = input.subarray(i, i + take);
           i += take;
           this.received += take;
-          this.runningCrc = crc32(piece, this.runningCrc);
+          this.payloadCrc = crc32(piece, this.payloadCrc);
           if (this.payload.length === 1) {
             this.payloadHash = createHash("sha256").update(this.payload[0] as Buffer);
           }
@@ -214,9 +218,10 @@ export class EventStreamResigner {
             if (this.crcHave < CRC_BYTES) continue;
             expected = this.crcBytes.readUInt32BE(0);
           }
-          if (expected !== this.runningCrc) {
+          const actual = crc32Combine(this.headCrc, this.payloadCrc, this.payloadBytes);
+          if (expected !== actual) {
             // The SDK codec's wording for the same mismatch.
-            return this.fail(`message is corrupt (The message checksum (${this.runningCrc}) did not match the expected value of ${expected})`);
+            return this.fail(`message is corrupt (The message checksum (${actual}) did not match the expected value of ${expected})`);
           }
           const signed = this.resign();
           const r = signed instanceof Promise ? await signed : signed;
@@ -312,7 +317,7 @@ export class EventStreamResigner {
     this.date = date;
     this.signatureAt = signatureAt;
     this.longDate = this.longDateOf(date.value);
-    this.runningCrc = crc32(head);
+    this.headCrc = crc32(head);
     this.phase = this.payloadLeft > 0 ? Phase.Payload : Phase.Crc;
     return true;
   }
@@ -351,10 +356,8 @@ export class EventStreamResigner {
     // Same length, same prelude (and prelude CRC), header names, date and payload: the new
     // signature over the client's, in this re-signer's copy of the header block, and a new CRC.
     mac.copy(head, this.signatureAt);
-    let crc = crc32(head);
-    for (const piece of payload) crc = crc32(piece, crc);
     const tail = Buffer.allocUnsafe(CRC_BYTES);
-    tail.writeUInt32BE(crc, 0);
+    tail.writeUInt32BE(crc32Combine(crc32(head), this.payloadCrc, this.payloadBytes), 0);
     this.previous = mac.toString("hex");
     this.signaturesComputed++;
     this.bytesHashed += this.payloadBytes;
@@ -375,6 +378,7 @@ export class EventStreamResigner {
     this.payloadLeft = 0;
     this.payloadBytes = 0;
     this.crcHave = 0;
+    this.payloadCrc = 0;
     this.date = undefined;
   }
 
