@@ -111,7 +111,7 @@ export class EventStreamResigner {
   private received = 0;
   /** Its prelude, when it came split over pieces. */
   private readonly preludeBytes = Buffer.alloc(PRELUDE_BYTES);
-  /** Its prelude and header block: this re-signer's own copy, where the new signature is written. */
+  /** Its prelude and header block: this re-signer's own copy, where the new signature is written (reused). */
   private head: Buffer = Buffer.alloc(0);
   private headHave = 0;
   /** Payload bytes still to come. */
@@ -270,7 +270,9 @@ export class EventStreamResigner {
       return false;
     }
     // Its own ArrayBuffer (not the shared pool): the header codec's views cannot reach past it.
-    this.head = Buffer.alloc(PRELUDE_BYTES + headers);
+    // Kept for the next message when that one's header block is as long (the usual case): the
+    // output takes a copy of it.
+    if (this.head.length !== PRELUDE_BYTES + headers) this.head = Buffer.alloc(PRELUDE_BYTES + headers);
     prelude.copy(this.head, 0, 0, PRELUDE_BYTES);
     this.headHave = PRELUDE_BYTES;
     this.payloadBytes = total - MIN_MESSAGE_BYTES - headers;
@@ -363,7 +365,10 @@ export class EventStreamResigner {
     this.bytesHashed += this.payloadBytes;
     if (this.payloadBytes === 0) this.done = true;
     this.reset();
-    return [head, ...payload, tail];
+    // The header block is copied (into the shared pool, cheap): this buffer serves the next message.
+    payload.unshift(Buffer.from(head));
+    payload.push(tail);
+    return payload;
   }
 
   /** Ready for the next message. */
@@ -371,7 +376,6 @@ export class EventStreamResigner {
     this.phase = Phase.Prelude;
     this.received = 0;
     this.heldBytes = 0;
-    this.head = Buffer.alloc(0);
     this.headHave = 0;
     this.payload = [];
     this.payloadHash = undefined;
