@@ -27,6 +27,7 @@ import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { crc32 } from "node:zlib";
+import { crc32 as resignerCrc32, nativeCrc32 } from "../src/sigv4/crc32.js";
 import { Metrics } from "../src/admin/metrics.js";
 import { unlimitedAdmission } from "../src/extproc/admission.js";
 import type { DecisionEvent, PolicySnapshot, SigningContext } from "../src/extproc/context.js";
@@ -387,8 +388,8 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
           for (let i = 0; i < n; i++) createHash("sha256").update(k64).digest("hex");
         },
       },
-      // The CRC32 of an event-stream message, as the codec computes it (smithy's Crc32) and as
-      // node:zlib does, beside the SHA-256 of the same 64 KiB.
+      // The CRC32 of an event-stream message, as the SDK codec computes it (smithy's Crc32), as
+      // node:zlib does and as the re-signer does, beside the SHA-256 of the same 64 KiB.
       {
         name: "crc32-smithy-64KiB (@smithy/core/checksum Crc32)",
         bytesPerOp: k64.length,
@@ -405,6 +406,13 @@ async function hashingBenchmarks(): Promise<MicroResult[]> {
         bytesPerOp: k64.length,
         run: (n) => {
           for (let i = 0; i < n; i++) crc32(k64);
+        },
+      },
+      {
+        name: `crc32-resigner-64KiB (src/sigv4/crc32.ts: ${nativeCrc32 ? "@node-rs/crc32" : "node:zlib fallback"})`,
+        bytesPerOp: k64.length,
+        run: (n) => {
+          for (let i = 0; i < n; i++) resignerCrc32(k64);
         },
       },
       {

@@ -185,6 +185,29 @@ describe("EventStreamResigner refuses a corrupt stream and forwards nothing more
     expect(!r.ok && r.forwarded.length).toBe(good.length + FINAL.length);
   });
 
+  it("a bad header block is refused as soon as it is complete, before any of its payload comes", async () => {
+    const bad = envelope(Buffer.concat([DATE, SIG, hdr("x-extra", 7, Buffer.from([0, 1, 0x31]))]), Buffer.alloc(4096, 1));
+    const headersEnd = 12 + bad.readUInt32BE(4);
+    const { resigner } = await start();
+    expect(await resigner.push(bad.subarray(0, headersEnd - 1))).toEqual({ ok: true, out: Buffer.alloc(0) });
+    expect(resigner.heldBytes).toBe(headersEnd - 1);
+    expect(await resigner.push(bad.subarray(headersEnd - 1, headersEnd))).toEqual({ ok: false, error: 'message carries header "x-extra" besides :date and :chunk-signature' });
+    expect(resigner.heldBytes).toBe(0);
+  });
+
+  it("a message CRC split over pieces is checked once its last byte comes", async () => {
+    const { resigner } = await start();
+    const r1 = await feed(resigner, [good.subarray(0, good.length - 2), good.subarray(good.length - 2), FINAL]);
+    expect(r1.ok).toBe(true);
+    const bad = flip(good, good.length - 1);
+    const { resigner: second } = await start();
+    expect(await second.push(bad.subarray(0, bad.length - 1))).toEqual({ ok: true, out: Buffer.alloc(0) });
+    expect(second.heldBytes).toBe(bad.length - 1);
+    const r2 = await second.push(bad.subarray(bad.length - 1));
+    expect(r2.ok).toBe(false);
+    if (!r2.ok) expect(r2.error).toMatch(/^message is corrupt \(The message checksum \(\d+\) did not match the expected value of \d+\)$/);
+  });
+
   it("a total length under 16 is refused from its prelude", async () => {
     const b = Buffer.alloc(12);
     b.writeUInt32BE(12, 0);

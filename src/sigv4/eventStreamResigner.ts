@@ -16,27 +16,38 @@
  *
  * (@smithy/signature-v4's `signEvent`, the SDK's own event signer, builds the same string; the
  * tests check both against an independent checker). It is computed synchronously with node:crypto, the signing key imported
- * once, as the aws-chunked re-signer does: no promise step per message. Framing and CRCs are
- * @smithy/core's EventStreamCodec, the codec the AWS SDK itself uses: every message is decoded and
- * both its CRCs checked by it before anything is signed or forwarded.
+ * once, as the aws-chunked re-signer does: no promise step per message.
+ *
+ * Streaming, each payload byte touched as few times as possible: the 12-byte prelude is read here
+ * and its CRC checked at once (a corrupt length is refused before any wait for the bytes it
+ * announces); the small header block is collected and decoded by @smithy/core's HeaderMarshaller,
+ * the header codec the AWS SDK itself uses, and checked before any payload byte is taken; payload
+ * pieces, as they arrive, go to the SHA-256 hash and the running message CRC and are kept as views
+ * of the input (never written to). When the message CRC has come and matches, the message is signed
+ * and written out: the prelude unchanged, the header block with the new signature, the payload and
+ * the new message CRC. The payload's CRC is computed once, as it arrives; the client's message CRC
+ * and the new one are each the header block's CRC combined with it (crc32Combine, zlib's
+ * crc32_combine: no second pass over the payload). Everything a push
+ * completes goes out as one Buffer (one copy of each payload byte). CRC-32 is ./crc32.ts
+ * (@node-rs/crc32, SIMD; node:zlib's when the native module cannot load).
  *
  * The client's `:date` is kept: the signature covers it, AWS reads the message's time from it, and
  * a timestamp is always 8 bytes, so with a 32-byte signature each re-signed envelope has exactly
  * the client's length (the header block must be the codec's length for one of each). Only the 32
  * signature bytes and the message CRC change, so the re-signed envelope is the client's bytes
  * with the new signature written where the codec decoded the old one and the message CRC
- * recomputed (node:zlib's crc32, which smithy's Crc32 also wraps): prelude, prelude CRC, header
- * order, `:date` and payload are untouched.
+ * recomputed: prelude, prelude CRC, header order, `:date` and payload are untouched.
  *
  * Memory is bounded by one message: input may be split anywhere, several messages may come in one
- * piece, and at most one incomplete message is held. Pure apart from the signing-key look-up for a
+ * piece, and at most one incomplete message is held (its header block copied, its payload as
+ * views of the pieces it came in). Pure apart from the signing-key look-up for a
  * message dated on another day than the request: no I/O.
  */
-import { EventStreamCodec } from "@smithy/core/event-streams";
-import type { MessageHeaderValue } from "@smithy/types";
-import { createHmac, createSecretKey, hash, type KeyObject } from "node:crypto";
-import { crc32 } from "node:zlib";
+import { HeaderMarshaller } from "@smithy/core/event-streams";
+import type { MessageHeaders, MessageHeaderValue } from "@smithy/types";
+import { createHash, createHmac, createSecretKey, hash, type Hash, type KeyObject } from "node:crypto";
 import type { ResignResult } from "./awsChunkedResigner.js";
+import { crc32, crc32Combine } from "./crc32.js";
 import type { SignatureChainSeed } from "./types.js";
 
 export interface EventStreamParams {
@@ -65,29 +76,20 @@ const EVENT_PREFIX = "AWS4-HMAC-SHA256-PAYLOAD";
 /** Signing keys kept per stream (one per day a message was dated on; a stream spans one or two). */
 const MAX_KEYS = 4;
 
-const codec = new EventStreamCodec(
-  (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"),
-  (text) => Buffer.from(text, "utf8"),
-);
+const toUtf8 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+const fromUtf8 = (text: string): Uint8Array => Buffer.from(text, "utf8");
+/** The SDK's header codec: it reads the client's header blocks and encodes the `:date` that is hashed. */
+const headerCodec = new HeaderMarshaller(toUtf8, fromUtf8);
 
 /** The codec's header block for exactly one `:date` and one 32-byte `:chunk-signature`: its length. */
-const SIGNED_HEADERS_BYTES = codec.formatHeaders({
+const SIGNED_HEADERS_BYTES = headerCodec.format({
   [H_DATE]: { type: "timestamp", value: new Date(0) },
   [H_SIGNATURE]: { type: "binary", value: new Uint8Array(SIGNATURE_BYTES) },
 }).byteLength;
 
-/** A decoded client envelope whose headers are right, ready to sign. */
-interface Checked {
-  readonly message: Buffer;
-  /** The message is a copy of the input's bytes, this re-signer's to change. */
-  readonly owned: boolean;
-  readonly date: MessageHeaderValue;
-  /** Where the codec found the client's 32 signature bytes in `message`. */
-  readonly signatureAt: number;
-  readonly body: Uint8Array;
-  /** The message's time as SigV4 writes it (YYYYMMDD'T'HHMMSS'Z'). */
-  readonly longDate: string;
-}
+/** Where the current message is. */
+const Phase = { Prelude: 0, Headers: 1, Payload: 2, Crc: 3 } as const;
+type Phase = (typeof Phase)[keyof typeof Phase];
 
 /** smithy's formatting of a signing date: ISO 8601 without milliseconds, separators removed. */
 function formatLongDate(date: Date): string {
@@ -100,16 +102,37 @@ export class EventStreamResigner {
   private readonly keys = new Map<string, KeyObject>();
   /** The scope after its date: `/<region>/<service>/aws4_request`. */
   private readonly scopeTail: string;
-  /**
-   * The current, incomplete message: its pieces so far, views of the input (copied once, joined,
-   * when the message is complete; a view keeps at most one input piece alive besides).
-   */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** The current message's total length, once its prelude has been read (0 before). */
-  private expected = 0;
   private done = false;
   private error: string | undefined;
+
+  // The current message.
+  private phase: Phase = Phase.Prelude;
+  /** Bytes of it received so far. */
+  private received = 0;
+  /** Its prelude, when it came split over pieces. */
+  private readonly preludeBytes = Buffer.alloc(PRELUDE_BYTES);
+  /** Its prelude and header block: this re-signer's own copy, where the new signature is written (reused). */
+  private head: Buffer = Buffer.alloc(0);
+  private headHave = 0;
+  /** Payload bytes still to come. */
+  private payloadLeft = 0;
+  private payloadBytes = 0;
+  /** Its payload so far: views of the input pieces. */
+  private payload: Buffer[] = [];
+  /** SHA-256 of the payload so far, started when a second piece comes (one piece: hashed at once). */
+  private payloadHash: Hash | undefined;
+  /** CRC-32 of the client's prelude and header block. */
+  private headCrc = 0;
+  /** CRC-32 of the payload so far (the message CRC is the two combined: one pass over the payload). */
+  private payloadCrc = 0;
+  /** Its message CRC, when it came split over pieces. */
+  private readonly crcBytes = Buffer.alloc(CRC_BYTES);
+  private crcHave = 0;
+  /** Its checked headers. */
+  private date: MessageHeaderValue | undefined;
+  private longDate = "";
+  private signatureAt = 0;
+
   /** Messages re-signed so far (the final empty one included). */
   signaturesComputed = 0;
   /** Payload bytes hashed so far. */
@@ -127,165 +150,240 @@ export class EventStreamResigner {
   }
 
   /**
-   * Feeds the next piece of the body; resolves to the bytes that may be forwarded now. The piece
-   * must not be changed afterwards: part of it may be held until its message is complete. It is
-   * never written to (a re-signed message is a copy).
+   * Feeds the next piece of the body; resolves to the bytes that may be forwarded now (every
+   * message this piece completes, re-signed, in one Buffer). The piece must not be changed
+   * afterwards: part of it may be held until its message is complete. It is never written to.
    */
   async push(input: Buffer): Promise<ResignResult> {
     if (this.error !== undefined) return this.failed();
-    const out: Buffer[] = [];
+    const out: Uint8Array[] = [];
+    let outBytes = 0;
     let i = 0;
-    while (i < input.length) {
+    const n = input.length;
+    while (i < n) {
       if (this.done) return this.fail("bytes follow the final empty message");
-      if (this.pendingBytes === 0 && input.length - i >= PRELUDE_BYTES) {
-        // A message that starts in this piece: read its prelude in place, and re-sign it without
-        // holding it when the whole message is here.
-        const total = this.checkPrelude(input.subarray(i, i + PRELUDE_BYTES));
-        if (total === undefined) return this.failed();
-        if (input.length - i >= total) {
-          const r = await this.resign(input.subarray(i, i + total), false);
-          if (!r.ok) return r;
-          out.push(r.out);
-          i += total;
-          continue;
+      switch (this.phase) {
+        case Phase.Prelude: {
+          let prelude: Buffer;
+          if (this.received === 0 && n - i >= PRELUDE_BYTES) {
+            prelude = input.subarray(i, i + PRELUDE_BYTES);
+            i += PRELUDE_BYTES;
+          } else {
+            const take = Math.min(PRELUDE_BYTES - this.received, n - i);
+            input.copy(this.preludeBytes, this.received, i, i + take);
+            i += take;
+            this.received += take;
+            if (this.received < PRELUDE_BYTES) continue;
+            prelude = this.preludeBytes;
+          }
+          this.received = PRELUDE_BYTES;
+          if (!this.startMessage(prelude)) return this.failed();
+          break;
         }
-        this.expected = total;
-      }
-      const need = (this.expected === 0 ? PRELUDE_BYTES : this.expected) - this.pendingBytes;
-      const take = Math.min(need, input.length - i);
-      this.pending.push(input.subarray(i, i + take));
-      this.pendingBytes += take;
-      this.heldBytes = this.pendingBytes;
-      i += take;
-      if (this.expected === 0) {
-        if (this.pendingBytes < PRELUDE_BYTES) break;
-        const total = this.checkPrelude(Buffer.concat(this.pending, this.pendingBytes));
-        if (total === undefined) return this.failed();
-        this.expected = total;
-      }
-      if (this.pendingBytes === this.expected) {
-        const message = Buffer.concat(this.pending, this.pendingBytes);
-        this.pending = [];
-        this.pendingBytes = 0;
-        this.expected = 0;
-        this.heldBytes = 0;
-        const r = await this.resign(message, true);
-        if (!r.ok) return r;
-        out.push(r.out);
+        case Phase.Headers: {
+          const take = Math.min(this.head.length - this.headHave, n - i);
+          input.copy(this.head, this.headHave, i, i + take);
+          i += take;
+          this.headHave += take;
+          this.received += take;
+          if (this.headHave === this.head.length && !this.checkHeaders()) return this.failed();
+          break;
+        }
+        case Phase.Payload: {
+          const take = Math.min(this.payloadLeft, n - i);
+          const piece = input.subarray(i, i + take);
+          i += take;
+          this.received += take;
+          this.payloadCrc = crc32(piece, this.payloadCrc);
+          if (this.payload.length === 1) {
+            this.payloadHash = createHash("sha256").update(this.payload[0] as Buffer);
+          }
+          this.payloadHash?.update(piece);
+          this.payload.push(piece);
+          this.payloadLeft -= take;
+          if (this.payloadLeft === 0) this.phase = Phase.Crc;
+          break;
+        }
+        case Phase.Crc: {
+          let expected: number;
+          if (this.crcHave === 0 && n - i >= CRC_BYTES) {
+            expected = input.readUInt32BE(i);
+            i += CRC_BYTES;
+          } else {
+            const take = Math.min(CRC_BYTES - this.crcHave, n - i);
+            input.copy(this.crcBytes, this.crcHave, i, i + take);
+            i += take;
+            this.crcHave += take;
+            this.received += take;
+            if (this.crcHave < CRC_BYTES) continue;
+            expected = this.crcBytes.readUInt32BE(0);
+          }
+          const actual = crc32Combine(this.headCrc, this.payloadCrc, this.payloadBytes);
+          if (expected !== actual) {
+            // The SDK codec's wording for the same mismatch.
+            return this.fail(`message is corrupt (The message checksum (${actual}) did not match the expected value of ${expected})`);
+          }
+          const signed = this.resign();
+          const r = signed instanceof Promise ? await signed : signed;
+          if (r === undefined) return this.failed();
+          for (const part of r) {
+            out.push(part);
+            outBytes += part.length;
+          }
+          break;
+        }
       }
     }
-    return { ok: true, out: out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out) };
+    this.heldBytes = this.received;
+    return { ok: true, out: out.length === 0 ? Buffer.alloc(0) : Buffer.concat(out, outBytes) };
   }
 
   /** Call at end of stream: the final empty message must have come, and nothing after it. */
   finish(): ResignResult {
     if (this.error !== undefined) return this.failed();
     if (!this.done) {
-      return this.fail(this.pendingBytes > 0 ? `body ended inside a message (${this.pendingBytes} of its bytes received)` : "body ended without the final empty message");
+      return this.fail(this.received > 0 ? `body ended inside a message (${this.received} of its bytes received)` : "body ended without the final empty message");
     }
     return { ok: true, out: Buffer.alloc(0) };
   }
 
-  /** The message's total length from a prelude whose CRC is right, or undefined (failed). */
-  private checkPrelude(prelude: Buffer): number | undefined {
-    // The codec checks the prelude too, but only once the whole message is here: a corrupt length
-    // must not make countersign wait for (and hold) up to the size cap first.
+  /** Checks a prelude and sets up the message it starts; false: failed. */
+  private startMessage(prelude: Buffer): boolean {
+    // Checked at once: a corrupt length must not make countersign wait for (and hold) up to the
+    // size cap first.
     if (crc32(prelude.subarray(0, 8)) !== prelude.readUInt32BE(8)) {
       this.fail("message prelude CRC does not match");
-      return undefined;
+      return false;
     }
     const total = prelude.readUInt32BE(0);
     const headers = prelude.readUInt32BE(4);
     if (total < MIN_MESSAGE_BYTES) {
       this.fail(`message length ${total} is shorter than the ${MIN_MESSAGE_BYTES}-byte minimum`);
-      return undefined;
+      return false;
     }
     if (total > this.p.maxMessageBytes) {
       this.fail(`message of ${total} bytes is over the ${this.p.maxMessageBytes}-byte limit`);
-      return undefined;
+      return false;
     }
     if (headers > total - MIN_MESSAGE_BYTES) {
       this.fail(`headers length ${headers} does not fit in a message of ${total} bytes`);
-      return undefined;
+      return false;
     }
-    return total;
+    // Its own ArrayBuffer (not the shared pool): the header codec's views cannot reach past it.
+    // Kept for the next message when that one's header block is as long (the usual case): the
+    // output takes a copy of it.
+    if (this.head.length !== PRELUDE_BYTES + headers) this.head = Buffer.alloc(PRELUDE_BYTES + headers);
+    prelude.copy(this.head, 0, 0, PRELUDE_BYTES);
+    this.headHave = PRELUDE_BYTES;
+    this.payloadBytes = total - MIN_MESSAGE_BYTES - headers;
+    this.payloadLeft = this.payloadBytes;
+    this.phase = Phase.Headers;
+    if (headers === 0) return this.checkHeaders();
+    return true;
+  }
+
+  /** Decodes the complete header block with the SDK's codec and checks it; false: failed. */
+  private checkHeaders(): boolean {
+    const head = this.head;
+    const headersLength = head.length - PRELUDE_BYTES;
+    let headers: MessageHeaders;
+    try {
+      headers = headerCodec.parse(new DataView(head.buffer, head.byteOffset + PRELUDE_BYTES, headersLength));
+    } catch (err) {
+      return this.refuse(`message is corrupt (${err instanceof Error ? err.message : String(err)})`);
+    }
+    const date = headers[H_DATE];
+    const signature = headers[H_SIGNATURE];
+    if (date === undefined) return this.refuse(`message has no ${H_DATE} header`);
+    if (date.type !== "timestamp") return this.refuse(`${H_DATE} header is a ${date.type}, not a timestamp`);
+    if (Number.isNaN(date.value.getTime())) return this.refuse(`${H_DATE} header is not a valid time`);
+    if (signature === undefined) return this.refuse(`message has no ${H_SIGNATURE} header`);
+    if (signature.type !== "binary" || signature.value.byteLength !== SIGNATURE_BYTES) {
+      return this.refuse(`${H_SIGNATURE} header is not ${SIGNATURE_BYTES} bytes of binary`);
+    }
+    for (const name of Object.keys(headers)) {
+      if (name !== H_DATE && name !== H_SIGNATURE) return this.refuse(`message carries header "${clip(name)}" besides ${H_DATE} and ${H_SIGNATURE}`);
+    }
+    if (headersLength !== SIGNED_HEADERS_BYTES) {
+      // Both headers have fixed sizes, so only a header block of another length gets here: the
+      // decoded headers keep the last of each name, and a repeated (or cut) one was dropped.
+      const client = head.readUInt32BE(0);
+      const resigned = client - headersLength + SIGNED_HEADERS_BYTES;
+      return this.refuse(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header; the re-signed message would be ${resigned} bytes, not the client's ${client})`);
+    }
+    // The codec hands binary header values out as views of the block: the signature's place.
+    const signatureAt = signature.value.byteOffset - head.byteOffset;
+    if (signature.value.buffer !== head.buffer || signatureAt < PRELUDE_BYTES || signatureAt + SIGNATURE_BYTES > head.length) {
+      return this.refuse(`${H_SIGNATURE} header is not where the message's header block is`);
+    }
+    this.date = date;
+    this.signatureAt = signatureAt;
+    this.longDate = this.longDateOf(date.value);
+    this.headCrc = crc32(head);
+    this.phase = this.payloadLeft > 0 ? Phase.Payload : Phase.Crc;
+    return true;
   }
 
   /**
-   * One complete client envelope → the same envelope with a new `:chunk-signature`. Synchronous
+   * The complete, checked message → its re-signed bytes (views; undefined: failed). Synchronous
    * unless the message is dated on a day whose signing key this stream has not needed yet.
    */
-  private resign(message: Buffer, owned: boolean): ResignResult | Promise<ResignResult> {
-    const checked = this.check(message, owned);
-    if (!("message" in checked)) return checked;
-    const shortDate = checked.longDate.slice(0, 8);
+  private resign(): Uint8Array[] | undefined | Promise<Uint8Array[] | undefined> {
+    const shortDate = this.longDate.slice(0, 8);
     const key = this.keys.get(shortDate);
-    if (key !== undefined) return this.sign(checked, shortDate, key);
+    if (key !== undefined) return this.sign(shortDate, key);
     return this.p.signingKeyFor(shortDate).then(
       (bytes) => {
         if (this.keys.size >= MAX_KEYS) this.keys.clear();
         const imported = createSecretKey(bytes);
         this.keys.set(shortDate, imported);
-        return this.sign(checked, shortDate, imported);
+        return this.sign(shortDate, imported);
       },
-      () => this.fail(`no signing key for a message dated ${shortDate}`),
+      () => {
+        this.fail(`no signing key for a message dated ${shortDate}`);
+        return undefined;
+      },
     );
   }
 
-  /** Decodes the envelope (the codec checks both CRCs) and checks its headers. */
-  private check(message: Buffer, owned: boolean): Checked | ResignResult {
-    let decoded: ReturnType<EventStreamCodec["decode"]>;
-    try {
-      decoded = codec.decode(message);
-    } catch (err) {
-      return this.fail(`message is corrupt (${err instanceof Error ? err.message : String(err)})`);
-    }
-    const { headers, body } = decoded;
-    const date = headers[H_DATE];
-    const signature = headers[H_SIGNATURE];
-    if (date === undefined) return this.fail(`message has no ${H_DATE} header`);
-    if (date.type !== "timestamp") return this.fail(`${H_DATE} header is a ${date.type}, not a timestamp`);
-    if (Number.isNaN(date.value.getTime())) return this.fail(`${H_DATE} header is not a valid time`);
-    if (signature === undefined) return this.fail(`message has no ${H_SIGNATURE} header`);
-    if (signature.type !== "binary" || signature.value.byteLength !== SIGNATURE_BYTES) {
-      return this.fail(`${H_SIGNATURE} header is not ${SIGNATURE_BYTES} bytes of binary`);
-    }
-    for (const name of Object.keys(headers)) {
-      if (name !== H_DATE && name !== H_SIGNATURE) return this.fail(`message carries header "${clip(name)}" besides ${H_DATE} and ${H_SIGNATURE}`);
-    }
-    const headersLength = message.readUInt32BE(4);
-    if (headersLength !== SIGNED_HEADERS_BYTES) {
-      // Both headers have fixed sizes, so only a header block of another length gets here: the
-      // decoded headers keep the last of each name, and a repeated (or cut) one was dropped.
-      const resigned = message.length - headersLength + SIGNED_HEADERS_BYTES;
-      return this.fail(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header; the re-signed message would be ${resigned} bytes, not the client's ${message.length})`);
-    }
-    // The codec hands binary header values out as views of the message: the signature's place.
-    const signatureAt = signature.value.byteOffset - message.byteOffset;
-    if (signature.value.buffer !== message.buffer || signatureAt < PRELUDE_BYTES || signatureAt + SIGNATURE_BYTES > PRELUDE_BYTES + headersLength) {
-      return this.fail(`${H_SIGNATURE} header is not where the message's header block is`);
-    }
-    return { message, owned, date, signatureAt, body, longDate: this.longDateOf(date.value) };
-  }
-
-  /** Signs a checked envelope with the key of its day and writes the new signature and CRC. */
-  private sign(c: Checked, shortDate: string, key: KeyObject): ResignResult {
+  /** Signs the message with the key of its day; its new bytes, and readies the next message. */
+  private sign(shortDate: string, key: KeyObject): Uint8Array[] {
+    const head = this.head;
+    const payload = this.payload;
     // The `:date` header as the codec encodes it (what the SDK's signer hashes), and the payload.
-    const dateHash = hash("sha256", codec.formatHeaders({ [H_DATE]: c.date }), "hex");
-    const payloadHash = hash("sha256", c.body, "hex");
-    const stringToSign = `${EVENT_PREFIX}\n${c.longDate}\n${shortDate}${this.scopeTail}\n${this.previous}\n${dateHash}\n${payloadHash}`;
+    const dateHash = hash("sha256", headerCodec.format({ [H_DATE]: this.date as MessageHeaderValue }), "hex");
+    const payloadHash = this.payloadHash !== undefined ? this.payloadHash.digest("hex") : hash("sha256", payload.length === 1 ? (payload[0] as Buffer) : Buffer.alloc(0), "hex");
+    const stringToSign = `${EVENT_PREFIX}\n${this.longDate}\n${shortDate}${this.scopeTail}\n${this.previous}\n${dateHash}\n${payloadHash}`;
     const mac = createHmac("sha256", key).update(stringToSign, "utf8").digest();
-    // Same length, same prelude (and prelude CRC), header names, date and payload: write the new
-    // signature over the client's and recompute the message CRC. The input is never written to.
-    const out = c.owned ? c.message : Buffer.from(c.message);
-    mac.copy(out, c.signatureAt);
-    const crcAt = out.length - CRC_BYTES;
-    out.writeUInt32BE(crc32(out.subarray(0, crcAt)), crcAt);
+    // Same length, same prelude (and prelude CRC), header names, date and payload: the new
+    // signature over the client's, in this re-signer's copy of the header block, and a new CRC.
+    mac.copy(head, this.signatureAt);
+    const tail = Buffer.allocUnsafe(CRC_BYTES);
+    tail.writeUInt32BE(crc32Combine(crc32(head), this.payloadCrc, this.payloadBytes), 0);
     this.previous = mac.toString("hex");
     this.signaturesComputed++;
-    this.bytesHashed += c.body.byteLength;
-    if (c.body.byteLength === 0) this.done = true;
-    return { ok: true, out };
+    this.bytesHashed += this.payloadBytes;
+    if (this.payloadBytes === 0) this.done = true;
+    this.reset();
+    // The header block is copied (into the shared pool, cheap): this buffer serves the next message.
+    payload.unshift(Buffer.from(head));
+    payload.push(tail);
+    return payload;
+  }
+
+  /** Ready for the next message. */
+  private reset(): void {
+    this.phase = Phase.Prelude;
+    this.received = 0;
+    this.heldBytes = 0;
+    this.headHave = 0;
+    this.payload = [];
+    this.payloadHash = undefined;
+    this.payloadLeft = 0;
+    this.payloadBytes = 0;
+    this.crcHave = 0;
+    this.payloadCrc = 0;
+    this.date = undefined;
   }
 
   /** The message's time as SigV4 writes it; consecutive messages mostly fall in the same second. */
@@ -300,10 +398,14 @@ export class EventStreamResigner {
 
   private fail(message: string): ResignResult {
     this.error = message;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.heldBytes = 0;
+    this.reset();
     return { ok: false, error: message };
+  }
+
+  /** Fails the stream; false, for the checks that return whether they passed. */
+  private refuse(message: string): false {
+    this.fail(message);
+    return false;
   }
 
   private failed(): ResignResult {
