@@ -80,11 +80,11 @@ function importClosure(roots: readonly string[]): Set<string> {
   return seen;
 }
 
-/** Packages a source text imports at run time (not `import type`), including require.resolve of a package's files. */
+/** Packages a source text imports at run time (not `import type`), including require.resolve of a package's files and createRequire(...)("pkg"). */
 function runtimeImports(text: string): string[] {
-  const pattern = /^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+"([^".][^"]*)"|import\(\s*"([^".][^"]*)"\s*\)|^\s*import\s+"([^".][^"]*)"|require\.resolve\(\s*"([^".][^"]*)"\s*\)/gm;
+  const pattern = /^\s*(?:import|export)\s+(?!type\b)[^;]*?from\s+"([^".][^"]*)"|import\(\s*"([^".][^"]*)"\s*\)|^\s*import\s+"([^".][^"]*)"|require\.resolve\(\s*"([^".][^"]*)"\s*\)|createRequire\([^)]*\)\(\s*"([^".][^"]*)"\s*\)/gm;
   return [...text.matchAll(pattern)].map((m) => {
-    const specifier = m[1] ?? m[2] ?? m[3] ?? m[4] ?? "";
+    const specifier = m[1] ?? m[2] ?? m[3] ?? m[4] ?? m[5] ?? "";
     return specifier.startsWith("@") ? specifier.split("/").slice(0, 2).join("/") : (specifier.split("/")[0] ?? "");
   });
 }
