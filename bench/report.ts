@@ -101,6 +101,8 @@ export interface BenchResults {
   readonly upload: UploadRun[];
   readonly micro: { signing: MicroResult[]; breakdown: MicroResult[]; hashing: MicroResult[] } | undefined;
   readonly profile: (ProfileSummary & { scenario: string; file: string }) | undefined;
+  /** The same for one chunk-signed upload (STREAMED). */
+  readonly uploadProfile?: (ProfileSummary & { scenario: string; file: string }) | undefined;
   readonly workers: { supported: boolean; note: string; singleRps?: number; twoWorkersRps?: number };
   readonly durationSeconds: number;
 }
@@ -299,12 +301,13 @@ export function renderMarkdown(r: BenchResults): string {
   out.push("");
   out.push(r.workers.note);
   out.push("");
-  if (r.profile) {
-    out.push(`## Server CPU profile (${r.profile.scenario}, node --cpu-prof)`);
+  for (const p of [r.profile, r.uploadProfile]) {
+    if (!p) continue;
+    out.push(`## Server CPU profile (${p.scenario}, node --cpu-prof)`);
     out.push("");
-    out.push(`Profile file: ${r.profile.file} (not committed).`);
+    out.push(`Profile file: ${p.file} (not committed).`);
     out.push("");
-    out.push(formatSummary(r.profile));
+    out.push(formatSummary(p));
     out.push("");
   }
   return out.join("\n");

@@ -809,6 +809,7 @@ async function main(): Promise<void> {
   }
 
   let profile: BenchResults["profile"];
+  let uploadProfile: BenchResults["uploadProfile"];
   if (wants("profile")) {
     const dir = join(scratch, "cpuprof");
     mkdirSync(dir);
@@ -829,6 +830,23 @@ async function main(): Promise<void> {
       profile = { ...summary, scenario: `${scenario.name}, ${inWindow ? "measured window only" : "whole process life (clocks did not line up)"}, ${profiled.requestsPerSecond.toFixed(0)} req/s`, file: relative(ROOT, kept) };
     } else {
       log("no .cpuprofile was written (the server did not exit cleanly)");
+    }
+    // The chunk-signed upload: where a STREAMED body's CPU goes (re-signing against the gRPC and
+    // HTTP/2 transport that carries every byte in and out). The whole process is profiled; at this
+    // size start-up is a small share of it.
+    const uploadDir = join(scratch, "cpuprof-upload");
+    mkdirSync(uploadDir);
+    log(`profiling countersign (node --cpu-prof) during one ${s.uploadMiB} MiB chunk-signed upload`);
+    const uploaded = await withServer(() => startCountersign({ logLevel: s.headlineLevel, cpuProfDir: uploadDir }), (srv) => runUpload(srv, s));
+    const uploadFile = readdirSync(uploadDir).find((f) => f.endsWith(".cpuprofile"));
+    if (uploadFile) {
+      const kept = join(RESULTS, "upload.cpuprofile");
+      mkdirSync(RESULTS, { recursive: true });
+      copyFileSync(join(uploadDir, uploadFile), kept);
+      const summary = summarizeProfile(JSON.parse(readFileSync(kept, "utf8")) as CpuProfile, 25);
+      uploadProfile = { ...summary, scenario: `one ${s.uploadMiB} MiB chunk-signed upload, 64 KiB messages, whole process life, ${uploaded.mbPerSecond.toFixed(0)} MB/s`, file: relative(ROOT, kept) };
+    } else {
+      log("no .cpuprofile was written for the upload (the server did not exit cleanly)");
     }
   }
 
@@ -854,6 +872,7 @@ async function main(): Promise<void> {
     upload,
     micro,
     profile,
+    uploadProfile,
     workers,
     durationSeconds: (performance.now() - started) / 1000,
   };
