@@ -3,6 +3,7 @@ import { getSigningKey } from "@smithy/signature-v4";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { readChunkedExample, type ChunkedUploadExample } from "../../test/fakeaws/suite.js";
+import { canonicalTrailerText, hmacHex, sha256Hex, trailerStringToSign } from "../../test/fakeaws/verifier.js";
 import { AwsChunkedResigner, type ChunkSigningParams } from "./awsChunkedResigner.js";
 import { hmacChunkSigner } from "./chunkSigners.js";
 import { signRequest, type SignInput } from "./signRequest.js";
@@ -163,6 +164,30 @@ describe("AwsChunkedResigner", () => {
     const r = small({ maxChunkBytes: 4, decodedContentLength: 5 });
     const out = await r.push(Buffer.from(`5;chunk-signature=${PLACEHOLDER_SIG}\r\n`));
     expect(!out.ok && out.error).toContain("over the 4-byte limit");
+  });
+
+  it("signs the canonical trailer a verifier builds: sorted by name, inner whitespace folded, whatever the arrival order", async () => {
+    const lines = ["X-Amz-Meta-Zeta:  two   words ", "x-amz-checksum-crc32:DUoRhQ=="];
+    const body = frame([5, 0], "x", [], [...lines, `x-amz-trailer-signature:${"f".repeat(64)}`]);
+    const p = params(key, { decodedContentLength: 5, trailer: true });
+    const out = await new AwsChunkedResigner(p).push(body);
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    const text = out.out.toString("latin1");
+    // The lines go out as they came; only the signature changes.
+    expect(text).toContain(`${lines.join("\r\n")}\r\nx-amz-trailer-signature:`);
+    const finalChunkSig = /0;chunk-signature=([0-9a-f]{64})\r\n/.exec(text)?.[1] as string;
+    const trailerSig = /x-amz-trailer-signature:([0-9a-f]{64})\r\n/.exec(text)?.[1];
+    // The fake AWS's verifier, written from the spec, sharing no code with src/sigv4.
+    const canonical = canonicalTrailerText(lines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1)] as const));
+    expect(canonical).toBe("x-amz-checksum-crc32:DUoRhQ==\nx-amz-meta-zeta:two words\n");
+    expect(trailerSig).toBe(hmacHex(key, trailerStringToSign(p.seed.amzDate, p.seed.scope, finalChunkSig, sha256Hex(canonical))));
+  });
+
+  it("refuses a trailer that names a header twice, in any letter case", async () => {
+    const r = small({ trailer: true });
+    const out = await r.push(frame([5, 0], "x", [], ["x-amz-checksum-crc32:DUoRhQ==", "X-Amz-Checksum-CRC32:AAAAAA==", `x-amz-trailer-signature:${"f".repeat(64)}`]));
+    expect(!out.ok && out.error).toContain('trailer names "x-amz-checksum-crc32" twice');
   });
 
   it("refuses a trailer without its signature", async () => {

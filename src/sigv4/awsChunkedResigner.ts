@@ -228,13 +228,18 @@ export class AwsChunkedResigner {
     }
     if (!this.p.signer.isField(sig[2] as string)) return this.fail(`x-amz-trailer-signature is not ${this.p.signer.fieldForm}`);
     if (this.trailerLines.length === 0) return this.fail("trailer has a signature but no trailing headers");
-    // Canonical trailer text: lower-case name, trimmed value, one "\n"-terminated line each.
-    const canonical = this.trailerLines
-      .map((l) => {
-        const c = l.indexOf(":");
-        return `${l.slice(0, c).trim().toLowerCase()}:${l.slice(c + 1).trim()}\n`;
-      })
-      .join("");
+    // Canonical trailer text, as canonical headers are written: lower-case name, the value trimmed
+    // with inner runs of whitespace made one space, one "\n"-terminated line each, sorted by name
+    // (the client signs this form, whatever order it sends the lines in). A name given twice is
+    // refused: the two lines could be joined in more than one way.
+    const entries = this.trailerLines.map((l) => {
+      const c = l.indexOf(":");
+      return [l.slice(0, c).trim().toLowerCase(), l.slice(c + 1).replace(/[ \t]+/g, " ").trim()] as const;
+    });
+    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const repeated = entries.find(([name], i) => i > 0 && entries[i - 1]?.[0] === name);
+    if (repeated) return this.fail(`trailer names "${clip(repeated[0])}" twice`);
+    const canonical = entries.map(([name, value]) => `${name}:${value}\n`).join("");
     const trailerHash = createHash("sha256").update(canonical, "latin1").digest("hex");
     const newSig = this.p.signer.field(await this.sign(`${this.trailerPrefix}\n${this.p.seed.amzDate}\n${this.p.seed.scope}\n${this.previous}\n${trailerHash}`));
     const sigLine = `${text.slice(0, text.length - (sig[2] as string).length - (sig[3] as string).length)}${newSig}${sig[3] as string}`;
