@@ -784,7 +784,10 @@ async function main(): Promise<void> {
     }
   }
 
-  let workers: BenchResults["workers"] = { supported: false, note: "SKIP (no --workers yet): `countersign serve --help` does not mention --workers." };
+  let workers: BenchResults["workers"] = {
+    supported: false,
+    note: wants("workers") ? "SKIP: `countersign serve --help` does not mention --workers." : "not measured in this run (BENCH_ONLY leaves out workers).",
+  };
   if (wants("workers") && workersSupported()) {
     // Two load generators against one worker, then against two; alternated like the floor.
     const scenario = allScenarios()[0] as Scenario;
