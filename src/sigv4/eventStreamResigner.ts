@@ -109,8 +109,9 @@ export class EventStreamResigner {
   private phase: Phase = Phase.Prelude;
   /** Bytes of it received so far. */
   private received = 0;
-  /** Its prelude, when it came split over pieces. */
-  private readonly preludeBytes = Buffer.alloc(PRELUDE_BYTES);
+  /** The fixed-size field being read (its prelude, then its message CRC), when it straddles pieces. */
+  private readonly fieldBytes = Buffer.alloc(PRELUDE_BYTES);
+  private fieldHave = 0;
   /** Its prelude and header block: this re-signer's own copy, where the new signature is written (reused). */
   private head: Buffer = Buffer.alloc(0);
   private headHave = 0;
@@ -125,9 +126,6 @@ export class EventStreamResigner {
   private headCrc = 0;
   /** CRC-32 of the payload so far (the message CRC is the two combined: one pass over the payload). */
   private payloadCrc = 0;
-  /** Its message CRC, when it came split over pieces. */
-  private readonly crcBytes = Buffer.alloc(CRC_BYTES);
-  private crcHave = 0;
   /** Its checked headers. */
   private date: MessageHeaderValue | undefined;
   private longDate = "";
@@ -164,20 +162,11 @@ export class EventStreamResigner {
       if (this.done) return this.fail("bytes follow the final empty message");
       switch (this.phase) {
         case Phase.Prelude: {
-          let prelude: Buffer;
-          if (this.received === 0 && n - i >= PRELUDE_BYTES) {
-            prelude = input.subarray(i, i + PRELUDE_BYTES);
-            i += PRELUDE_BYTES;
-          } else {
-            const take = Math.min(PRELUDE_BYTES - this.received, n - i);
-            input.copy(this.preludeBytes, this.received, i, i + take);
-            i += take;
-            this.received += take;
-            if (this.received < PRELUDE_BYTES) continue;
-            prelude = this.preludeBytes;
-          }
-          this.received = PRELUDE_BYTES;
-          if (!this.startMessage(prelude)) return this.failed();
+          const prelude = this.readField(input, i, PRELUDE_BYTES);
+          this.received += prelude.next - i;
+          i = prelude.next;
+          if (prelude.bytes === undefined) continue;
+          if (!this.startMessage(prelude.bytes)) return this.failed();
           break;
         }
         case Phase.Headers: {
@@ -205,19 +194,11 @@ export class EventStreamResigner {
           break;
         }
         case Phase.Crc: {
-          let expected: number;
-          if (this.crcHave === 0 && n - i >= CRC_BYTES) {
-            expected = input.readUInt32BE(i);
-            i += CRC_BYTES;
-          } else {
-            const take = Math.min(CRC_BYTES - this.crcHave, n - i);
-            input.copy(this.crcBytes, this.crcHave, i, i + take);
-            i += take;
-            this.crcHave += take;
-            this.received += take;
-            if (this.crcHave < CRC_BYTES) continue;
-            expected = this.crcBytes.readUInt32BE(0);
-          }
+          const crc = this.readField(input, i, CRC_BYTES);
+          this.received += crc.next - i;
+          i = crc.next;
+          if (crc.bytes === undefined) continue;
+          const expected = crc.bytes.readUInt32BE(0);
           const actual = crc32Combine(this.headCrc, this.payloadCrc, this.payloadBytes);
           if (expected !== actual) {
             // The SDK codec's wording for the same mismatch.
@@ -236,6 +217,21 @@ export class EventStreamResigner {
     }
     this.heldBytes = this.received;
     return { ok: true, out: out.length === 0 ? Buffer.alloc(0) : Buffer.concat(out, outBytes) };
+  }
+
+  /**
+   * Reads a fixed-size field (the prelude, the message CRC) from `input` at `i`: its bytes once all
+   * have come (a view of the input when they come in one piece, else this re-signer's copy), or
+   * undefined while some are still to come; `next` is where the input continues.
+   */
+  private readField(input: Buffer, i: number, size: number): { bytes: Buffer | undefined; next: number } {
+    if (this.fieldHave === 0 && input.length - i >= size) return { bytes: input.subarray(i, i + size), next: i + size };
+    const take = Math.min(size - this.fieldHave, input.length - i);
+    input.copy(this.fieldBytes, this.fieldHave, i, i + take);
+    this.fieldHave += take;
+    if (this.fieldHave < size) return { bytes: undefined, next: i + take };
+    this.fieldHave = 0;
+    return { bytes: this.fieldBytes.subarray(0, size), next: i + take };
   }
 
   /** Call at end of stream: the final empty message must have come, and nothing after it. */
@@ -381,7 +377,7 @@ export class EventStreamResigner {
     this.payloadHash = undefined;
     this.payloadLeft = 0;
     this.payloadBytes = 0;
-    this.crcHave = 0;
+    this.fieldHave = 0;
     this.payloadCrc = 0;
     this.date = undefined;
   }
