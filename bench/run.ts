@@ -637,6 +637,26 @@ async function runUpload(server: ServerHandle, s: Settings): Promise<UploadRun> 
   }
 }
 
+/**
+ * Runs `body` against a countersign started under `node --cpu-prof` and keeps its profile as
+ * bench/results/<name>.cpuprofile: what `body` returned, and the profile (undefined, and said so,
+ * when the server did not write one).
+ */
+async function profiledRun<T>(s: Settings, name: string, body: (server: ServerHandle) => Promise<T>): Promise<{ result: T; cpuProfile: CpuProfile | undefined; file: string }> {
+  const dir = join(scratch as string, `cpuprof-${name}`);
+  mkdirSync(dir);
+  const result = await withServer(() => startCountersign({ logLevel: s.headlineLevel, cpuProfDir: dir }), body);
+  const kept = join(RESULTS, `${name}.cpuprofile`);
+  const written = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+  if (written === undefined) {
+    log(`no .cpuprofile was written for ${name} (the server did not exit cleanly)`);
+    return { result, cpuProfile: undefined, file: relative(ROOT, kept) };
+  }
+  mkdirSync(RESULTS, { recursive: true });
+  copyFileSync(join(dir, written), kept);
+  return { result, cpuProfile: JSON.parse(readFileSync(kept, "utf8")) as CpuProfile, file: relative(ROOT, kept) };
+}
+
 async function withServer<T>(start: () => Promise<ServerHandle>, body: (server: ServerHandle) => Promise<T>): Promise<T> {
   const server = await start();
   try {
@@ -814,42 +834,24 @@ async function main(): Promise<void> {
   let profile: BenchResults["profile"];
   let uploadProfile: BenchResults["uploadProfile"];
   if (wants("profile")) {
-    const dir = join(scratch, "cpuprof");
-    mkdirSync(dir);
     const scenario = allScenarios()[0] as Scenario;
     log(`profiling countersign (node --cpu-prof) during ${scenario.name}`);
-    const profiled = await withServer(() => startCountersign({ logLevel: s.headlineLevel, cpuProfDir: dir }), (srv) => runClosedLoop(srv, scenario, s, { logLevel: s.headlineLevel }));
-    log(`profiled run: ${describe(profiled)}`);
-    const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
-    if (file) {
-      mkdirSync(RESULTS, { recursive: true });
-      const kept = join(RESULTS, `${scenario.name}.cpuprofile`);
-      copyFileSync(join(dir, file), kept);
-      const cpuProfile = JSON.parse(readFileSync(kept, "utf8")) as CpuProfile;
+    const headers = await profiledRun(s, scenario.name, (srv) => runClosedLoop(srv, scenario, s, { logLevel: s.headlineLevel }));
+    log(`profiled run: ${describe(headers.result)}`);
+    if (headers.cpuProfile) {
       // Only the measured window: no start-up (module loading, policy compilation) or shutdown.
-      const w = profiled.windowMonotonicUs;
-      const inWindow = cpuProfile.startTime <= w.startUs && cpuProfile.endTime >= w.endUs;
-      const summary = summarizeProfile(cpuProfile, 25, inWindow ? w : undefined);
-      profile = { ...summary, scenario: `${scenario.name}, ${inWindow ? "measured window only" : "whole process life (clocks did not line up)"}, ${profiled.requestsPerSecond.toFixed(0)} req/s`, file: relative(ROOT, kept) };
-    } else {
-      log("no .cpuprofile was written (the server did not exit cleanly)");
+      const w = headers.result.windowMonotonicUs;
+      const inWindow = headers.cpuProfile.startTime <= w.startUs && headers.cpuProfile.endTime >= w.endUs;
+      const summary = summarizeProfile(headers.cpuProfile, 25, inWindow ? w : undefined);
+      profile = { ...summary, scenario: `${scenario.name}, ${inWindow ? "measured window only" : "whole process life (clocks did not line up)"}, ${headers.result.requestsPerSecond.toFixed(0)} req/s`, file: headers.file };
     }
     // The chunk-signed upload: where a STREAMED body's CPU goes (re-signing against the gRPC and
     // HTTP/2 transport that carries every byte in and out). The whole process is profiled; at this
     // size start-up is a small share of it.
-    const uploadDir = join(scratch, "cpuprof-upload");
-    mkdirSync(uploadDir);
     log(`profiling countersign (node --cpu-prof) during one ${s.uploadMiB} MiB chunk-signed upload`);
-    const uploaded = await withServer(() => startCountersign({ logLevel: s.headlineLevel, cpuProfDir: uploadDir }), (srv) => runUpload(srv, s));
-    const uploadFile = readdirSync(uploadDir).find((f) => f.endsWith(".cpuprofile"));
-    if (uploadFile) {
-      const kept = join(RESULTS, "upload.cpuprofile");
-      mkdirSync(RESULTS, { recursive: true });
-      copyFileSync(join(uploadDir, uploadFile), kept);
-      const summary = summarizeProfile(JSON.parse(readFileSync(kept, "utf8")) as CpuProfile, 25);
-      uploadProfile = { ...summary, scenario: `one ${s.uploadMiB} MiB chunk-signed upload, 64 KiB messages, whole process life, ${uploaded.mbPerSecond.toFixed(0)} MB/s`, file: relative(ROOT, kept) };
-    } else {
-      log("no .cpuprofile was written for the upload (the server did not exit cleanly)");
+    const upload = await profiledRun(s, "upload", (srv) => runUpload(srv, s));
+    if (upload.cpuProfile) {
+      uploadProfile = { ...summarizeProfile(upload.cpuProfile, 25), scenario: `one ${s.uploadMiB} MiB chunk-signed upload, 64 KiB messages, whole process life, ${upload.result.mbPerSecond.toFixed(0)} MB/s`, file: upload.file };
     }
   }
 
