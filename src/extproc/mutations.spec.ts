@@ -1,7 +1,11 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
 import { headersSetBy, refusalOf } from "../../test/support/extProcHarness.js";
 import type { Denial } from "./denial.js";
 import {
+  ANSWER_SCRATCH_BYTES,
+  answerSerializer,
   bodyContinue,
   bodyReplace,
   headerMutation,
@@ -11,6 +15,7 @@ import {
   immediateDenial,
   passThrough,
 } from "./mutations.js";
+import { loadExtProcProtos } from "./protos.js";
 
 const CHANGES = { set: [["authorization", "AWS4-HMAC-SHA256 …"], ["x-amz-meta-name", "café"]] as const, remove: ["x-amz-security-token"] };
 
@@ -45,9 +50,56 @@ describe("answers to request messages", () => {
     expect(headersSetBy(r).get("authorization")).toBe("AWS4-HMAC-SHA256 …");
   });
 
-  it("bodyReplace: the re-signed bytes, or clear_body to hold back an empty piece", () => {
-    expect(bodyReplace(Buffer.from("abc"))).toEqual({ request_body: { response: { status: "CONTINUE", body_mutation: { body: Buffer.from("abc") } } } });
-    expect(bodyReplace(Buffer.alloc(0))).toEqual({ request_body: { response: { status: "CONTINUE", body_mutation: { clear_body: true } } } });
+  it("bodyReplace: the re-signed pieces, joined when read, or clear_body to hold back an empty piece", () => {
+    expect(bodyReplace([Buffer.from("ab"), Buffer.from("c")])).toEqual({ request_body: { response: { status: "CONTINUE", body_mutation: { body: Buffer.from("abc") } } } });
+    for (const none of [[], [Buffer.alloc(0)]]) {
+      expect(bodyReplace(none)).toEqual({ request_body: { response: { status: "CONTINUE", body_mutation: { clear_body: true } } } });
+    }
+  });
+
+  describe("answerSerializer", () => {
+    const { Process } = loadExtProcProtos().envoy.service.ext_proc.v3.ExternalProcessor.service;
+    const generic = (answer: ProcessingResponse): Buffer => Process.responseSerialize(answer);
+    const serialize = answerSerializer(generic);
+    const pieceSizes = (sizes: readonly number[]): Buffer[] => sizes.map((n, i) => Buffer.alloc(n, 0x41 + (i % 26)));
+
+    it("writes a bodyReplace answer from its pieces, byte for byte as protobufjs encodes the same answer", () => {
+      // Sizes around each varint-length boundary of the nested lengths, and past the reused buffer.
+      const sizes = [[1], [100, 20], [127], [128], [16_370, 14], [16_384], [65_536], [40_000, 25_536, 2], [2_097_100], [ANSWER_SCRATCH_BYTES - 20], [ANSWER_SCRATCH_BYTES], [ANSWER_SCRATCH_BYTES + 1]];
+      for (const s of sizes) {
+        const pieces = pieceSizes(s);
+        const want = generic({ request_body: { response: { status: "CONTINUE", body_mutation: { body: Buffer.concat(pieces) } } } });
+        const got = Buffer.from(serialize(bodyReplace(pieces)));
+        expect(got.equals(want), `pieces of ${s.join(", ")} bytes`).toBe(true);
+        const body = (Process.responseDeserialize(got) as ProcessingResponse).request_body?.response?.body_mutation?.body;
+        expect(Buffer.isBuffer(body) && body.equals(Buffer.concat(pieces))).toBe(true);
+      }
+    });
+
+    it("matches protobufjs for any pieces", () => {
+      fc.assert(
+        fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 5 }), (arrays) => {
+          const pieces = arrays.map((a) => Buffer.from(a));
+          const answer = bodyReplace(pieces);
+          return Buffer.from(serialize(answer)).equals(generic(answer));
+        }),
+      );
+    });
+
+    it("leaves every other answer to the generic serializer", () => {
+      const other = [headersContinue(CHANGES), bodyContinue(), bodyReplace([]), { request_body: { response: { status: "CONTINUE", body_mutation: { body: Buffer.from("built elsewhere") } } } }] satisfies ProcessingResponse[];
+      for (const answer of other) expect(serialize(answer).equals(generic(answer))).toBe(true);
+    });
+
+    it("reuses one buffer for answers up to its size: a result is read before the next call, as grpc-js does", () => {
+      const a = serialize(bodyReplace([Buffer.from("first")]));
+      const aCopy = Buffer.from(a);
+      const b = serialize(bodyReplace([Buffer.from("second")]));
+      expect(b.buffer).toBe(a.buffer);
+      expect(Process.responseDeserialize(aCopy).request_body?.response?.body_mutation?.body).toEqual(Buffer.from("first"));
+      const big = serialize(bodyReplace([Buffer.alloc(ANSWER_SCRATCH_BYTES)]));
+      expect(big.buffer).not.toBe(a.buffer);
+    });
   });
 
   it("bodyContinue: header changes on the body answer (BUFFERED), or none", () => {

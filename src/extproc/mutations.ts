@@ -59,17 +59,121 @@ export function headersContinueAndStream(changes: HeaderChanges): ProcessingResp
   };
 }
 
-/** Answer to one STREAMED request_body message: replace its bytes (an empty answer holds them back). */
-export function bodyReplace(bytes: Buffer): ProcessingResponse {
-  return {
+/**
+ * Answer to one STREAMED request_body message: replace its bytes with `pieces`, in order (none:
+ * hold them back, `clear_body`).
+ *
+ * The pieces are not joined here. The answer keeps them, and the server's serializer
+ * (`answerSerializer`) writes its wire form straight from them, so each re-signed byte is copied
+ * once on its way to grpc-js instead of three times (join, protobuf encode) with a fresh buffer for
+ * each. `body` is joined only when something reads it: tests, or the generic serializer.
+ */
+export function bodyReplace(pieces: readonly Buffer[]): ProcessingResponse {
+  if (pieces.every((p) => p.length === 0)) {
+    return { request_body: { response: { status: "CONTINUE", body_mutation: { clear_body: true } } } };
+  }
+  let joined: Buffer | undefined;
+  const answer: ProcessingResponse = {
     request_body: {
       response: {
         status: "CONTINUE",
-        body_mutation: bytes.length === 0 ? { clear_body: true } : { body: bytes },
+        body_mutation: {
+          get body(): Buffer {
+            joined ??= Buffer.concat(pieces);
+            return joined;
+          },
+        },
       },
     },
   };
+  replacedPieces.set(answer, pieces);
+  return answer;
 }
+
+/** The pieces of each answer `bodyReplace` made, for the serializer. */
+const replacedPieces = new WeakMap<ProcessingResponse, readonly Buffer[]>();
+
+/**
+ * Field numbers on the path ProcessingResponse.request_body (3) → BodyResponse.response (1) →
+ * CommonResponse.status (1), body_mutation (3) → BodyMutation.body (1), from
+ * envoy/service/ext_proc/v3/external_processor.proto. mutations.spec.ts checks the result byte for
+ * byte against protobufjs's encoding of the same answer.
+ */
+const TAG_REQUEST_BODY = (3 << 3) | 2;
+const TAG_RESPONSE = (1 << 3) | 2;
+const TAG_STATUS = (1 << 3) | 0;
+const TAG_BODY_MUTATION = (3 << 3) | 2;
+const TAG_BODY = (1 << 3) | 2;
+const STATUS_CONTINUE = 0;
+/** Answers up to this size are written into one reused buffer; larger ones get their own. */
+const SCRATCH_BYTES = 1024 * 1024;
+const scratch: Buffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function writeVarint(into: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    into[at++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  into[at++] = n;
+  return at;
+}
+
+/**
+ * The wire form of a `bodyReplace` answer, written from its pieces; the same bytes protobufjs
+ * writes for it (status CONTINUE included, as protobufjs writes a field that is set). Answers up to
+ * SCRATCH_BYTES are written into a buffer reused by the next call: grpc-js copies the result into
+ * its own gRPC frame before it returns from the serializer, so a fresh allocation per piece of
+ * body (64 KiB or more, which is costly to allocate and collect) is not needed.
+ */
+function encodeBodyReplace(pieces: readonly Buffer[]): Buffer {
+  let body = 0;
+  for (const p of pieces) body += p.length;
+  const mutation = 1 + varintBytes(body) + body;
+  const common = 2 + 1 + varintBytes(mutation) + mutation;
+  const bodyResponse = 1 + varintBytes(common) + common;
+  const total = 1 + varintBytes(bodyResponse) + bodyResponse;
+  const wire = total <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  wire[at++] = TAG_REQUEST_BODY;
+  at = writeVarint(wire, at, bodyResponse);
+  wire[at++] = TAG_RESPONSE;
+  at = writeVarint(wire, at, common);
+  wire[at++] = TAG_STATUS;
+  wire[at++] = STATUS_CONTINUE;
+  wire[at++] = TAG_BODY_MUTATION;
+  at = writeVarint(wire, at, mutation);
+  wire[at++] = TAG_BODY;
+  at = writeVarint(wire, at, body);
+  for (const p of pieces) {
+    wire.set(p, at);
+    at += p.length;
+  }
+  return wire.subarray(0, total);
+}
+
+/**
+ * The serializer the server gives grpc-js for its answers: `bodyReplace` answers are written from
+ * their pieces (see encodeBodyReplace: the bytes are valid until the next call), every other
+ * answer by `generic`, proto-loader's protobufjs serializer.
+ */
+export function answerSerializer(generic: (answer: ProcessingResponse) => Buffer): (answer: ProcessingResponse) => Buffer {
+  return (answer) => {
+    const pieces = replacedPieces.get(answer);
+    return pieces === undefined ? generic(answer) : encodeBodyReplace(pieces);
+  };
+}
+
+/** The largest answer written into the reused buffer (exported for tests). */
+export const ANSWER_SCRATCH_BYTES = SCRATCH_BYTES;
 
 /** Answer to request_body: continue, with header changes (applied by Envoy in BUFFERED mode). */
 export function bodyContinue(changes?: HeaderChanges): ProcessingResponse {

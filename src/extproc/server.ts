@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { ProcessingRequest__Output } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingRequest.js";
 import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
 import type { SigningContext } from "./context.js";
+import { answerSerializer } from "./mutations.js";
 import { loadExtProcProtos } from "./protos.js";
 import { ExtProcStream } from "./stream.js";
 
@@ -100,7 +101,10 @@ export async function startExtProcServer(
     // track sessions in the map forceShutdown() closes, so a stream held past the shutdown grace
     // would keep the process alive (test/ops/shutdown.spec.ts).
   });
-  server.addService(protos.envoy.service.ext_proc.v3.ExternalProcessor.service, extProcHandlers(ctx, observer));
+  // Answers to STREAMED body pieces are written to the wire from the re-signed pieces (mutations.ts).
+  const service = protos.envoy.service.ext_proc.v3.ExternalProcessor.service;
+  const processMethod = { ...service.Process, responseSerialize: answerSerializer(service.Process.responseSerialize) };
+  server.addService({ ...service, Process: processMethod }, extProcHandlers(ctx, observer));
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });

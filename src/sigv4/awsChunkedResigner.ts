@@ -47,7 +47,15 @@ export interface ChunkSigningParams {
   readonly decodedContentLength: number;
 }
 
-export type ResignResult = Result<{ readonly out: Buffer }>;
+/**
+ * What a push or finish makes: the bytes that may be forwarded now, in order, as pieces (views of
+ * the input and small new buffers) that are never joined here. The answer to Envoy is written
+ * from them directly (src/extproc/mutations.ts), so each payload byte is copied once on its way
+ * out. No piece is written to afterwards.
+ */
+export type ResignResult = Result<{ readonly out: readonly Buffer[] }>;
+
+const NOTHING: readonly Buffer[] = [];
 
 type State = "header" | "data" | "data-crlf" | "final-crlf" | "trailer" | "done" | "failed";
 
@@ -127,7 +135,7 @@ export class AwsChunkedResigner {
           const text = bytes.toString("latin1", 0, bytes.length - 2);
           const r = this.state === "header" ? await this.onHeaderLine(text) : await this.onTrailerLine(text);
           if (!r.ok) return r;
-          if (r.out.length > 0) out.push(r.out);
+          for (const piece of r.out) out.push(piece);
           break;
         }
         case "data": {
@@ -167,7 +175,7 @@ export class AwsChunkedResigner {
           return this.fail("data after the final chunk");
       }
     }
-    return { ok: true, out: out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out) };
+    return { ok: true, out };
   }
 
   /** Call at end of stream: the framing must be complete. */
@@ -177,7 +185,7 @@ export class AwsChunkedResigner {
       const where = this.state === "data" || this.state === "data-crlf" ? "inside a chunk" : this.state === "trailer" ? "inside the trailer" : "before the final 0-size chunk";
       return this.fail(`body ended ${where}`);
     }
-    return { ok: true, out: Buffer.alloc(0) };
+    return { ok: true, out: NOTHING };
   }
 
   private async onHeaderLine(text: string): Promise<ResignResult> {
@@ -202,7 +210,7 @@ export class AwsChunkedResigner {
       this.data = [];
       this.heldBytes = 0;
       this.state = "data";
-      return { ok: true, out: Buffer.alloc(0) };
+      return { ok: true, out: NOTHING };
     }
     // Final chunk: sign now over empty data.
     if (this.decodedSoFar !== this.p.decodedContentLength) {
@@ -210,7 +218,7 @@ export class AwsChunkedResigner {
     }
     const sig = await this.signChunk(EMPTY_SHA256);
     this.state = this.p.trailer ? "trailer" : "final-crlf";
-    return { ok: true, out: Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1") };
+    return { ok: true, out: [Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1")] };
   }
 
   private async onTrailerLine(text: string): Promise<ResignResult> {
@@ -224,7 +232,7 @@ export class AwsChunkedResigner {
       const colon = text.indexOf(":");
       if (colon <= 0) return this.fail(`trailer line "${clip(text)}" is not name:value`);
       this.trailerLines.push(text);
-      return { ok: true, out: Buffer.alloc(0) };
+      return { ok: true, out: NOTHING };
     }
     if (!this.p.signer.isField(sig[2] as string)) return this.fail(`x-amz-trailer-signature is not ${this.p.signer.fieldForm}`);
     if (this.trailerLines.length === 0) return this.fail("trailer has a signature but no trailing headers");
@@ -246,10 +254,10 @@ export class AwsChunkedResigner {
     const out = Buffer.from(`${this.trailerLines.map((l) => `${l}\r\n`).join("")}${sigLine}\r\n`, "latin1");
     this.trailerLines = [];
     this.state = "final-crlf";
-    return { ok: true, out };
+    return { ok: true, out: [out] };
   }
 
-  /** Appends the re-signed chunk to `out` as pieces (the data is copied once, when `push` joins them). */
+  /** Appends the re-signed chunk to `out` as pieces: its new header line, its data as views, CRLF. */
   private async emitChunk(out: Buffer[]): Promise<void> {
     const sig = await this.signChunk((this.hash as Hash).digest("hex"));
     out.push(Buffer.from(`${this.sizeText};chunk-signature=${sig}\r\n`, "latin1"));

@@ -11,8 +11,8 @@
  *   chain is made from the signature without its padding. The seed (the Authorization header's
  *   signature) is never padded.
  */
-import { createHmac, createSecretKey } from "node:crypto";
 import { ALGORITHM, ALGORITHM_V4A } from "./constants.js";
+import { HmacSha256 } from "./hmacSha256.js";
 
 export interface ChunkSigner {
   /** `AWS4-HMAC-SHA256` or `AWS4-ECDSA-P256-SHA256`: chunk and trailer strings to sign begin with it and `-PAYLOAD` / `-TRAILER`. */
@@ -31,15 +31,15 @@ export interface ChunkSigner {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-/** SigV4: HMAC-SHA256 under the derived signing key (imported once for every chunk). */
+/** SigV4: HMAC-SHA256 under the derived signing key (its HMAC blocks set up once for every chunk). */
 export function hmacChunkSigner(signingKey: Uint8Array): ChunkSigner {
-  const key = createSecretKey(signingKey);
+  const key = new HmacSha256(signingKey);
   return {
     algorithm: ALGORITHM,
     fieldWidth: 64,
     fieldForm: "64 lower-case hex characters",
     isField: (field) => HEX64.test(field),
-    sign: (stringToSign) => createHmac("sha256", key).update(stringToSign, "utf8").digest("hex"),
+    sign: (stringToSign) => key.hex(stringToSign),
     field: (signature) => signature,
   };
 }

@@ -15,8 +15,9 @@
  *        \n <prior signature> \n <sha256(encoded :date header)> \n <sha256(payload)>)
  *
  * (@smithy/signature-v4's `signEvent`, the SDK's own event signer, builds the same string; the
- * tests check both against an independent checker). It is computed synchronously with node:crypto, the signing key imported
- * once, as the aws-chunked re-signer does: no promise step per message.
+ * tests check both against an independent checker). It is computed synchronously, with the
+ * signing key's HMAC blocks set up once (./hmacSha256.ts: two one-shot node:crypto hashes per
+ * message): no promise step per message.
  *
  * Streaming, each payload byte touched as few times as possible: the 12-byte prelude is read here
  * and its CRC checked at once (a corrupt length is refused before any wait for the bytes it
@@ -44,10 +45,11 @@
  * message dated on another day than the request: no I/O.
  */
 import { HeaderMarshaller } from "@smithy/core/event-streams";
-import type { MessageHeaders, MessageHeaderValue } from "@smithy/types";
-import { createHash, createHmac, createSecretKey, hash, type Hash, type KeyObject } from "node:crypto";
+import type { MessageHeaders } from "@smithy/types";
+import { createHash, hash, type Hash } from "node:crypto";
 import type { ResignResult } from "./awsChunkedResigner.js";
 import { crc32, crc32Combine } from "./crc32.js";
+import { HmacSha256 } from "./hmacSha256.js";
 import type { SignatureChainSeed } from "./types.js";
 
 export interface EventStreamParams {
@@ -78,7 +80,7 @@ const MAX_KEYS = 4;
 
 const toUtf8 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
 const fromUtf8 = (text: string): Uint8Array => Buffer.from(text, "utf8");
-/** The SDK's header codec: it reads the client's header blocks and encodes the `:date` that is hashed. */
+/** The SDK's header codec: it reads the client's header blocks. */
 const headerCodec = new HeaderMarshaller(toUtf8, fromUtf8);
 
 /** The codec's header block for exactly one `:date` and one 32-byte `:chunk-signature`: its length. */
@@ -86,6 +88,17 @@ const SIGNED_HEADERS_BYTES = headerCodec.format({
   [H_DATE]: { type: "timestamp", value: new Date(0) },
   [H_SIGNATURE]: { type: "binary", value: new Uint8Array(SIGNATURE_BYTES) },
 }).byteLength;
+
+/** An encoded header's bytes before its value: name length (1), name, value type (1). */
+const headerLead = (name: string): number => 1 + name.length + 1;
+/** The encoded `:date` header (a timestamp: 8 bytes), as the signature hashes it. */
+const DATE_HEADER_BYTES = headerLead(H_DATE) + 8;
+/** Where the 32-byte value of `:chunk-signature` starts in its encoded header (after a 2-byte length). */
+const SIGNATURE_VALUE_AT = headerLead(H_SIGNATURE) + 2;
+/** Where the 8-byte value of `:date` starts in its encoded header. */
+const DATE_VALUE_AT = headerLead(H_DATE);
+/** The largest time a Date holds, in milliseconds either side of 1970 (ECMAScript's TimeClip). */
+const MAX_TIME_MS = 8.64e15;
 
 /** Where the current message is. */
 const Phase = { Prelude: 0, Headers: 1, Payload: 2, Crc: 3 } as const;
@@ -98,8 +111,8 @@ function formatLongDate(date: Date): string {
 
 export class EventStreamResigner {
   private previous: string;
-  /** Signing keys imported once, by the day (`YYYYMMDD`) of the messages they sign. */
-  private readonly keys = new Map<string, KeyObject>();
+  /** Signing keys set up once, by the day (`YYYYMMDD`) of the messages they sign. */
+  private readonly keys = new Map<string, HmacSha256>();
   /** The scope after its date: `/<region>/<service>/aws4_request`. */
   private readonly scopeTail: string;
   private done = false;
@@ -127,9 +140,15 @@ export class EventStreamResigner {
   /** CRC-32 of the payload so far (the message CRC is the two combined: one pass over the payload). */
   private payloadCrc = 0;
   /** Its checked headers. */
-  private date: MessageHeaderValue | undefined;
   private longDate = "";
   private signatureAt = 0;
+  /** Where its encoded `:date` header is in `head`. */
+  private dateAt = 0;
+  /**
+   * The last header block (with its prelude) that the codec decoded and that passed every check;
+   * a block equal to it but for the `:date` value and the signature is not decoded again.
+   */
+  private shape: Buffer | undefined;
 
   /** Messages re-signed so far (the final empty one included). */
   signaturesComputed = 0;
@@ -144,7 +163,7 @@ export class EventStreamResigner {
     this.previous = p.seed.signature;
     const slash = p.seed.scope.indexOf("/");
     this.scopeTail = slash < 0 ? "" : p.seed.scope.slice(slash);
-    this.keys.set(p.seed.amzDate.slice(0, 8), createSecretKey(p.seed.signingKey));
+    this.keys.set(p.seed.amzDate.slice(0, 8), new HmacSha256(p.seed.signingKey));
   }
 
   /**
@@ -154,8 +173,7 @@ export class EventStreamResigner {
    */
   async push(input: Buffer): Promise<ResignResult> {
     if (this.error !== undefined) return this.failed();
-    const out: Uint8Array[] = [];
-    let outBytes = 0;
+    const out: Buffer[] = [];
     let i = 0;
     const n = input.length;
     while (i < n) {
@@ -183,11 +201,12 @@ export class EventStreamResigner {
           const piece = input.subarray(i, i + take);
           i += take;
           this.received += take;
-          this.payloadCrc = crc32(piece, this.payloadCrc);
           if (this.payload.length === 1) {
             this.payloadHash = createHash("sha256").update(this.payload[0] as Buffer);
           }
           this.payloadHash?.update(piece);
+          // After the hash, which brings the piece into the cache at its slower pace.
+          this.payloadCrc = crc32(piece, this.payloadCrc);
           this.payload.push(piece);
           this.payloadLeft -= take;
           if (this.payloadLeft === 0) this.phase = Phase.Crc;
@@ -207,16 +226,13 @@ export class EventStreamResigner {
           const signed = this.resign();
           const r = signed instanceof Promise ? await signed : signed;
           if (r === undefined) return this.failed();
-          for (const part of r) {
-            out.push(part);
-            outBytes += part.length;
-          }
+          for (const part of r) out.push(part);
           break;
         }
       }
     }
     this.heldBytes = this.received;
-    return { ok: true, out: out.length === 0 ? Buffer.alloc(0) : Buffer.concat(out, outBytes) };
+    return { ok: true, out };
   }
 
   /**
@@ -240,7 +256,7 @@ export class EventStreamResigner {
     if (!this.done) {
       return this.fail(this.received > 0 ? `body ended inside a message (${this.received} of its bytes received)` : "body ended without the final empty message");
     }
-    return { ok: true, out: Buffer.alloc(0) };
+    return { ok: true, out: [] };
   }
 
   /** Checks a prelude and sets up the message it starts; false: failed. */
@@ -278,62 +294,87 @@ export class EventStreamResigner {
     return true;
   }
 
-  /** Decodes the complete header block with the SDK's codec and checks it; false: failed. */
+  /** Checks the complete header block and reads the message's time; false: failed. */
   private checkHeaders(): boolean {
     const head = this.head;
-    const headersLength = head.length - PRELUDE_BYTES;
-    let headers: MessageHeaders;
-    try {
-      headers = headerCodec.parse(new DataView(head.buffer, head.byteOffset + PRELUDE_BYTES, headersLength));
-    } catch (err) {
-      return this.refuse(`message is corrupt (${err instanceof Error ? err.message : String(err)})`);
+    let time: number;
+    if (this.shape !== undefined && sameShape(head, this.shape, this.dateAt + DATE_VALUE_AT, this.signatureAt)) {
+      // The last block the codec decoded and passed had exactly these bytes but for the `:date`
+      // value and the signature: the same two headers, in the same places. Only the time is new,
+      // read as the codec reads it (an int64 of milliseconds, made a Date).
+      time = timeClip(Number(head.readBigInt64BE(this.dateAt + DATE_VALUE_AT)));
+    } else {
+      const decoded = this.decodeHeaders(head);
+      if (decoded === undefined) return false;
+      time = decoded;
     }
-    const date = headers[H_DATE];
-    const signature = headers[H_SIGNATURE];
-    if (date === undefined) return this.refuse(`message has no ${H_DATE} header`);
-    if (date.type !== "timestamp") return this.refuse(`${H_DATE} header is a ${date.type}, not a timestamp`);
-    if (Number.isNaN(date.value.getTime())) return this.refuse(`${H_DATE} header is not a valid time`);
-    if (signature === undefined) return this.refuse(`message has no ${H_SIGNATURE} header`);
-    if (signature.type !== "binary" || signature.value.byteLength !== SIGNATURE_BYTES) {
-      return this.refuse(`${H_SIGNATURE} header is not ${SIGNATURE_BYTES} bytes of binary`);
-    }
-    for (const name of Object.keys(headers)) {
-      if (name !== H_DATE && name !== H_SIGNATURE) return this.refuse(`message carries header "${clip(name)}" besides ${H_DATE} and ${H_SIGNATURE}`);
-    }
-    if (headersLength !== SIGNED_HEADERS_BYTES) {
-      // Both headers have fixed sizes, so only a header block of another length gets here: the
-      // decoded headers keep the last of each name, and a repeated (or cut) one was dropped.
-      const client = head.readUInt32BE(0);
-      const resigned = client - headersLength + SIGNED_HEADERS_BYTES;
-      return this.refuse(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header; the re-signed message would be ${resigned} bytes, not the client's ${client})`);
-    }
-    // The codec hands binary header values out as views of the block: the signature's place.
-    const signatureAt = signature.value.byteOffset - head.byteOffset;
-    if (signature.value.buffer !== head.buffer || signatureAt < PRELUDE_BYTES || signatureAt + SIGNATURE_BYTES > head.length) {
-      return this.refuse(`${H_SIGNATURE} header is not where the message's header block is`);
-    }
-    this.date = date;
-    this.signatureAt = signatureAt;
-    this.longDate = this.longDateOf(date.value);
+    if (Number.isNaN(time)) return this.refuse(`${H_DATE} header is not a valid time`);
+    this.longDate = this.longDateOf(time);
     this.headCrc = crc32(head);
     this.phase = this.payloadLeft > 0 ? Phase.Payload : Phase.Crc;
     return true;
   }
 
   /**
+   * Decodes a header block with the SDK's codec and checks it: the message's time (NaN: not a valid
+   * one), or undefined (failed). Sets where `:date` and the signature are, and keeps the block as
+   * the shape the next messages' blocks are compared with.
+   */
+  private decodeHeaders(head: Buffer): number | undefined {
+    const headersLength = head.length - PRELUDE_BYTES;
+    let headers: MessageHeaders;
+    try {
+      headers = headerCodec.parse(new DataView(head.buffer, head.byteOffset + PRELUDE_BYTES, headersLength));
+    } catch (err) {
+      return this.refused(`message is corrupt (${err instanceof Error ? err.message : String(err)})`);
+    }
+    const date = headers[H_DATE];
+    const signature = headers[H_SIGNATURE];
+    if (date === undefined) return this.refused(`message has no ${H_DATE} header`);
+    if (date.type !== "timestamp") return this.refused(`${H_DATE} header is a ${date.type}, not a timestamp`);
+    if (signature === undefined) return this.refused(`message has no ${H_SIGNATURE} header`);
+    if (signature.type !== "binary" || signature.value.byteLength !== SIGNATURE_BYTES) {
+      return this.refused(`${H_SIGNATURE} header is not ${SIGNATURE_BYTES} bytes of binary`);
+    }
+    for (const name of Object.keys(headers)) {
+      if (name !== H_DATE && name !== H_SIGNATURE) return this.refused(`message carries header "${clip(name)}" besides ${H_DATE} and ${H_SIGNATURE}`);
+    }
+    if (headersLength !== SIGNED_HEADERS_BYTES) {
+      // Both headers have fixed sizes, so only a header block of another length gets here: the
+      // decoded headers keep the last of each name, and a repeated (or cut) one was dropped.
+      const client = head.readUInt32BE(0);
+      const resigned = client - headersLength + SIGNED_HEADERS_BYTES;
+      return this.refused(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header; the re-signed message would be ${resigned} bytes, not the client's ${client})`);
+    }
+    // The codec hands binary header values out as views of the block: the signature's place.
+    const signatureAt = signature.value.byteOffset - head.byteOffset;
+    if (signature.value.buffer !== head.buffer || signatureAt < PRELUDE_BYTES || signatureAt + SIGNATURE_BYTES > head.length) {
+      return this.refused(`${H_SIGNATURE} header is not where the message's header block is`);
+    }
+    // Exactly the two headers and nothing else, so `:date` is the 15 bytes before or after the
+    // signature's header: the bytes the client hashed, and the bytes the codec would write for the
+    // decoded time (a valid Date is a whole number of milliseconds, exactly an int64).
+    const signatureHeaderAt = signatureAt - SIGNATURE_VALUE_AT;
+    this.dateAt = signatureHeaderAt === PRELUDE_BYTES ? signatureAt + SIGNATURE_BYTES : PRELUDE_BYTES;
+    this.signatureAt = signatureAt;
+    this.shape = Buffer.from(head);
+    return date.value.getTime();
+  }
+
+  /**
    * The complete, checked message → its re-signed bytes (views; undefined: failed). Synchronous
    * unless the message is dated on a day whose signing key this stream has not needed yet.
    */
-  private resign(): Uint8Array[] | undefined | Promise<Uint8Array[] | undefined> {
+  private resign(): Buffer[] | undefined | Promise<Buffer[] | undefined> {
     const shortDate = this.longDate.slice(0, 8);
     const key = this.keys.get(shortDate);
     if (key !== undefined) return this.sign(shortDate, key);
     return this.p.signingKeyFor(shortDate).then(
       (bytes) => {
         if (this.keys.size >= MAX_KEYS) this.keys.clear();
-        const imported = createSecretKey(bytes);
-        this.keys.set(shortDate, imported);
-        return this.sign(shortDate, imported);
+        const key = new HmacSha256(bytes);
+        this.keys.set(shortDate, key);
+        return this.sign(shortDate, key);
       },
       () => {
         this.fail(`no signing key for a message dated ${shortDate}`);
@@ -343,20 +384,21 @@ export class EventStreamResigner {
   }
 
   /** Signs the message with the key of its day; its new bytes, and readies the next message. */
-  private sign(shortDate: string, key: KeyObject): Uint8Array[] {
+  private sign(shortDate: string, key: HmacSha256): Buffer[] {
     const head = this.head;
     const payload = this.payload;
-    // The `:date` header as the codec encodes it (what the SDK's signer hashes), and the payload.
-    const dateHash = hash("sha256", headerCodec.format({ [H_DATE]: this.date as MessageHeaderValue }), "hex");
+    // The encoded `:date` header (what the SDK's signer hashes: its codec's encoding of the same
+    // time), and the payload.
+    const dateHash = hash("sha256", head.subarray(this.dateAt, this.dateAt + DATE_HEADER_BYTES), "hex");
     const payloadHash = this.payloadHash !== undefined ? this.payloadHash.digest("hex") : hash("sha256", payload.length === 1 ? (payload[0] as Buffer) : Buffer.alloc(0), "hex");
     const stringToSign = `${EVENT_PREFIX}\n${this.longDate}\n${shortDate}${this.scopeTail}\n${this.previous}\n${dateHash}\n${payloadHash}`;
-    const mac = createHmac("sha256", key).update(stringToSign, "utf8").digest();
+    const signature = key.hex(stringToSign);
     // Same length, same prelude (and prelude CRC), header names, date and payload: the new
     // signature over the client's, in this re-signer's copy of the header block, and a new CRC.
-    mac.copy(head, this.signatureAt);
+    head.write(signature, this.signatureAt, "hex");
     const tail = Buffer.allocUnsafe(CRC_BYTES);
     tail.writeUInt32BE(crc32Combine(crc32(head), this.payloadCrc, this.payloadBytes), 0);
-    this.previous = mac.toString("hex");
+    this.previous = signature;
     this.signaturesComputed++;
     this.bytesHashed += this.payloadBytes;
     if (this.payloadBytes === 0) this.done = true;
@@ -379,15 +421,14 @@ export class EventStreamResigner {
     this.payloadBytes = 0;
     this.fieldHave = 0;
     this.payloadCrc = 0;
-    this.date = undefined;
   }
 
   /** The message's time as SigV4 writes it; consecutive messages mostly fall in the same second. */
-  private longDateOf(date: Date): string {
-    const second = Math.floor(date.getTime() / 1000);
+  private longDateOf(time: number): string {
+    const second = Math.floor(time / 1000);
     if (second !== this.lastSecond) {
       this.lastSecond = second;
-      this.lastLongDate = formatLongDate(date);
+      this.lastLongDate = formatLongDate(new Date(time));
     }
     return this.lastLongDate;
   }
@@ -404,9 +445,35 @@ export class EventStreamResigner {
     return false;
   }
 
+  /** Fails the stream; undefined, for the checks that return a value. */
+  private refused(message: string): undefined {
+    this.fail(message);
+    return undefined;
+  }
+
   private failed(): ResignResult {
     return { ok: false, error: this.error ?? "" };
   }
+}
+
+/** A number of milliseconds as `new Date(ms).getTime()` has it: NaN outside a Date's range. */
+function timeClip(ms: number): number {
+  return Math.abs(ms) <= MAX_TIME_MS ? ms : Number.NaN;
+}
+
+/**
+ * Whether two header blocks (with their preludes) are the same but for the `:date` value (8 bytes
+ * at `dateValueAt`) and the signature (32 bytes at `signatureAt`). The preludes are not compared:
+ * the total length differs with the payload, and the rest was checked by the time this is asked.
+ */
+function sameShape(head: Buffer, shape: Buffer, dateValueAt: number, signatureAt: number): boolean {
+  if (head.length !== shape.length) return false;
+  for (let i = PRELUDE_BYTES; i < head.length; i++) {
+    if (i >= dateValueAt && i < dateValueAt + 8) continue;
+    if (i >= signatureAt && i < signatureAt + SIGNATURE_BYTES) continue;
+    if (head[i] !== shape[i]) return false;
+  }
+  return true;
 }
 
 function clip(s: string): string {
