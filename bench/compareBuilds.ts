@@ -1,7 +1,9 @@
 /**
  * CPU time per request_headers of two builds of countersign, loaded in one process and run in
  * interleaved batches (A B bare A B bare ...), beside the bare @smithy/signature-v4 sign() of the
- * same request. On a busy machine, CPU time in one process is the comparison that other work
+ * same request; then CPU time per STREAMED upload (a 16 MiB chunk-signed body in 64 KiB pieces
+ * through ExtProcStream, each answer serialized as that build's server serializes it, and framed
+ * as grpc-js frames it), A B A B .... On a busy machine, CPU time in one process is the comparison that other work
  * disturbs least: both builds get the same cores, the same moments and the same noise.
  *
  *   mkdir -p .tmp/base && git archive <rev> | tar -x -C .tmp/base
@@ -18,11 +20,14 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import { readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { ProcessingResponse } from "../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
 import type * as AdmissionModule from "../src/extproc/admission.js";
 import type { PolicySnapshot, SigningContext } from "../src/extproc/context.js";
+import type * as ProtosModule from "../src/extproc/protos.js";
 import type * as StreamModule from "../src/extproc/stream.js";
 import type * as PolicyModule from "../src/policy/index.js";
-import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, decodeRequest, encodeRequest, headersRequest, scenarioByName } from "./scenarios.js";
+import { AwsChunkedBody } from "./protocol.js";
+import { BENCH_ACCESS_KEY_ID, BENCH_SECRET_ACCESS_KEY, CHUNK_SIZE, MESSAGE_SIZE, decodeRequest, encodeRequest, headersRequest, scenarioByName } from "./scenarios.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const credentials = { accessKeyId: BENCH_ACCESS_KEY_ID, secretAccessKey: BENCH_SECRET_ACCESS_KEY };
@@ -31,7 +36,11 @@ interface Build {
   readonly name: string;
   readonly ctx: SigningContext;
   readonly ExtProcStream: typeof StreamModule.ExtProcStream;
+  /** How the build's server serializes an answer (builds before answerSerializer: protobufjs alone). */
+  readonly serialize: (answer: ProcessingResponse) => Buffer;
 }
+
+type Serializer = (answer: ProcessingResponse) => Buffer;
 
 async function loadBuild(dir: string): Promise<Build> {
   const root = isAbsolute(dir) ? dir : resolve(ROOT, dir);
@@ -39,11 +48,14 @@ async function loadBuild(dir: string): Promise<Build> {
   const admission = await load<typeof AdmissionModule>("src/extproc/admission.js");
   const stream = await load<typeof StreamModule>("src/extproc/stream.js");
   const policy = await load<typeof PolicyModule>("src/policy/index.js");
+  const protos = await load<typeof ProtosModule>("src/extproc/protos.js");
+  const mutations = await load<{ answerSerializer?: (generic: Serializer) => Serializer }>("src/extproc/mutations.js");
+  const generic: Serializer = protos.loadExtProcProtos().envoy.service.ext_proc.v3.ExternalProcessor.service.Process.responseSerialize;
   const parsed = policy.parsePolicy(readFileSync(join(ROOT, "bench/policy.yaml"), "utf8"), "bench/policy.yaml");
   if (!parsed.ok) throw new Error(`bench/policy.yaml is invalid for the build in ${dir}`);
   const snapshot: PolicySnapshot = { policy: parsed.policy, credentials: () => ({ ok: true, credentials }) };
   const ctx: SigningContext = { snapshot: () => snapshot, now: () => new Date(), maxHeaderBytes: 96 * 1024, admission: admission.unlimitedAdmission() };
-  return { name: dir, ctx, ExtProcStream: stream.ExtProcStream };
+  return { name: dir, ctx, ExtProcStream: stream.ExtProcStream, serialize: mutations.answerSerializer ? mutations.answerSerializer(generic) : generic };
 }
 
 async function cpuPerOp(fn: () => Promise<unknown>, n: number): Promise<number> {
@@ -89,6 +101,36 @@ async function main(): Promise<void> {
     process.stdout.write(`${name.padEnd(40)} ${(med[j] as number).toFixed(1).padStart(7)} µs CPU/op  ${((med[j] as number) / bareUs).toFixed(2)} × bare\n`);
   }
   process.stdout.write(`B ÷ A: ${((med[2] as number) / (med[1] as number)).toFixed(3)}\n`);
+  await compareStreamed(builds, batches);
+}
+
+/** The STREAMED upload comparison: CPU ms per 16 MiB body, median of interleaved batches. */
+async function compareStreamed(builds: readonly Build[], batches: number): Promise<void> {
+  const upload = new AwsChunkedBody(16 * 1024 * 1024, CHUNK_SIZE, MESSAGE_SIZE);
+  const encoded = upload.bytes();
+  const s = scenarioByName("chunked-1m");
+  const lengths = (k: string, v: string): string => (k === "x-amz-decoded-content-length" ? String(upload.decodedLength) : k === "content-length" ? String(upload.encodedLength) : v);
+  const head = decodeRequest(encodeRequest(headersRequest({ ...s.head, headers: s.head.headers.map(([k, v]) => [k, lengths(k, v)] as const) }, false)));
+  const messages: Array<ReturnType<typeof decodeRequest>> = [];
+  for (let o = 0; o < encoded.length; o += MESSAGE_SIZE) {
+    const end = Math.min(o + MESSAGE_SIZE, encoded.length);
+    messages.push(decodeRequest(encodeRequest({ request_body: { body: encoded.subarray(o, end), end_of_stream: end === encoded.length } })));
+  }
+  const once = async (b: Build): Promise<void> => {
+    const st = new b.ExtProcStream(b.ctx);
+    if ((await st.handle(head)).mode_override?.request_body_mode !== "STREAMED") throw new Error(`the build in ${b.name} did not stream the upload`);
+    for (const m of messages) {
+      const wire = b.serialize(await st.handle(m));
+      const framed = Buffer.allocUnsafe(wire.length + 5); // grpc-js's frame: a fresh buffer and a copy
+      wire.copy(framed, 5);
+    }
+  };
+  for (const b of builds) await cpuPerOp(() => once(b), 5); // warm-up
+  const samples = builds.map((): number[] => []);
+  for (let i = 0; i < batches; i++) for (const [j, b] of builds.entries()) (samples[j] as number[]).push(await cpuPerOp(() => once(b), 3));
+  const med = samples.map(median);
+  for (const [j, b] of builds.entries()) process.stdout.write(`${`${b.name}: STREAMED 16 MiB`.padEnd(40)} ${((med[j] as number) / 1000).toFixed(1).padStart(7)} ms CPU/upload\n`);
+  process.stdout.write(`STREAMED B ÷ A: ${((med[1] as number) / (med[0] as number)).toFixed(3)}\n`);
 }
 
 main().catch((err: unknown) => {
