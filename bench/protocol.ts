@@ -7,6 +7,8 @@
  * envoy/extensions/filters/http/ext_proc/v3/processing_mode.proto.
  */
 
+import { varintBytes, writeVarint } from "../src/extproc/protobufWire.js";
+
 /** gRPC method path of the ExternalProcessor.Process bidi stream. */
 export const PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
 
@@ -33,24 +35,6 @@ export const BODY_MODE_BUFFERED = 2;
 const KIND_BY_FIELD: Record<number, ResponseKind> = { 1: "request_headers", 3: "request_body", 7: "immediate_response" };
 const MODE_OVERRIDE_FIELD = 9;
 const REQUEST_BODY_MODE_FIELD = 3;
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, offset: number, n: number): number {
-  while (n >= 0x80) {
-    buf[offset++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[offset++] = n;
-  return offset;
-}
 
 interface Cursor {
   pos: number;
@@ -121,8 +105,8 @@ export function scanResponse(buf: Buffer): ScannedResponse {
 
 /** Length of an encoded `request_body` ProcessingRequest carrying `bodyLength` bytes. */
 export function requestBodyMessageLength(bodyLength: number, endOfStream: boolean): number {
-  const inner = 1 + varintLength(bodyLength) + bodyLength + (endOfStream ? 2 : 0);
-  return 1 + varintLength(inner) + inner;
+  const inner = 1 + varintBytes(bodyLength) + bodyLength + (endOfStream ? 2 : 0);
+  return 1 + varintBytes(inner) + inner;
 }
 
 /**
@@ -130,8 +114,8 @@ export function requestBodyMessageLength(bodyLength: number, endOfStream: boolea
  * the given offset of the returned buffer (so large bodies are written once, in place).
  */
 export function encodeRequestBody(bodyLength: number, endOfStream: boolean, fill: (dst: Buffer, offset: number) => void): Buffer {
-  const inner = 1 + varintLength(bodyLength) + bodyLength + (endOfStream ? 2 : 0);
-  const out = Buffer.allocUnsafe(1 + varintLength(inner) + inner);
+  const inner = 1 + varintBytes(bodyLength) + bodyLength + (endOfStream ? 2 : 0);
+  const out = Buffer.allocUnsafe(1 + varintBytes(inner) + inner);
   let o = 0;
   out[o++] = (REQUEST_BODY_FIELD << 3) | WIRE_LEN;
   o = writeVarint(out, o, inner);

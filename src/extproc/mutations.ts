@@ -7,6 +7,7 @@ import type { HeaderValueOption } from "../../protos/generated/envoy/config/core
 import type { HeaderMutation } from "../../protos/generated/envoy/service/ext_proc/v3/HeaderMutation.js";
 import type { ProcessingResponse } from "../../protos/generated/envoy/service/ext_proc/v3/ProcessingResponse.js";
 import type { Denial } from "./denial.js";
+import { varintBytes, writeVarint } from "./protobufWire.js";
 
 export interface HeaderChanges {
   readonly set: ReadonlyArray<readonly [string, string]>;
@@ -108,24 +109,6 @@ const STATUS_CONTINUE = 0;
 /** Answers up to this size are written into one reused buffer; larger ones get their own. */
 const SCRATCH_BYTES = 1024 * 1024;
 const scratch: Buffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
-
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    bytes++;
-  }
-  return bytes;
-}
-
-function writeVarint(into: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    into[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  into[at++] = n;
-  return at;
-}
 
 /**
  * The wire form of a `bodyReplace` answer, written from its pieces; the same bytes protobufjs
