@@ -66,8 +66,8 @@ export function headersContinueAndStream(changes: HeaderChanges): ProcessingResp
  *
  * The pieces are not joined here. The answer keeps them, and the server's serializer
  * (`answerSerializer`) writes its wire form straight from them, so each re-signed byte is copied
- * once on its way to grpc-js instead of three times (join, protobuf encode) with a fresh buffer for
- * each. `body` is joined only when something reads it: tests, or the generic serializer.
+ * once on its way to grpc-js instead of twice (a join, then protobufjs's encoding), each time into
+ * a fresh buffer. `body` is joined only when something reads it: tests, or the generic serializer.
  */
 export function bodyReplace(pieces: readonly Buffer[]): ProcessingResponse {
   if (pieces.every((p) => p.length === 0)) {
@@ -114,16 +114,18 @@ const scratch: Buffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
  * The wire form of a `bodyReplace` answer, written from its pieces; the same bytes protobufjs
  * writes for it (status CONTINUE included, as protobufjs writes a field that is set). Answers up to
  * SCRATCH_BYTES are written into a buffer reused by the next call: grpc-js copies the result into
- * its own gRPC frame before it returns from the serializer, so a fresh allocation per piece of
- * body (64 KiB or more, which is costly to allocate and collect) is not needed.
+ * its own gRPC frame before it returns from the serializer (`serializeMessage` in grpc-js 1.14's
+ * server-interceptors.js; server.grpc.spec.ts fails if that changes), so a fresh allocation per
+ * piece of body (64 KiB or more, which is costly to allocate and collect) is not needed.
  */
 function encodeBodyReplace(pieces: readonly Buffer[]): Buffer {
   let body = 0;
   for (const p of pieces) body += p.length;
-  const mutation = 1 + varintBytes(body) + body;
-  const common = 2 + 1 + varintBytes(mutation) + mutation;
-  const bodyResponse = 1 + varintBytes(common) + common;
-  const total = 1 + varintBytes(bodyResponse) + bodyResponse;
+  // Each length is what the enclosing message's field carries: a tag byte, the varint length, the bytes.
+  const mutation = 1 + varintBytes(body) + body; // BodyMutation: body
+  const common = 2 + 1 + varintBytes(mutation) + mutation; // CommonResponse: status (tag, value), body_mutation
+  const bodyResponse = 1 + varintBytes(common) + common; // BodyResponse: response
+  const total = 1 + varintBytes(bodyResponse) + bodyResponse; // ProcessingResponse: request_body
   const wire = total <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafeSlow(total);
   let at = 0;
   wire[at++] = TAG_REQUEST_BODY;

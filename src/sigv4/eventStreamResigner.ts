@@ -22,14 +22,18 @@
  * Streaming, each payload byte touched as few times as possible: the 12-byte prelude is read here
  * and its CRC checked at once (a corrupt length is refused before any wait for the bytes it
  * announces); the small header block is collected and decoded by @smithy/core's HeaderMarshaller,
- * the header codec the AWS SDK itself uses, and checked before any payload byte is taken; payload
+ * the header codec the AWS SDK itself uses, and checked before any payload byte is taken (a block
+ * byte for byte like the last one decoded, but for the `:date` value and the signature, has the
+ * same two headers in the same places and is not decoded again: its time is read where the codec
+ * read the last one's); payload
  * pieces, as they arrive, go to the SHA-256 hash and the running message CRC and are kept as views
  * of the input (never written to). When the message CRC has come and matches, the message is signed
  * and written out: the prelude unchanged, the header block with the new signature, the payload and
  * the new message CRC. The payload's CRC is computed once, as it arrives; the client's message CRC
  * and the new one are each the header block's CRC combined with it (crc32Combine, zlib's
- * crc32_combine: no second pass over the payload). Everything a push
- * completes goes out as one Buffer (one copy of each payload byte). CRC-32 is ./crc32.ts
+ * crc32_combine: no second pass over the payload). What a push completes is handed out as pieces
+ * (the new header block, views of the payload, the new CRC), never joined here: the answer's
+ * encoder copies each payload byte once (src/extproc/mutations.ts). CRC-32 is ./crc32.ts
  * (@node-rs/crc32, SIMD; node:zlib's when the native module cannot load).
  *
  * The client's `:date` is kept: the signature covers it, AWS reads the message's time from it, and
@@ -168,7 +172,7 @@ export class EventStreamResigner {
 
   /**
    * Feeds the next piece of the body; resolves to the bytes that may be forwarded now (every
-   * message this piece completes, re-signed, in one Buffer). The piece must not be changed
+   * message this piece completes, re-signed, as pieces in order). The piece must not be changed
    * afterwards: part of it may be held until its message is complete. It is never written to.
    */
   async push(input: Buffer): Promise<ResignResult> {
