@@ -107,13 +107,13 @@ const TAG_BODY_MUTATION = (3 << 3) | 2;
 const TAG_BODY = (1 << 3) | 2;
 const STATUS_CONTINUE = 0;
 /** Answers up to this size are written into one reused buffer; larger ones get their own. */
-const SCRATCH_BYTES = 1024 * 1024;
-const scratch: Buffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+export const ANSWER_SCRATCH_BYTES = 1024 * 1024;
+const scratch: Buffer = Buffer.allocUnsafeSlow(ANSWER_SCRATCH_BYTES);
 
 /**
  * The wire form of a `bodyReplace` answer, written from its pieces; the same bytes protobufjs
  * writes for it (status CONTINUE included, as protobufjs writes a field that is set). Answers up to
- * SCRATCH_BYTES are written into a buffer reused by the next call: grpc-js copies the result into
+ * ANSWER_SCRATCH_BYTES are written into a buffer reused by the next call: grpc-js copies the result into
  * its own gRPC frame before it returns from the serializer (`serializeMessage` in grpc-js 1.14's
  * server-interceptors.js; server.grpc.spec.ts fails if that changes), so a fresh allocation per
  * piece of body (64 KiB or more, which is costly to allocate and collect) is not needed.
@@ -126,7 +126,7 @@ function encodeBodyReplace(pieces: readonly Buffer[]): Buffer {
   const common = 2 + 1 + varintBytes(mutation) + mutation; // CommonResponse: status (tag, value), body_mutation
   const bodyResponse = 1 + varintBytes(common) + common; // BodyResponse: response
   const total = 1 + varintBytes(bodyResponse) + bodyResponse; // ProcessingResponse: request_body
-  const wire = total <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafeSlow(total);
+  const wire = total <= ANSWER_SCRATCH_BYTES ? scratch : Buffer.allocUnsafeSlow(total);
   let at = 0;
   wire[at++] = TAG_REQUEST_BODY;
   at = writeVarint(wire, at, bodyResponse);
@@ -156,9 +156,6 @@ export function answerSerializer(generic: (answer: ProcessingResponse) => Buffer
     return pieces === undefined ? generic(answer) : encodeBodyReplace(pieces);
   };
 }
-
-/** The largest answer written into the reused buffer (exported for tests). */
-export const ANSWER_SCRATCH_BYTES = SCRATCH_BYTES;
 
 /** Answer to request_body: continue, with header changes (applied by Envoy in BUFFERED mode). */
 export function bodyContinue(changes?: HeaderChanges): ProcessingResponse {

@@ -309,7 +309,7 @@ export class EventStreamResigner {
       time = timeClip(Number(head.readBigInt64BE(this.dateAt + DATE_VALUE_AT)));
     } else {
       const decoded = this.decodeHeaders(head);
-      if (decoded === undefined) return false;
+      if (decoded === false) return false;
       time = decoded;
     }
     if (Number.isNaN(time)) return this.refuse(`${H_DATE} header is not a valid time`);
@@ -321,39 +321,39 @@ export class EventStreamResigner {
 
   /**
    * Decodes a header block with the SDK's codec and checks it: the message's time (NaN: not a valid
-   * one), or undefined (failed). Sets where `:date` and the signature are, and keeps the block as
+   * one), or false (failed). Sets where `:date` and the signature are, and keeps the block as
    * the shape the next messages' blocks are compared with.
    */
-  private decodeHeaders(head: Buffer): number | undefined {
+  private decodeHeaders(head: Buffer): number | false {
     const headersLength = head.length - PRELUDE_BYTES;
     let headers: MessageHeaders;
     try {
       headers = headerCodec.parse(new DataView(head.buffer, head.byteOffset + PRELUDE_BYTES, headersLength));
     } catch (err) {
-      return this.refused(`message is corrupt (${err instanceof Error ? err.message : String(err)})`);
+      return this.refuse(`message is corrupt (${err instanceof Error ? err.message : String(err)})`);
     }
     const date = headers[H_DATE];
     const signature = headers[H_SIGNATURE];
-    if (date === undefined) return this.refused(`message has no ${H_DATE} header`);
-    if (date.type !== "timestamp") return this.refused(`${H_DATE} header is a ${date.type}, not a timestamp`);
-    if (signature === undefined) return this.refused(`message has no ${H_SIGNATURE} header`);
+    if (date === undefined) return this.refuse(`message has no ${H_DATE} header`);
+    if (date.type !== "timestamp") return this.refuse(`${H_DATE} header is a ${date.type}, not a timestamp`);
+    if (signature === undefined) return this.refuse(`message has no ${H_SIGNATURE} header`);
     if (signature.type !== "binary" || signature.value.byteLength !== SIGNATURE_BYTES) {
-      return this.refused(`${H_SIGNATURE} header is not ${SIGNATURE_BYTES} bytes of binary`);
+      return this.refuse(`${H_SIGNATURE} header is not ${SIGNATURE_BYTES} bytes of binary`);
     }
     for (const name of Object.keys(headers)) {
-      if (name !== H_DATE && name !== H_SIGNATURE) return this.refused(`message carries header "${clip(name)}" besides ${H_DATE} and ${H_SIGNATURE}`);
+      if (name !== H_DATE && name !== H_SIGNATURE) return this.refuse(`message carries header "${clip(name)}" besides ${H_DATE} and ${H_SIGNATURE}`);
     }
     if (headersLength !== SIGNED_HEADERS_BYTES) {
       // Both headers have fixed sizes, so only a header block of another length gets here: the
       // decoded headers keep the last of each name, and a repeated (or cut) one was dropped.
       const client = head.readUInt32BE(0);
       const resigned = client - headersLength + SIGNED_HEADERS_BYTES;
-      return this.refused(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header; the re-signed message would be ${resigned} bytes, not the client's ${client})`);
+      return this.refuse(`message headers are not exactly one ${H_DATE} and one ${H_SIGNATURE} (duplicate or truncated header; the re-signed message would be ${resigned} bytes, not the client's ${client})`);
     }
     // The codec hands binary header values out as views of the block: the signature's place.
     const signatureAt = signature.value.byteOffset - head.byteOffset;
     if (signature.value.buffer !== head.buffer || signatureAt < PRELUDE_BYTES || signatureAt + SIGNATURE_BYTES > head.length) {
-      return this.refused(`${H_SIGNATURE} header is not where the message's header block is`);
+      return this.refuse(`${H_SIGNATURE} header is not where the message's header block is`);
     }
     // Exactly the two headers and nothing else, so `:date` is the 15 bytes before or after the
     // signature's header: the bytes the client hashed, and the bytes the codec would write for the
@@ -443,16 +443,10 @@ export class EventStreamResigner {
     return { ok: false, error: message };
   }
 
-  /** Fails the stream; false, for the checks that return whether they passed. */
+  /** Fails the stream; false, for the checks to return (whether they passed, or in place of the time they read). */
   private refuse(message: string): false {
     this.fail(message);
     return false;
-  }
-
-  /** Fails the stream; undefined, for the checks that return a value. */
-  private refused(message: string): undefined {
-    this.fail(message);
-    return undefined;
   }
 
   private failed(): ResignResult {
